@@ -1,0 +1,140 @@
+//! The client's list of known servers.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::RwLock;
+use std::time::Duration;
+
+use caravan_server::rpc::PING_PATH;
+
+/// Servers listen for RPC here unless told otherwise.
+pub const DEFAULT_RPC_PORT: u16 = 4647;
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a new server list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerListError {
+    #[error("missing server address")]
+    Empty,
+    #[error("{0}")]
+    NoneReachable(String),
+}
+
+/// The servers a client talks to, as `ip:port` RPC addresses.
+pub struct ServerList {
+    servers: RwLock<Vec<String>>,
+    rpc_client: reqwest::Client,
+}
+
+impl ServerList {
+    pub fn new(servers: Vec<String>, rpc_client: reqwest::Client) -> Self {
+        let mut servers: Vec<String> = servers
+            .iter()
+            .filter_map(|server| resolve(server).ok())
+            .map(|address| address.to_string())
+            .collect();
+        servers.sort();
+        servers.dedup();
+        Self {
+            servers: RwLock::new(servers),
+            rpc_client,
+        }
+    }
+
+    /// The known servers, sorted.
+    pub fn get(&self) -> Vec<String> {
+        match self.servers.read() {
+            Ok(servers) => servers.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the list with those of `addresses` that answer a ping;
+    /// refuses the change when none does.
+    pub async fn replace(&self, addresses: &[String]) -> Result<(), ServerListError> {
+        if addresses.is_empty() {
+            return Err(ServerListError::Empty);
+        }
+        let checks = addresses.iter().map(|address| self.ping(address));
+        let mut reachable = Vec::new();
+        let mut errors = Vec::new();
+        for outcome in futures::future::join_all(checks).await {
+            match outcome {
+                Ok(address) => reachable.push(address.to_string()),
+                Err(error) => errors.push(error),
+            }
+        }
+        if reachable.is_empty() {
+            let message = if errors.is_empty() {
+                "no servers".to_string()
+            } else {
+                errors.join("; ")
+            };
+            return Err(ServerListError::NoneReachable(message));
+        }
+        reachable.sort();
+        reachable.dedup();
+        match self.servers.write() {
+            Ok(mut servers) => *servers = reachable,
+            Err(poisoned) => *poisoned.into_inner() = reachable,
+        }
+        Ok(())
+    }
+
+    async fn ping(&self, address: &str) -> Result<SocketAddr, String> {
+        let resolved = resolve(address)?;
+        let response = self
+            .rpc_client
+            .get(format!("http://{resolved}{PING_PATH}"))
+            .timeout(PING_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| format!("failed to ping server {resolved}: {error}"))?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "server {resolved} answered the ping with {}",
+                response.status()
+            ));
+        }
+        Ok(resolved)
+    }
+}
+
+/// Resolves `host[:port]` (IPv6 with or without brackets), defaulting the
+/// port to 4647 as Nomad does.
+pub fn resolve(address: &str) -> Result<SocketAddr, String> {
+    let address = address.trim();
+    if let Ok(socket) = address.parse::<SocketAddr>() {
+        return Ok(socket);
+    }
+    if let Ok(ip) = address
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, DEFAULT_RPC_PORT));
+    }
+    let with_port = if address.contains(':') {
+        address.to_string()
+    } else {
+        format!("{address}:{DEFAULT_RPC_PORT}")
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|error| format!("failed to resolve {address}: {error}"))?
+        .next()
+        .ok_or_else(|| format!("failed to resolve {address}: no addresses"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_with_default_port() {
+        assert_eq!(resolve("10.0.0.1").unwrap().to_string(), "10.0.0.1:4647");
+        assert_eq!(resolve("10.0.0.1:99").unwrap().to_string(), "10.0.0.1:99");
+        assert_eq!(resolve("::1").unwrap().to_string(), "[::1]:4647");
+        assert_eq!(resolve("[::1]").unwrap().to_string(), "[::1]:4647");
+        assert_eq!(resolve("[::1]:7").unwrap().to_string(), "[::1]:7");
+        assert!(resolve("host:notaport").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Deciding where a request runs, and carrying it there.
+//!
+//! A request that must run on the leader is sent, as the same HTTP request,
+//! to the leader's RPC port, whose listener serves the same routes. The hop
+//! count travels in a header so a request never circles between servers
+//! that disagree about who leads.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use crate::context::AgentContext;
+use crate::error::ApiError;
+use crate::query::QueryOptions;
+use crate::render::render_error;
+use crate::route::Consistency;
+
+/// Header carrying how many times a request was forwarded.
+pub const FORWARDED_HEADER: &str = "x-caravan-forwarded";
+/// A request is forwarded at most this many times.
+const MAX_HOPS: u32 = 2;
+/// Time allowed on top of a blocking query's wait for a forwarded answer.
+const FORWARD_SLACK: Duration = Duration::from_secs(15);
+
+/// Where a request will run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Here,
+    /// Forward to the first of these RPC addresses that answers.
+    Forward(Vec<String>),
+}
+
+/// How many times the request was already forwarded.
+pub fn forwarded_hops(headers: &HeaderMap) -> u32 {
+    headers
+        .get(FORWARDED_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Decides where a request with `consistency` runs.
+pub async fn plan(
+    ctx: &AgentContext,
+    consistency: Consistency,
+    query: &QueryOptions,
+    hops: u32,
+) -> Result<Plan, ApiError> {
+    if consistency != Consistency::Local {
+        if let Some(region) = &query.region {
+            if *region != ctx.config.region {
+                return Err(ApiError::no_region_path());
+            }
+        }
+    }
+    let needs_leader = match consistency {
+        Consistency::Local => return Ok(Plan::Here),
+        Consistency::AnyServer => false,
+        Consistency::Leader => true,
+        Consistency::LeaderUnlessStale => !query.stale,
+    };
+    let Some(server) = &ctx.server else {
+        // A client-only agent hands everything to its servers.
+        let servers = ctx
+            .client
+            .as_ref()
+            .map(|client| client.servers().get())
+            .unwrap_or_default();
+        if servers.is_empty() || hops >= MAX_HOPS {
+            return Err(ApiError::internal("no known servers"));
+        }
+        return Ok(Plan::Forward(servers));
+    };
+    if !needs_leader || server.is_ready_leader() {
+        return Ok(Plan::Here);
+    }
+    if hops >= MAX_HOPS {
+        return Err(ApiError::no_leader());
+    }
+    match server.wait_for_leader(caravan_server::LEADER_WAIT).await {
+        Some(leader) if leader.id == server.node().id => Ok(Plan::Here),
+        Some(leader) => Ok(Plan::Forward(vec![leader.rpc_addr])),
+        None => Err(ApiError::no_leader()),
+    }
+}
+
+/// Sends the request to the first target that answers and relays its
+/// answer unchanged.
+pub async fn forward(
+    ctx: &AgentContext,
+    targets: &[String],
+    parts: &Parts,
+    body: Bytes,
+    query: &QueryOptions,
+) -> Response {
+    let is_query = parts.method == http::Method::GET;
+    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let hops = forwarded_hops(&parts.headers) + 1;
+    let timeout = query.blocking_wait() + query.blocking_wait() / 16 + FORWARD_SLACK;
+    let mut last_error = String::from("no servers to forward to");
+    for target in targets {
+        let mut request = ctx
+            .http_client
+            .request(parts.method.clone(), format!("http://{target}{path}"))
+            .timeout(timeout)
+            .header(FORWARDED_HEADER, hops.to_string())
+            .body(body.clone());
+        for (name, value) in &parts.headers {
+            if is_end_to_end(name) {
+                request = request.header(name, value);
+            }
+        }
+        match request.send().await {
+            Ok(response) => return relay(response).await,
+            Err(error) => {
+                tracing::debug!(%target, %error, "forwarding failed");
+                last_error = format!("failed to forward request to {target}: {error}");
+            }
+        }
+    }
+    let pretty = query.pretty;
+    render_error(ctx, ApiError::internal(last_error), pretty, is_query)
+}
+
+fn is_end_to_end(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "content-length"
+            | "transfer-encoding"
+            | "keep-alive"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | FORWARDED_HEADER
+    )
+}
+
+async fn relay(response: reqwest::Response) -> Response {
+    let status = StatusCode::from_u16(response.status().as_u16())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers: Vec<(HeaderName, HeaderValue)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| is_end_to_end(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let body = match response.bytes().await {
+        Ok(body) => body,
+        Err(error) => {
+            let mut failed = Response::new(Body::from(format!(
+                "failed to read forwarded response: {error}"
+            )));
+            *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return failed;
+        }
+    };
+    let mut relayed = Response::new(Body::from(body));
+    *relayed.status_mut() = status;
+    for (name, value) in headers {
+        relayed.headers_mut().insert(name, value);
+    }
+    relayed
+}

@@ -1,0 +1,113 @@
+//! Turning replies and errors into HTTP responses with Nomad's headers.
+
+use axum::body::Body;
+use axum::response::Response;
+use http::header::CONTENT_TYPE;
+use http::{HeaderName, HeaderValue};
+
+use crate::context::AgentContext;
+use crate::error::ApiError;
+use crate::reply::{Meta, Reply};
+
+pub const INDEX_HEADER: &str = "x-nomad-index";
+pub const KNOWN_LEADER_HEADER: &str = "x-nomad-knownleader";
+pub const LAST_CONTACT_HEADER: &str = "x-nomad-lastcontact";
+
+/// A successful reply, with its index headers and `?pretty` applied.
+pub fn render_reply(ctx: &AgentContext, reply: Reply, pretty: bool, is_query: bool) -> Response {
+    let body = match reply.body {
+        Some(body) if pretty => prettify(&body).unwrap_or(body),
+        Some(body) => body,
+        None => Vec::new(),
+    };
+    let has_body = !body.is_empty();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = reply.status;
+    if has_body {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    match reply.meta {
+        Meta::Write { index } => set_header(&mut response, INDEX_HEADER, index.to_string()),
+        Meta::Query { index } => query_headers(ctx, &mut response, Some(index)),
+        Meta::None if is_query => query_headers(ctx, &mut response, None),
+        Meta::None => {}
+    }
+    extra_headers(ctx, &mut response);
+    response
+}
+
+/// An error: Nomad's status code and the bare message as plain text.
+pub fn render_error(
+    ctx: &AgentContext,
+    error: ApiError,
+    _pretty: bool,
+    is_query: bool,
+) -> Response {
+    let mut response = Response::new(Body::from(error.message));
+    *response.status_mut() = error.status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if is_query {
+        query_headers(ctx, &mut response, None);
+    }
+    extra_headers(ctx, &mut response);
+    response
+}
+
+/// Nomad's 4-space indented form with a trailing newline.
+fn prettify(body: &[u8]) -> Option<Vec<u8>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut out = Vec::with_capacity(body.len() * 2);
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    serde::Serialize::serialize(&value, &mut serializer).ok()?;
+    out.push(b'\n');
+    Some(out)
+}
+
+/// `X-Nomad-Index`, `X-Nomad-KnownLeader` and `X-Nomad-LastContact`, with
+/// this agent's view of the leader.
+fn query_headers(ctx: &AgentContext, response: &mut Response, index: Option<u64>) {
+    let (known_leader, last_contact_ms, latest) = match &ctx.server {
+        Some(server) => (
+            server.leader().is_some(),
+            server.last_contact().map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+            }),
+            server.store().snapshot().latest_index(),
+        ),
+        None => {
+            let known = ctx
+                .client
+                .as_ref()
+                .is_some_and(|client| !client.servers().get().is_empty());
+            (known, 0, 0)
+        }
+    };
+    set_header(response, INDEX_HEADER, index.unwrap_or(latest).to_string());
+    set_header(response, KNOWN_LEADER_HEADER, known_leader.to_string());
+    set_header(response, LAST_CONTACT_HEADER, last_contact_ms.to_string());
+}
+
+fn extra_headers(ctx: &AgentContext, response: &mut Response) {
+    for (name, value) in &ctx.config.http_api_response_headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+}
+
+fn set_header(response: &mut Response, name: &'static str, value: String) {
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(name), value);
+    }
+}

@@ -1,0 +1,18 @@
+//! The server role of a Caravan agent: a Raft member (openraft) whose log
+//! lives in redb, whose FSM is the state store, and which carries out the
+//! leader's duties.
+//!
+//! A write's path: [`Server::apply`] → openraft `client_write` (or the
+//! leader's `/rpc/apply` when this server follows) → the entry is appended
+//! to the log by [`log_store::LogStore`] (group-committed) and replicated →
+//! once committed, [`state_machine::StateMachine`] applies it to the
+//! [`caravan_state::StateStore`] → watches wake blocking queries.
+
+pub mod log_store;
+pub mod raft_types;
+pub mod rpc;
+mod server;
+pub mod state_machine;
+pub mod transport;
+
+pub use server::{AppliedWrite, RaftMember, Server, ServerError, ServerOptions, LEADER_WAIT};

@@ -1,0 +1,79 @@
+//! The openraft type configuration: what a log entry carries and how a
+//! server is named inside Raft.
+
+use std::io::Cursor;
+
+use caravan_state::{Command, CommandResult};
+use serde::{Deserialize, Serialize};
+
+/// A server as Raft's membership records it. Raft needs a `u64` id; the
+/// server's real identity is its node UUID (`id`), which is what Nomad shows
+/// as the Raft server ID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerNode {
+    /// The server's node UUID.
+    pub id: String,
+    /// Gossip name, `<node>.<region>`.
+    pub name: String,
+    /// Advertised RPC address (`ip:port`): Raft traffic and forwarding.
+    pub rpc_addr: String,
+    /// Advertised HTTP address (`ip:port`).
+    pub http_addr: String,
+}
+
+/// What a log entry carries: one state command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RaftRequest(pub Command);
+
+impl std::fmt::Display for RaftRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// What applying an entry answered. Blank and membership entries answer
+/// `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RaftResponse(pub Option<CommandResult>);
+
+openraft::declare_raft_types!(
+    /// Caravan's Raft types.
+    pub TypeConfig:
+        D = RaftRequest,
+        R = RaftResponse,
+        NodeId = u64,
+        Node = ServerNode,
+        AsyncRuntime = openraft_rt_tokio::TokioRuntime,
+);
+
+pub type RaftId = u64;
+pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+pub type SnapshotData = Cursor<Vec<u8>>;
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
+pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
+
+/// Raft's numeric id for a server, taken from its node UUID so that every
+/// server computes the same number for the same peer.
+pub fn raft_id_of(node_id: &str) -> RaftId {
+    match uuid::Uuid::parse_str(node_id) {
+        Ok(uuid) => {
+            let bytes = uuid.as_bytes();
+            let mut high = [0u8; 8];
+            high.copy_from_slice(&bytes[..8]);
+            u64::from_be_bytes(high) & (u64::MAX >> 1)
+        }
+        // Non-UUID ids are not produced by Caravan; hash them stably anyway.
+        Err(_) => {
+            node_id
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+                    (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+                })
+                & (u64::MAX >> 1)
+        }
+    }
+}

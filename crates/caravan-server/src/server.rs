@@ -1,0 +1,552 @@
+//! The server role: one Raft member with its log, FSM and leader duties.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
+use caravan_state::{Command, CommandResult, StateStore};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, RaftMetrics, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+
+use crate::log_store::LogStore;
+use crate::raft_types::{raft_id_of, Raft, RaftId, RaftRequest, ServerNode, TypeConfig};
+use crate::state_machine::{split_snapshot, StateMachine};
+use crate::transport::{Network, RaftMessage, RaftReply, RaftTransport};
+
+/// How long a request waits for a leader before failing, like Nomad's
+/// `RPCHoldTimeout`.
+pub const LEADER_WAIT: Duration = Duration::from_secs(5);
+
+/// What the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Where the Raft log, snapshots and node ID live (`data_dir/server`).
+    pub data_dir: PathBuf,
+    /// Node name without the region.
+    pub node_name: String,
+    pub region: String,
+    pub datacenter: String,
+    pub rpc_advertise: String,
+    pub http_advertise: String,
+    pub bootstrap_expect: u32,
+    /// Scales Raft's timings, as Nomad's `raft_multiplier`.
+    pub raft_multiplier: u32,
+    pub snapshot_threshold: u64,
+    pub trailing_logs: u64,
+    pub default_scheduler_config: SchedulerConfiguration,
+    pub autopilot: AutopilotConfiguration,
+}
+
+/// Why a server operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServerError {
+    #[error("No cluster leader")]
+    NoLeader,
+    #[error("{0}")]
+    Storage(String),
+    #[error("{0}")]
+    Raft(String),
+    #[error("failed to forward to the leader: {0}")]
+    Forward(String),
+}
+
+/// A write that went through Raft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedWrite {
+    /// The Raft index the write was committed at.
+    pub index: u64,
+    pub result: CommandResult,
+}
+
+/// One member of the Raft configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftMember {
+    pub node: ServerNode,
+    pub voter: bool,
+    pub leader: bool,
+}
+
+/// A running server.
+pub struct Server {
+    options: ServerOptions,
+    node: ServerNode,
+    raft_id: RaftId,
+    raft: Raft,
+    store: Arc<StateStore>,
+    log_store: LogStore,
+    state_machine: StateMachine,
+    rpc_client: reqwest::Client,
+    /// When a leader's message was last accepted (followers only).
+    last_leader_contact: Mutex<Option<Instant>>,
+    /// The term in which this server finished establishing leadership.
+    ready_term: AtomicU64,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Server {
+    /// Opens the server's storage, starts Raft and its leader duties.
+    pub async fn start(
+        options: ServerOptions,
+        transport: Arc<dyn RaftTransport>,
+        rpc_client: reqwest::Client,
+    ) -> Result<Arc<Self>, ServerError> {
+        let storage = |error: std::io::Error| ServerError::Storage(error.to_string());
+        std::fs::create_dir_all(&options.data_dir).map_err(storage)?;
+        let node_id = load_or_create_node_id(&options.data_dir).map_err(storage)?;
+        let raft_id = raft_id_of(&node_id);
+        let node = ServerNode {
+            id: node_id,
+            name: format!("{}.{}", options.node_name, options.region),
+            rpc_addr: options.rpc_advertise.clone(),
+            http_addr: options.http_advertise.clone(),
+        };
+        let store = Arc::new(StateStore::new());
+        let log_store = LogStore::open(&options.data_dir.join("raft.redb")).map_err(storage)?;
+        let state_machine =
+            StateMachine::open(&options.data_dir.join("snapshots"), Arc::clone(&store))
+                .map_err(storage)?;
+        let config = raft_config(&options)?;
+        let raft = Raft::new(
+            raft_id,
+            Arc::new(config),
+            Network::new(transport),
+            log_store.clone(),
+            state_machine.clone(),
+        )
+        .await
+        .map_err(|error| ServerError::Raft(error.to_string()))?;
+
+        let server = Arc::new(Self {
+            options,
+            node,
+            raft_id,
+            raft,
+            store,
+            log_store,
+            state_machine,
+            rpc_client,
+            last_leader_contact: Mutex::new(None),
+            ready_term: AtomicU64::new(0),
+            tasks: Mutex::new(Vec::new()),
+        });
+        server.bootstrap().await?;
+        let leader_duties = tokio::spawn(Arc::clone(&server).run_leader_duties());
+        lock(&server.tasks).push(leader_duties);
+        Ok(server)
+    }
+
+    /// Forms a one-voter group when this server is told to bootstrap alone;
+    /// a restarted lone voter asks for an election at once instead of
+    /// waiting out the election timeout.
+    async fn bootstrap(&self) -> Result<(), ServerError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|error| ServerError::Raft(error.to_string()))?;
+        if !initialized {
+            if self.options.bootstrap_expect == 1 {
+                let members = BTreeMap::from([(self.raft_id, self.node.clone())]);
+                if let Err(error) = self.raft.initialize(members).await {
+                    tracing::debug!(%error, "raft already initialized");
+                }
+                tracing::info!(id = %self.node.id, "bootstrapped a one-server cluster");
+            } else {
+                tracing::info!(
+                    expect = self.options.bootstrap_expect,
+                    "waiting for peers before bootstrapping"
+                );
+            }
+            return Ok(());
+        }
+        let voters: BTreeSet<RaftId> = self.raft.voter_ids().collect();
+        if voters.len() == 1 && voters.contains(&self.raft_id) {
+            let _ = self.raft.trigger().elect(false).await;
+        }
+        Ok(())
+    }
+
+    /// The replicated state.
+    pub fn store(&self) -> &Arc<StateStore> {
+        &self.store
+    }
+
+    /// This server as Raft knows it.
+    pub fn node(&self) -> &ServerNode {
+        &self.node
+    }
+
+    pub fn options(&self) -> &ServerOptions {
+        &self.options
+    }
+
+    pub fn metrics(&self) -> RaftMetrics<TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// Whether this server leads and has finished taking over (its
+    /// leadership writes are applied), so its state is current.
+    pub fn is_ready_leader(&self) -> bool {
+        let metrics = self.metrics();
+        metrics.state == ServerState::Leader
+            && self.ready_term.load(Ordering::SeqCst) == metrics.current_term
+    }
+
+    /// The current leader, if one is known.
+    pub fn leader(&self) -> Option<ServerNode> {
+        let metrics = self.metrics();
+        let leader = metrics.current_leader?;
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()
+    }
+
+    /// Time since the leader was last heard from: zero on the leader itself,
+    /// `None` when it never has been.
+    pub fn last_contact(&self) -> Option<Duration> {
+        if self.raft.is_leader() {
+            return Some(Duration::ZERO);
+        }
+        lock(&self.last_leader_contact).map(|at| at.elapsed())
+    }
+
+    /// Waits up to `timeout` for a leader to be known.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<ServerNode> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader() {
+                if leader.id != self.node.id || self.is_ready_leader() {
+                    return Some(leader);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Commits `command` through Raft, on this server if it leads or by
+    /// forwarding it to the leader.
+    pub async fn apply(&self, command: Command) -> Result<AppliedWrite, ServerError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            match self.raft.client_write(RaftRequest(command.clone())).await {
+                Ok(response) => {
+                    return Ok(AppliedWrite {
+                        index: response.log_id.index,
+                        result: response.data.0.unwrap_or(CommandResult::Done),
+                    })
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                    if let Some(leader) = forward.leader_node {
+                        return self.forward_apply(&leader, &command).await;
+                    }
+                }
+                Err(error) => return Err(ServerError::Raft(error.to_string())),
+            }
+            if Instant::now() >= deadline {
+                return Err(ServerError::NoLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn forward_apply(
+        &self,
+        leader: &ServerNode,
+        command: &Command,
+    ) -> Result<AppliedWrite, ServerError> {
+        let response = self
+            .rpc_client
+            .post(format!(
+                "http://{}{}",
+                leader.rpc_addr,
+                crate::rpc::APPLY_PATH
+            ))
+            .json(command)
+            .send()
+            .await
+            .map_err(|error| ServerError::Forward(error.to_string()))?;
+        let reply: Result<AppliedWrite, String> = response
+            .json()
+            .await
+            .map_err(|error| ServerError::Forward(error.to_string()))?;
+        reply.map_err(ServerError::Forward)
+    }
+
+    /// Applies a command forwarded by another server; only the leader does.
+    pub async fn apply_forwarded(&self, command: Command) -> Result<AppliedWrite, String> {
+        match self.raft.client_write(RaftRequest(command)).await {
+            Ok(response) => Ok(AppliedWrite {
+                index: response.log_id.index,
+                result: response.data.0.unwrap_or(CommandResult::Done),
+            }),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// Handles a Raft message from a peer.
+    pub async fn handle_raft(&self, message: RaftMessage) -> Result<RaftReply, String> {
+        match message {
+            RaftMessage::Append(request) => {
+                let reply = self
+                    .raft
+                    .append_entries(request)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                *lock(&self.last_leader_contact) = Some(Instant::now());
+                Ok(RaftReply::Append(reply))
+            }
+            RaftMessage::Vote(request) => self
+                .raft
+                .vote(request)
+                .await
+                .map(RaftReply::Vote)
+                .map_err(|error| error.to_string()),
+            RaftMessage::InstallSnapshot { vote, data } => {
+                let (meta, _) = split_snapshot(&data).map_err(|error| error.to_string())?;
+                let snapshot = crate::raft_types::Snapshot {
+                    meta,
+                    snapshot: std::io::Cursor::new(data),
+                };
+                let reply = self
+                    .raft
+                    .install_full_snapshot(vote, snapshot)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                *lock(&self.last_leader_contact) = Some(Instant::now());
+                Ok(RaftReply::InstallSnapshot(reply))
+            }
+            RaftMessage::TransferLeader(request) => self
+                .raft
+                .handle_transfer_leader(request)
+                .await
+                .map(RaftReply::TransferLeader)
+                .map_err(|error| error.to_string()),
+        }
+    }
+
+    /// The Raft configuration: its index and every member.
+    pub fn raft_configuration(&self) -> (u64, Vec<RaftMember>) {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<RaftId> = membership.voter_ids().collect();
+        let index = metrics
+            .membership_config
+            .log_id()
+            .map_or(0, |log_id| log_id.index);
+        let members = membership
+            .nodes()
+            .map(|(id, node)| RaftMember {
+                node: node.clone(),
+                voter: voters.contains(id),
+                leader: metrics.current_leader == Some(*id),
+            })
+            .collect();
+        (index, members)
+    }
+
+    /// Raft figures for `/v1/agent/self`, named as hashicorp/raft names them.
+    pub fn raft_stats(&self) -> BTreeMap<String, String> {
+        let metrics = self.metrics();
+        let (config_index, members) = self.raft_configuration();
+        let last_log = self.log_store.last_log_id();
+        let snapshot = self.state_machine.snapshot_log_id();
+        let last_contact = match self.last_contact() {
+            Some(elapsed) if !elapsed.is_zero() => {
+                caravan_api_types::duration::format_go_duration(elapsed)
+            }
+            Some(_) => "0".to_string(),
+            None => "never".to_string(),
+        };
+        let state = match metrics.state {
+            ServerState::Leader => "Leader",
+            ServerState::Follower => "Follower",
+            ServerState::Candidate => "Candidate",
+            ServerState::Learner => "Follower",
+            ServerState::Shutdown => "Shutdown",
+        };
+        let configuration = members
+            .iter()
+            .map(|member| {
+                format!(
+                    "{{Suffrage:{} ID:{} Address:{}}}",
+                    if member.voter { "Voter" } else { "Nonvoter" },
+                    member.node.id,
+                    member.node.rpc_addr
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let applied = metrics.last_applied.map_or(0, |log_id| log_id.index);
+        let committed = metrics
+            .local_committed
+            .map_or(applied, |log_id| log_id.index);
+        let pending = committed.saturating_sub(applied);
+        [
+            ("state", state.to_string()),
+            ("term", metrics.current_term.to_string()),
+            (
+                "last_log_index",
+                last_log.map_or(0, |l| l.index).to_string(),
+            ),
+            (
+                "last_log_term",
+                last_log.map_or(0, |l| l.leader_id.term).to_string(),
+            ),
+            ("commit_index", committed.to_string()),
+            ("applied_index", applied.to_string()),
+            ("fsm_pending", pending.to_string()),
+            (
+                "last_snapshot_index",
+                snapshot.map_or(0, |l| l.index).to_string(),
+            ),
+            (
+                "last_snapshot_term",
+                snapshot.map_or(0, |l| l.leader_id.term).to_string(),
+            ),
+            ("last_contact", last_contact),
+            ("num_peers", members.len().saturating_sub(1).to_string()),
+            ("latest_configuration", format!("[{configuration}]")),
+            ("latest_configuration_index", config_index.to_string()),
+            ("protocol_version", "3".to_string()),
+            ("protocol_version_min", "0".to_string()),
+            ("protocol_version_max", "3".to_string()),
+            ("snapshot_version_min", "0".to_string()),
+            ("snapshot_version_max", "1".to_string()),
+            ("logstore_backend", "redb".to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
+    }
+
+    /// Stops Raft and the server's tasks.
+    pub async fn shutdown(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+        if let Err(error) = self.raft.shutdown().await {
+            tracing::warn!(%error, "raft did not shut down cleanly");
+        }
+    }
+
+    /// Watches for this server becoming leader and does what a new leader
+    /// must: Nomad's `establishLeadership`.
+    async fn run_leader_duties(self: Arc<Self>) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            let (state, term) = {
+                let current = metrics.borrow_watched();
+                (current.state, current.current_term)
+            };
+            if state == ServerState::Leader && self.ready_term.load(Ordering::SeqCst) != term {
+                match self.establish_leadership().await {
+                    Ok(()) => {
+                        self.ready_term.store(term, Ordering::SeqCst);
+                        tracing::info!(term, "cluster leadership acquired");
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "establishing leadership failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn establish_leadership(&self) -> Result<(), ServerError> {
+        self.refresh_own_address().await?;
+        for command in [
+            Command::SchedulerConfigInit {
+                config: self.options.default_scheduler_config.clone(),
+            },
+            Command::AutopilotConfigInit {
+                config: self.options.autopilot.clone(),
+            },
+        ] {
+            self.raft
+                .client_write(RaftRequest(command))
+                .await
+                .map_err(|error| ServerError::Raft(error.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// A server restarted with other addresses updates its own entry in the
+    /// Raft configuration, so peers and `status/leader` use the new ones.
+    async fn refresh_own_address(&self) -> Result<(), ServerError> {
+        let metrics = self.metrics();
+        let recorded = metrics
+            .membership_config
+            .membership()
+            .get_node(&self.raft_id)
+            .cloned();
+        if recorded.as_ref() == Some(&self.node) || recorded.is_none() {
+            return Ok(());
+        }
+        let change = ChangeMembers::<RaftId, ServerNode>::SetNodes(BTreeMap::from([(
+            self.raft_id,
+            self.node.clone(),
+        )]));
+        self.raft
+            .change_membership(change, true)
+            .await
+            .map(|_| ())
+            .map_err(|error| ServerError::Raft(error.to_string()))
+    }
+}
+
+fn raft_config(options: &ServerOptions) -> Result<openraft::Config, ServerError> {
+    let multiplier = u64::from(options.raft_multiplier.max(1));
+    openraft::Config {
+        cluster_name: format!("caravan-{}", options.region),
+        heartbeat_interval: 100 * multiplier,
+        election_timeout_min: 500 * multiplier,
+        election_timeout_max: 1000 * multiplier,
+        install_snapshot_timeout: 60_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_threshold.max(1)),
+        max_in_snapshot_log_to_keep: options.trailing_logs,
+        purge_batch_size: 256,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|error| ServerError::Raft(error.to_string()))
+}
+
+/// The server's node UUID, created on first start and kept in `data_dir`.
+fn load_or_create_node_id(dir: &std::path::Path) -> std::io::Result<String> {
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if uuid::Uuid::parse_str(text.trim()).is_ok() => Ok(text.trim().to_string()),
+        Ok(_) => Err(std::io::Error::other(format!(
+            "{} does not hold a UUID",
+            path.display()
+        ))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&path, &id)?;
+            Ok(id)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

@@ -1,0 +1,261 @@
+//! Server-to-server Raft traffic, behind a small trait so that tests can put
+//! a simulated network in place of TCP.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use openraft::errors::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::OptionalSend;
+use serde::{Deserialize, Serialize};
+
+use crate::raft_types::{RaftId, ServerNode, Snapshot, SnapshotData, TypeConfig, Vote};
+
+/// One Raft message from one server to another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum RaftMessage {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    /// A whole snapshot; `data` holds the snapshot file's bytes, whose
+    /// header carries Raft's metadata.
+    InstallSnapshot {
+        vote: Vote,
+        data: Vec<u8>,
+    },
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
+}
+
+/// The answer to a [`RaftMessage`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum RaftReply {
+    Append(AppendEntriesResponse<TypeConfig>),
+    Vote(VoteResponse<TypeConfig>),
+    InstallSnapshot(SnapshotResponse<TypeConfig>),
+    TransferLeader(TransferLeaderResponse<TypeConfig>),
+}
+
+/// Why a message got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// Nothing listens there (connection refused, no route).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The exchange failed part way.
+    #[error("network error: {0}")]
+    Network(String),
+    /// The peer answered with an error.
+    #[error("remote error: {0}")]
+    Remote(String),
+    #[error("timed out")]
+    Timeout,
+}
+
+/// Carries Raft messages between servers.
+pub trait RaftTransport: Send + Sync + 'static {
+    fn send(
+        &self,
+        target: &ServerNode,
+        message: RaftMessage,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<RaftReply, TransportError>>;
+}
+
+/// openraft's network factory over a [`RaftTransport`].
+#[derive(Clone)]
+pub struct Network {
+    transport: Arc<dyn RaftTransport>,
+}
+
+impl Network {
+    pub fn new(transport: Arc<dyn RaftTransport>) -> Self {
+        Self { transport }
+    }
+}
+
+/// A connection to one peer.
+pub struct PeerClient {
+    transport: Arc<dyn RaftTransport>,
+    target: RaftId,
+    node: ServerNode,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: RaftId, node: &ServerNode) -> PeerClient {
+        PeerClient {
+            transport: Arc::clone(&self.transport),
+            target,
+            node: node.clone(),
+        }
+    }
+}
+
+impl PeerClient {
+    async fn call(
+        &self,
+        message: RaftMessage,
+        action: RPCTypes,
+        timeout: Duration,
+    ) -> Result<RaftReply, RPCError<TypeConfig>> {
+        let reply = self
+            .transport
+            .send(&self.node, message, timeout)
+            .await
+            .map_err(|error| match error {
+                TransportError::Unreachable(text) => {
+                    RPCError::Unreachable(Unreachable::from_string(text))
+                }
+                TransportError::Timeout => RPCError::Timeout(Timeout {
+                    action,
+                    id: 0,
+                    target: self.target,
+                    timeout,
+                }),
+                other => RPCError::Network(NetworkError::from_string(other.to_string())),
+            })?;
+        Ok(reply)
+    }
+}
+
+fn unexpected() -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::from_string(
+        "peer answered with the wrong message type".to_string(),
+    ))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        request: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(
+                RaftMessage::Append(request),
+                RPCTypes::AppendEntries,
+                option.soft_ttl(),
+            )
+            .await?
+        {
+            RaftReply::Append(reply) => Ok(reply),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        request: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(
+                RaftMessage::Vote(request),
+                RPCTypes::Vote,
+                option.soft_ttl(),
+            )
+            .await?
+        {
+            RaftReply::Vote(reply) => Ok(reply),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let message = RaftMessage::InstallSnapshot {
+            vote,
+            data: snapshot.snapshot.into_inner(),
+        };
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            reply = self.call(message, RPCTypes::InstallSnapshot, option.hard_ttl()) => {
+                match reply? {
+                    RaftReply::InstallSnapshot(reply) => Ok(reply),
+                    _ => Err(unexpected().into()),
+                }
+            }
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        request: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(
+                RaftMessage::TransferLeader(request),
+                RPCTypes::TransferLeader,
+                option.soft_ttl(),
+            )
+            .await?
+        {
+            RaftReply::TransferLeader(reply) => Ok(reply),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+/// The real transport: HTTP on the peers' RPC port.
+pub struct HttpTransport {
+    client: reqwest::Client,
+}
+
+impl HttpTransport {
+    pub fn new(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Path of the Raft endpoint on the RPC listener.
+pub const RAFT_PATH: &str = "/rpc/raft";
+
+impl RaftTransport for HttpTransport {
+    fn send(
+        &self,
+        target: &ServerNode,
+        message: RaftMessage,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<RaftReply, TransportError>> {
+        let request = self
+            .client
+            .post(format!("http://{}{RAFT_PATH}", target.rpc_addr))
+            .timeout(timeout)
+            .json(&message);
+        Box::pin(async move {
+            let response = request.send().await.map_err(|error| {
+                if error.is_timeout() {
+                    TransportError::Timeout
+                } else if error.is_connect() {
+                    TransportError::Unreachable(error.to_string())
+                } else {
+                    TransportError::Network(error.to_string())
+                }
+            })?;
+            let body: Result<RaftReply, String> = response.json().await.map_err(|error| {
+                if error.is_timeout() {
+                    TransportError::Timeout
+                } else {
+                    TransportError::Network(error.to_string())
+                }
+            })?;
+            body.map_err(TransportError::Remote)
+        })
+    }
+}

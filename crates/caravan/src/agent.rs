@@ -1,0 +1,240 @@
+//! `caravan agent`: loads the configuration, binds the listeners, starts the
+//! server and client roles and the HTTP API, and shuts down on SIGINT or
+//! SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::ServiceExt;
+use caravan_client::Client;
+use caravan_config::AgentConfig;
+use caravan_http::{AdvertisedAddresses, AgentContext};
+use caravan_server::transport::HttpTransport;
+use caravan_server::{Server, ServerOptions};
+use tokio::net::TcpListener;
+
+pub fn run(args: &[String]) -> ExitCode {
+    let config = match AgentConfig::from_args(args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("==> Error loading configuration: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(&config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("==> Error starting the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run_agent(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("==> Error starting agent: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = match level {
+        "TRACE" => "trace",
+        "DEBUG" => "debug,openraft=info,hyper=info,reqwest=info",
+        "INFO" => "info,openraft=warn",
+        "WARN" => "warn",
+        "ERROR" => "error",
+        _ => "off",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CARAVAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn bind(ip: std::net::IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    let address = SocketAddr::new(ip, port);
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("failed to bind the {what} listener on {address}"))
+}
+
+async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
+    let started_at = Instant::now();
+    for key in &config.keys_without_effect {
+        tracing::warn!(
+            key,
+            "configuration key is accepted but has no effect in Caravan yet"
+        );
+    }
+    // -dev keeps its data in a temporary directory that goes away on exit.
+    let dev_dir = match (&config.data_dir, config.dev_mode) {
+        (None, true) => Some(tempfile::Builder::new().prefix("caravan-dev-").tempdir()?),
+        _ => None,
+    };
+    let data_dir: PathBuf = match (&config.data_dir, &dev_dir) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(temporary)) => temporary.path().to_path_buf(),
+        (None, None) => anyhow::bail!("no data directory"),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("failed to create data directory {}", data_dir.display()))?;
+
+    let http_listener = bind(config.addresses.http, config.ports.http, "HTTP").await?;
+    let rpc_listener = if config.server.enabled {
+        Some(bind(config.addresses.rpc, config.ports.rpc, "RPC").await?)
+    } else {
+        None
+    };
+    let http_bound = http_listener.local_addr()?;
+    let rpc_bound = match &rpc_listener {
+        Some(listener) => listener.local_addr()?,
+        None => SocketAddr::new(config.addresses.rpc, config.ports.rpc),
+    };
+    let serf_bound = SocketAddr::new(config.addresses.serf, config.ports.serf);
+    let advertised = AdvertisedAddresses {
+        http: config.advertised(&config.advertise.http, http_bound),
+        rpc: config.advertised(&config.advertise.rpc, rpc_bound),
+        serf: config.advertised(&config.advertise.serf, serf_bound),
+    };
+    let http_client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .context("failed to build the HTTP client")?;
+
+    let server = match config.server.enabled {
+        true => Some(start_server(&config, &data_dir, &advertised, &http_client).await?),
+        false => None,
+    };
+    let client = config.client.enabled.then(|| {
+        let mut servers = config.client.servers.clone();
+        if servers.is_empty() && server.is_some() {
+            servers.push(advertised.rpc.clone());
+        }
+        Arc::new(Client::new(servers, http_client.clone()))
+    });
+
+    let ctx = Arc::new(AgentContext {
+        config: Arc::new(config),
+        server: server.clone(),
+        client,
+        advertised: advertised.clone(),
+        http_client,
+        started_at,
+    });
+    let api = caravan_http::api_router(Arc::clone(&ctx));
+    let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+    let mut listeners = Vec::new();
+    listeners.push(tokio::spawn(serve(
+        http_listener,
+        api.clone(),
+        shutdown.clone(),
+    )));
+    if let (Some(listener), Some(server)) = (rpc_listener, &server) {
+        let rpc = caravan_server::rpc::rpc_router(Arc::clone(server)).merge(api);
+        listeners.push(tokio::spawn(serve(listener, rpc, shutdown.clone())));
+    }
+    tracing::info!(
+        http = %advertised.http,
+        rpc = %advertised.rpc,
+        elapsed_ms = started_at.elapsed().as_millis() as u64,
+        "Caravan agent started"
+    );
+    eprintln!(
+        "==> Caravan agent started! HTTP: {} RPC: {} Data: {}",
+        advertised.http,
+        advertised.rpc,
+        data_dir.display()
+    );
+
+    wait_for_signal().await;
+    tracing::info!("caught signal, shutting down");
+    let _ = shutdown_sender.send(true);
+    if let Some(server) = &server {
+        server.shutdown().await;
+    }
+    // In-flight blocking queries may wait for minutes; give them a moment.
+    for listener in listeners {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), listener).await;
+    }
+    drop(dev_dir);
+    Ok(())
+}
+
+async fn start_server(
+    config: &AgentConfig,
+    data_dir: &std::path::Path,
+    advertised: &AdvertisedAddresses,
+    http_client: &reqwest::Client,
+) -> anyhow::Result<Arc<Server>> {
+    let server_dir = config
+        .server
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("server"));
+    let options = ServerOptions {
+        data_dir: server_dir,
+        node_name: config.node_name.clone(),
+        region: config.region.clone(),
+        datacenter: config.datacenter.clone(),
+        rpc_advertise: advertised.rpc.clone(),
+        http_advertise: advertised.http.clone(),
+        bootstrap_expect: config.server.bootstrap_expect,
+        raft_multiplier: config.server.raft_multiplier,
+        snapshot_threshold: config.server.raft_snapshot_threshold,
+        trailing_logs: config.server.raft_trailing_logs,
+        default_scheduler_config: config.server.default_scheduler_config.clone(),
+        autopilot: config.autopilot.clone(),
+    };
+    let transport = Arc::new(HttpTransport::new(http_client.clone()));
+    Server::start(options, transport, http_client.clone())
+        .await
+        .map_err(|error| anyhow::anyhow!("failed to start the server: {error}"))
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let service = tower::ServiceBuilder::new()
+        .map_request(caravan_http::normalize_path)
+        .service(router);
+    let result = axum::serve(
+        listener,
+        ServiceExt::<axum::extract::Request>::into_make_service(service),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    })
+    .await;
+    if let Err(error) = result {
+        tracing::error!(%error, "listener failed");
+    }
+}
+
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,40 @@
+//! The `caravan` command: `caravan agent ...` runs an agent; more commands
+//! follow Nomad's CLI.
+
+mod agent;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "Usage: caravan <command> [args]
+
+Commands:
+    agent      Runs a Caravan agent (server, client or both; -dev for a one-node cluster)
+    version    Prints the Caravan version
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("agent") => agent::run(&args[1..]),
+        Some("version" | "-version" | "--version" | "-v") => {
+            println!(
+                "Caravan v{} (Nomad API {})",
+                caravan_http::version::CARAVAN_VERSION,
+                caravan_http::version::NOMAD_VERSION
+            );
+            ExitCode::SUCCESS
+        }
+        Some("-h" | "--help" | "-help" | "help") | None => {
+            eprint!("{USAGE}");
+            if args.is_empty() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Some(other) => {
+            eprintln!("caravan: unknown command {other:?}\n\n{USAGE}");
+            ExitCode::from(1)
+        }
+    }
+}

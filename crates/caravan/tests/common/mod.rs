@@ -1,0 +1,297 @@
+//! Test harness: starts the real `caravan` binary on free ports and talks
+//! to it over HTTP.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_caravan");
+
+/// Three ports the OS says are free right now.
+pub fn free_ports() -> (u16, u16, u16) {
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("no free port"))
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("bound").port())
+        .collect();
+    drop(listeners);
+    (ports[0], ports[1], ports[2])
+}
+
+/// A response, read fully.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {:?}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+/// A running agent process. Killed when dropped.
+pub struct Agent {
+    child: Option<Child>,
+    pub args: Vec<String>,
+    pub http_port: u16,
+    pub rpc_port: u16,
+    pub serf_port: u16,
+    pub config_file: PathBuf,
+    pub log_file: PathBuf,
+    pub dir: tempfile::TempDir,
+    http: reqwest::blocking::Client,
+}
+
+impl Agent {
+    /// `caravan agent -dev` on free ports.
+    pub fn dev() -> Self {
+        Self::start(&["-dev"], "")
+    }
+
+    /// `caravan agent -server -bootstrap-expect 1` with a data directory.
+    pub fn server() -> Self {
+        Self::start_with_data_dir(&["-server", "-bootstrap-expect", "1"], "")
+    }
+
+    pub fn start_with_data_dir(args: &[&str], extra_hcl: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data").display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("-data-dir");
+        all.push(&data);
+        Self::start_in(dir, &all, extra_hcl)
+    }
+
+    /// Starts the agent with `args` plus a config file that sets free ports,
+    /// binds loopback, and appends `extra_hcl`.
+    pub fn start(args: &[&str], extra_hcl: &str) -> Self {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), args, extra_hcl)
+    }
+
+    /// As [`Agent::start_with_data_dir`], but does not wait for a leader.
+    pub fn start_with_data_dir_unready(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data").display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("-data-dir");
+        all.push(&data);
+        let agent = Self::launch(dir, &all, "");
+        agent.wait_answering();
+        agent
+    }
+
+    fn start_in(dir: tempfile::TempDir, args: &[&str], extra_hcl: &str) -> Self {
+        let agent = Self::launch(dir, args, extra_hcl);
+        agent.wait_ready();
+        agent
+    }
+
+    fn launch(dir: tempfile::TempDir, args: &[&str], extra_hcl: &str) -> Self {
+        let (http_port, rpc_port, serf_port) = free_ports();
+        let config_file = dir.path().join("ports.hcl");
+        std::fs::write(
+            &config_file,
+            format!(
+                "bind_addr = \"127.0.0.1\"\nports {{\n  http = {http_port}\n  rpc = {rpc_port}\n  serf = {serf_port}\n}}\n{extra_hcl}\n"
+            ),
+        )
+        .expect("write config");
+        let mut all: Vec<String> = vec!["agent".to_string()];
+        all.extend(args.iter().map(|arg| arg.to_string()));
+        all.push("-config".to_string());
+        all.push(config_file.display().to_string());
+        let mut agent = Self {
+            child: None,
+            args: all,
+            http_port,
+            rpc_port,
+            serf_port,
+            log_file: dir.path().join("agent.log"),
+            config_file,
+            dir,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        };
+        agent.spawn();
+        agent
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_file)
+            .expect("log file");
+        let child = Command::new(BINARY)
+            .args(&self.args)
+            .env("CARAVAN_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start caravan");
+        self.child = Some(child);
+    }
+
+    /// Waits until the agent has a leader and answers.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(reply) = self.try_get("/v1/status/leader") {
+                if reply.status == 200 && reply.text.len() > 2 {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("agent did not become ready; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits until the HTTP API answers at all.
+    pub fn wait_answering(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.try_get("/v1/agent/self").is_err() {
+            if Instant::now() > deadline {
+                panic!("agent did not answer; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn rpc_address(&self) -> String {
+        format!("127.0.0.1:{}", self.rpc_port)
+    }
+
+    fn try_get(&self, path: &str) -> reqwest::Result<Reply> {
+        let response = self.http.get(self.url(path)).send()?;
+        read(response)
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, None)
+    }
+
+    pub fn put(&self, path: &str, body: &str) -> Reply {
+        self.request("PUT", path, Some(body))
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Reply {
+        self.request("POST", path, Some(body))
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let response = request
+            .send()
+            .unwrap_or_else(|error| panic!("request to {path} failed: {error}\n{}", self.log()));
+        read(response).expect("read body")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child
+            .as_ref()
+            .map(|child| child.id() as i32)
+            .expect("running")
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` and waits for the exit status.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+            .expect("signal");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("agent did not exit after {signal}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the same command line again (same ports, same data).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+        self.wait_ready();
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn read(response: reqwest::blocking::Response) -> reqwest::Result<Reply> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text()?;
+    Ok(Reply {
+        status,
+        headers,
+        text,
+    })
+}
+
+/// Runs the binary to completion with `args`, returning status and stderr.
+pub fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run caravan");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}

@@ -1,0 +1,89 @@
+"""Starts real Caravan agents for the python-nomad compatibility tests."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("CARAVAN_BIN", os.path.join(ROOT, "target", "debug", "caravan"))
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+class Agent:
+    def __init__(self, args):
+        self.dir = tempfile.TemporaryDirectory(prefix="caravan-pytest-")
+        self.http_port, self.rpc_port, self.serf_port = free_ports(3)
+        config = os.path.join(self.dir.name, "ports.json")
+        with open(config, "w") as handle:
+            json.dump(
+                {
+                    "bind_addr": "127.0.0.1",
+                    "ports": {
+                        "http": self.http_port,
+                        "rpc": self.rpc_port,
+                        "serf": self.serf_port,
+                    },
+                },
+                handle,
+            )
+        self.log = open(os.path.join(self.dir.name, "agent.log"), "w")
+        self.process = subprocess.Popen(
+            [BINARY, "agent", *args, "-config", config],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
+        self.address = f"http://127.0.0.1:{self.http_port}"
+        self.rpc_address = f"127.0.0.1:{self.rpc_port}"
+        self._wait_ready()
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                reply = requests.get(self.address + "/v1/status/leader", timeout=2)
+                if reply.status_code == 200 and len(reply.json()) > 0:
+                    return
+            except (requests.ConnectionError, ValueError):
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("agent did not become ready:\n" + self.read_log())
+
+    def read_log(self):
+        with open(os.path.join(self.dir.name, "agent.log")) as handle:
+            return handle.read()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        self.dir.cleanup()
+
+
+@pytest.fixture(scope="module")
+def agent():
+    started = Agent(["-dev", "-node", "pynomad1"])
+    yield started
+    started.stop()
