@@ -2,6 +2,7 @@
 //! and writes, field for field (PascalCase, durations as nanoseconds except
 //! where Nomad uses strings, zero timestamps as `null`).
 
+pub mod acl;
 pub mod agent;
 pub mod duration;
 pub mod operator;

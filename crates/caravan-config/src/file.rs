@@ -223,6 +223,8 @@ pub struct AclFile {
     pub token_ttl: Option<ConfigDuration>,
     pub policy_ttl: Option<ConfigDuration>,
     pub role_ttl: Option<ConfigDuration>,
+    pub token_min_expiration_ttl: Option<ConfigDuration>,
+    pub token_max_expiration_ttl: Option<ConfigDuration>,
     pub replication_token: Option<String>,
 }
 

@@ -141,6 +141,9 @@ pub struct AclConfig {
     pub token_ttl: Duration,
     pub policy_ttl: Duration,
     pub role_ttl: Duration,
+    /// Bounds on a new token's expiration.
+    pub token_min_expiration_ttl: Duration,
+    pub token_max_expiration_ttl: Duration,
     pub replication_token: String,
 }
 
@@ -313,6 +316,8 @@ impl AgentConfig {
                 token_ttl: Duration::from_secs(30),
                 policy_ttl: Duration::from_secs(30),
                 role_ttl: Duration::from_secs(30),
+                token_min_expiration_ttl: Duration::from_secs(60),
+                token_max_expiration_ttl: Duration::from_secs(24 * 3600),
                 replication_token: String::new(),
             },
             http_api_response_headers: BTreeMap::new(),
@@ -417,6 +422,18 @@ impl AgentConfig {
                 .map_err(|(key, message)| key_error(&key, message))?;
             set_duration(&mut self.acl.role_ttl, &acl.role_ttl, "acl.role_ttl")
                 .map_err(|(key, message)| key_error(&key, message))?;
+            set_duration(
+                &mut self.acl.token_min_expiration_ttl,
+                &acl.token_min_expiration_ttl,
+                "acl.token_min_expiration_ttl",
+            )
+            .map_err(|(key, message)| key_error(&key, message))?;
+            set_duration(
+                &mut self.acl.token_max_expiration_ttl,
+                &acl.token_max_expiration_ttl,
+                "acl.token_max_expiration_ttl",
+            )
+            .map_err(|(key, message)| key_error(&key, message))?;
             set(&mut self.acl.replication_token, &acl.replication_token);
         }
         let raw = serde_json::to_value(FileKeys::from(file)).unwrap_or(Value::Null);

@@ -12,29 +12,21 @@ use crate::agent_config::config_json;
 use crate::context::AgentContext;
 use crate::error::ApiError;
 use crate::reply::Reply;
-use crate::route::{endpoint, Acl, Consistency, Request, Route, GET, PUT_POST};
+use crate::route::{
+    endpoint, Acl, Consistency, Request, Route, AGENT_READ, AGENT_WRITE, GET, NODE_READ, PUT_POST,
+};
 use crate::version;
 
 pub fn routes() -> Vec<Route> {
     vec![
         Route {
             path: "/v1/agent/self",
-            endpoints: vec![endpoint(
-                GET,
-                Acl::AgentRead,
-                Consistency::Local,
-                agent_self,
-            )],
+            endpoints: vec![endpoint(GET, AGENT_READ, Consistency::Local, agent_self)],
             wrong_method: StatusCode::METHOD_NOT_ALLOWED,
         },
         Route {
             path: "/v1/agent/members",
-            endpoints: vec![endpoint(
-                GET,
-                Acl::NodeRead,
-                Consistency::AnyServer,
-                members,
-            )],
+            endpoints: vec![endpoint(GET, NODE_READ, Consistency::AnyServer, members)],
             wrong_method: StatusCode::METHOD_NOT_ALLOWED,
         },
         Route {
@@ -45,13 +37,8 @@ pub fn routes() -> Vec<Route> {
         Route {
             path: "/v1/agent/servers",
             endpoints: vec![
-                endpoint(GET, Acl::AgentRead, Consistency::Local, list_servers),
-                endpoint(
-                    PUT_POST,
-                    Acl::AgentWrite,
-                    Consistency::Local,
-                    update_servers,
-                ),
+                endpoint(GET, AGENT_READ, Consistency::Local, list_servers),
+                endpoint(PUT_POST, AGENT_WRITE, Consistency::Local, update_servers),
             ],
             wrong_method: StatusCode::METHOD_NOT_ALLOWED,
         },

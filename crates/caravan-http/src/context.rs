@@ -7,6 +7,8 @@ use caravan_client::Client;
 use caravan_config::AgentConfig;
 use caravan_server::Server;
 
+use crate::acl_check::AclCache;
+
 /// The addresses this agent advertises, resolved after its listeners bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdvertisedAddresses {
@@ -24,4 +26,5 @@ pub struct AgentContext {
     /// For forwarding requests to other servers.
     pub http_client: reqwest::Client,
     pub started_at: Instant,
+    pub acl_cache: AclCache,
 }

@@ -5,6 +5,8 @@
 //! single path every request takes through query parsing, region checks,
 //! leader forwarding, the handler, and Nomad's headers and errors.
 
+pub mod acl;
+mod acl_check;
 pub mod agent;
 mod agent_config;
 pub mod blocking;
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use axum::routing::any;
 use axum::Router;
 
+pub use acl_check::AclCache;
 pub use context::{AdvertisedAddresses, AgentContext};
 pub use forward::FORWARDED_HEADER;
 pub use route::{Acl, Consistency, Route};
@@ -32,6 +35,7 @@ pub use route::{Acl, Consistency, Route};
 /// Every API route, one module per API page.
 pub fn routes() -> Vec<Route> {
     [
+        acl::routes(),
         agent::routes(),
         status::routes(),
         regions::routes(),
@@ -80,4 +84,112 @@ pub fn normalize_path(mut request: axum::extract::Request) -> axum::extract::Req
         *request.uri_mut() = uri;
     }
     request
+}
+
+#[cfg(test)]
+mod route_table_tests {
+    use super::*;
+    use caravan_acl::Capability::*;
+    use http::Method;
+
+    /// Every (method, path) with the requirement Nomad's API pages give it.
+    /// A route added without an entry here fails this test, so each new
+    /// route's ACL is decided on purpose.
+    fn expected() -> Vec<(&'static str, &'static str, Acl)> {
+        use Acl::{InHandler, None as Open, Require};
+        vec![
+            ("GET", "/v1/agent/self", Require(AgentRead)),
+            ("GET", "/v1/agent/members", Require(NodeRead)),
+            ("GET", "/v1/agent/health", Open),
+            ("GET", "/v1/agent/servers", Require(AgentRead)),
+            ("PUT", "/v1/agent/servers", Require(AgentWrite)),
+            ("POST", "/v1/agent/servers", Require(AgentWrite)),
+            ("GET", "/v1/status/leader", Open),
+            ("GET", "/v1/status/peers", Open),
+            ("GET", "/v1/regions", Open),
+            (
+                "GET",
+                "/v1/operator/raft/configuration",
+                Require(Management),
+            ),
+            (
+                "GET",
+                "/v1/operator/autopilot/configuration",
+                Require(OperatorRead),
+            ),
+            (
+                "PUT",
+                "/v1/operator/autopilot/configuration",
+                Require(OperatorWrite),
+            ),
+            (
+                "GET",
+                "/v1/operator/scheduler/configuration",
+                Require(OperatorRead),
+            ),
+            (
+                "PUT",
+                "/v1/operator/scheduler/configuration",
+                Require(OperatorWrite),
+            ),
+            (
+                "POST",
+                "/v1/operator/scheduler/configuration",
+                Require(OperatorWrite),
+            ),
+            ("PUT", "/v1/acl/bootstrap", Open),
+            ("POST", "/v1/acl/bootstrap", Open),
+            ("GET", "/v1/acl/policies", InHandler),
+            ("GET", "/v1/acl/policy/{name}", InHandler),
+            ("PUT", "/v1/acl/policy/{name}", Require(Management)),
+            ("POST", "/v1/acl/policy/{name}", Require(Management)),
+            ("DELETE", "/v1/acl/policy/{name}", Require(Management)),
+            ("GET", "/v1/acl/tokens", Require(Management)),
+            ("PUT", "/v1/acl/token", Require(Management)),
+            ("POST", "/v1/acl/token", Require(Management)),
+            ("GET", "/v1/acl/token/self", InHandler),
+            ("GET", "/v1/acl/token/{accessor}", InHandler),
+            ("PUT", "/v1/acl/token/{accessor}", Require(Management)),
+            ("POST", "/v1/acl/token/{accessor}", Require(Management)),
+            ("DELETE", "/v1/acl/token/{accessor}", Require(Management)),
+        ]
+    }
+
+    #[test]
+    fn every_route_declares_the_acl_nomad_documents() {
+        let mut declared: Vec<(String, String, Acl)> = Vec::new();
+        for route in routes() {
+            for endpoint in &route.endpoints {
+                for method in endpoint.methods {
+                    declared.push((method.to_string(), route.path.to_string(), endpoint.acl));
+                }
+            }
+        }
+        let expected = expected();
+        for (method, path, acl) in &declared {
+            let entry = expected
+                .iter()
+                .find(|(m, p, _)| m == method && p == path)
+                .unwrap_or_else(|| panic!("{method} {path} has no expected ACL entry"));
+            assert_eq!(*acl, entry.2, "{method} {path}");
+        }
+        for (method, path, _) in &expected {
+            assert!(
+                declared.iter().any(|(m, p, _)| m == method && p == path),
+                "{method} {path} is expected but not routed"
+            );
+        }
+        // No method appears twice on one path.
+        for route in routes() {
+            let mut methods: Vec<&Method> = route
+                .endpoints
+                .iter()
+                .flat_map(|e| e.methods.iter())
+                .collect();
+            let total = methods.len();
+            methods.sort_by_key(|m| m.as_str().to_string());
+            methods.dedup();
+            assert_eq!(methods.len(), total, "{} repeats a method", route.path);
+        }
+    }
 }

@@ -12,7 +12,10 @@ use http::StatusCode;
 use crate::blocking::blocking_query;
 use crate::error::ApiError;
 use crate::reply::Reply;
-use crate::route::{endpoint, Acl, Consistency, Request, Route, GET, PUT, PUT_POST};
+use crate::route::{
+    endpoint, Consistency, Request, Route, GET, MANAGEMENT, OPERATOR_READ, OPERATOR_WRITE, PUT,
+    PUT_POST,
+};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -20,7 +23,7 @@ pub fn routes() -> Vec<Route> {
             path: "/v1/operator/raft/configuration",
             endpoints: vec![endpoint(
                 GET,
-                Acl::Management,
+                MANAGEMENT,
                 Consistency::LeaderUnlessStale,
                 raft_configuration,
             )],
@@ -31,11 +34,11 @@ pub fn routes() -> Vec<Route> {
             endpoints: vec![
                 endpoint(
                     GET,
-                    Acl::OperatorRead,
+                    OPERATOR_READ,
                     Consistency::LeaderUnlessStale,
                     get_autopilot,
                 ),
-                endpoint(PUT, Acl::OperatorWrite, Consistency::Leader, put_autopilot),
+                endpoint(PUT, OPERATOR_WRITE, Consistency::Leader, put_autopilot),
             ],
             // Nomad answers a wrong verb here with 404.
             wrong_method: StatusCode::NOT_FOUND,
@@ -45,16 +48,11 @@ pub fn routes() -> Vec<Route> {
             endpoints: vec![
                 endpoint(
                     GET,
-                    Acl::OperatorRead,
+                    OPERATOR_READ,
                     Consistency::LeaderUnlessStale,
                     get_scheduler,
                 ),
-                endpoint(
-                    PUT_POST,
-                    Acl::OperatorWrite,
-                    Consistency::Leader,
-                    put_scheduler,
-                ),
+                endpoint(PUT_POST, OPERATOR_WRITE, Consistency::Leader, put_scheduler),
             ],
             wrong_method: StatusCode::METHOD_NOT_ALLOWED,
         },

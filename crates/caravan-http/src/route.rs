@@ -11,10 +11,12 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::response::Response;
 use bytes::Bytes;
+pub use caravan_acl::Capability;
 use futures::future::BoxFuture;
 use http::{HeaderMap, Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+use crate::acl_check::{self, Identity};
 use crate::context::AgentContext;
 use crate::error::ApiError;
 use crate::forward::{forward, forwarded_hops, plan, Plan};
@@ -25,20 +27,26 @@ use crate::reply::Reply;
 /// Largest request body accepted.
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// The ACL capability an endpoint requires (Nomad's API pages name one per
-/// endpoint).
+/// What an endpoint requires of the caller's token (Nomad's API pages name
+/// it per endpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acl {
-    /// No check at all (status, regions, health).
+    /// No check; the token is not even looked at (status, regions, health).
     None,
-    AgentRead,
-    AgentWrite,
-    NodeRead,
-    NodeWrite,
-    OperatorRead,
-    OperatorWrite,
-    Management,
+    /// The token's policies must grant this capability.
+    Require(Capability),
+    /// The handler decides from the resolved identity (e.g. a token may read
+    /// itself, policy lists are filtered to what the token holds).
+    InHandler,
 }
+
+pub const AGENT_READ: Acl = Acl::Require(Capability::AgentRead);
+pub const AGENT_WRITE: Acl = Acl::Require(Capability::AgentWrite);
+pub const NODE_READ: Acl = Acl::Require(Capability::NodeRead);
+pub const NODE_WRITE: Acl = Acl::Require(Capability::NodeWrite);
+pub const OPERATOR_READ: Acl = Acl::Require(Capability::OperatorRead);
+pub const OPERATOR_WRITE: Acl = Acl::Require(Capability::OperatorWrite);
+pub const MANAGEMENT: Acl = Acl::Require(Capability::Management);
 
 /// Where an endpoint runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +116,8 @@ pub struct Request {
     pub query: QueryOptions,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The caller, resolved from its token (unrestricted when ACLs are off).
+    pub identity: Identity,
 }
 
 impl Request {
@@ -141,6 +151,15 @@ impl Request {
     pub fn json_body<T: DeserializeOwned>(&self, context: &str) -> Result<T, ApiError> {
         serde_json::from_slice(&self.body)
             .map_err(|error| ApiError::bad_request(format!("{context}: {error}")))
+    }
+
+    /// Refuses the request unless the caller's token grants `capability`.
+    pub fn require(&self, capability: Capability) -> Result<(), ApiError> {
+        if self.identity.acl.allows(capability) {
+            Ok(())
+        } else {
+            Err(ApiError::permission_denied())
+        }
     }
 
     /// The server role, for endpoints that only run on servers.
@@ -202,6 +221,22 @@ pub async fn dispatch(
         Ok(Plan::Forward(targets)) => return forward(&ctx, &targets, &parts, body, &query).await,
         Err(error) => return render_error(&ctx, error, pretty, is_query),
     }
+    let identity = match endpoint.acl {
+        Acl::None => Identity {
+            acl: caravan_acl::AclSet::default(),
+            token: None,
+            acls_enabled: ctx.config.acl.enabled,
+        },
+        Acl::Require(capability) => match acl_check::resolve(&ctx, &parts.headers).await {
+            Ok(identity) if identity.acl.allows(capability) => identity,
+            Ok(_) => return render_error(&ctx, ApiError::permission_denied(), pretty, is_query),
+            Err(error) => return render_error(&ctx, error, pretty, is_query),
+        },
+        Acl::InHandler => match acl_check::resolve(&ctx, &parts.headers).await {
+            Ok(identity) => identity,
+            Err(error) => return render_error(&ctx, error, pretty, is_query),
+        },
+    };
     let path_params = match RawPathParams::from_request_parts(&mut parts, &()).await {
         Ok(params) => params
             .iter()
@@ -217,6 +252,7 @@ pub async fn dispatch(
         query,
         headers: parts.headers,
         body,
+        identity,
     };
     match (endpoint.handler)(request).await {
         Ok(reply) => render_reply(&ctx, reply, pretty, is_query),

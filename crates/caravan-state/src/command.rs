@@ -1,6 +1,7 @@
 //! The writes the FSM applies: every change to the state is one of these,
 //! carried in a Raft log entry.
 
+use caravan_api_types::acl::{AclPolicy, AclToken};
 use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
 use serde::{Deserialize, Serialize};
 
@@ -15,14 +16,39 @@ pub enum Command {
     },
     /// Stores the configuration only if none exists yet (the leader's first
     /// act, so every server starts from the same values).
-    SchedulerConfigInit { config: SchedulerConfiguration },
+    SchedulerConfigInit {
+        config: SchedulerConfiguration,
+    },
     /// As [`Command::SchedulerConfigSet`], for autopilot.
     AutopilotConfigSet {
         config: AutopilotConfiguration,
         cas: Option<u64>,
     },
     /// As [`Command::SchedulerConfigInit`], for autopilot.
-    AutopilotConfigInit { config: AutopilotConfiguration },
+    AutopilotConfigInit {
+        config: AutopilotConfiguration,
+    },
+    /// Stores the first management token. Refused if ACLs were bootstrapped
+    /// already, unless `reset_index` names the last bootstrap's index (the
+    /// operator's reset file).
+    AclBootstrap {
+        token: AclToken,
+        reset_index: Option<u64>,
+    },
+    /// Creates or replaces policies by name.
+    AclPolicyUpsert {
+        policies: Vec<AclPolicy>,
+    },
+    AclPolicyDelete {
+        names: Vec<String>,
+    },
+    /// Creates or replaces tokens by accessor ID.
+    AclTokenUpsert {
+        tokens: Vec<AclToken>,
+    },
+    AclTokenDelete {
+        accessors: Vec<String>,
+    },
 }
 
 /// What applying a [`Command`] produced, returned to the writer.
@@ -32,6 +58,8 @@ pub enum CommandResult {
     Done,
     /// A check-and-set write: whether it was applied.
     Cas(bool),
+    /// The write was refused for the reason given; nothing changed.
+    Refused(String),
 }
 
 impl CommandResult {
@@ -40,6 +68,7 @@ impl CommandResult {
         match self {
             CommandResult::Done => true,
             CommandResult::Cas(applied) => *applied,
+            CommandResult::Refused(_) => false,
         }
     }
 }

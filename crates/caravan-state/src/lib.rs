@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
 pub use command::{Command, CommandResult};
-pub use state::{State, Table};
+pub use state::{secret_digest, secrets_equal, State, Table};
 
 /// Why a snapshot could not be read back.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,9 @@
 //! The tables themselves and how each command changes them.
 
+use caravan_api_types::acl::{AclPolicy, AclToken};
 use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::command::{Command, CommandResult};
 
@@ -11,10 +13,17 @@ use crate::command::{Command, CommandResult};
 pub enum Table {
     SchedulerConfig,
     AutopilotConfig,
+    AclPolicies,
+    AclTokens,
 }
 
 impl Table {
-    pub const ALL: &'static [Table] = &[Table::SchedulerConfig, Table::AutopilotConfig];
+    pub const ALL: &'static [Table] = &[
+        Table::SchedulerConfig,
+        Table::AutopilotConfig,
+        Table::AclPolicies,
+        Table::AclTokens,
+    ];
 }
 
 /// One consistent version of every table.
@@ -25,6 +34,30 @@ pub struct State {
     table_indexes: imbl::OrdMap<Table, u64>,
     scheduler_config: Option<SchedulerConfiguration>,
     autopilot_config: Option<AutopilotConfiguration>,
+    acl_policies: imbl::OrdMap<String, AclPolicy>,
+    acl_tokens: imbl::OrdMap<String, AclToken>,
+    /// SHA-256 of each secret → accessor, so a lookup never compares
+    /// secrets byte by byte in a data structure.
+    acl_secret_digests: imbl::HashMap<String, String>,
+    /// Raft index of the last ACL bootstrap (0: never bootstrapped).
+    acl_bootstrap_index: u64,
+}
+
+/// Hex SHA-256 of a token secret.
+pub fn secret_digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 impl State {
@@ -54,6 +87,37 @@ impl State {
 
     pub fn autopilot_config(&self) -> Option<&AutopilotConfiguration> {
         self.autopilot_config.as_ref()
+    }
+
+    pub fn acl_policy(&self, name: &str) -> Option<&AclPolicy> {
+        self.acl_policies.get(name)
+    }
+
+    /// Every policy, by name.
+    pub fn acl_policies(&self) -> impl Iterator<Item = &AclPolicy> {
+        self.acl_policies.values()
+    }
+
+    pub fn acl_token(&self, accessor: &str) -> Option<&AclToken> {
+        self.acl_tokens.get(accessor)
+    }
+
+    /// Every token, by accessor ID.
+    pub fn acl_tokens(&self) -> impl Iterator<Item = &AclToken> {
+        self.acl_tokens.values()
+    }
+
+    /// The token whose secret is `secret`, compared in constant time.
+    pub fn acl_token_by_secret(&self, secret: &str) -> Option<&AclToken> {
+        let accessor = self.acl_secret_digests.get(&secret_digest(secret))?;
+        self.acl_tokens
+            .get(accessor)
+            .filter(|token| secrets_equal(&token.secret_id, secret))
+    }
+
+    /// Raft index of the last ACL bootstrap, 0 if never.
+    pub fn acl_bootstrap_index(&self) -> u64 {
+        self.acl_bootstrap_index
     }
 
     pub(crate) fn note_index(&mut self, index: u64) {
@@ -126,7 +190,85 @@ impl State {
                 self.touch(Table::AutopilotConfig, index);
                 (CommandResult::Done, vec![Table::AutopilotConfig])
             }
+            Command::AclBootstrap { token, reset_index } => {
+                let done = self.acl_bootstrap_index;
+                if done != 0 && *reset_index != Some(done) {
+                    return (
+                        CommandResult::Refused(format!(
+                            "ACL bootstrap already done (reset index: {done})"
+                        )),
+                        vec![],
+                    );
+                }
+                self.acl_bootstrap_index = index;
+                self.put_token(token, index);
+                self.touch(Table::AclTokens, index);
+                (CommandResult::Done, vec![Table::AclTokens])
+            }
+            Command::AclPolicyUpsert { policies } => {
+                for policy in policies {
+                    let create_index = self
+                        .acl_policies
+                        .get(&policy.name)
+                        .map_or(index, |existing| existing.create_index);
+                    self.acl_policies.insert(
+                        policy.name.clone(),
+                        AclPolicy {
+                            create_index,
+                            modify_index: index,
+                            ..policy.clone()
+                        },
+                    );
+                }
+                self.touch(Table::AclPolicies, index);
+                (CommandResult::Done, vec![Table::AclPolicies])
+            }
+            Command::AclPolicyDelete { names } => {
+                for name in names {
+                    self.acl_policies.remove(name);
+                }
+                self.touch(Table::AclPolicies, index);
+                (CommandResult::Done, vec![Table::AclPolicies])
+            }
+            Command::AclTokenUpsert { tokens } => {
+                for token in tokens {
+                    self.put_token(token, index);
+                }
+                self.touch(Table::AclTokens, index);
+                (CommandResult::Done, vec![Table::AclTokens])
+            }
+            Command::AclTokenDelete { accessors } => {
+                for accessor in accessors {
+                    if let Some(token) = self.acl_tokens.remove(accessor) {
+                        self.acl_secret_digests
+                            .remove(&secret_digest(&token.secret_id));
+                    }
+                }
+                self.touch(Table::AclTokens, index);
+                (CommandResult::Done, vec![Table::AclTokens])
+            }
         }
+    }
+
+    fn put_token(&mut self, token: &AclToken, index: u64) {
+        let create_index = self
+            .acl_tokens
+            .get(&token.accessor_id)
+            .map_or(index, |existing| existing.create_index);
+        if let Some(previous) = self.acl_tokens.get(&token.accessor_id) {
+            self.acl_secret_digests
+                .remove(&secret_digest(&previous.secret_id));
+        }
+        self.acl_secret_digests
+            .insert(secret_digest(&token.secret_id), token.accessor_id.clone());
+        self.acl_tokens.insert(
+            token.accessor_id.clone(),
+            AclToken {
+                create_index,
+                modify_index: index,
+                ..token.clone()
+            },
+        );
     }
 }
 

@@ -152,3 +152,84 @@ async fn watchers_wake_only_for_their_table() {
     assert_eq!(*scheduler.borrow_and_update(), 5);
     assert!(!autopilot.has_changed().unwrap());
 }
+
+fn token(accessor: &str, secret: &str) -> caravan_api_types::acl::AclToken {
+    caravan_api_types::acl::AclToken {
+        accessor_id: accessor.to_string(),
+        secret_id: secret.to_string(),
+        token_type: "management".to_string(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn acl_bootstrap_happens_once_unless_reset() {
+    let store = StateStore::new();
+    let first = store.apply(
+        3,
+        &Command::AclBootstrap {
+            token: token("a1", "s1"),
+            reset_index: None,
+        },
+    );
+    assert_eq!(first, CommandResult::Done);
+    let again = store.apply(
+        4,
+        &Command::AclBootstrap {
+            token: token("a2", "s2"),
+            reset_index: None,
+        },
+    );
+    assert_eq!(
+        again,
+        CommandResult::Refused("ACL bootstrap already done (reset index: 3)".into())
+    );
+    assert!(store.snapshot().acl_token("a2").is_none());
+    let reset = store.apply(
+        5,
+        &Command::AclBootstrap {
+            token: token("a3", "s3"),
+            reset_index: Some(3),
+        },
+    );
+    assert_eq!(reset, CommandResult::Done);
+    assert_eq!(store.snapshot().acl_bootstrap_index(), 5);
+}
+
+#[test]
+fn tokens_are_found_by_secret_and_forgotten_on_delete() {
+    let store = StateStore::new();
+    store.apply(
+        2,
+        &Command::AclTokenUpsert {
+            tokens: vec![token("acc", "secret-1")],
+        },
+    );
+    let state = store.snapshot();
+    assert_eq!(
+        state.acl_token_by_secret("secret-1").unwrap().accessor_id,
+        "acc"
+    );
+    assert!(state.acl_token_by_secret("secret-2").is_none());
+    // Replacing a token's secret forgets the old one.
+    store.apply(
+        3,
+        &Command::AclTokenUpsert {
+            tokens: vec![token("acc", "secret-9")],
+        },
+    );
+    let state = store.snapshot();
+    assert!(state.acl_token_by_secret("secret-1").is_none());
+    assert_eq!(state.acl_token("acc").unwrap().create_index, 2);
+    assert_eq!(state.acl_token("acc").unwrap().modify_index, 3);
+    store.apply(
+        4,
+        &Command::AclTokenDelete {
+            accessors: vec!["acc".into()],
+        },
+    );
+    assert!(store.snapshot().acl_token_by_secret("secret-9").is_none());
+    assert!(secrets_equal("abc", "abc"));
+    assert!(!secrets_equal("abc", "abd"));
+    assert!(!secrets_equal("abc", "abcd"));
+}

@@ -8,7 +8,13 @@ use common::{run_to_exit, Agent};
 #[test]
 fn python_nomads_ci_command_line_starts_an_agent() {
     let agent = Agent::start(&["-dev", "-node", "pynomad1", "--acl-enabled"], "");
-    let body = agent.get("/v1/agent/self").json();
+    // ACLs are on: the agent refuses anonymous callers until bootstrapped.
+    assert_eq!(agent.get("/v1/agent/self").status, 403);
+    let bootstrap = agent.post("/v1/acl/bootstrap", "").json();
+    let secret = bootstrap["SecretID"].as_str().unwrap();
+    let body = agent
+        .request_with_token("GET", "/v1/agent/self", Some(secret), "")
+        .json();
     assert_eq!(body["config"]["NodeName"], "pynomad1");
     assert_eq!(body["config"]["ACL"]["Enabled"], true);
 }

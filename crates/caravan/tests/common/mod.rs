@@ -221,6 +221,40 @@ impl Agent {
         read(response).expect("read body")
     }
 
+    /// A request carrying `token` in `X-Nomad-Token` when given.
+    pub fn request_with_token(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.header("X-Nomad-Token", token);
+        }
+        read(request.send().expect("request")).expect("read body")
+    }
+
+    /// A request with extra headers.
+    pub fn request_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read(request.send().expect("request")).expect("read body")
+    }
+
     pub fn pid(&self) -> i32 {
         self.child
             .as_ref()

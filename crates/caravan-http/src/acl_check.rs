@@ -1,0 +1,268 @@
+//! Resolving the caller's token into the capabilities its policies grant.
+//!
+//! On a server the token and policies come from the local state. A
+//! client-only agent asks a server through the ordinary API
+//! (`/v1/acl/token/self`, `/v1/acl/policy/:name`) and keeps the answer for
+//! `acl.token_ttl`, as Nomad's clients cache theirs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use caravan_acl::{AclSet, Policy};
+use caravan_api_types::acl::{AclPolicy, AclToken, ANONYMOUS_POLICY};
+use caravan_state::State;
+use http::HeaderMap;
+
+use crate::context::AgentContext;
+use crate::error::ApiError;
+
+/// Who is calling and what they may do.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub acl: AclSet,
+    /// The caller's token; `None` for the anonymous caller and when ACLs
+    /// are disabled.
+    pub token: Option<AclToken>,
+    pub acls_enabled: bool,
+}
+
+impl Identity {
+    /// Everyone may do everything: ACLs are off.
+    pub fn unrestricted() -> Self {
+        Self {
+            acl: AclSet::management(),
+            token: None,
+            acls_enabled: false,
+        }
+    }
+
+    /// Nomad's caller identity string (`token:<accessor>`,
+    /// `token:acls-disabled`, `token:anonymous`).
+    pub fn identity_string(&self) -> String {
+        match (&self.token, self.acls_enabled) {
+            (_, false) => "token:acls-disabled".to_string(),
+            (Some(token), true) => format!("token:{}", token.accessor_id),
+            (None, true) => "token:anonymous".to_string(),
+        }
+    }
+
+    /// Whether the caller holds the named policy (management holds all).
+    pub fn holds_policy(&self, name: &str) -> bool {
+        if self.acl.is_management() {
+            return true;
+        }
+        match &self.token {
+            Some(token) => token.policies.iter().any(|policy| policy == name),
+            None => name == ANONYMOUS_POLICY,
+        }
+    }
+}
+
+/// The secret a request carries: `X-Nomad-Token`, else
+/// `Authorization: Bearer <secret>`.
+pub fn request_secret(headers: &HeaderMap) -> String {
+    if let Some(token) = headers.get("x-nomad-token").and_then(|v| v.to_str().ok()) {
+        let token = token.trim();
+        if !token.is_empty() {
+            return token.to_string();
+        }
+    }
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let mut words = value.split_whitespace();
+            let scheme = words.next()?;
+            let token = words.next()?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn token_not_found() -> ApiError {
+    ApiError::new(http::StatusCode::FORBIDDEN, "ACL token not found")
+}
+
+/// Parsed policies and client-side resolutions, reused between requests.
+#[derive(Default)]
+pub struct AclCache {
+    /// (name, modify index) → parsed rules.
+    policies: Mutex<HashMap<(String, u64), Arc<Policy>>>,
+    /// Client-only agents: secret → (identity, when it was fetched).
+    resolved: Mutex<HashMap<String, (Identity, Instant)>>,
+}
+
+impl AclCache {
+    fn parsed(&self, policy: &AclPolicy) -> Option<Arc<Policy>> {
+        let key = (policy.name.clone(), policy.modify_index);
+        let mut cache = match self.policies.lock() {
+            Ok(cache) => cache,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(parsed) = cache.get(&key) {
+            return Some(Arc::clone(parsed));
+        }
+        let parsed = Arc::new(caravan_acl::parse(&policy.rules).ok()?);
+        if cache.len() > 4096 {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&parsed));
+        Some(parsed)
+    }
+
+    fn compile<'a>(&self, policies: impl IntoIterator<Item = &'a AclPolicy>) -> AclSet {
+        let parsed: Vec<Arc<Policy>> = policies
+            .into_iter()
+            .filter_map(|policy| self.parsed(policy))
+            .collect();
+        AclSet::from_policies(parsed.iter().map(|policy| policy.as_ref()))
+    }
+}
+
+/// Resolves the caller of a request.
+pub async fn resolve(ctx: &AgentContext, headers: &HeaderMap) -> Result<Identity, ApiError> {
+    if !ctx.config.acl.enabled {
+        return Ok(Identity::unrestricted());
+    }
+    let secret = request_secret(headers);
+    match &ctx.server {
+        Some(server) => resolve_in_state(&ctx.acl_cache, &server.store().snapshot(), &secret),
+        None => resolve_through_server(ctx, &secret).await,
+    }
+}
+
+/// Resolves `secret` against a state snapshot.
+pub fn resolve_in_state(
+    cache: &AclCache,
+    state: &State,
+    secret: &str,
+) -> Result<Identity, ApiError> {
+    if secret.is_empty() {
+        let acl = cache.compile(state.acl_policy(ANONYMOUS_POLICY));
+        return Ok(Identity {
+            acl,
+            token: None,
+            acls_enabled: true,
+        });
+    }
+    let token = state
+        .acl_token_by_secret(secret)
+        .filter(|token| !token.is_expired(chrono::Utc::now()))
+        .ok_or_else(token_not_found)?;
+    let acl = if token.is_management() {
+        AclSet::management()
+    } else {
+        // Policies that no longer exist are skipped, as Nomad skips them.
+        cache.compile(
+            token
+                .policies
+                .iter()
+                .filter_map(|name| state.acl_policy(name)),
+        )
+    };
+    Ok(Identity {
+        acl,
+        token: Some(token.clone()),
+        acls_enabled: true,
+    })
+}
+
+async fn resolve_through_server(ctx: &AgentContext, secret: &str) -> Result<Identity, ApiError> {
+    let ttl = ctx.config.acl.token_ttl;
+    if let Some(identity) = cached(&ctx.acl_cache, secret, ttl) {
+        return Ok(identity);
+    }
+    let servers = ctx
+        .client
+        .as_ref()
+        .map(|client| client.servers().get())
+        .unwrap_or_default();
+    let mut last_error = ApiError::internal("no known servers");
+    for server in servers {
+        match fetch_identity(ctx, &server, secret).await {
+            Ok(identity) => {
+                let mut resolved = match ctx.acl_cache.resolved.lock() {
+                    Ok(resolved) => resolved,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                resolved.insert(secret.to_string(), (identity.clone(), Instant::now()));
+                return Ok(identity);
+            }
+            Err(error) if error.status == http::StatusCode::FORBIDDEN => return Err(error),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(last_error)
+}
+
+fn cached(cache: &AclCache, secret: &str, ttl: Duration) -> Option<Identity> {
+    let resolved = match cache.resolved.lock() {
+        Ok(resolved) => resolved,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    resolved
+        .get(secret)
+        .filter(|(_, at)| at.elapsed() < ttl)
+        .map(|(identity, _)| identity.clone())
+}
+
+/// Asks a server (its RPC port serves the API) who `secret` is.
+async fn fetch_identity(
+    ctx: &AgentContext,
+    server: &str,
+    secret: &str,
+) -> Result<Identity, ApiError> {
+    let get = |path: String| {
+        let mut request = ctx
+            .http_client
+            .get(format!("http://{server}{path}"))
+            .timeout(Duration::from_secs(10));
+        if !secret.is_empty() {
+            request = request.header("X-Nomad-Token", secret);
+        }
+        request
+    };
+    let failed =
+        |error: reqwest::Error| ApiError::internal(format!("failed to resolve token: {error}"));
+    let token: Option<AclToken> = if secret.is_empty() {
+        None
+    } else {
+        let response = get("/v1/acl/token/self".to_string())
+            .send()
+            .await
+            .map_err(failed)?;
+        if response.status() == reqwest::StatusCode::FORBIDDEN {
+            return Err(token_not_found());
+        }
+        Some(response.json().await.map_err(failed)?)
+    };
+    if token.as_ref().is_some_and(AclToken::is_management) {
+        return Ok(Identity {
+            acl: AclSet::management(),
+            token,
+            acls_enabled: true,
+        });
+    }
+    let names: Vec<String> = match &token {
+        Some(token) => token.policies.clone(),
+        None => vec![ANONYMOUS_POLICY.to_string()],
+    };
+    let mut policies = Vec::new();
+    for name in names {
+        let response = get(format!("/v1/acl/policy/{name}"))
+            .send()
+            .await
+            .map_err(failed)?;
+        if response.status().is_success() {
+            policies.push(response.json::<AclPolicy>().await.map_err(failed)?);
+        }
+    }
+    Ok(Identity {
+        acl: ctx.acl_cache.compile(&policies),
+        token,
+        acls_enabled: true,
+    })
+}
