@@ -1,27 +1,256 @@
-//! The client role of a Caravan agent.
-//!
-//! For now it keeps the list of servers the client talks to, which
-//! `/v1/agent/servers` reads and replaces; registration, heartbeats and
-//! drivers build on it.
+//! The client role of a Caravan agent: it fingerprints the machine,
+//! registers it as a node, keeps it alive with heartbeats (failing over
+//! between servers), and re-fingerprints drivers periodically.
 
+pub mod drivers;
+pub mod fingerprint;
+pub mod identity;
+pub mod rpc;
 mod servers;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use caravan_api_types::node::{DriverInfo, Node, NODE_STATUS_READY};
+use caravan_server::{NodeHeartbeat, NodeRpcReply, NODE_NOT_FOUND};
+
+pub use identity::NodeIdentity;
 pub use servers::{ServerList, ServerListError, DEFAULT_RPC_PORT};
+
+use crate::drivers::DriverState;
+use crate::rpc::RpcError;
+
+/// What the client reserves from scheduling.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReservedOptions {
+    pub cpu: u64,
+    pub memory_mb: u64,
+    pub disk_mb: u64,
+    pub reserved_ports: String,
+}
+
+/// Everything the client needs from the agent configuration.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub identity: NodeIdentity,
+    pub state_dir: PathBuf,
+    pub node_name: String,
+    pub datacenter: String,
+    pub node_class: String,
+    pub node_pool: String,
+    pub meta: BTreeMap<String, String>,
+    /// name → (path, read only)
+    pub host_volumes: BTreeMap<String, (String, bool)>,
+    pub reserved: ReservedOptions,
+    pub http_advertise: String,
+    pub network_interface: String,
+    pub network_speed: u64,
+    pub cpu_total_compute: u64,
+    pub memory_total_mb: u64,
+    pub disk_free_mb: u64,
+    pub raw_exec_enabled: bool,
+    pub version: String,
+    pub revision: String,
+    /// How often drivers are checked again.
+    pub fingerprint_interval: Duration,
+}
+
+/// What the heartbeat loop last learned.
+#[derive(Debug, Clone, Default)]
+struct HeartbeatState {
+    last_ok: Option<Instant>,
+    ttl: Duration,
+    registered: bool,
+}
 
 /// A running client agent.
 pub struct Client {
+    options: ClientOptions,
     servers: ServerList,
+    http: reqwest::Client,
+    node: Mutex<Node>,
+    driver_states: Mutex<BTreeMap<String, DriverState>>,
+    heartbeat: Mutex<HeartbeatState>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 impl Client {
-    pub fn new(servers: Vec<String>, rpc_client: reqwest::Client) -> Self {
-        Self {
-            servers: ServerList::new(servers, rpc_client),
-        }
+    /// Fingerprints the machine; [`Client::run`] then registers it.
+    pub async fn new(
+        options: ClientOptions,
+        servers: Vec<String>,
+        http: reqwest::Client,
+    ) -> Arc<Self> {
+        let driver_states = drivers::detect_all(options.raw_exec_enabled).await;
+        let now = chrono::Utc::now();
+        let infos: BTreeMap<String, DriverInfo> = driver_states
+            .iter()
+            .map(|(name, state)| (name.clone(), state.to_info(now)))
+            .collect();
+        let facts = fingerprint::host_facts(&options.state_dir);
+        let node = fingerprint::build_node(&options, &facts, &infos, &driver_states);
+        Arc::new(Self {
+            servers: ServerList::new(servers, http.clone()),
+            http,
+            node: Mutex::new(node),
+            driver_states: Mutex::new(driver_states),
+            heartbeat: Mutex::new(HeartbeatState::default()),
+            options,
+        })
     }
 
     /// The servers this client knows.
     pub fn servers(&self) -> &ServerList {
         &self.servers
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.options.identity.node_id
+    }
+
+    /// The node as last fingerprinted.
+    pub fn node(&self) -> Node {
+        lock(&self.node).clone()
+    }
+
+    /// Time since the last successful heartbeat, and the TTL in force.
+    pub fn heartbeat_status(&self) -> (Option<Duration>, Duration) {
+        let state = lock(&self.heartbeat);
+        (state.last_ok.map(|at| at.elapsed()), state.ttl)
+    }
+
+    /// Registers and heartbeats until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        let refresher = tokio::spawn(Arc::clone(&self).refresh_drivers());
+        self.heartbeat_loop().await;
+        refresher.abort();
+    }
+
+    /// Calls `call` against the known servers in turn until one answers.
+    async fn with_failover<F, Fut>(&self, call: F) -> Result<NodeRpcReply, RpcError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<NodeRpcReply, RpcError>>,
+    {
+        let servers = self.servers.get();
+        let mut last = RpcError::Server("no known servers".to_string());
+        for server in servers {
+            match call(server.clone()).await {
+                Ok(reply) => {
+                    self.servers.promote(&server);
+                    return Ok(reply);
+                }
+                Err(error @ RpcError::Server(_)) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%server, %error, "server unreachable; trying the next");
+                    last = error;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn register(&self) -> Result<NodeRpcReply, RpcError> {
+        let node = self.node();
+        self.with_failover(|server| {
+            let node = node.clone();
+            async move { rpc::register(&self.http, &server, &node).await }
+        })
+        .await
+    }
+
+    async fn beat(&self) -> Result<NodeRpcReply, RpcError> {
+        let beat = NodeHeartbeat {
+            node_id: self.options.identity.node_id.clone(),
+            secret_id: self.options.identity.secret_id.clone(),
+            status: NODE_STATUS_READY.to_string(),
+        };
+        self.with_failover(|server| {
+            let beat = beat.clone();
+            async move { rpc::heartbeat(&self.http, &server, &beat).await }
+        })
+        .await
+    }
+
+    fn note_success(&self, reply: &NodeRpcReply) {
+        let mut state = lock(&self.heartbeat);
+        state.last_ok = Some(Instant::now());
+        state.ttl = Duration::from_millis(reply.heartbeat_ttl_ms);
+        drop(state);
+        if !reply.servers.is_empty() {
+            self.servers.learn(&reply.servers);
+        }
+    }
+
+    async fn heartbeat_loop(&self) {
+        loop {
+            let registered = lock(&self.heartbeat).registered;
+            let outcome = if registered {
+                self.beat().await
+            } else {
+                match self.register().await {
+                    Ok(_) => {
+                        tracing::info!(node_id = %self.node_id(), "node registered");
+                        lock(&self.heartbeat).registered = true;
+                        self.beat().await
+                    }
+                    Err(error) => Err(error),
+                }
+            };
+            let wait = match outcome {
+                Ok(reply) => {
+                    self.note_success(&reply);
+                    Duration::from_millis(reply.heartbeat_ttl_ms.max(100))
+                }
+                Err(RpcError::Server(message)) if message.contains(NODE_NOT_FOUND) => {
+                    tracing::info!("servers do not know this node; registering again");
+                    lock(&self.heartbeat).registered = false;
+                    Duration::ZERO
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "heartbeat failed");
+                    Duration::from_millis(1000 + rand::random_range(0..1000))
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Checks the drivers again now and then; a change is registered.
+    async fn refresh_drivers(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.options.fingerprint_interval).await;
+            let fresh = drivers::detect_all(self.options.raw_exec_enabled).await;
+            let changed = *lock(&self.driver_states) != fresh;
+            if !changed {
+                continue;
+            }
+            let now = chrono::Utc::now();
+            {
+                let mut node = lock(&self.node);
+                let previous = lock(&self.driver_states).clone();
+                for (name, state) in &fresh {
+                    if previous.get(name) != Some(state) {
+                        node.drivers.insert(name.clone(), state.to_info(now));
+                    }
+                }
+                let facts = fingerprint::host_facts(&self.options.state_dir);
+                let drivers = node.drivers.clone();
+                *node = fingerprint::build_node(&self.options, &facts, &drivers, &fresh);
+            }
+            *lock(&self.driver_states) = fresh;
+            tracing::info!("driver health changed; updating the node");
+            if let Err(error) = self.register().await {
+                tracing::warn!(%error, "failed to update the node after a driver change");
+            }
+        }
     }
 }

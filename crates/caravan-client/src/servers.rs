@@ -40,11 +40,37 @@ impl ServerList {
         }
     }
 
-    /// The known servers, sorted.
+    /// The known servers, the one that last answered first.
     pub fn get(&self) -> Vec<String> {
         match self.servers.read() {
             Ok(servers) => servers.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Moves `server` to the front: the one that answered is tried first.
+    pub fn promote(&self, server: &str) {
+        let mut servers = match self.servers.write() {
+            Ok(servers) => servers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(position) = servers.iter().position(|known| known == server) {
+            let found = servers.remove(position);
+            servers.insert(0, found);
+        }
+    }
+
+    /// Adds servers a server told us about (Nomad's clients learn the
+    /// cluster's servers from heartbeat answers).
+    pub fn learn(&self, addresses: &[String]) {
+        let mut servers = match self.servers.write() {
+            Ok(servers) => servers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for address in addresses {
+            if !servers.contains(address) {
+                servers.push(address.clone());
+            }
         }
     }
 

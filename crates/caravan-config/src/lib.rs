@@ -133,6 +133,10 @@ pub struct ClientConfig {
     pub max_kill_timeout: Duration,
     pub gc_interval: Duration,
     pub no_host_uuid: bool,
+    /// raw_exec runs tasks without isolation, so it is off unless enabled
+    /// (`plugin "raw_exec" { config { enabled = true } }`, the client option
+    /// `driver.raw_exec.enable`, or `-dev`).
+    pub raw_exec_enabled: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -309,6 +313,7 @@ impl AgentConfig {
                 max_kill_timeout: Duration::from_secs(30),
                 gc_interval: Duration::from_secs(60),
                 no_host_uuid: true,
+                raw_exec_enabled: dev_mode,
             },
             autopilot: AutopilotConfiguration::initial(),
             acl: AclConfig {
@@ -435,6 +440,16 @@ impl AgentConfig {
             )
             .map_err(|(key, message)| key_error(&key, message))?;
             set(&mut self.acl.replication_token, &acl.replication_token);
+        }
+        if let Some(enabled) = file
+            .plugin
+            .as_ref()
+            .and_then(|plugins| plugins.get("raw_exec"))
+            .and_then(|raw_exec| raw_exec.get("config"))
+            .and_then(|config| config.get("enabled"))
+            .and_then(Value::as_bool)
+        {
+            self.client.raw_exec_enabled = enabled;
         }
         let raw = serde_json::to_value(FileKeys::from(file)).unwrap_or(Value::Null);
         self.keys_without_effect = file::ACCEPTED_WITHOUT_EFFECT
@@ -592,6 +607,9 @@ impl AgentConfig {
             client
                 .options
                 .extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if let Some(enable) = options.get("driver.raw_exec.enable") {
+                client.raw_exec_enabled = matches!(enable.as_str(), "1" | "true" | "True");
+            }
         }
         if let Some(reserved) = &file.reserved {
             set(&mut client.reserved.cpu, &reserved.cpu);

@@ -118,11 +118,16 @@ async fn agent_self(request: Request) -> Result<Reply, ApiError> {
         stats.insert("raft".to_string(), json!(server.raft_stats()));
     }
     if let Some(client) = &ctx.client {
+        let (since, ttl) = client.heartbeat_status();
+        let go = caravan_api_types::duration::format_go_duration;
         stats.insert(
             "client".to_string(),
             json!({
+                "node_id": client.node_id(),
                 "known_servers": client.servers().get().join(","),
                 "num_allocations": "0",
+                "last_heartbeat": since.map(go).unwrap_or_default(),
+                "heartbeat_ttl": go(ttl),
             }),
         );
     }
@@ -227,7 +232,9 @@ fn client_only(request: &Request) -> Result<&std::sync::Arc<caravan_client::Clie
 
 async fn list_servers(request: Request) -> Result<Reply, ApiError> {
     let client = client_only(&request)?;
-    Reply::json(&client.servers().get())
+    let mut servers = client.servers().get();
+    servers.sort();
+    Reply::json(&servers)
 }
 
 async fn update_servers(request: Request) -> Result<Reply, ApiError> {

@@ -13,7 +13,9 @@ pub mod blocking;
 pub mod context;
 pub mod error;
 mod forward;
+pub mod nodes;
 pub mod operator;
+mod paginate;
 pub mod query;
 pub mod regions;
 mod render;
@@ -39,6 +41,7 @@ pub fn routes() -> Vec<Route> {
         agent::routes(),
         status::routes(),
         regions::routes(),
+        nodes::routes(),
         operator::routes(),
     ]
     .into_iter()
@@ -148,6 +151,17 @@ mod route_table_tests {
             ("PUT", "/v1/acl/token", Require(Management)),
             ("POST", "/v1/acl/token", Require(Management)),
             ("GET", "/v1/acl/token/self", InHandler),
+            ("GET", "/v1/nodes", Require(NodeRead)),
+            ("GET", "/v1/node/{id}", Require(NodeRead)),
+            ("GET", "/v1/node/{id}/allocations", Require(NodeRead)),
+            ("PUT", "/v1/node/{id}/evaluate", Require(NodeWrite)),
+            ("POST", "/v1/node/{id}/evaluate", Require(NodeWrite)),
+            ("PUT", "/v1/node/{id}/drain", Require(NodeWrite)),
+            ("POST", "/v1/node/{id}/drain", Require(NodeWrite)),
+            ("PUT", "/v1/node/{id}/purge", Require(NodeWrite)),
+            ("POST", "/v1/node/{id}/purge", Require(NodeWrite)),
+            ("PUT", "/v1/node/{id}/eligibility", Require(NodeWrite)),
+            ("POST", "/v1/node/{id}/eligibility", Require(NodeWrite)),
             ("GET", "/v1/acl/token/{accessor}", InHandler),
             ("PUT", "/v1/acl/token/{accessor}", Require(Management)),
             ("POST", "/v1/acl/token/{accessor}", Require(Management)),

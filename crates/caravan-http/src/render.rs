@@ -12,6 +12,7 @@ use crate::reply::{Meta, Reply};
 pub const INDEX_HEADER: &str = "x-nomad-index";
 pub const KNOWN_LEADER_HEADER: &str = "x-nomad-knownleader";
 pub const LAST_CONTACT_HEADER: &str = "x-nomad-lastcontact";
+pub const NEXT_TOKEN_HEADER: &str = "x-nomad-nexttoken";
 
 /// A successful reply, with its index headers and `?pretty` applied.
 pub fn render_reply(ctx: &AgentContext, reply: Reply, pretty: bool, is_query: bool) -> Response {
@@ -33,6 +34,9 @@ pub fn render_reply(ctx: &AgentContext, reply: Reply, pretty: bool, is_query: bo
         Meta::Query { index } => query_headers(ctx, &mut response, Some(index)),
         Meta::None if is_query => query_headers(ctx, &mut response, None),
         Meta::None => {}
+    }
+    if let Some(token) = reply.next_token {
+        set_header(&mut response, NEXT_TOKEN_HEADER, token);
     }
     extra_headers(ctx, &mut response);
     response

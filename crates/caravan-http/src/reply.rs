@@ -25,6 +25,8 @@ pub struct Reply {
     /// Compact JSON, or `None` for an empty body.
     pub body: Option<Vec<u8>>,
     pub meta: Meta,
+    /// `X-Nomad-NextToken`: set when a paginated list has another page.
+    pub next_token: Option<String>,
 }
 
 impl Reply {
@@ -36,6 +38,7 @@ impl Reply {
             status: StatusCode::OK,
             body: Some(body),
             meta: Meta::None,
+            next_token: None,
         })
     }
 
@@ -45,7 +48,13 @@ impl Reply {
             status: StatusCode::OK,
             body: None,
             meta: Meta::None,
+            next_token: None,
         }
+    }
+
+    pub fn with_next_token(mut self, token: Option<String>) -> Self {
+        self.next_token = token;
+        self
     }
 
     pub fn with_status(mut self, status: StatusCode) -> Self {

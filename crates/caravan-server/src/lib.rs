@@ -8,6 +8,8 @@
 //! once committed, [`state_machine::StateMachine`] applies it to the
 //! [`caravan_state::StateStore`] → watches wake blocking queries.
 
+mod drainer;
+pub mod heartbeat;
 pub mod log_store;
 pub mod raft_types;
 pub mod rpc;
@@ -15,4 +17,7 @@ mod server;
 pub mod state_machine;
 pub mod transport;
 
-pub use server::{AppliedWrite, RaftMember, Server, ServerError, ServerOptions, LEADER_WAIT};
+pub use server::{
+    AppliedWrite, NodeHeartbeat, NodeRpcReply, RaftMember, Server, ServerError, ServerOptions,
+    LEADER_WAIT, NODE_NOT_FOUND,
+};

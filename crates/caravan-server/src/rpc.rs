@@ -9,11 +9,15 @@ use axum::{Json, Router};
 use caravan_state::Command;
 use serde::{Deserialize, Serialize};
 
-use crate::server::{AppliedWrite, Server};
+use caravan_api_types::node::Node;
+
+use crate::server::{AppliedWrite, NodeHeartbeat, NodeRpcReply, Server};
 use crate::transport::{RaftMessage, RaftReply, RAFT_PATH};
 
 pub const APPLY_PATH: &str = "/rpc/apply";
 pub const PING_PATH: &str = "/rpc/ping";
+pub const NODE_REGISTER_PATH: &str = "/rpc/node/register";
+pub const NODE_HEARTBEAT_PATH: &str = "/rpc/node/heartbeat";
 
 /// What a ping answers: enough for a client to know it reached a server of
 /// the right region.
@@ -31,6 +35,8 @@ pub fn rpc_router(server: Arc<Server>) -> Router {
         .route(RAFT_PATH, post(raft))
         .route(APPLY_PATH, post(apply))
         .route(PING_PATH, get(ping))
+        .route(NODE_REGISTER_PATH, post(node_register))
+        .route(NODE_HEARTBEAT_PATH, post(node_heartbeat))
         .with_state(server)
 }
 
@@ -55,4 +61,18 @@ async fn ping(State(server): State<Arc<Server>>) -> Json<PingReply> {
         datacenter: options.datacenter.clone(),
         node_id: server.node().id.clone(),
     })
+}
+
+async fn node_register(
+    State(server): State<Arc<Server>>,
+    Json(node): Json<Node>,
+) -> Json<Result<NodeRpcReply, String>> {
+    Json(server.node_register(node).await)
+}
+
+async fn node_heartbeat(
+    State(server): State<Arc<Server>>,
+    Json(beat): Json<NodeHeartbeat>,
+) -> Json<Result<NodeRpcReply, String>> {
+    Json(server.node_heartbeat(beat).await)
 }

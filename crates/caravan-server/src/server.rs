@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use caravan_api_types::node::Node;
 use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
 use caravan_state::{Command, CommandResult, StateStore};
 use openraft::async_runtime::WatchReceiver;
@@ -13,6 +14,7 @@ use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, RaftMetrics, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
+use crate::heartbeat::{HeartbeatConfig, HeartbeatTracker};
 use crate::log_store::LogStore;
 use crate::raft_types::{raft_id_of, Raft, RaftId, RaftRequest, ServerNode, TypeConfig};
 use crate::state_machine::{split_snapshot, StateMachine};
@@ -40,6 +42,7 @@ pub struct ServerOptions {
     pub trailing_logs: u64,
     pub default_scheduler_config: SchedulerConfiguration,
     pub autopilot: AutopilotConfiguration,
+    pub heartbeat: HeartbeatConfig,
 }
 
 /// Why a server operation failed.
@@ -63,6 +66,30 @@ pub struct AppliedWrite {
     pub result: CommandResult,
 }
 
+/// What a server answers a client's register or heartbeat call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRpcReply {
+    /// When to heartbeat next, in milliseconds.
+    pub heartbeat_ttl_ms: u64,
+    /// The Raft index of the write, 0 if nothing changed.
+    pub index: u64,
+    pub leader_rpc_addr: String,
+    /// Every server's RPC address, for the client's failover list.
+    pub servers: Vec<String>,
+    pub num_nodes: u64,
+}
+
+/// A client's heartbeat: who it is and the status it reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHeartbeat {
+    pub node_id: String,
+    pub secret_id: String,
+    pub status: String,
+}
+
+/// The error text clients react to by registering again.
+pub const NODE_NOT_FOUND: &str = caravan_state::nodes::NODE_NOT_FOUND;
+
 /// One member of the Raft configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftMember {
@@ -85,6 +112,7 @@ pub struct Server {
     last_leader_contact: Mutex<Option<Instant>>,
     /// The term in which this server finished establishing leadership.
     ready_term: AtomicU64,
+    heartbeats: Arc<HeartbeatTracker>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -121,6 +149,7 @@ impl Server {
         .await
         .map_err(|error| ServerError::Raft(error.to_string()))?;
 
+        let heartbeat = options.heartbeat;
         let server = Arc::new(Self {
             options,
             node,
@@ -132,11 +161,16 @@ impl Server {
             rpc_client,
             last_leader_contact: Mutex::new(None),
             ready_term: AtomicU64::new(0),
+            heartbeats: Arc::new(HeartbeatTracker::new(heartbeat)),
             tasks: Mutex::new(Vec::new()),
         });
         server.bootstrap().await?;
-        let leader_duties = tokio::spawn(Arc::clone(&server).run_leader_duties());
-        lock(&server.tasks).push(leader_duties);
+        let tasks = vec![
+            tokio::spawn(Arc::clone(&server).run_leader_duties()),
+            tokio::spawn(Arc::clone(&server).run_heartbeat_timers()),
+            tokio::spawn(crate::drainer::run(Arc::clone(&server))),
+        ];
+        lock(&server.tasks).extend(tasks);
         Ok(server)
     }
 
@@ -429,6 +463,138 @@ impl Server {
         .collect()
     }
 
+    /// The leader's heartbeat timers.
+    pub fn heartbeats(&self) -> &Arc<HeartbeatTracker> {
+        &self.heartbeats
+    }
+
+    /// Every server's RPC address in the Raft configuration.
+    pub fn server_rpc_addresses(&self) -> Vec<String> {
+        let (_, members) = self.raft_configuration();
+        members
+            .into_iter()
+            .map(|member| member.node.rpc_addr)
+            .collect()
+    }
+
+    fn node_reply(&self, ttl: Duration, index: u64) -> NodeRpcReply {
+        NodeRpcReply {
+            heartbeat_ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            index,
+            leader_rpc_addr: self.node.rpc_addr.clone(),
+            servers: self.server_rpc_addresses(),
+            num_nodes: self.store.snapshot().node_count() as u64,
+        }
+    }
+
+    /// A client registers its node (Nomad's `Node.Register`). Runs on the
+    /// leader, which owns the heartbeat timers; followers pass it on.
+    pub async fn node_register(&self, node: Node) -> Result<NodeRpcReply, String> {
+        if !self.is_ready_leader() {
+            return self
+                .forward_to_leader(crate::rpc::NODE_REGISTER_PATH, &node)
+                .await;
+        }
+        if uuid::Uuid::parse_str(&node.id).is_err() {
+            return Err(format!("invalid node ID {:?}: must be a UUID", node.id));
+        }
+        if node.secret_id.is_empty() {
+            return Err("missing node secret ID".to_string());
+        }
+        let node_id = node.id.clone();
+        let write = self
+            .apply(Command::NodeRegister {
+                node: Box::new(node),
+                now: chrono::Utc::now(),
+            })
+            .await
+            .map_err(|error| error.to_string())?;
+        if let CommandResult::Refused(reason) = write.result {
+            return Err(reason);
+        }
+        let ttl = self.heartbeats.reset(&node_id);
+        Ok(self.node_reply(ttl, write.index))
+    }
+
+    /// A client's heartbeat (Nomad's `Node.UpdateStatus`): resets the
+    /// node's timer and writes only when the status changes.
+    pub async fn node_heartbeat(&self, beat: NodeHeartbeat) -> Result<NodeRpcReply, String> {
+        if !self.is_ready_leader() {
+            return self
+                .forward_to_leader(crate::rpc::NODE_HEARTBEAT_PATH, &beat)
+                .await;
+        }
+        let stored = self.store.snapshot().node(&beat.node_id).cloned();
+        let Some(stored) = stored else {
+            return Err(NODE_NOT_FOUND.to_string());
+        };
+        if !caravan_state::secrets_equal(&stored.secret_id, &beat.secret_id) {
+            return Err("node secret ID does not match".to_string());
+        }
+        let mut index = 0;
+        if stored.status != beat.status {
+            let write = self
+                .apply(Command::NodeUpdateStatus {
+                    node_id: beat.node_id.clone(),
+                    status: beat.status.clone(),
+                    event: None,
+                    now: chrono::Utc::now(),
+                })
+                .await
+                .map_err(|error| error.to_string())?;
+            if let CommandResult::Refused(reason) = write.result {
+                return Err(reason);
+            }
+            index = write.index;
+        }
+        let ttl = self.heartbeats.reset(&beat.node_id);
+        Ok(self.node_reply(ttl, index))
+    }
+
+    async fn forward_to_leader<T: Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<R, String> {
+        let leader = self
+            .wait_for_leader(LEADER_WAIT)
+            .await
+            .ok_or_else(|| ServerError::NoLeader.to_string())?;
+        if leader.id == self.node.id {
+            return Err(ServerError::NoLeader.to_string());
+        }
+        let response = self
+            .rpc_client
+            .post(format!("http://{}{path}", leader.rpc_addr))
+            .json(body)
+            .send()
+            .await
+            .map_err(|error| format!("failed to forward to the leader: {error}"))?;
+        response
+            .json::<Result<R, String>>()
+            .await
+            .map_err(|error| format!("failed to forward to the leader: {error}"))?
+    }
+
+    /// Marks nodes down when their heartbeats lapse, while this server leads.
+    async fn run_heartbeat_timers(self: Arc<Self>) {
+        let leader = Arc::clone(&self);
+        let writer = Arc::clone(&self);
+        Arc::clone(&self.heartbeats)
+            .run(
+                move || leader.is_ready_leader(),
+                move |command| {
+                    let server = Arc::clone(&writer);
+                    Box::pin(async move {
+                        if let Err(error) = server.apply(command).await {
+                            tracing::warn!(%error, "failed to mark a node down");
+                        }
+                    })
+                },
+            )
+            .await;
+    }
+
     /// Stops Raft and the server's tasks.
     pub async fn shutdown(&self) {
         for task in lock(&self.tasks).drain(..) {
@@ -443,15 +609,23 @@ impl Server {
     /// must: Nomad's `establishLeadership`.
     async fn run_leader_duties(self: Arc<Self>) {
         let mut metrics = self.raft.metrics();
+        let mut was_leader = false;
         loop {
             let (state, term) = {
                 let current = metrics.borrow_watched();
                 (current.state, current.current_term)
             };
+            if state != ServerState::Leader && was_leader {
+                was_leader = false;
+                self.heartbeats.clear_all();
+                tracing::info!(term, "cluster leadership lost");
+            }
             if state == ServerState::Leader && self.ready_term.load(Ordering::SeqCst) != term {
                 match self.establish_leadership().await {
                     Ok(()) => {
+                        self.heartbeats.initialize(&self.store.snapshot());
                         self.ready_term.store(term, Ordering::SeqCst);
+                        was_leader = true;
                         tracing::info!(term, "cluster leadership acquired");
                     }
                     Err(error) => {

@@ -2,7 +2,9 @@
 //! carried in a Raft log entry.
 
 use caravan_api_types::acl::{AclPolicy, AclToken};
+use caravan_api_types::node::{DrainSpec, Node, NodeEvent};
 use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// One replicated write.
@@ -48,6 +50,44 @@ pub enum Command {
     },
     AclTokenDelete {
         accessors: Vec<String>,
+    },
+    /// A client registers (or re-registers) its node. Server-owned fields
+    /// (status, eligibility, drain) of an existing node are kept.
+    NodeRegister {
+        node: Box<Node>,
+        now: DateTime<Utc>,
+    },
+    /// A heartbeat or the leader changes a node's status.
+    NodeUpdateStatus {
+        node_id: String,
+        status: String,
+        event: Option<NodeEvent>,
+        now: DateTime<Utc>,
+    },
+    NodeUpdateEligibility {
+        node_id: String,
+        eligibility: String,
+        now: DateTime<Utc>,
+    },
+    /// Sets, updates or (with `spec: None`) cancels a drain.
+    NodeUpdateDrain {
+        node_id: String,
+        spec: Option<DrainSpec>,
+        mark_eligible: bool,
+        meta: Option<std::collections::BTreeMap<String, String>>,
+        /// Who asked (`token:<accessor>`, `token:acls-disabled`, ...).
+        accessor: String,
+        now: DateTime<Utc>,
+    },
+    /// The drainer finished (or gave up at the deadline).
+    NodeDrainComplete {
+        node_id: String,
+        deadline_reached: bool,
+        now: DateTime<Utc>,
+    },
+    /// Removes nodes (purge).
+    NodeDeregister {
+        node_ids: Vec<String>,
     },
 }
 

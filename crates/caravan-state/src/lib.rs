@@ -9,6 +9,7 @@
 //! what blocking queries wait on.
 
 mod command;
+pub mod nodes;
 mod state;
 
 use std::collections::BTreeMap;

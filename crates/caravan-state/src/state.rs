@@ -1,11 +1,15 @@
 //! The tables themselves and how each command changes them.
 
+use std::sync::Arc;
+
 use caravan_api_types::acl::{AclPolicy, AclToken};
+use caravan_api_types::node::Node;
 use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::command::{Command, CommandResult};
+use crate::nodes::{self, DrainUpdate, NODE_NOT_FOUND};
 
 /// The tables of the state, each with its own Raft index (Nomad's `index`
 /// table), which blocking queries compare against `?index=`.
@@ -15,6 +19,10 @@ pub enum Table {
     AutopilotConfig,
     AclPolicies,
     AclTokens,
+    Nodes,
+    /// Allocations; nothing writes them until scheduling exists, but node
+    /// allocation queries already block on it.
+    Allocs,
 }
 
 impl Table {
@@ -23,6 +31,8 @@ impl Table {
         Table::AutopilotConfig,
         Table::AclPolicies,
         Table::AclTokens,
+        Table::Nodes,
+        Table::Allocs,
     ];
 }
 
@@ -41,6 +51,8 @@ pub struct State {
     acl_secret_digests: imbl::HashMap<String, String>,
     /// Raft index of the last ACL bootstrap (0: never bootstrapped).
     acl_bootstrap_index: u64,
+    /// Nodes by ID. Values are shared so a write copies pointers, not nodes.
+    nodes: imbl::OrdMap<String, Arc<Node>>,
 }
 
 /// Hex SHA-256 of a token secret.
@@ -118,6 +130,48 @@ impl State {
     /// Raft index of the last ACL bootstrap, 0 if never.
     pub fn acl_bootstrap_index(&self) -> u64 {
         self.acl_bootstrap_index
+    }
+
+    pub fn node(&self, id: &str) -> Option<&Arc<Node>> {
+        self.nodes.get(id)
+    }
+
+    /// Every node, in ID order.
+    pub fn nodes(&self) -> impl Iterator<Item = &Arc<Node>> {
+        self.nodes.values()
+    }
+
+    /// Nodes whose ID starts with `prefix`, in ID order.
+    pub fn nodes_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a Arc<Node>> {
+        self.nodes
+            .range(prefix.to_string()..)
+            .take_while(move |(id, _)| id.starts_with(prefix))
+            .map(|(_, node)| node)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn put_node(&mut self, node: Node, index: u64) -> (CommandResult, Vec<Table>) {
+        self.nodes.insert(node.id.clone(), Arc::new(node));
+        self.touch(Table::Nodes, index);
+        (CommandResult::Done, vec![Table::Nodes])
+    }
+
+    fn with_node(
+        &mut self,
+        id: &str,
+        index: u64,
+        change: impl FnOnce(&Node) -> Result<Node, String>,
+    ) -> (CommandResult, Vec<Table>) {
+        let Some(stored) = self.nodes.get(id).cloned() else {
+            return (CommandResult::Refused(NODE_NOT_FOUND.to_string()), vec![]);
+        };
+        match change(&stored) {
+            Ok(node) => self.put_node(node, index),
+            Err(reason) => (CommandResult::Refused(reason), vec![]),
+        }
     }
 
     pub(crate) fn note_index(&mut self, index: u64) {
@@ -236,6 +290,77 @@ impl State {
                 }
                 self.touch(Table::AclTokens, index);
                 (CommandResult::Done, vec![Table::AclTokens])
+            }
+            Command::NodeRegister { node, now } => {
+                let existing = self.nodes.get(&node.id).cloned();
+                match nodes::register(existing.as_deref(), node, *now, index) {
+                    Ok(node) => self.put_node(node, index),
+                    Err(reason) => (CommandResult::Refused(reason), vec![]),
+                }
+            }
+            Command::NodeUpdateStatus {
+                node_id,
+                status,
+                event,
+                now,
+            } => self.with_node(node_id, index, |stored| {
+                Ok(nodes::update_status(
+                    stored,
+                    status,
+                    event.as_ref(),
+                    *now,
+                    index,
+                ))
+            }),
+            Command::NodeUpdateEligibility {
+                node_id,
+                eligibility,
+                now,
+            } => self.with_node(node_id, index, |stored| {
+                nodes::update_eligibility(stored, eligibility, *now, index)
+            }),
+            Command::NodeUpdateDrain {
+                node_id,
+                spec,
+                mark_eligible,
+                meta,
+                accessor,
+                now,
+            } => self.with_node(node_id, index, |stored| {
+                let update = DrainUpdate {
+                    spec: spec.as_ref(),
+                    mark_eligible: *mark_eligible,
+                    meta: meta.as_ref(),
+                    accessor,
+                    now: *now,
+                };
+                Ok(nodes::update_drain(stored, update, index))
+            }),
+            Command::NodeDrainComplete {
+                node_id,
+                deadline_reached,
+                now,
+            } => self.with_node(node_id, index, |stored| {
+                if !stored.is_draining() {
+                    return Err("node is not draining".to_string());
+                }
+                Ok(nodes::complete_drain(
+                    stored,
+                    *deadline_reached,
+                    *now,
+                    index,
+                ))
+            }),
+            Command::NodeDeregister { node_ids } => {
+                if let Some(missing) = node_ids.iter().find(|id| !self.nodes.contains_key(*id)) {
+                    let _ = missing;
+                    return (CommandResult::Refused(NODE_NOT_FOUND.to_string()), vec![]);
+                }
+                for id in node_ids {
+                    self.nodes.remove(id);
+                }
+                self.touch(Table::Nodes, index);
+                (CommandResult::Done, vec![Table::Nodes])
             }
             Command::AclTokenDelete { accessors } => {
                 for accessor in accessors {

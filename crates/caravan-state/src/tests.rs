@@ -233,3 +233,228 @@ fn tokens_are_found_by_secret_and_forgotten_on_delete() {
     assert!(!secrets_equal("abc", "abd"));
     assert!(!secrets_equal("abc", "abcd"));
 }
+
+fn test_node(id: &str) -> caravan_api_types::node::Node {
+    caravan_api_types::node::Node {
+        id: id.to_string(),
+        secret_id: "node-secret".to_string(),
+        name: format!("node-{id}"),
+        datacenter: "dc1".to_string(),
+        ..Default::default()
+    }
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+#[test]
+fn node_register_keeps_server_owned_fields() {
+    let store = StateStore::new();
+    store.apply(
+        5,
+        &Command::NodeRegister {
+            node: Box::new(test_node("n1")),
+            now: now(),
+        },
+    );
+    let node = store.snapshot().node("n1").cloned().unwrap();
+    assert_eq!(node.status, "initializing");
+    assert_eq!(node.scheduling_eligibility, "eligible");
+    assert_eq!(node.node_pool, "default");
+    assert_eq!(node.events.len(), 1);
+    assert_eq!(node.events[0].message, "Node registered");
+    assert_eq!(node.events[0].create_index, 5);
+    store.apply(
+        6,
+        &Command::NodeUpdateEligibility {
+            node_id: "n1".into(),
+            eligibility: "ineligible".into(),
+            now: now(),
+        },
+    );
+    let mut again = test_node("n1");
+    again.name = "renamed".into();
+    store.apply(
+        7,
+        &Command::NodeRegister {
+            node: Box::new(again),
+            now: now(),
+        },
+    );
+    let node = store.snapshot().node("n1").cloned().unwrap();
+    assert_eq!(node.name, "renamed");
+    assert_eq!(node.scheduling_eligibility, "ineligible");
+    assert_eq!((node.create_index, node.modify_index), (5, 7));
+    let mut impostor = test_node("n1");
+    impostor.secret_id = "other".into();
+    let refused = store.apply(
+        8,
+        &Command::NodeRegister {
+            node: Box::new(impostor),
+            now: now(),
+        },
+    );
+    assert!(matches!(refused, CommandResult::Refused(reason) if reason.contains("secret")));
+}
+
+#[test]
+fn node_status_drain_and_event_rules() {
+    let store = StateStore::new();
+    store.apply(
+        1,
+        &Command::NodeRegister {
+            node: Box::new(test_node("n1")),
+            now: now(),
+        },
+    );
+    store.apply(
+        2,
+        &Command::NodeUpdateStatus {
+            node_id: "n1".into(),
+            status: "down".into(),
+            event: Some(caravan_api_types::node::NodeEvent::new(
+                "Cluster",
+                "Node heartbeat missed",
+            )),
+            now: now(),
+        },
+    );
+    let node = store.snapshot().node("n1").cloned().unwrap();
+    assert_eq!(node.last_missed_heartbeat_index, 2);
+    store.apply(
+        3,
+        &Command::NodeUpdateStatus {
+            node_id: "n1".into(),
+            status: "ready".into(),
+            event: None,
+            now: now(),
+        },
+    );
+    let node = store.snapshot().node("n1").cloned().unwrap();
+    assert_eq!(node.status, "ready");
+    assert_eq!(node.last_missed_heartbeat_index, 0);
+    assert_eq!(
+        node.events.last().unwrap().message,
+        "Node reregistered by heartbeat"
+    );
+
+    let drain = |index, spec| {
+        store.apply(
+            index,
+            &Command::NodeUpdateDrain {
+                node_id: "n1".into(),
+                spec,
+                mark_eligible: false,
+                meta: None,
+                accessor: "token:acls-disabled".into(),
+                now: now(),
+            },
+        )
+    };
+    drain(
+        4,
+        Some(caravan_api_types::node::DrainSpec {
+            deadline: 3_600_000_000_000,
+            ignore_system_jobs: false,
+        }),
+    );
+    let node = store.snapshot().node("n1").cloned().unwrap();
+    assert!(
+        node.drain
+            && node
+                .drain_strategy
+                .as_ref()
+                .unwrap()
+                .force_deadline
+                .is_some()
+    );
+    assert_eq!(node.scheduling_eligibility, "ineligible");
+    assert_eq!(node.last_drain.as_ref().unwrap().status, "draining");
+    let refused = store.apply(
+        5,
+        &Command::NodeUpdateEligibility {
+            node_id: "n1".into(),
+            eligibility: "eligible".into(),
+            now: now(),
+        },
+    );
+    assert!(
+        matches!(refused, CommandResult::Refused(reason) if reason.contains("while it is draining"))
+    );
+    store.apply(
+        6,
+        &Command::NodeDrainComplete {
+            node_id: "n1".into(),
+            deadline_reached: false,
+            now: now(),
+        },
+    );
+    let node = store.snapshot().node("n1").cloned().unwrap();
+    assert!(!node.drain && node.drain_strategy.is_none());
+    assert_eq!(node.scheduling_eligibility, "ineligible");
+    assert_eq!(node.last_drain.as_ref().unwrap().status, "complete");
+    assert_eq!(node.events.last().unwrap().message, "Node drain complete");
+
+    // Only the last ten events are kept.
+    for index in 10..30 {
+        let eligibility = if index % 2 == 0 {
+            "eligible"
+        } else {
+            "ineligible"
+        };
+        store.apply(
+            index,
+            &Command::NodeUpdateEligibility {
+                node_id: "n1".into(),
+                eligibility: eligibility.into(),
+                now: now(),
+            },
+        );
+    }
+    let node = store.snapshot().node("n1").cloned().unwrap();
+    assert_eq!(node.events.len(), 10);
+    assert_eq!(node.events.last().unwrap().create_index, 29);
+
+    assert_eq!(
+        store.apply(
+            40,
+            &Command::NodeDeregister {
+                node_ids: vec!["n1".into()]
+            }
+        ),
+        CommandResult::Done
+    );
+    assert!(store.snapshot().node("n1").is_none());
+    assert!(matches!(
+        store.apply(
+            41,
+            &Command::NodeDeregister {
+                node_ids: vec!["n1".into()]
+            }
+        ),
+        CommandResult::Refused(_)
+    ));
+}
+
+#[test]
+fn nodes_by_prefix() {
+    let store = StateStore::new();
+    for (index, id) in ["aa01", "aa02", "ab00", "b000"].iter().enumerate() {
+        store.apply(
+            index as u64 + 1,
+            &Command::NodeRegister {
+                node: Box::new(test_node(id)),
+                now: now(),
+            },
+        );
+    }
+    let state = store.snapshot();
+    let ids: Vec<String> = state
+        .nodes_with_prefix("aa")
+        .map(|n| n.id.clone())
+        .collect();
+    assert_eq!(ids, ["aa01", "aa02"]);
+    assert_eq!(state.nodes_with_prefix("a").count(), 3);
+    assert_eq!(state.nodes_with_prefix("c").count(), 0);
+}

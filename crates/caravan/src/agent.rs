@@ -117,13 +117,19 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         true => Some(start_server(&config, &data_dir, &advertised, &http_client).await?),
         false => None,
     };
-    let client = config.client.enabled.then(|| {
-        let mut servers = config.client.servers.clone();
-        if servers.is_empty() && server.is_some() {
-            servers.push(advertised.rpc.clone());
-        }
-        Arc::new(Client::new(servers, http_client.clone()))
-    });
+    let client = match config.client.enabled {
+        true => Some(
+            start_client(
+                &config,
+                &data_dir,
+                &advertised,
+                &http_client,
+                server.is_some(),
+            )
+            .await?,
+        ),
+        false => None,
+    };
 
     let ctx = Arc::new(AgentContext {
         config: Arc::new(config),
@@ -197,11 +203,74 @@ async fn start_server(
         trailing_logs: config.server.raft_trailing_logs,
         default_scheduler_config: config.server.default_scheduler_config.clone(),
         autopilot: config.autopilot.clone(),
+        heartbeat: caravan_server::heartbeat::HeartbeatConfig {
+            min_ttl: config.server.min_heartbeat_ttl,
+            max_per_second: config.server.max_heartbeats_per_second,
+            grace: config.server.heartbeat_grace,
+            failover_ttl: config.server.failover_heartbeat_ttl,
+        },
     };
     let transport = Arc::new(HttpTransport::new(http_client.clone()));
     Server::start(options, transport, http_client.clone())
         .await
         .map_err(|error| anyhow::anyhow!("failed to start the server: {error}"))
+}
+
+async fn start_client(
+    config: &AgentConfig,
+    data_dir: &std::path::Path,
+    advertised: &AdvertisedAddresses,
+    http_client: &reqwest::Client,
+    local_server: bool,
+) -> anyhow::Result<Arc<Client>> {
+    let client_config = &config.client;
+    let state_dir = client_config
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("client"));
+    let identity = caravan_client::NodeIdentity::load_or_create(&state_dir).with_context(|| {
+        format!(
+            "failed to load the node identity from {}",
+            state_dir.display()
+        )
+    })?;
+    let options = caravan_client::ClientOptions {
+        identity,
+        state_dir,
+        node_name: config.node_name.clone(),
+        datacenter: config.datacenter.clone(),
+        node_class: client_config.node_class.clone(),
+        node_pool: client_config.node_pool.clone(),
+        meta: client_config.meta.clone(),
+        host_volumes: client_config
+            .host_volumes
+            .iter()
+            .map(|(name, volume)| (name.clone(), (volume.path.clone(), volume.read_only)))
+            .collect(),
+        reserved: caravan_client::ReservedOptions {
+            cpu: client_config.reserved.cpu,
+            memory_mb: client_config.reserved.memory_mb,
+            disk_mb: client_config.reserved.disk_mb,
+            reserved_ports: client_config.reserved.reserved_ports.clone(),
+        },
+        http_advertise: advertised.http.clone(),
+        network_interface: client_config.network_interface.clone(),
+        network_speed: client_config.network_speed,
+        cpu_total_compute: client_config.cpu_total_compute,
+        memory_total_mb: client_config.memory_total_mb,
+        disk_free_mb: client_config.disk_free_mb,
+        raw_exec_enabled: client_config.raw_exec_enabled,
+        version: caravan_http::version::full_version(),
+        revision: String::new(),
+        fingerprint_interval: std::time::Duration::from_secs(30),
+    };
+    let mut servers = client_config.servers.clone();
+    if servers.is_empty() && local_server {
+        servers.push(advertised.rpc.clone());
+    }
+    let client = Client::new(options, servers, http_client.clone()).await;
+    tokio::spawn(Arc::clone(&client).run());
+    Ok(client)
 }
 
 async fn serve(

@@ -2,6 +2,7 @@
 //! follow Nomad's CLI.
 
 mod agent;
+mod node_sim;
 
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ const USAGE: &str = "Usage: caravan <command> [args]
 
 Commands:
     agent      Runs a Caravan agent (server, client or both; -dev for a one-node cluster)
+    node-sim   Registers and heartbeats many simulated nodes against a server
     version    Prints the Caravan version
 ";
 
@@ -16,6 +18,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("agent") => agent::run(&args[1..]),
+        Some("node-sim") => node_sim::run(&args[1..]),
         Some("version" | "-version" | "--version" | "-v") => {
             println!(
                 "Caravan v{} (Nomad API {})",

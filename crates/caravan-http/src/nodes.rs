@@ -1,0 +1,343 @@
+//! `/v1/nodes` and `/v1/node/:id`: the client nodes.
+
+use std::sync::Arc;
+
+use caravan_api_types::node::{
+    DrainSpec, Node, NodeDrainUpdateResponse, NodeListStub, NodeServerInfo, NodeUpdateDrainRequest,
+    NodeUpdateEligibilityRequest, NodeUpdateResponse, ELIGIBLE, INELIGIBLE,
+};
+use caravan_config::flags::parse_go_bool;
+use caravan_state::{Command, CommandResult, Table};
+use chrono::Utc;
+use http::StatusCode;
+
+use crate::blocking::blocking_query;
+use crate::error::ApiError;
+use crate::operator::server_error;
+use crate::paginate::{compile_filter, paginate};
+use crate::reply::Reply;
+use crate::route::{endpoint, Consistency, Request, Route, GET, NODE_READ, NODE_WRITE, PUT_POST};
+
+pub fn routes() -> Vec<Route> {
+    let route = |path, endpoints| Route {
+        path,
+        endpoints,
+        wrong_method: StatusCode::METHOD_NOT_ALLOWED,
+    };
+    vec![
+        route(
+            "/v1/nodes",
+            vec![endpoint(
+                GET,
+                NODE_READ,
+                Consistency::LeaderUnlessStale,
+                list,
+            )],
+        ),
+        route(
+            "/v1/node/{id}",
+            vec![endpoint(
+                GET,
+                NODE_READ,
+                Consistency::LeaderUnlessStale,
+                get,
+            )],
+        ),
+        route(
+            "/v1/node/{id}/allocations",
+            vec![endpoint(
+                GET,
+                NODE_READ,
+                Consistency::LeaderUnlessStale,
+                allocations,
+            )],
+        ),
+        route(
+            "/v1/node/{id}/evaluate",
+            vec![endpoint(
+                PUT_POST,
+                NODE_WRITE,
+                Consistency::Leader,
+                evaluate,
+            )],
+        ),
+        route(
+            "/v1/node/{id}/drain",
+            vec![endpoint(PUT_POST, NODE_WRITE, Consistency::Leader, drain)],
+        ),
+        route(
+            "/v1/node/{id}/purge",
+            vec![endpoint(PUT_POST, NODE_WRITE, Consistency::Leader, purge)],
+        ),
+        route(
+            "/v1/node/{id}/eligibility",
+            vec![endpoint(
+                PUT_POST,
+                NODE_WRITE,
+                Consistency::Leader,
+                eligibility,
+            )],
+        ),
+    ]
+}
+
+fn node_not_found() -> ApiError {
+    ApiError::not_found(caravan_state::nodes::NODE_NOT_FOUND)
+}
+
+/// The node ID from the path; it must be a full UUID.
+fn node_id(request: &Request) -> Result<String, ApiError> {
+    let id = request.param("id");
+    if id.len() != 36 || uuid::Uuid::parse_str(id).is_err() {
+        return Err(ApiError::bad_request(format!(
+            "invalid node ID {id:?}: must be a 36-character UUID"
+        )));
+    }
+    Ok(id.to_string())
+}
+
+/// A node as the API shows it: the secret blanked.
+fn public(node: &Node) -> Node {
+    Node {
+        secret_id: String::new(),
+        drain: node.is_draining(),
+        ..node.clone()
+    }
+}
+
+/// `?resources=` and `?os=`, parsed as Go booleans.
+fn list_fields(request: &Request) -> Result<(bool, bool), ApiError> {
+    let parse = |name: &str| -> Result<bool, ApiError> {
+        match request.query_value(name) {
+            None => Ok(false),
+            Some(value) => parse_go_bool(value).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Failed to parse node list fields: Failed to parse value of \"{name}\" ({value}) as a bool: strconv.ParseBool: parsing \"{value}\": invalid syntax"
+                ))
+            }),
+        }
+    };
+    Ok((parse("resources")?, parse("os")?))
+}
+
+async fn list(request: Request) -> Result<Reply, ApiError> {
+    let (resources, os) = list_fields(&request)?;
+    let filter = compile_filter(&request.query)?;
+    let query = request.query.clone();
+    let (index, (stubs, next_token)) = blocking_query(&request, &[Table::Nodes], |state| {
+        let nodes: Vec<Node> = state
+            .nodes_with_prefix(&query.prefix)
+            .map(|n| public(n))
+            .collect();
+        let page = paginate(nodes.iter(), &query, filter.as_ref(), |node| &node.id)?;
+        let stubs: Vec<NodeListStub> = page
+            .items
+            .into_iter()
+            .map(|node| NodeListStub::of(node, resources, os))
+            .collect();
+        Ok((state.table_index(Table::Nodes), (stubs, page.next_token)))
+    })
+    .await?;
+    Ok(Reply::json(&stubs)?
+        .query_index(index)
+        .with_next_token(next_token))
+}
+
+async fn get(request: Request) -> Result<Reply, ApiError> {
+    let id = node_id(&request)?;
+    let (index, node) = blocking_query(&request, &[Table::Nodes], |state| {
+        Ok(match state.node(&id) {
+            Some(node) => (node.modify_index, Some(Arc::clone(node))),
+            None => (state.table_index(Table::Nodes), None),
+        })
+    })
+    .await?;
+    let node = node.ok_or_else(node_not_found)?;
+    Ok(Reply::json(&public(&node))?.query_index(index))
+}
+
+/// The node's allocations. Nothing is scheduled yet, so the list is empty;
+/// the index is the allocation table's, never 0 (so a blocking query waits
+/// instead of spinning), as in Nomad.
+async fn allocations(request: Request) -> Result<Reply, ApiError> {
+    node_id(&request)?;
+    let (index, allocations) = blocking_query(&request, &[Table::Allocs], |state| {
+        Ok((
+            state.table_index(Table::Allocs).max(1),
+            Vec::<serde_json::Value>::new(),
+        ))
+    })
+    .await?;
+    Ok(Reply::json(&allocations)?.query_index(index))
+}
+
+/// The node must exist for a write; a missing one is 404 (Caravan answers
+/// Nomad's `node not found` with 404 everywhere).
+fn existing(request: &Request, id: &str) -> Result<Arc<Node>, ApiError> {
+    request
+        .server()?
+        .store()
+        .snapshot()
+        .node(id)
+        .cloned()
+        .ok_or_else(node_not_found)
+}
+
+/// Runs a node write; a refusal from the state machine becomes 404 for a
+/// missing node and 400 otherwise.
+async fn apply(request: &Request, command: Command) -> Result<u64, ApiError> {
+    let write = request
+        .server()?
+        .apply(command)
+        .await
+        .map_err(server_error)?;
+    match write.result {
+        CommandResult::Refused(reason) if reason == caravan_state::nodes::NODE_NOT_FOUND => {
+            Err(node_not_found())
+        }
+        CommandResult::Refused(reason) => Err(ApiError::bad_request(reason)),
+        _ => Ok(write.index),
+    }
+}
+
+/// The server details Nomad puts in a node update answer.
+fn update_response(
+    request: &Request,
+    index: u64,
+    node_modify_index: u64,
+) -> Result<NodeUpdateResponse, ApiError> {
+    let server = request.server()?;
+    let datacenter = request.ctx.config.datacenter.clone();
+    let servers = server
+        .server_rpc_addresses()
+        .into_iter()
+        .map(|address| NodeServerInfo {
+            rpc_advertise_addr: address,
+            rpc_major_version: 1,
+            rpc_minor_version: 1,
+            datacenter: datacenter.clone(),
+        })
+        .collect();
+    Ok(NodeUpdateResponse {
+        eval_ids: None,
+        eval_create_index: 0,
+        node_modify_index,
+        leader_rpc_addr: server.leader().map(|l| l.rpc_addr).unwrap_or_default(),
+        num_nodes: server.store().snapshot().node_count() as u64,
+        servers: Some(servers),
+        index,
+        ..NodeUpdateResponse::default()
+    })
+}
+
+/// Creates evaluations for the node's jobs. There are no jobs yet, so none
+/// are created: `EvalIDs` is null and the indexes are 0, as Nomad answers
+/// when there is nothing to evaluate.
+async fn evaluate(request: Request) -> Result<Reply, ApiError> {
+    let id = node_id(&request)?;
+    existing(&request, &id)?;
+    let response = update_response(&request, 0, 0)?;
+    Ok(Reply::json(&response)?.write_index(0))
+}
+
+async fn drain(request: Request) -> Result<Reply, ApiError> {
+    let id = node_id(&request)?;
+    let body: NodeUpdateDrainRequest = if request.body.is_empty() {
+        // python-nomad's `drain_node(id, enable)` still uses Nomad's old
+        // `?enable=` form with no body; it meant "drain with the default
+        // one-hour deadline" or "stop draining".
+        let enable = request
+            .query_value("enable")
+            .ok_or_else(|| ApiError::bad_request("Request body is empty"))?;
+        let enable = parse_go_bool(enable)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid enable value {enable:?}")))?;
+        NodeUpdateDrainRequest {
+            drain_spec: enable.then_some(DrainSpec {
+                deadline: 3_600_000_000_000,
+                ignore_system_jobs: false,
+            }),
+            ..NodeUpdateDrainRequest::default()
+        }
+    } else {
+        request.json_body("Error decoding drain request")?
+    };
+    existing(&request, &id)?;
+    let index = apply(
+        &request,
+        Command::NodeUpdateDrain {
+            node_id: id,
+            spec: body.drain_spec,
+            mark_eligible: body.mark_eligible,
+            meta: body.meta,
+            accessor: request.identity.identity_string(),
+            now: Utc::now(),
+        },
+    )
+    .await?;
+    let response = NodeDrainUpdateResponse {
+        node_modify_index: index,
+        eval_ids: None,
+        eval_create_index: 0,
+        index,
+    };
+    Ok(Reply::json(&response)?.write_index(index))
+}
+
+async fn purge(request: Request) -> Result<Reply, ApiError> {
+    let id = node_id(&request)?;
+    existing(&request, &id)?;
+    let index = apply(
+        &request,
+        Command::NodeDeregister {
+            node_ids: vec![id.clone()],
+        },
+    )
+    .await?;
+    request.server()?.heartbeats().clear(&id);
+    let mut response = update_response(&request, index, index)?;
+    response.leader_rpc_addr = String::new();
+    response.num_nodes = 0;
+    response.servers = None;
+    Ok(Reply::json(&response)?.write_index(index))
+}
+
+async fn eligibility(request: Request) -> Result<Reply, ApiError> {
+    let id = node_id(&request)?;
+    let body: NodeUpdateEligibilityRequest =
+        request.json_body("Error decoding eligibility request")?;
+    if body.node_event.is_some() {
+        return Err(ApiError::bad_request("node event must not be set"));
+    }
+    if body.eligibility != ELIGIBLE && body.eligibility != INELIGIBLE {
+        return Err(ApiError::bad_request(format!(
+            "invalid scheduling eligibility \"{}\"",
+            body.eligibility
+        )));
+    }
+    let node = existing(&request, &id)?;
+    if node.is_draining() && body.eligibility == ELIGIBLE {
+        return Err(ApiError::bad_request(
+            "can not set node's scheduling eligibility to eligible while it is draining",
+        ));
+    }
+    if node.scheduling_eligibility == body.eligibility {
+        // Nothing to change: no write, all-zero indexes, as Nomad answers.
+        return Ok(Reply::json(&NodeDrainUpdateResponse::default())?.write_index(0));
+    }
+    let index = apply(
+        &request,
+        Command::NodeUpdateEligibility {
+            node_id: id,
+            eligibility: body.eligibility,
+            now: Utc::now(),
+        },
+    )
+    .await?;
+    let response = NodeDrainUpdateResponse {
+        node_modify_index: index,
+        eval_ids: None,
+        eval_create_index: 0,
+        index,
+    };
+    Ok(Reply::json(&response)?.write_index(index))
+}

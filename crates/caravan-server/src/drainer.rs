@@ -1,0 +1,45 @@
+//! The leader's node drainer (Nomad's `nomad/drainer`).
+//!
+//! A drain is done once every non-system allocation on the node has
+//! stopped. Nothing is scheduled onto nodes yet, so every draining node has
+//! nothing to migrate and its drain completes at once, leaving the node
+//! ineligible as Nomad does; migrating allocations will be added here when
+//! the scheduler exists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use caravan_state::{Command, Table};
+
+use crate::server::Server;
+
+/// Completes drains while this server leads.
+pub async fn run(server: Arc<Server>) {
+    let mut nodes = server.store().watch(Table::Nodes);
+    loop {
+        if server.is_ready_leader() {
+            let draining: Vec<String> = server
+                .store()
+                .snapshot()
+                .nodes()
+                .filter(|node| node.is_draining())
+                .map(|node| node.id.clone())
+                .collect();
+            for node_id in draining {
+                let command = Command::NodeDrainComplete {
+                    node_id: node_id.clone(),
+                    deadline_reached: false,
+                    now: chrono::Utc::now(),
+                };
+                if let Err(error) = server.apply(command).await {
+                    tracing::warn!(%node_id, %error, "failed to complete a drain");
+                }
+            }
+        }
+        // Leadership changes are not table writes: look again now and then.
+        tokio::select! {
+            changed = nodes.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! `caravan node-sim`: registers and heartbeats many fake nodes from one
+//! process through the same RPC real clients use, for tests and benchmarks.
+//! Every loop is bounded by `-count` and `-duration`.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use caravan_api_types::node::{DriverInfo, NODE_STATUS_READY};
+use caravan_client::drivers::DriverState;
+use caravan_client::{fingerprint, rpc, ClientOptions, NodeIdentity, ReservedOptions};
+use caravan_config::flags::{parse_go_flags, FlagKind};
+use caravan_server::NodeHeartbeat;
+use tokio::sync::{Mutex, Semaphore};
+
+const FLAGS: &[(&str, FlagKind)] = &[
+    ("servers", FlagKind::Value),
+    ("count", FlagKind::Value),
+    ("duration", FlagKind::Value),
+    ("concurrency", FlagKind::Value),
+    ("datacenter", FlagKind::Value),
+];
+
+struct Settings {
+    servers: Vec<String>,
+    count: usize,
+    duration: Duration,
+    concurrency: usize,
+    datacenter: String,
+}
+
+fn settings(args: &[String]) -> Result<Settings, String> {
+    let (flags, rest) = parse_go_flags(args, FLAGS).map_err(|error| error.to_string())?;
+    if let Some(extra) = rest.first() {
+        return Err(format!("unexpected argument {extra:?}"));
+    }
+    let mut settings = Settings {
+        servers: vec!["127.0.0.1:4647".to_string()],
+        count: 100,
+        duration: Duration::from_secs(60),
+        concurrency: 64,
+        datacenter: "dc1".to_string(),
+    };
+    for flag in flags {
+        let invalid = || format!("invalid value {:?} for -{}", flag.value, flag.name);
+        match flag.name.as_str() {
+            "servers" => {
+                settings.servers = flag.value.split(',').map(str::to_string).collect();
+            }
+            "count" => settings.count = flag.value.parse().map_err(|_| invalid())?,
+            "concurrency" => settings.concurrency = flag.value.parse().map_err(|_| invalid())?,
+            "datacenter" => settings.datacenter = flag.value.clone(),
+            "duration" => {
+                settings.duration = caravan_api_types::duration::parse_go_duration(&flag.value)
+                    .map_err(|_| invalid())?
+            }
+            _ => return Err(format!("flag provided but not defined: -{}", flag.name)),
+        }
+    }
+    if settings.count == 0 || settings.count > 100_000 {
+        return Err("-count must be between 1 and 100000".to_string());
+    }
+    Ok(settings)
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let settings = match settings(args) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("caravan node-sim: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("caravan node-sim: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(simulate(settings)) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("caravan node-sim: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(settings.concurrency)
+        .build()
+        .map_err(|error| error.to_string())?;
+    let facts = fingerprint::host_facts(std::path::Path::new("/"));
+    let now = chrono::Utc::now();
+    let driver_states = BTreeMap::from([(
+        "raw_exec".to_string(),
+        DriverState {
+            detected: true,
+            healthy: true,
+            description: "Healthy".to_string(),
+            attributes: BTreeMap::from([("driver.raw_exec".to_string(), "true".to_string())]),
+        },
+    )]);
+    let drivers: BTreeMap<String, DriverInfo> = driver_states
+        .iter()
+        .map(|(name, state)| (name.clone(), state.to_info(now)))
+        .collect();
+    let server = settings.servers[0].clone();
+    let deadline = Instant::now() + settings.duration;
+    let limit = Arc::new(Semaphore::new(settings.concurrency));
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+
+    let started = Instant::now();
+    let mut registrations = Vec::new();
+    for number in 0..settings.count {
+        let options = ClientOptions {
+            identity: NodeIdentity {
+                node_id: uuid::Uuid::new_v4().to_string(),
+                secret_id: uuid::Uuid::new_v4().to_string(),
+            },
+            state_dir: std::env::temp_dir(),
+            node_name: format!("sim-{number:05}"),
+            datacenter: settings.datacenter.clone(),
+            node_class: String::new(),
+            node_pool: "default".to_string(),
+            meta: BTreeMap::from([("simulated".to_string(), "true".to_string())]),
+            host_volumes: BTreeMap::new(),
+            reserved: ReservedOptions::default(),
+            http_advertise: format!("127.0.{}.{}:4646", (number / 250) % 250, number % 250 + 1),
+            network_interface: "eth0".to_string(),
+            network_speed: 1000,
+            cpu_total_compute: 0,
+            memory_total_mb: 0,
+            disk_free_mb: 0,
+            raw_exec_enabled: true,
+            version: caravan_http::version::full_version(),
+            revision: String::new(),
+            fingerprint_interval: Duration::from_secs(3600),
+        };
+        let node = fingerprint::build_node(&options, &facts, &drivers, &driver_states);
+        let http = http.clone();
+        let server = server.clone();
+        let limit = Arc::clone(&limit);
+        registrations.push(tokio::spawn(async move {
+            let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+            rpc::register(&http, &server, &node)
+                .await
+                .map_err(|error| error.to_string())?;
+            let beat = NodeHeartbeat {
+                node_id: node.id.clone(),
+                secret_id: node.secret_id.clone(),
+                status: NODE_STATUS_READY.to_string(),
+            };
+            let reply = rpc::heartbeat(&http, &server, &beat)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok::<_, String>((beat, reply.heartbeat_ttl_ms))
+        }));
+    }
+    let mut beats = Vec::new();
+    for registration in registrations {
+        match registration.await {
+            Ok(Ok(beat)) => beats.push(beat),
+            Ok(Err(error)) => return Err(format!("registration failed: {error}")),
+            Err(error) => return Err(format!("registration task failed: {error}")),
+        }
+    }
+    let register_seconds = started.elapsed().as_secs_f64();
+
+    // Heartbeat every node at the TTL the server gave it, until the end.
+    let mut loops = Vec::new();
+    for (beat, ttl_ms) in beats {
+        let http = http.clone();
+        let server = server.clone();
+        let latencies = Arc::clone(&latencies);
+        let failures = Arc::clone(&failures);
+        loops.push(tokio::spawn(async move {
+            let mut ttl = Duration::from_millis(ttl_ms);
+            loop {
+                let next = Instant::now() + ttl;
+                if next >= deadline {
+                    return;
+                }
+                tokio::time::sleep_until(next.into()).await;
+                let sent = Instant::now();
+                match rpc::heartbeat(&http, &server, &beat).await {
+                    Ok(reply) => {
+                        latencies.lock().await.push(sent.elapsed());
+                        ttl = Duration::from_millis(reply.heartbeat_ttl_ms);
+                    }
+                    Err(_) => {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        ttl = Duration::from_secs(1);
+                    }
+                }
+            }
+        }));
+    }
+    for task in loops {
+        let _ = task.await;
+    }
+    let mut latencies = latencies.lock().await.clone();
+    latencies.sort();
+    Ok(serde_json::json!({
+        "nodes": settings.count,
+        "register_seconds": (register_seconds * 1000.0).round() / 1000.0,
+        "heartbeats": latencies.len(),
+        "heartbeat_failures": failures.load(std::sync::atomic::Ordering::Relaxed),
+        "heartbeat_p50_ms": (percentile(&latencies, 0.50) * 100.0).round() / 100.0,
+        "heartbeat_p99_ms": (percentile(&latencies, 0.99) * 100.0).round() / 100.0,
+    }))
+}
