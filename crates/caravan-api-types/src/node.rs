@@ -374,6 +374,72 @@ impl NodeListStub {
     }
 }
 
+/// A [`NodeListStub`] borrowed from its node, for writing large lists
+/// without copying every node's maps.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeListStubView<'a> {
+    pub address: String,
+    #[serde(rename = "ID")]
+    pub id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeMap<&'a str, &'a str>>,
+    pub datacenter: &'a str,
+    pub name: &'a str,
+    pub node_class: &'a str,
+    pub node_pool: &'a str,
+    pub version: &'a str,
+    pub drain: bool,
+    pub scheduling_eligibility: &'a str,
+    pub status: &'a str,
+    pub status_description: &'a str,
+    pub drivers: &'a BTreeMap<String, DriverInfo>,
+    pub host_volumes: &'a BTreeMap<String, HostVolumeInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_resources: Option<Option<&'a NodeResources>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserved_resources: Option<Option<&'a NodeReservedResources>>,
+    pub last_drain: Option<&'a LastDrain>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl<'a> NodeListStubView<'a> {
+    /// The stub of `node`; `resources` and `os` add what those query
+    /// parameters ask for.
+    pub fn of(node: &'a Node, resources: bool, os: bool) -> Self {
+        Self {
+            address: node.address(),
+            id: &node.id,
+            attributes: os.then(|| {
+                node.attributes
+                    .get_key_value("os.name")
+                    .map(|(key, value)| BTreeMap::from([(key.as_str(), value.as_str())]))
+                    .unwrap_or_default()
+            }),
+            datacenter: &node.datacenter,
+            name: &node.name,
+            node_class: &node.node_class,
+            node_pool: &node.node_pool,
+            version: node
+                .attributes
+                .get("nomad.version")
+                .map_or("", String::as_str),
+            drain: node.is_draining(),
+            scheduling_eligibility: &node.scheduling_eligibility,
+            status: &node.status,
+            status_description: &node.status_description,
+            drivers: &node.drivers,
+            host_volumes: &node.host_volumes,
+            node_resources: resources.then_some(node.node_resources.as_ref()),
+            reserved_resources: resources.then_some(node.reserved_resources.as_ref()),
+            last_drain: node.last_drain.as_ref(),
+            create_index: node.create_index,
+            modify_index: node.modify_index,
+        }
+    }
+}
+
 /// Body of `POST /v1/node/:id/drain`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

@@ -27,4 +27,42 @@ pub struct AgentContext {
     pub http_client: reqwest::Client,
     pub started_at: Instant,
     pub acl_cache: AclCache,
+    /// Encoded answers of large lists, reused while their table is unchanged.
+    pub list_cache: ListCache,
+}
+
+/// Encoded list answers keyed by their query, valid for one table index.
+/// The state is immutable at a given index, so an answer computed for it
+/// stays right until the table moves.
+#[derive(Default)]
+pub struct ListCache {
+    entries: std::sync::Mutex<(u64, std::collections::HashMap<String, CachedList>)>,
+}
+
+/// An encoded page and its next-page token.
+pub type CachedList = (bytes::Bytes, Option<String>);
+
+impl ListCache {
+    const MAX_ENTRIES: usize = 32;
+
+    pub fn get(&self, key: &str, index: u64) -> Option<CachedList> {
+        let entries = match self.entries.lock() {
+            Ok(entries) => entries,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (entries.0 == index)
+            .then(|| entries.1.get(key).cloned())
+            .flatten()
+    }
+
+    pub fn put(&self, key: String, index: u64, value: CachedList) {
+        let mut entries = match self.entries.lock() {
+            Ok(entries) => entries,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if entries.0 != index || entries.1.len() >= Self::MAX_ENTRIES {
+            *entries = (index, std::collections::HashMap::new());
+        }
+        entries.1.insert(key, value);
+    }
 }

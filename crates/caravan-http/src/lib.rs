@@ -30,7 +30,7 @@ use axum::routing::any;
 use axum::Router;
 
 pub use acl_check::AclCache;
-pub use context::{AdvertisedAddresses, AgentContext};
+pub use context::{AdvertisedAddresses, AgentContext, ListCache};
 pub use forward::FORWARDED_HEADER;
 pub use route::{Acl, Consistency, Route};
 

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use caravan_api_types::node::{
-    DrainSpec, Node, NodeDrainUpdateResponse, NodeListStub, NodeServerInfo, NodeUpdateDrainRequest,
-    NodeUpdateEligibilityRequest, NodeUpdateResponse, ELIGIBLE, INELIGIBLE,
+    DrainSpec, Node, NodeDrainUpdateResponse, NodeListStubView, NodeServerInfo,
+    NodeUpdateDrainRequest, NodeUpdateEligibilityRequest, NodeUpdateResponse, ELIGIBLE, INELIGIBLE,
 };
 use caravan_config::flags::parse_go_bool;
 use caravan_state::{Command, CommandResult, Table};
@@ -124,21 +124,33 @@ async fn list(request: Request) -> Result<Reply, ApiError> {
     let (resources, os) = list_fields(&request)?;
     let filter = compile_filter(&request.query)?;
     let query = request.query.clone();
-    let (index, (stubs, next_token)) = blocking_query(&request, &[Table::Nodes], |state| {
-        let nodes: Vec<Node> = state
+    let cache = &request.ctx.list_cache;
+    let key = format!(
+        "nodes|{}|{resources}|{os}|{}|{}|{}",
+        query.prefix, query.filter, query.per_page, query.next_token
+    );
+    let (index, (body, next_token)) = blocking_query(&request, &[Table::Nodes], |state| {
+        let index = state.table_index(Table::Nodes);
+        if let Some(hit) = cache.get(&key, index) {
+            return Ok((index, hit));
+        }
+        let nodes = state
             .nodes_with_prefix(&query.prefix)
-            .map(|n| public(n))
-            .collect();
-        let page = paginate(nodes.iter(), &query, filter.as_ref(), |node| &node.id)?;
-        let stubs: Vec<NodeListStub> = page
+            .map(|node| node.as_ref());
+        let page = paginate(nodes, &query, filter.as_ref(), public, |node| &node.id)?;
+        let stubs: Vec<NodeListStubView<'_>> = page
             .items
             .into_iter()
-            .map(|node| NodeListStub::of(node, resources, os))
+            .map(|node| NodeListStubView::of(node, resources, os))
             .collect();
-        Ok((state.table_index(Table::Nodes), (stubs, page.next_token)))
+        let body = serde_json::to_vec(&stubs)
+            .map_err(|error| ApiError::internal(format!("failed to encode response: {error}")))?;
+        let rendered = (bytes::Bytes::from(body), page.next_token);
+        cache.put(key.clone(), index, rendered.clone());
+        Ok((index, rendered))
     })
     .await?;
-    Ok(Reply::json(&stubs)?
+    Ok(Reply::json_bytes(body)
         .query_index(index)
         .with_next_token(next_token))
 }

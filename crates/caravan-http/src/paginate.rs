@@ -25,11 +25,14 @@ pub fn compile_filter(query: &QueryOptions) -> Result<Option<Filter>, ApiError> 
     })
 }
 
-/// Pages through `items` (already in token order).
-pub fn paginate<'a, T: Serialize + 'a>(
+/// Pages through `items` (already in token order). `shown` is the form the
+/// API shows an item in, which is what `?filter=` sees; it is only built
+/// when there is a filter.
+pub fn paginate<'a, T: 'a, S: Serialize>(
     items: impl Iterator<Item = &'a T>,
     query: &QueryOptions,
     filter: Option<&Filter>,
+    shown: impl Fn(&T) -> S,
     token_of: impl Fn(&T) -> &str,
 ) -> Result<Page<&'a T>, ApiError> {
     let per_page = usize::try_from(query.per_page).unwrap_or(0);
@@ -42,7 +45,7 @@ pub fn paginate<'a, T: Serialize + 'a>(
             continue;
         }
         if let Some(filter) = filter {
-            let datum = serde_json::to_value(item)
+            let datum = serde_json::to_value(shown(item))
                 .map_err(|error| ApiError::internal(error.to_string()))?;
             let keep = filter.matches(&datum).map_err(|error| {
                 ApiError::bad_request(format!("failed to read result page: {error}"))

@@ -17,9 +17,9 @@ pub const NEXT_TOKEN_HEADER: &str = "x-nomad-nexttoken";
 /// A successful reply, with its index headers and `?pretty` applied.
 pub fn render_reply(ctx: &AgentContext, reply: Reply, pretty: bool, is_query: bool) -> Response {
     let body = match reply.body {
-        Some(body) if pretty => prettify(&body).unwrap_or(body),
+        Some(body) if pretty => prettify(&body).map(bytes::Bytes::from).unwrap_or(body),
         Some(body) => body,
-        None => Vec::new(),
+        None => bytes::Bytes::new(),
     };
     let has_body = !body.is_empty();
     let mut response = Response::new(Body::from(body));

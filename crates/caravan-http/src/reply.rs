@@ -1,6 +1,7 @@
 //! What a handler answers, before the common layer adds headers and
 //! formatting.
 
+use bytes::Bytes;
 use http::StatusCode;
 use serde::Serialize;
 
@@ -23,7 +24,7 @@ pub enum Meta {
 pub struct Reply {
     pub status: StatusCode,
     /// Compact JSON, or `None` for an empty body.
-    pub body: Option<Vec<u8>>,
+    pub body: Option<Bytes>,
     pub meta: Meta,
     /// `X-Nomad-NextToken`: set when a paginated list has another page.
     pub next_token: Option<String>,
@@ -36,10 +37,20 @@ impl Reply {
             .map_err(|error| ApiError::internal(format!("failed to encode response: {error}")))?;
         Ok(Self {
             status: StatusCode::OK,
-            body: Some(body),
+            body: Some(Bytes::from(body)),
             meta: Meta::None,
             next_token: None,
         })
+    }
+
+    /// 200 with an already-encoded JSON body (shared, not copied).
+    pub fn json_bytes(body: Bytes) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: Some(body),
+            meta: Meta::None,
+            next_token: None,
+        }
     }
 
     /// 200 with an empty body, as Nomad answers handlers that return nothing.
