@@ -129,7 +129,17 @@ pub async fn resolve(ctx: &AgentContext, headers: &HeaderMap) -> Result<Identity
     }
     let secret = request_secret(headers);
     match &ctx.server {
-        Some(server) => resolve_in_state(&ctx.acl_cache, &server.store().snapshot(), &secret),
+        Some(server) => {
+            // A follower first catches up with what the leader has
+            // committed, so a deleted token stops working on every server
+            // at once. Without a leader it answers from what it has.
+            if !secret.is_empty() {
+                if let Err(error) = server.read_barrier().await {
+                    tracing::debug!(%error, "no read barrier; resolving the token from local state");
+                }
+            }
+            resolve_in_state(&ctx.acl_cache, &server.store().snapshot(), &secret)
+        }
         None => resolve_through_server(ctx, &secret).await,
     }
 }

@@ -1,10 +1,11 @@
 //! `/v1/agent/`: this agent's own view: itself, its gossip members, its
 //! health and (on clients) its servers.
 
-use std::collections::BTreeMap;
-
-use caravan_api_types::agent::{AgentMember, AgentMembers, HealthCheck, HealthResponse};
+use caravan_api_types::agent::{
+    AgentMember, AgentMembers, HealthCheck, HealthResponse, JoinResponse,
+};
 use caravan_client::ServerListError;
+use caravan_server::autopilot::SerfStatus;
 use http::StatusCode;
 use serde_json::json;
 
@@ -30,6 +31,21 @@ pub fn routes() -> Vec<Route> {
             wrong_method: StatusCode::METHOD_NOT_ALLOWED,
         },
         Route {
+            path: "/v1/agent/join",
+            endpoints: vec![endpoint(PUT_POST, Acl::None, Consistency::Local, join)],
+            wrong_method: StatusCode::METHOD_NOT_ALLOWED,
+        },
+        Route {
+            path: "/v1/agent/force-leave",
+            endpoints: vec![endpoint(
+                PUT_POST,
+                AGENT_WRITE,
+                Consistency::Local,
+                force_leave,
+            )],
+            wrong_method: StatusCode::METHOD_NOT_ALLOWED,
+        },
+        Route {
             path: "/v1/agent/health",
             endpoints: vec![endpoint(GET, Acl::None, Consistency::Local, health)],
             wrong_method: StatusCode::METHOD_NOT_ALLOWED,
@@ -45,57 +61,27 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// This server's gossip member. Until servers gossip with each other this
-/// is the only member a server knows.
-pub fn local_member(ctx: &AgentContext) -> Option<AgentMember> {
-    let server = ctx.server.as_ref()?;
-    let config = &ctx.config;
-    let (serf_ip, serf_port) = split_host_port(&ctx.advertised.serf);
-    let (rpc_ip, rpc_port) = split_host_port(&ctx.advertised.rpc);
-    let mut tags = BTreeMap::from([
-        ("role".to_string(), "nomad".to_string()),
-        ("region".to_string(), config.region.clone()),
-        ("dc".to_string(), config.datacenter.clone()),
-        ("build".to_string(), version::full_version()),
-        ("revision".to_string(), String::new()),
-        ("vsn".to_string(), "1".to_string()),
-        (
-            "raft_vsn".to_string(),
-            config.server.raft_protocol.to_string(),
-        ),
-        ("id".to_string(), server.node().id.clone()),
-        ("rpc_addr".to_string(), rpc_ip),
-        ("port".to_string(), rpc_port.to_string()),
-    ]);
-    match config.server.bootstrap_expect {
-        0 => {}
-        1 => {
-            tags.insert("bootstrap".to_string(), "1".to_string());
-        }
-        expect => {
-            tags.insert("expect".to_string(), expect.to_string());
-        }
-    }
-    Some(AgentMember {
-        name: format!("{}.{}", config.node_name, config.region),
-        addr: Some(serf_ip),
-        port: serf_port,
-        tags: Some(tags),
-        status: "alive".to_string(),
+/// A gossip member as the API shows it.
+pub fn api_member(member: &caravan_server::gossip::GossipMember) -> AgentMember {
+    AgentMember {
+        name: member.name.clone(),
+        addr: Some(member.addr.ip().to_string()),
+        port: member.addr.port(),
+        tags: Some(member.tags.clone()),
+        status: member.status.as_str().to_string(),
         protocol_min: 1,
         protocol_max: 5,
         protocol_cur: 2,
         delegate_min: 2,
         delegate_max: 5,
         delegate_cur: 4,
-    })
+    }
 }
 
-fn split_host_port(address: &str) -> (String, u16) {
-    match address.parse::<std::net::SocketAddr>() {
-        Ok(socket) => (socket.ip().to_string(), socket.port()),
-        Err(_) => (address.to_string(), 0),
-    }
+/// This server's own gossip member (none on a client-only agent).
+pub fn local_member(ctx: &AgentContext) -> Option<AgentMember> {
+    let gossip = ctx.gossip.as_ref()?;
+    Some(api_member(&gossip.local_member()))
 }
 
 async fn agent_self(request: Request) -> Result<Reply, ApiError> {
@@ -116,6 +102,26 @@ async fn agent_self(request: Request) -> Result<Reply, ApiError> {
             }),
         );
         stats.insert("raft".to_string(), json!(server.raft_stats()));
+    }
+    if let Some(gossip) = &ctx.gossip {
+        let members = gossip.members();
+        let count = |status: SerfStatus| members.iter().filter(|m| m.status == status).count();
+        stats.insert(
+            "serf".to_string(),
+            json!({
+                "members": members.len().to_string(),
+                "failed": count(SerfStatus::Failed).to_string(),
+                "left": count(SerfStatus::Left).to_string(),
+                "health_score": "0",
+                "encrypted": "false",
+                "event_queue": "0",
+                "intent_queue": "0",
+                "query_queue": "0",
+                "member_time": "1",
+                "event_time": "1",
+                "query_time": "1",
+            }),
+        );
     }
     if let Some(client) = &ctx.client {
         let (since, ttl) = client.heartbeat_status();
@@ -162,7 +168,10 @@ fn runtime_stats() -> serde_json::Value {
 
 async fn members(request: Request) -> Result<Reply, ApiError> {
     let ctx = &request.ctx;
-    let members: Vec<AgentMember> = local_member(ctx).into_iter().collect();
+    let members: Vec<AgentMember> = match &ctx.gossip {
+        Some(gossip) => gossip.members().iter().map(api_member).collect(),
+        None => Vec::new(),
+    };
     Reply::json(&AgentMembers {
         server_name: ctx.config.node_name.clone(),
         server_region: ctx.config.region.clone(),
@@ -248,5 +257,73 @@ async fn update_servers(request: Request) -> Result<Reply, ApiError> {
             ServerListError::Empty => ApiError::bad_request("missing server address"),
             ServerListError::NoneReachable(text) => ApiError::bad_request(text),
         })?;
+    Ok(Reply::empty())
+}
+
+fn gossip_only(
+    request: &Request,
+) -> Result<&std::sync::Arc<caravan_server::gossip::Gossip>, ApiError> {
+    request
+        .ctx
+        .gossip
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid_method(StatusCode::NOT_IMPLEMENTED))
+}
+
+/// Joins gossip peers. Always 200: the outcome is in the body, as Nomad
+/// answers; a join that reached nobody has `num_joined` 0 and the reason.
+async fn join(request: Request) -> Result<Reply, ApiError> {
+    let gossip = gossip_only(&request)?;
+    let addresses = request.query_values("address");
+    if addresses.is_empty() {
+        return Err(ApiError::bad_request("missing address to join"));
+    }
+    let (joined, errors) = gossip.join(&addresses).await;
+    // Joining needs no token (as in Nomad), but without agent:write the
+    // answer carries Nomad's deprecation warning.
+    let mut warning = String::new();
+    if request.ctx.config.acl.enabled {
+        let allowed = crate::acl_check::resolve(&request.ctx, &request.headers)
+            .await
+            .is_ok_and(|identity| identity.acl.allows(caravan_acl::Capability::AgentWrite));
+        if !allowed {
+            warning = "anonymous server join is deprecated and will be removed in a future version of Nomad".to_string();
+        }
+    }
+    Reply::json(&JoinResponse {
+        error: errors.join("; "),
+        num_joined: joined,
+        warning,
+    })
+}
+
+/// Moves a failed member to `left`; `prune=true` drops it from the member
+/// list at once and from the Raft configuration. An unknown name is a no-op
+/// answered with 200, as Nomad does.
+async fn force_leave(request: Request) -> Result<Reply, ApiError> {
+    let gossip = gossip_only(&request)?;
+    let node = request
+        .query_value("node")
+        .filter(|node| !node.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing node to force leave"))?
+        .to_string();
+    let prune = match request.query_value("prune") {
+        None => false,
+        Some(value) => caravan_config::flags::parse_go_bool(value)
+            .ok_or_else(|| ApiError::bad_request("invalid prune value"))?,
+    };
+    if let Some(member) = gossip.force_leave(&node, prune).await {
+        if prune {
+            if let (Some(server), Some(id)) = (&request.ctx.server, member.tags.get("id")) {
+                let (_, raft_members) = server.raft_configuration();
+                if raft_members.iter().any(|m| &m.node.id == id) {
+                    server
+                        .remove_server_by_node_id(id)
+                        .await
+                        .map_err(ApiError::internal)?;
+                }
+            }
+        }
+    }
     Ok(Reply::empty())
 }

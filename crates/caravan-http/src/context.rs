@@ -21,6 +21,8 @@ pub struct AdvertisedAddresses {
 pub struct AgentContext {
     pub config: Arc<AgentConfig>,
     pub server: Option<Arc<Server>>,
+    /// Servers gossip with each other; clients do not.
+    pub gossip: Option<Arc<caravan_server::gossip::Gossip>>,
     pub client: Option<Arc<Client>>,
     pub advertised: AdvertisedAddresses,
     /// For forwarding requests to other servers.

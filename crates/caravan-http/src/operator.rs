@@ -13,8 +13,8 @@ use crate::blocking::blocking_query;
 use crate::error::ApiError;
 use crate::reply::Reply;
 use crate::route::{
-    endpoint, Consistency, Request, Route, GET, MANAGEMENT, OPERATOR_READ, OPERATOR_WRITE, PUT,
-    PUT_POST,
+    endpoint, Consistency, Request, Route, DELETE, GET, MANAGEMENT, OPERATOR_READ, OPERATOR_WRITE,
+    PUT, PUT_POST,
 };
 
 pub fn routes() -> Vec<Route> {
@@ -44,6 +44,26 @@ pub fn routes() -> Vec<Route> {
             wrong_method: StatusCode::NOT_FOUND,
         },
         Route {
+            path: "/v1/operator/raft/peer",
+            endpoints: vec![endpoint(
+                DELETE,
+                MANAGEMENT,
+                Consistency::Leader,
+                remove_peer,
+            )],
+            wrong_method: StatusCode::NOT_FOUND,
+        },
+        Route {
+            path: "/v1/operator/autopilot/health",
+            endpoints: vec![endpoint(
+                GET,
+                OPERATOR_READ,
+                Consistency::Leader,
+                autopilot_health,
+            )],
+            wrong_method: StatusCode::NOT_FOUND,
+        },
+        Route {
             path: "/v1/operator/scheduler/configuration",
             endpoints: vec![
                 endpoint(
@@ -61,6 +81,59 @@ pub fn routes() -> Vec<Route> {
 
 async fn raft_configuration(request: Request) -> Result<Reply, ApiError> {
     Reply::json(&crate::status::raft_configuration(&request)?)
+}
+
+/// `DELETE /v1/operator/raft/peer?address=IP:PORT` or `?id=ID`: exactly
+/// one of the two. Removing the leader makes it step down.
+async fn remove_peer(request: Request) -> Result<Reply, ApiError> {
+    let address = request.query_value("address").filter(|a| !a.is_empty());
+    let id = request.query_value("id").filter(|i| !i.is_empty());
+    let server = request.server()?;
+    let (_, members) = server.raft_configuration();
+    let member = match (address, id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("Must specify only one of ?id or ?address"))
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
+            ))
+        }
+        (Some(address), None) => members
+            .iter()
+            .find(|m| m.node.rpc_addr == address)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "address \"{address}\" was not found in the Raft configuration"
+                ))
+            })?,
+        (None, Some(id)) => members.iter().find(|m| m.node.id == id).ok_or_else(|| {
+            ApiError::not_found(format!("id \"{id}\" was not found in the Raft configuration"))
+        })?,
+    };
+    server
+        .remove_server(caravan_server::raft_types::raft_id_of(&member.node.id))
+        .await
+        .map_err(server_error)?;
+    Ok(Reply::empty())
+}
+
+/// Every server's health; 429 when any is unhealthy.
+async fn autopilot_health(request: Request) -> Result<Reply, ApiError> {
+    let server = request.server()?;
+    let config = server
+        .store()
+        .snapshot()
+        .autopilot_config()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("autopilot config not initialized yet"))?;
+    let health = server.autopilot().health(server, &config);
+    let status = if health.healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::TOO_MANY_REQUESTS
+    };
+    Ok(Reply::json(&health)?.with_status(status))
 }
 
 async fn get_autopilot(request: Request) -> Result<Reply, ApiError> {

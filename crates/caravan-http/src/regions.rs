@@ -12,9 +12,16 @@ pub fn routes() -> Vec<Route> {
     }]
 }
 
-/// The regions with at least one known server, sorted. Until servers of
-/// other regions are found by gossip that is this agent's own region.
+/// The regions with at least one alive server known by gossip, sorted. A
+/// client-only agent knows its own region.
 async fn regions(request: Request) -> Result<Reply, ApiError> {
-    let regions = vec![request.ctx.config.region.clone()];
+    let mut regions = match &request.ctx.gossip {
+        Some(gossip) => gossip.regions(),
+        None => Vec::new(),
+    };
+    if !regions.contains(&request.ctx.config.region) {
+        regions.push(request.ctx.config.region.clone());
+        regions.sort();
+    }
     Reply::json(&regions)
 }

@@ -8,16 +8,20 @@
 //! once committed, [`state_machine::StateMachine`] applies it to the
 //! [`caravan_state::StateStore`] → watches wake blocking queries.
 
+pub mod autopilot;
+pub mod cluster;
 mod drainer;
+pub mod gossip;
 pub mod heartbeat;
 pub mod log_store;
 pub mod raft_types;
 pub mod rpc;
 mod server;
+pub use server::load_or_create_node_id;
 pub mod state_machine;
 pub mod transport;
 
 pub use server::{
-    AppliedWrite, NodeHeartbeat, NodeRpcReply, RaftMember, Server, ServerError, ServerOptions,
-    LEADER_WAIT, NODE_NOT_FOUND,
+    AppliedWrite, FollowerProgress, NodeHeartbeat, NodeRpcReply, RaftMember, Server, ServerError,
+    ServerOptions, LEADER_WAIT, NODE_NOT_FOUND,
 };

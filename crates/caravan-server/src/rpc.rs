@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 use caravan_api_types::node::Node;
 
 use crate::server::{AppliedWrite, NodeHeartbeat, NodeRpcReply, Server};
-use crate::transport::{RaftMessage, RaftReply, RAFT_PATH};
+use crate::transport::{RaftMessage, RaftReply, RAFT_PATH, SNAPSHOT_PATH, VOTE_HEADER};
 
 pub const APPLY_PATH: &str = "/rpc/apply";
 pub const PING_PATH: &str = "/rpc/ping";
 pub const NODE_REGISTER_PATH: &str = "/rpc/node/register";
 pub const NODE_HEARTBEAT_PATH: &str = "/rpc/node/heartbeat";
+pub const REMOVE_PEER_PATH: &str = "/rpc/raft/remove-peer";
+pub const READ_INDEX_PATH: &str = "/rpc/raft/read-index";
 
 /// What a ping answers: enough for a client to know it reached a server of
 /// the right region.
@@ -33,10 +35,16 @@ pub struct PingReply {
 pub fn rpc_router(server: Arc<Server>) -> Router {
     Router::new()
         .route(RAFT_PATH, post(raft))
+        .route(SNAPSHOT_PATH, post(install_snapshot))
         .route(APPLY_PATH, post(apply))
         .route(PING_PATH, get(ping))
         .route(NODE_REGISTER_PATH, post(node_register))
         .route(NODE_HEARTBEAT_PATH, post(node_heartbeat))
+        .route(REMOVE_PEER_PATH, post(remove_peer))
+        .route(READ_INDEX_PATH, get(read_index))
+        .route(crate::cluster::RAFT_STATUS_PATH, get(raft_status))
+        // Snapshots and large append batches exceed axum's default 2 MB.
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 30))
         .with_state(server)
 }
 
@@ -45,6 +53,29 @@ async fn raft(
     Json(message): Json<RaftMessage>,
 ) -> Json<Result<RaftReply, String>> {
     Json(server.handle_raft(message).await)
+}
+
+async fn install_snapshot(
+    State(server): State<Arc<Server>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Json<Result<RaftReply, String>> {
+    let vote = headers
+        .get(VOTE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| "missing vote header".to_string())
+        .and_then(|text| serde_json::from_str(text).map_err(|error| error.to_string()));
+    match vote {
+        Ok(vote) => Json(
+            server
+                .handle_raft(RaftMessage::InstallSnapshot {
+                    vote,
+                    data: body.to_vec(),
+                })
+                .await,
+        ),
+        Err(error) => Json(Err(error)),
+    }
 }
 
 async fn apply(
@@ -75,4 +106,21 @@ async fn node_heartbeat(
     Json(beat): Json<NodeHeartbeat>,
 ) -> Json<Result<NodeRpcReply, String>> {
     Json(server.node_heartbeat(beat).await)
+}
+
+async fn remove_peer(
+    State(server): State<Arc<Server>>,
+    Json(node_id): Json<String>,
+) -> Json<Result<(), String>> {
+    Json(server.remove_server_by_node_id(&node_id).await)
+}
+
+async fn raft_status(State(server): State<Arc<Server>>) -> Json<crate::cluster::RaftStatus> {
+    Json(crate::cluster::RaftStatus {
+        initialized: server.is_initialized().await,
+    })
+}
+
+async fn read_index(State(server): State<Arc<Server>>) -> Json<Result<u64, String>> {
+    Json(server.read_index().await)
 }

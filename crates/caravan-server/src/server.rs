@@ -90,6 +90,15 @@ pub struct NodeHeartbeat {
 /// The error text clients react to by registering again.
 pub const NODE_NOT_FOUND: &str = caravan_state::nodes::NODE_NOT_FOUND;
 
+/// What the leader knows of a follower's replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    pub last_index: u64,
+    pub last_term: u64,
+    /// Since the follower last acknowledged the leader; `None` if never.
+    pub last_contact: Option<Duration>,
+}
+
 /// One member of the Raft configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftMember {
@@ -113,6 +122,7 @@ pub struct Server {
     /// The term in which this server finished establishing leadership.
     ready_term: AtomicU64,
     heartbeats: Arc<HeartbeatTracker>,
+    autopilot: crate::autopilot::Autopilot,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -122,6 +132,7 @@ impl Server {
         options: ServerOptions,
         transport: Arc<dyn RaftTransport>,
         rpc_client: reqwest::Client,
+        members: Arc<dyn crate::autopilot::MemberView>,
     ) -> Result<Arc<Self>, ServerError> {
         let storage = |error: std::io::Error| ServerError::Storage(error.to_string());
         std::fs::create_dir_all(&options.data_dir).map_err(storage)?;
@@ -162,6 +173,7 @@ impl Server {
             last_leader_contact: Mutex::new(None),
             ready_term: AtomicU64::new(0),
             heartbeats: Arc::new(HeartbeatTracker::new(heartbeat)),
+            autopilot: crate::autopilot::Autopilot::new(members),
             tasks: Mutex::new(Vec::new()),
         });
         server.bootstrap().await?;
@@ -169,6 +181,7 @@ impl Server {
             tokio::spawn(Arc::clone(&server).run_leader_duties()),
             tokio::spawn(Arc::clone(&server).run_heartbeat_timers()),
             tokio::spawn(crate::drainer::run(Arc::clone(&server))),
+            tokio::spawn(crate::autopilot::run(Arc::clone(&server))),
         ];
         lock(&server.tasks).extend(tasks);
         Ok(server)
@@ -231,10 +244,21 @@ impl Server {
             && self.ready_term.load(Ordering::SeqCst) == metrics.current_term
     }
 
-    /// The current leader, if one is known.
+    /// The current leader, if one is known. A follower that has not heard
+    /// from its leader for longer than the election timeout no longer
+    /// counts it as known (with pre-vote, Raft itself keeps the old
+    /// leader's name while it cannot elect a new one).
     pub fn leader(&self) -> Option<ServerNode> {
         let metrics = self.metrics();
         let leader = metrics.current_leader?;
+        if leader != self.raft_id {
+            let timeout =
+                Duration::from_millis(1000 * u64::from(self.options.raft_multiplier.max(1)));
+            match *lock(&self.last_leader_contact) {
+                Some(at) if at.elapsed() <= timeout => {}
+                _ => return None,
+            }
+        }
         metrics
             .membership_config
             .membership()
@@ -342,6 +366,12 @@ impl Server {
             RaftMessage::Vote(request) => self
                 .raft
                 .vote(request)
+                .await
+                .map(RaftReply::Vote)
+                .map_err(|error| error.to_string()),
+            RaftMessage::PreVote(request) => self
+                .raft
+                .pre_vote(request)
                 .await
                 .map(RaftReply::Vote)
                 .map_err(|error| error.to_string()),
@@ -463,6 +493,169 @@ impl Server {
         .collect()
     }
 
+    pub fn autopilot(&self) -> &crate::autopilot::Autopilot {
+        &self.autopilot
+    }
+
+    /// The Raft id of this server.
+    pub fn raft_id(&self) -> RaftId {
+        self.raft_id
+    }
+
+    /// Whether this server has a Raft configuration (bootstrapped or
+    /// joined).
+    pub async fn is_initialized(&self) -> bool {
+        self.raft.is_initialized().await.unwrap_or(false)
+    }
+
+    /// Bootstraps a multi-server cluster with exactly these voters; every
+    /// server that forms the cluster calls this with the same set.
+    pub async fn initialize_cluster(&self, members: Vec<ServerNode>) -> Result<(), ServerError> {
+        let members: BTreeMap<RaftId, ServerNode> = members
+            .into_iter()
+            .map(|node| (raft_id_of(&node.id), node))
+            .collect();
+        self.raft
+            .initialize(members)
+            .await
+            .map_err(|error| ServerError::Raft(error.to_string()))
+    }
+
+    /// Adds a server as a non-voter (leader only); autopilot promotes it.
+    pub async fn add_nonvoter(&self, node: ServerNode) -> Result<(), ServerError> {
+        self.raft
+            .add_learner(raft_id_of(&node.id), node, false)
+            .await
+            .map(|_| ())
+            .map_err(|error| ServerError::Raft(error.to_string()))
+    }
+
+    /// Makes a non-voter a voter (leader only).
+    pub async fn promote(&self, id: RaftId) -> Result<(), ServerError> {
+        let change = ChangeMembers::<RaftId, ServerNode>::AddVoterIds(BTreeSet::from([id]));
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map(|_| ())
+            .map_err(|error| ServerError::Raft(error.to_string()))
+    }
+
+    /// Removes a server from the Raft configuration entirely (leader only).
+    /// Removing the leader makes it step down once the change commits.
+    pub async fn remove_server(&self, id: RaftId) -> Result<(), ServerError> {
+        let (is_voter, is_member, other_voter) = {
+            let metrics = self.metrics();
+            let membership = metrics.membership_config.membership();
+            let voters: Vec<RaftId> = membership.voter_ids().collect();
+            let is_member = membership.nodes().any(|(node_id, _)| *node_id == id);
+            (
+                voters.contains(&id),
+                is_member,
+                voters.into_iter().find(|voter| *voter != id),
+            )
+        };
+        if !is_member {
+            return Err(ServerError::Raft(format!(
+                "server {id} is not in the Raft configuration"
+            )));
+        }
+        if id == self.raft_id {
+            // The leader removes itself by handing leadership to another
+            // voter, which then removes it.
+            let to = other_voter
+                .ok_or_else(|| ServerError::Raft("cannot remove the only voter".to_string()))?;
+            self.transfer_leadership(to).await?;
+            let node_id = self.node.id.clone();
+            let deadline = Instant::now() + LEADER_WAIT;
+            loop {
+                if let Some(leader) = self.leader() {
+                    if leader.id != node_id {
+                        return self
+                            .forward_to_leader::<_, ()>(crate::rpc::REMOVE_PEER_PATH, &node_id)
+                            .await
+                            .map_err(ServerError::Raft);
+                    }
+                }
+                if Instant::now() >= deadline {
+                    return Err(ServerError::NoLeader);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        // A voter is removed with its node in one change (retain = false).
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map(|_| ())
+            .map_err(|error| ServerError::Raft(error.to_string()))
+    }
+
+    /// Removes the server with this node UUID from Raft, on the leader (a
+    /// follower passes the request on).
+    pub async fn remove_server_by_node_id(&self, node_id: &str) -> Result<(), String> {
+        if !self.leads_or_waits().await? {
+            return self
+                .forward_to_leader(crate::rpc::REMOVE_PEER_PATH, &node_id.to_string())
+                .await;
+        }
+        self.remove_server(raft_id_of(node_id))
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    /// Hands leadership to another voter.
+    pub async fn transfer_leadership(&self, to: RaftId) -> Result<(), ServerError> {
+        self.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|error| ServerError::Raft(error.to_string()))
+    }
+
+    /// Per-follower replication progress on the leader: matched log index
+    /// and term, and time since the follower last acknowledged.
+    pub fn follower_progress(&self) -> BTreeMap<RaftId, FollowerProgress> {
+        use openraft::Instant as _;
+        let metrics = self.metrics();
+        let mut progress = BTreeMap::new();
+        if let Some(replication) = &metrics.replication {
+            for (id, matched) in replication {
+                progress.insert(
+                    *id,
+                    FollowerProgress {
+                        last_index: matched.map_or(0, |log_id| log_id.index),
+                        last_term: matched.map_or(0, |log_id| log_id.leader_id.term),
+                        last_contact: None,
+                    },
+                );
+            }
+        }
+        if let Some(heartbeats) = &metrics.heartbeat {
+            for (id, acked) in heartbeats {
+                if let (Some(entry), Some(acked)) = (progress.get_mut(id), acked) {
+                    entry.last_contact = Some(acked.elapsed());
+                }
+            }
+        }
+        progress
+    }
+
+    /// The leader's last log index and current term.
+    pub fn leader_position(&self) -> (u64, u64) {
+        let metrics = self.metrics();
+        (
+            self.log_store
+                .last_log_id()
+                .map_or(0, |log_id| log_id.index),
+            metrics.current_term,
+        )
+    }
+
     /// The leader's heartbeat timers.
     pub fn heartbeats(&self) -> &Arc<HeartbeatTracker> {
         &self.heartbeats
@@ -549,6 +742,60 @@ impl Server {
         }
         let ttl = self.heartbeats.reset(&beat.node_id);
         Ok(self.node_reply(ttl, index))
+    }
+
+    /// The leader's commit index, confirmed by a quorum (Raft's ReadIndex).
+    pub async fn read_index(&self) -> Result<u64, String> {
+        self.raft
+            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+            .await
+            .map(|read| read.index())
+            .map_err(|error| error.to_string())
+    }
+
+    /// Brings this server's state up to everything the leader had committed
+    /// when this was called: a follower asks the leader for its read index
+    /// and waits to apply up to it. Lets a follower answer as of "now".
+    pub async fn read_barrier(&self) -> Result<(), String> {
+        if self.is_ready_leader() {
+            return Ok(());
+        }
+        let leader = self
+            .leader()
+            .ok_or_else(|| ServerError::NoLeader.to_string())?;
+        let response = self
+            .rpc_client
+            .get(format!(
+                "http://{}{}",
+                leader.rpc_addr,
+                crate::rpc::READ_INDEX_PATH
+            ))
+            .timeout(LEADER_WAIT)
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        let index = response
+            .json::<Result<u64, String>>()
+            .await
+            .map_err(|error| error.to_string())??;
+        self.raft
+            .wait(Some(LEADER_WAIT))
+            .applied_index_at_least(Some(index), "read barrier")
+            .await
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
+
+    /// Whether this server is the ready leader, waiting (up to the hold
+    /// time) for a leader when none is known; `Err` when none appears.
+    async fn leads_or_waits(&self) -> Result<bool, String> {
+        if self.is_ready_leader() {
+            return Ok(true);
+        }
+        match self.wait_for_leader(LEADER_WAIT).await {
+            Some(leader) => Ok(leader.id == self.node.id),
+            None => Err(ServerError::NoLeader.to_string()),
+        }
     }
 
     async fn forward_to_leader<T: Serialize, R: serde::de::DeserializeOwned>(
@@ -694,6 +941,9 @@ fn raft_config(options: &ServerOptions) -> Result<openraft::Config, ServerError>
         snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_threshold.max(1)),
         max_in_snapshot_log_to_keep: options.trailing_logs,
         purge_batch_size: 256,
+        // A server that rejoins after being cut off (or removed) must not
+        // depose a healthy leader by bumping the term.
+        enable_pre_vote: Some(true),
         ..Default::default()
     }
     .validate()
@@ -701,7 +951,7 @@ fn raft_config(options: &ServerOptions) -> Result<openraft::Config, ServerError>
 }
 
 /// The server's node UUID, created on first start and kept in `data_dir`.
-fn load_or_create_node_id(dir: &std::path::Path) -> std::io::Result<String> {
+pub fn load_or_create_node_id(dir: &std::path::Path) -> std::io::Result<String> {
     let path = dir.join("node-id");
     match std::fs::read_to_string(&path) {
         Ok(text) if uuid::Uuid::parse_str(text.trim()).is_ok() => Ok(text.trim().to_string()),

@@ -24,6 +24,9 @@ use crate::raft_types::{RaftId, ServerNode, Snapshot, SnapshotData, TypeConfig, 
 pub enum RaftMessage {
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<TypeConfig>),
+    /// A vote that changes no term: a server cut off from the leader asks
+    /// whether it could win before disturbing anyone.
+    PreVote(VoteRequest<TypeConfig>),
     /// A whole snapshot; `data` holds the snapshot file's bytes, whose
     /// header carries Raft's metadata.
     InstallSnapshot {
@@ -171,6 +174,24 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         }
     }
 
+    async fn pre_vote(
+        &mut self,
+        request: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(
+                RaftMessage::PreVote(request),
+                RPCTypes::Vote,
+                option.soft_ttl(),
+            )
+            .await?
+        {
+            RaftReply::Vote(reply) => Ok(reply),
+            _ => Err(unexpected()),
+        }
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: Vote,
@@ -225,6 +246,10 @@ impl HttpTransport {
 
 /// Path of the Raft endpoint on the RPC listener.
 pub const RAFT_PATH: &str = "/rpc/raft";
+/// Snapshots travel as a raw body with the vote in a header, since JSON
+/// would turn their bytes into arrays of numbers.
+pub const SNAPSHOT_PATH: &str = "/rpc/raft/snapshot";
+pub const VOTE_HEADER: &str = "x-caravan-vote";
 
 impl RaftTransport for HttpTransport {
     fn send(
@@ -233,11 +258,27 @@ impl RaftTransport for HttpTransport {
         message: RaftMessage,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<RaftReply, TransportError>> {
-        let request = self
-            .client
-            .post(format!("http://{}{RAFT_PATH}", target.rpc_addr))
-            .timeout(timeout)
-            .json(&message);
+        let request = match message {
+            RaftMessage::InstallSnapshot { vote, data } => {
+                let vote = match serde_json::to_string(&vote) {
+                    Ok(vote) => vote,
+                    Err(error) => {
+                        let error = TransportError::Network(error.to_string());
+                        return Box::pin(async move { Err(error) });
+                    }
+                };
+                self.client
+                    .post(format!("http://{}{SNAPSHOT_PATH}", target.rpc_addr))
+                    .timeout(timeout)
+                    .header(VOTE_HEADER, vote)
+                    .body(data)
+            }
+            message => self
+                .client
+                .post(format!("http://{}{RAFT_PATH}", target.rpc_addr))
+                .timeout(timeout)
+                .json(&message),
+        };
         Box::pin(async move {
             let response = request.send().await.map_err(|error| {
                 if error.is_timeout() {

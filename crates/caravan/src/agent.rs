@@ -13,6 +13,7 @@ use axum::ServiceExt;
 use caravan_client::Client;
 use caravan_config::AgentConfig;
 use caravan_http::{AdvertisedAddresses, AgentContext};
+use caravan_server::gossip::{Gossip, GossipOptions};
 use caravan_server::transport::HttpTransport;
 use caravan_server::{Server, ServerOptions};
 use tokio::net::TcpListener;
@@ -49,7 +50,9 @@ fn init_logging(level: &str) {
     let filter = match level {
         "TRACE" => "trace",
         "DEBUG" => "debug,openraft=info,hyper=info,reqwest=info",
-        "INFO" => "info,openraft=warn",
+        // openraft warns on every failed heartbeat to a down peer (ten a
+        // second); its errors are what an operator needs at INFO.
+        "INFO" => "info,openraft=error",
         "WARN" => "warn",
         "ERROR" => "error",
         _ => "off",
@@ -113,9 +116,25 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         .build()
         .context("failed to build the HTTP client")?;
 
-    let server = match config.server.enabled {
-        true => Some(start_server(&config, &data_dir, &advertised, &http_client).await?),
+    let gossip = match config.server.enabled {
+        true => Some(start_gossip(&config, &data_dir, &advertised).await?),
         false => None,
+    };
+    let server = match &gossip {
+        Some(gossip) => {
+            let server =
+                start_server(&config, &data_dir, &advertised, &http_client, gossip).await?;
+            if config.server.bootstrap_expect > 1 {
+                tokio::spawn(caravan_server::cluster::bootstrap_expect(
+                    Arc::clone(&server),
+                    Arc::clone(gossip),
+                    config.server.bootstrap_expect,
+                    http_client.clone(),
+                ));
+            }
+            Some(server)
+        }
+        None => None,
     };
     let client = match config.client.enabled {
         true => Some(
@@ -134,6 +153,7 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
     let ctx = Arc::new(AgentContext {
         config: Arc::new(config),
         server: server.clone(),
+        gossip: gossip.clone(),
         client,
         advertised: advertised.clone(),
         http_client,
@@ -169,6 +189,11 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("caught signal, shutting down");
     let _ = shutdown_sender.send(true);
+    if let Some(gossip) = &gossip {
+        if ctx.config.leave_on_terminate || ctx.config.leave_on_interrupt {
+            gossip.leave().await;
+        }
+    }
     if let Some(server) = &server {
         server.shutdown().await;
     }
@@ -180,17 +205,92 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn server_dir(config: &AgentConfig, data_dir: &std::path::Path) -> PathBuf {
+    config
+        .server
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("server"))
+}
+
+/// Starts gossip on the serf port with Nomad's server tags.
+async fn start_gossip(
+    config: &AgentConfig,
+    data_dir: &std::path::Path,
+    advertised: &AdvertisedAddresses,
+) -> anyhow::Result<Arc<Gossip>> {
+    let dir = server_dir(config, data_dir);
+    std::fs::create_dir_all(&dir)?;
+    let node_id = caravan_server::load_or_create_node_id(&dir)
+        .with_context(|| format!("failed to load the server ID from {}", dir.display()))?;
+    let (rpc_ip, rpc_port) = advertised
+        .rpc
+        .rsplit_once(':')
+        .map(|(ip, port)| {
+            (
+                ip.trim_matches(|c| c == '[' || c == ']').to_string(),
+                port.to_string(),
+            )
+        })
+        .unwrap_or_default();
+    let mut tags = std::collections::BTreeMap::from([
+        ("role".to_string(), "nomad".to_string()),
+        ("region".to_string(), config.region.clone()),
+        ("dc".to_string(), config.datacenter.clone()),
+        ("build".to_string(), caravan_http::version::full_version()),
+        ("revision".to_string(), String::new()),
+        ("vsn".to_string(), "1".to_string()),
+        (
+            "raft_vsn".to_string(),
+            config.server.raft_protocol.to_string(),
+        ),
+        ("id".to_string(), node_id),
+        ("rpc_addr".to_string(), rpc_ip),
+        ("port".to_string(), rpc_port),
+        ("http_addr".to_string(), advertised.http.clone()),
+    ]);
+    match config.server.bootstrap_expect {
+        0 => {}
+        1 => {
+            tags.insert("bootstrap".to_string(), "1".to_string());
+        }
+        expect => {
+            tags.insert("expect".to_string(), expect.to_string());
+        }
+    }
+    let advertise: SocketAddr = advertised.serf.parse().with_context(|| {
+        format!(
+            "the serf advertise address {:?} is not ip:port",
+            advertised.serf
+        )
+    })?;
+    let mut seeds = config.server.retry_join.clone();
+    seeds.extend(config.server.start_join.iter().cloned());
+    let options = GossipOptions {
+        name: format!("{}.{}", config.node_name, config.region),
+        region: config.region.clone(),
+        bind: SocketAddr::new(config.addresses.serf, config.ports.serf),
+        advertise,
+        tags,
+        seeds,
+        expected_servers: config.server.bootstrap_expect.max(1),
+    };
+    Gossip::start(options).await.with_context(|| {
+        format!(
+            "failed to bind the serf listener on {}:{}",
+            config.addresses.serf, config.ports.serf
+        )
+    })
+}
+
 async fn start_server(
     config: &AgentConfig,
     data_dir: &std::path::Path,
     advertised: &AdvertisedAddresses,
     http_client: &reqwest::Client,
+    gossip: &Arc<Gossip>,
 ) -> anyhow::Result<Arc<Server>> {
-    let server_dir = config
-        .server
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| data_dir.join("server"));
+    let server_dir = server_dir(config, data_dir);
     let options = ServerOptions {
         data_dir: server_dir,
         node_name: config.node_name.clone(),
@@ -212,9 +312,14 @@ async fn start_server(
         },
     };
     let transport = Arc::new(HttpTransport::new(http_client.clone()));
-    Server::start(options, transport, http_client.clone())
-        .await
-        .map_err(|error| anyhow::anyhow!("failed to start the server: {error}"))
+    Server::start(
+        options,
+        transport,
+        http_client.clone(),
+        Arc::clone(gossip) as Arc<dyn caravan_server::autopilot::MemberView>,
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("failed to start the server: {error}"))
 }
 
 async fn start_client(

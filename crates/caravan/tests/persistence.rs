@@ -112,12 +112,22 @@ fn snapshots_and_compaction_keep_the_state() {
 #[test]
 fn sigterm_shuts_down_cleanly_and_dev_data_goes_away() {
     let mut agent = Agent::dev();
-    let log = agent.log();
-    let data = log
-        .lines()
-        .find_map(|line| line.split("Data: ").nth(1))
-        .map(|path| std::path::PathBuf::from(path.trim()))
-        .expect("the agent prints its data directory");
+    // The banner may land a moment after the API answers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let data = loop {
+        let found = agent
+            .log()
+            .lines()
+            .find_map(|line| line.split("Data: ").nth(1).map(|p| p.trim().to_string()));
+        if let Some(path) = found {
+            break std::path::PathBuf::from(path);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never printed its data directory"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(data.exists());
     let status = agent.stop_with(nix::sys::signal::Signal::SIGTERM);
     assert!(status.success(), "exit status {status}");

@@ -105,7 +105,29 @@ impl Agent {
     }
 
     fn launch(dir: tempfile::TempDir, args: &[&str], extra_hcl: &str) -> Self {
-        let (http_port, rpc_port, serf_port) = free_ports();
+        Self::launch_on(dir, args, extra_hcl, free_ports())
+    }
+
+    /// Starts a server with a data dir on the given ports, without waiting.
+    pub fn launch_server_on(ports: (u16, u16, u16), extra_hcl: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data").display().to_string();
+        // Server names must be unique in a cluster, as in Nomad.
+        let name = format!("server-{}", ports.0);
+        Self::launch_on(
+            dir,
+            &["-server", "-node", &name, "-data-dir", &data],
+            extra_hcl,
+            ports,
+        )
+    }
+
+    fn launch_on(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        extra_hcl: &str,
+        (http_port, rpc_port, serf_port): (u16, u16, u16),
+    ) -> Self {
         let config_file = dir.path().join("ports.hcl");
         std::fs::write(
             &config_file,
@@ -190,6 +212,23 @@ impl Agent {
 
     pub fn rpc_address(&self) -> String {
         format!("127.0.0.1:{}", self.rpc_port)
+    }
+
+    pub fn serf_address(&self) -> String {
+        format!("127.0.0.1:{}", self.serf_port)
+    }
+
+    /// Starts the same command line again after a crash (kill -9 first if
+    /// still running), without waiting for a leader.
+    pub fn restart_unready(&mut self) {
+        self.kill9();
+        self.spawn();
+        self.wait_answering();
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     fn try_get(&self, path: &str) -> reqwest::Result<Reply> {
@@ -329,3 +368,4 @@ pub fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
         String::from_utf8_lossy(&output.stderr).to_string(),
     )
 }
+pub mod cluster;

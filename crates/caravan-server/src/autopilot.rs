@@ -1,0 +1,285 @@
+//! Autopilot on the leader (hashicorp/raft-autopilot's rules, as Nomad uses
+//! them): server health from real replication progress and gossip status,
+//! promotion of stable non-voters, removal of dead servers, and adding
+//! servers that gossip finds but Raft does not yet know.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use caravan_api_types::operator::{AutopilotConfiguration, OperatorHealthReply, ServerHealth};
+use chrono::{DateTime, Utc};
+
+use crate::raft_types::{raft_id_of, ServerNode};
+use crate::server::Server;
+
+/// How often autopilot looks at the servers.
+pub const AUTOPILOT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A server's gossip status, as Serf names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerfStatus {
+    Alive,
+    Leaving,
+    Left,
+    Failed,
+    /// Not known to gossip at all.
+    None,
+}
+
+impl SerfStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SerfStatus::Alive => "alive",
+            SerfStatus::Leaving => "leaving",
+            SerfStatus::Left => "left",
+            SerfStatus::Failed => "failed",
+            SerfStatus::None => "none",
+        }
+    }
+}
+
+/// What autopilot needs from gossip.
+pub trait MemberView: Send + Sync + 'static {
+    /// The gossip status of the server with this node UUID.
+    fn serf_status(&self, node_id: &str) -> SerfStatus;
+    /// Servers of this region that gossip reports alive.
+    fn alive_servers(&self) -> Vec<ServerNode>;
+    /// The build version a server reports.
+    fn version_of(&self, node_id: &str) -> String;
+}
+
+/// A cluster without gossip: only this server exists.
+pub struct NoGossip;
+
+impl MemberView for NoGossip {
+    fn serf_status(&self, _: &str) -> SerfStatus {
+        SerfStatus::Alive
+    }
+    fn alive_servers(&self) -> Vec<ServerNode> {
+        Vec::new()
+    }
+    fn version_of(&self, _: &str) -> String {
+        String::new()
+    }
+}
+
+#[derive(Default)]
+struct Stability {
+    /// node id → (healthy, since when)
+    since: HashMap<String, (bool, DateTime<Utc>)>,
+}
+
+/// Autopilot's state on this server.
+pub struct Autopilot {
+    members: Arc<dyn MemberView>,
+    stability: Mutex<Stability>,
+    last_health: Mutex<Option<OperatorHealthReply>>,
+    started: std::time::Instant,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Autopilot {
+    pub fn new(members: Arc<dyn MemberView>) -> Self {
+        Self {
+            members,
+            stability: Mutex::new(Stability::default()),
+            last_health: Mutex::new(None),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn members(&self) -> &Arc<dyn MemberView> {
+        &self.members
+    }
+
+    /// Computes every server's health now (leader only).
+    pub fn health(&self, server: &Server, config: &AutopilotConfiguration) -> OperatorHealthReply {
+        let (members_index, members) = server.raft_configuration();
+        let _ = members_index;
+        let progress = server.follower_progress();
+        let (leader_index, leader_term) = server.leader_position();
+        let threshold =
+            Duration::from_nanos(u64::try_from(config.last_contact_threshold).unwrap_or(0));
+        let now = Utc::now();
+        let mut stability = lock(&self.stability);
+        let mut servers = Vec::new();
+        for member in &members {
+            let id = raft_id_of(&member.node.id);
+            let serf = if member.node.id == server.node().id {
+                SerfStatus::Alive
+            } else {
+                self.members.serf_status(&member.node.id)
+            };
+            let (last_index, last_term, last_contact) = if member.node.id == server.node().id {
+                (leader_index, leader_term, Some(Duration::ZERO))
+            } else {
+                match progress.get(&id) {
+                    Some(p) => (p.last_index, p.last_term, p.last_contact),
+                    None => (0, 0, None),
+                }
+            };
+            let healthy = leader_index > 0
+                && leader_term > 0
+                && matches!(serf, SerfStatus::Alive | SerfStatus::Leaving)
+                && last_contact.is_some_and(|contact| contact <= threshold)
+                && last_term == leader_term
+                && last_index + config.max_trailing_logs >= leader_index;
+            let entry = stability
+                .since
+                .entry(member.node.id.clone())
+                .or_insert((healthy, now));
+            if entry.0 != healthy {
+                *entry = (healthy, now);
+            }
+            let version = if member.node.id == server.node().id {
+                String::new()
+            } else {
+                self.members.version_of(&member.node.id)
+            };
+            servers.push(ServerHealth {
+                id: member.node.id.clone(),
+                name: member.node.name.clone(),
+                address: member.node.rpc_addr.clone(),
+                serf_status: serf.as_str().to_string(),
+                version,
+                leader: member.leader,
+                last_contact: caravan_api_types::duration::format_go_duration(
+                    last_contact.unwrap_or(Duration::ZERO),
+                ),
+                last_term,
+                last_index,
+                healthy,
+                voter: member.voter,
+                stable_since: caravan_api_types::time::format_rfc3339_seconds(&entry.1),
+            });
+        }
+        let known: std::collections::HashSet<&str> =
+            members.iter().map(|m| m.node.id.as_str()).collect();
+        stability.since.retain(|id, _| known.contains(id.as_str()));
+        let voters: Vec<&ServerHealth> = servers.iter().filter(|s| s.voter).collect();
+        let healthy_voters = voters.iter().filter(|s| s.healthy).count() as u64;
+        let quorum = voters.len() as u64 / 2 + 1;
+        let reply = OperatorHealthReply {
+            healthy: servers.iter().all(|s| s.healthy),
+            failure_tolerance: healthy_voters.saturating_sub(quorum),
+            leader: servers
+                .iter()
+                .find(|s| s.leader)
+                .map(|s| s.id.clone())
+                .unwrap_or_default(),
+            voters: voters.iter().map(|s| s.id.clone()).collect(),
+            servers,
+        };
+        *lock(&self.last_health) = Some(reply.clone());
+        reply
+    }
+
+    /// Healthy long enough (or autopilot itself is younger than the
+    /// stabilization time, when the rule is waived).
+    fn stable(&self, node_id: &str, stabilization: Duration) -> bool {
+        if self.started.elapsed() < stabilization {
+            return lock(&self.stability)
+                .since
+                .get(node_id)
+                .is_some_and(|(healthy, _)| *healthy);
+        }
+        let now = Utc::now();
+        lock(&self.stability)
+            .since
+            .get(node_id)
+            .is_some_and(|(healthy, since)| {
+                *healthy && (now - *since).to_std().unwrap_or(Duration::ZERO) >= stabilization
+            })
+    }
+
+    /// One round of autopilot on the leader.
+    pub async fn reconcile(&self, server: &Server, config: &AutopilotConfiguration) {
+        let health = self.health(server, config);
+        let (_, members) = server.raft_configuration();
+        let in_raft: BTreeMap<String, bool> = members
+            .iter()
+            .map(|m| (m.node.id.clone(), m.voter))
+            .collect();
+
+        // Servers gossip knows that Raft does not: add them as non-voters.
+        for node in self.members.alive_servers() {
+            if !in_raft.contains_key(&node.id) {
+                tracing::info!(server = %node.name, "adding server to the Raft configuration as a non-voter");
+                if let Err(error) = server.add_nonvoter(node).await {
+                    tracing::warn!(%error, "failed to add a non-voter");
+                }
+                return;
+            }
+        }
+
+        // Promote one stable non-voter at a time.
+        let stabilization =
+            Duration::from_nanos(u64::try_from(config.server_stabilization_time).unwrap_or(0));
+        for status in health.servers.iter().filter(|s| !s.voter) {
+            if self.stable(&status.id, stabilization) {
+                tracing::info!(server = %status.name, "promoting non-voter to voter");
+                if let Err(error) = server.promote(raft_id_of(&status.id)).await {
+                    tracing::warn!(%error, "failed to promote a non-voter");
+                }
+                return;
+            }
+        }
+
+        // Remove servers gossip has declared failed or left, keeping a
+        // quorum and at least MinQuorum voters.
+        if config.cleanup_dead_servers {
+            let voters = health.servers.iter().filter(|s| s.voter).count();
+            let dead: Vec<&ServerHealth> = health
+                .servers
+                .iter()
+                .filter(|s| !s.leader && matches!(s.serf_status.as_str(), "failed" | "left"))
+                .collect();
+            let dead_voters = dead.iter().filter(|s| s.voter).count();
+            let remaining = voters.saturating_sub(dead_voters);
+            let keeps_quorum = dead_voters <= voters.saturating_sub(1) / 2;
+            if !dead.is_empty() && keeps_quorum && remaining as u64 >= config.min_quorum {
+                for status in dead {
+                    tracing::info!(server = %status.name, status = %status.serf_status, "removing dead server");
+                    if let Err(error) = server.remove_server(raft_id_of(&status.id)).await {
+                        tracing::warn!(%error, "failed to remove a dead server");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs autopilot rounds while this server is the ready leader.
+pub async fn run(server: Arc<Server>) {
+    loop {
+        tokio::time::sleep(AUTOPILOT_INTERVAL).await;
+        if !server.is_ready_leader() {
+            continue;
+        }
+        let config = server
+            .store()
+            .snapshot()
+            .autopilot_config()
+            .cloned()
+            .unwrap_or_else(AutopilotConfiguration::initial);
+        server.autopilot().reconcile(&server, &config).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serf_status_names() {
+        assert_eq!(SerfStatus::Alive.as_str(), "alive");
+        assert_eq!(SerfStatus::None.as_str(), "none");
+    }
+}
