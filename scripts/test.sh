@@ -18,6 +18,28 @@ fi
 
 echo "==> Building"
 cargo build --workspace --all-targets
+cargo build --release -p caravan
+
+# The partition test runs server containers on a private Docker network,
+# from an image built here (there is no registry): the release binary, its
+# libraries and Debian's static busybox.
+if docker info >/dev/null 2>&1; then
+    if ! ldd /bin/busybox 2>&1 | grep -q "not a dynamic executable"; then
+        echo "==> Installing Debian's busybox-static for the test image"
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
+        else
+            sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
+        fi
+    fi
+    echo "==> Building the local test image"
+    ./scripts/build-test-image.sh
+elif [ "${CI:-}" = "true" ]; then
+    echo "CI=true but no Docker engine answers: the partition test needs one" >&2
+    exit 1
+else
+    echo "==> No Docker engine: the partition test will report that it was skipped"
+fi
 
 echo "==> Rust tests (unit, integration, cluster)"
 cargo nextest run --workspace --no-fail-fast

@@ -214,17 +214,9 @@ impl Gossip {
             name: options.name.clone(),
             tags: options.tags.clone(),
         };
-        let seeds: Vec<SocketAddr> = options
-            .seeds
-            .iter()
-            .filter_map(|seed| match resolve_gossip_address(seed) {
-                Ok(addr) => Some(addr),
-                Err(error) => {
-                    tracing::warn!(%seed, %error, "ignoring a join address");
-                    None
-                }
-            })
-            .collect();
+        // Join addresses may be names that do not resolve yet (peers still
+        // starting): they are resolved again on every attempt.
+        let seeds = options.seeds.clone();
         let (view_sender, view) = watch::channel(vec![GossipMember::of(&me, SerfStatus::Alive)]);
         let (commands, receiver) = mpsc::channel(64);
         let cluster_size =
@@ -385,7 +377,7 @@ struct Actor {
 async fn run(
     socket: UdpSocket,
     me: NodeId,
-    seeds: Vec<SocketAddr>,
+    seeds: Vec<String>,
     config: Config,
     mut commands: mpsc::Receiver<Command>,
     view: watch::Sender<Vec<GossipMember>>,
@@ -425,7 +417,11 @@ async fn run(
                 // Alone: keep announcing to the join addresses and to members
                 // we lost, which also heals after a partition.
                 if actor.foca.num_members() == 0 {
-                    actor.announce_to(&seeds);
+                    let resolved: Vec<SocketAddr> = seeds
+                        .iter()
+                        .filter_map(|seed| resolve_gossip_address(seed).ok())
+                        .collect();
+                    actor.announce_to(&resolved);
                     let lost: Vec<NodeId> = actor
                         .foca
                         .iter_membership_state()
@@ -443,8 +439,9 @@ async fn run(
                 None => return,
                 Some(Command::Announce(targets)) => {
                     for target in &targets {
-                        if !seeds.contains(target) {
-                            seeds.push(*target);
+                        let target = target.to_string();
+                        if !seeds.contains(&target) {
+                            seeds.push(target);
                         }
                     }
                     actor.announce_to(&targets);

@@ -242,6 +242,24 @@ impl Server {
         let metrics = self.metrics();
         metrics.state == ServerState::Leader
             && self.ready_term.load(Ordering::SeqCst) == metrics.current_term
+            && self.lease_valid(&metrics)
+    }
+
+    /// Whether a quorum acknowledged this leader within the lease (the
+    /// election timeout). A leader cut off from its quorum stops counting
+    /// as leader here: Raft refuses its writes, and reads must not pretend
+    /// it still leads.
+    fn lease_valid(&self, metrics: &RaftMetrics<TypeConfig>) -> bool {
+        use openraft::Instant as _;
+        let voters = metrics.membership_config.membership().voter_ids().count();
+        if voters <= 1 {
+            return true;
+        }
+        let lease = Duration::from_millis(1000 * u64::from(self.options.raft_multiplier.max(1)));
+        metrics
+            .last_quorum_acked
+            .as_ref()
+            .is_some_and(|acked| acked.elapsed() <= lease)
     }
 
     /// The current leader, if one is known. A follower that has not heard
@@ -251,6 +269,9 @@ impl Server {
     pub fn leader(&self) -> Option<ServerNode> {
         let metrics = self.metrics();
         let leader = metrics.current_leader?;
+        if leader == self.raft_id && !self.lease_valid(&metrics) {
+            return None;
+        }
         if leader != self.raft_id {
             let timeout =
                 Duration::from_millis(1000 * u64::from(self.options.raft_multiplier.max(1)));

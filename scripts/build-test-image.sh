@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the local Docker image the partition tests run: the release
+# `caravan` binary, the shared libraries it links, and Debian's static
+# busybox (for wget inside the containers), on `FROM scratch`. There is no
+# image registry: nothing is pulled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+IMAGE=${CARAVAN_TEST_IMAGE:-caravan-test:latest}
+BIN=target/release/caravan
+BUSYBOX=${BUSYBOX:-/bin/busybox}
+[ -x "$BIN" ] || { echo "missing $BIN: run cargo build --release -p caravan" >&2; exit 1; }
+[ -x "$BUSYBOX" ] || { echo "missing $BUSYBOX: install Debian's busybox-static" >&2; exit 1; }
+CONTEXT=target/docker-image
+rm -rf "$CONTEXT"
+mkdir -p "$CONTEXT/rootfs/usr/local/bin" "$CONTEXT/rootfs/bin" "$CONTEXT/rootfs/data" "$CONTEXT/rootfs/tmp"
+cp "$BIN" "$CONTEXT/rootfs/usr/local/bin/caravan"
+cp "$BUSYBOX" "$CONTEXT/rootfs/bin/busybox"
+# Every shared library the binary needs, at the same path.
+for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
+    mkdir -p "$CONTEXT/rootfs$(dirname "$lib")"
+    cp -L "$lib" "$CONTEXT/rootfs$lib"
+done
+cat > "$CONTEXT/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY rootfs/ /
+ENTRYPOINT ["/usr/local/bin/caravan"]
+DOCKERFILE
+docker build --quiet -t "$IMAGE" "$CONTEXT" >/dev/null
+echo "built $IMAGE"
