@@ -23,8 +23,13 @@ cargo build --release -p caravan
 # The partition test runs server containers on a private Docker network,
 # from an image built here (there is no registry): the release binary, its
 # libraries and Debian's static busybox.
+static_busybox() {
+    local out
+    out=$(ldd /bin/busybox 2>&1 || true)
+    [[ "$out" == *"not a dynamic executable"* || "$out" == *"statically linked"* ]]
+}
 if docker info >/dev/null 2>&1; then
-    if ! ldd /bin/busybox 2>&1 | grep -q "not a dynamic executable"; then
+    if ! static_busybox; then
         echo "==> Installing Debian's busybox-static for the test image"
         if [ "$(id -u)" = 0 ]; then
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static

@@ -75,7 +75,7 @@ pub struct Autopilot {
     members: Arc<dyn MemberView>,
     stability: Mutex<Stability>,
     last_health: Mutex<Option<OperatorHealthReply>>,
-    started: std::time::Instant,
+    started: tokio::time::Instant,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -91,7 +91,7 @@ impl Autopilot {
             members,
             stability: Mutex::new(Stability::default()),
             last_health: Mutex::new(None),
-            started: std::time::Instant::now(),
+            started: tokio::time::Instant::now(),
         }
     }
 

@@ -37,7 +37,9 @@ pub async fn run(server: Arc<Server>) {
             }
         }
         // Leadership changes are not table writes: look again now and then.
+        // Biased: a simulation must replay branch choices from its seed.
         tokio::select! {
+            biased;
             changed = nodes.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }

@@ -143,7 +143,9 @@ impl HeartbeatTracker {
                 }
             }
             let wait = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            // Biased: a simulation must replay branch choices from its seed.
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep_until(wait) => {}
                 _ = self.changed.notified() => {}
             }

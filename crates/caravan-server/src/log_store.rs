@@ -23,6 +23,7 @@ use openraft::{OptionalSend, RaftLogReader};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
+use crate::memory_disk::{DiskImage, MemoryDisk};
 use crate::raft_types::{Entry, LogId, TypeConfig, Vote};
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
@@ -62,9 +63,16 @@ enum WriteOp {
     },
 }
 
+/// Where writes go: the group-commit thread in front of redb, or straight
+/// into an in-memory disk (simulations).
+enum Writer {
+    Thread(Mutex<mpsc::Sender<WriteOp>>),
+    Memory(MemoryDisk),
+}
+
 struct Shared {
     cache: Mutex<LogCache>,
-    writer: Mutex<mpsc::Sender<WriteOp>>,
+    writer: Writer,
 }
 
 /// The Raft log storage. Clones share the same log.
@@ -95,7 +103,18 @@ impl LogStore {
         Ok(Self {
             shared: Arc::new(Shared {
                 cache: Mutex::new(cache),
-                writer: Mutex::new(sender),
+                writer: Writer::Thread(Mutex::new(sender)),
+            }),
+        })
+    }
+
+    /// A log kept on an in-memory disk, written synchronously.
+    pub fn in_memory(disk: MemoryDisk) -> io::Result<Self> {
+        let cache = load_image(&disk.image())?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                cache: Mutex::new(cache),
+                writer: Writer::Memory(disk),
             }),
         })
     }
@@ -108,13 +127,22 @@ impl LogStore {
     }
 
     fn send(&self, op: WriteOp) -> io::Result<()> {
-        let writer = match self.shared.writer.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        writer
-            .send(op)
-            .map_err(|_| io::Error::other("the raft log writer has stopped"))
+        match &self.shared.writer {
+            Writer::Thread(sender) => {
+                let sender = match sender.lock() {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                sender
+                    .send(op)
+                    .map_err(|_| io::Error::other("the raft log writer has stopped"))
+            }
+            Writer::Memory(disk) => {
+                apply_to_image(&mut disk.image(), &op);
+                complete(op, &Ok(()));
+                Ok(())
+            }
+        }
     }
 
     /// The id of the last entry in the log (or the last purged one).
@@ -164,6 +192,63 @@ fn load(db: &Database) -> io::Result<LogCache> {
     Ok(cache)
 }
 
+fn load_image(image: &DiskImage) -> io::Result<LogCache> {
+    fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
+        serde_json::from_slice(bytes).map_err(storage_error)
+    }
+    let mut cache = LogCache::default();
+    if let Some(bytes) = image.meta.get(KEY_VOTE) {
+        cache.vote = Some(decode(bytes)?);
+    }
+    if let Some(bytes) = image.meta.get(KEY_COMMITTED) {
+        cache.committed = decode(bytes)?;
+    }
+    if let Some(bytes) = image.meta.get(KEY_PURGED) {
+        cache.last_purged = decode(bytes)?;
+    }
+    for (index, bytes) in &image.logs {
+        cache.entries.insert(*index, decode(bytes)?);
+    }
+    Ok(cache)
+}
+
+fn apply_to_image(image: &mut DiskImage, op: &WriteOp) {
+    match op {
+        WriteOp::Append { entries, .. } => {
+            for (index, bytes) in entries {
+                image.logs.insert(*index, bytes.clone());
+            }
+        }
+        WriteOp::Meta { key, value, .. } => {
+            image.meta.insert(key.to_string(), value.clone());
+        }
+        WriteOp::TruncateFrom { index, .. } => {
+            drop(image.logs.split_off(index));
+        }
+        WriteOp::PurgeUpTo { index, purged, .. } => {
+            image.logs = image.logs.split_off(&(index + 1));
+            image.meta.insert(KEY_PURGED.to_string(), purged.clone());
+        }
+    }
+}
+
+/// Tells whoever waits on `op` how its write went.
+fn complete(op: WriteOp, outcome: &Result<(), String>) {
+    match op {
+        WriteOp::Append { done, .. } => {
+            done.io_completed(outcome.clone().map_err(io::Error::other));
+        }
+        WriteOp::Meta { done, .. } => {
+            if let Some(done) = done {
+                let _ = done.send(outcome.clone());
+            }
+        }
+        WriteOp::TruncateFrom { done, .. } | WriteOp::PurgeUpTo { done, .. } => {
+            let _ = done.send(outcome.clone());
+        }
+    }
+}
+
 fn writer_loop(db: Database, receiver: mpsc::Receiver<WriteOp>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
@@ -178,19 +263,7 @@ fn writer_loop(db: Database, receiver: mpsc::Receiver<WriteOp>) {
             tracing::error!(%error, "raft log write failed");
         }
         for op in batch {
-            match op {
-                WriteOp::Append { done, .. } => {
-                    done.io_completed(outcome.clone().map_err(io::Error::other));
-                }
-                WriteOp::Meta { done, .. } => {
-                    if let Some(done) = done {
-                        let _ = done.send(outcome.clone());
-                    }
-                }
-                WriteOp::TruncateFrom { done, .. } | WriteOp::PurgeUpTo { done, .. } => {
-                    let _ = done.send(outcome.clone());
-                }
-            }
+            complete(op, &outcome);
         }
     }
 }

@@ -43,7 +43,8 @@ openraft::declare_raft_types!(
         R = RaftResponse,
         NodeId = u64,
         Node = ServerNode,
-        AsyncRuntime = openraft_rt_tokio::TokioRuntime,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
+        AsyncRuntime = crate::runtime::CaravanRuntime,
 );
 
 pub type RaftId = u64;

@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, not the OS's: a simulation controls it.
+use tokio::time::Instant;
 
 use caravan_api_types::node::Node;
 use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
@@ -43,6 +46,8 @@ pub struct ServerOptions {
     pub default_scheduler_config: SchedulerConfiguration,
     pub autopilot: AutopilotConfiguration,
     pub heartbeat: HeartbeatConfig,
+    /// Where the log and snapshots live (disk, or memory in simulations).
+    pub storage: crate::memory_disk::Storage,
 }
 
 /// Why a server operation failed.
@@ -145,10 +150,21 @@ impl Server {
             http_addr: options.http_advertise.clone(),
         };
         let store = Arc::new(StateStore::new());
-        let log_store = LogStore::open(&options.data_dir.join("raft.redb")).map_err(storage)?;
-        let state_machine =
-            StateMachine::open(&options.data_dir.join("snapshots"), Arc::clone(&store))
-                .map_err(storage)?;
+        let (log_store, state_machine) = match &options.storage {
+            crate::memory_disk::Storage::Disk => (
+                LogStore::open(&options.data_dir.join("raft.redb")).map_err(storage)?,
+                StateMachine::open(&options.data_dir.join("snapshots"), Arc::clone(&store))
+                    .map_err(storage)?,
+            ),
+            crate::memory_disk::Storage::Memory(disk) => (
+                LogStore::in_memory(disk.clone()).map_err(storage)?,
+                StateMachine::open_at(
+                    crate::state_machine::SnapshotPlace::Memory(disk.clone()),
+                    Arc::clone(&store),
+                )
+                .map_err(storage)?,
+            ),
+        };
         let config = raft_config(&options)?;
         let raft = Raft::new(
             raft_id,

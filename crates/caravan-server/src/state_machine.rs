@@ -11,6 +11,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::memory_disk::MemoryDisk;
 use crate::raft_types::{
     LogId, RaftResponse, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
 };
@@ -30,10 +31,19 @@ struct SnapshotHeader {
     meta: SnapshotMeta,
 }
 
+/// Where snapshots are kept.
+#[derive(Clone)]
+pub enum SnapshotPlace {
+    /// A file in this directory.
+    Dir(PathBuf),
+    /// An in-memory disk (simulations).
+    Memory(MemoryDisk),
+}
+
 struct Shared {
     store: Arc<StateStore>,
     applied: Mutex<Applied>,
-    dir: PathBuf,
+    place: SnapshotPlace,
     current: Mutex<Option<(SnapshotMeta, Arc<Vec<u8>>)>>,
 }
 
@@ -48,17 +58,31 @@ impl StateMachine {
     /// in `dir` if there is one; openraft then replays the log after it.
     pub fn open(dir: &Path, store: Arc<StateStore>) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        Self::open_at(SnapshotPlace::Dir(dir.to_path_buf()), store)
+    }
+
+    /// Opens the state machine with snapshots kept at `place`.
+    pub fn open_at(place: SnapshotPlace, store: Arc<StateStore>) -> io::Result<Self> {
+        let existing = match &place {
+            SnapshotPlace::Dir(dir) => {
+                let path = dir.join(SNAPSHOT_FILE);
+                if path.exists() {
+                    Some(std::fs::read(&path)?)
+                } else {
+                    None
+                }
+            }
+            SnapshotPlace::Memory(disk) => disk.image().snapshot.clone(),
+        };
         let machine = Self {
             shared: Arc::new(Shared {
                 store,
                 applied: Mutex::new(Applied::default()),
-                dir: dir.to_path_buf(),
+                place,
                 current: Mutex::new(None),
             }),
         };
-        let path = dir.join(SNAPSHOT_FILE);
-        if path.exists() {
-            let bytes = std::fs::read(&path)?;
+        if let Some(bytes) = existing {
             let meta = machine.restore(&bytes)?;
             *lock(&machine.shared.current) = Some((meta, Arc::new(bytes)));
         }
@@ -87,12 +111,33 @@ impl StateMachine {
     }
 
     fn persist(&self, bytes: &[u8]) -> io::Result<()> {
-        let temporary = self.shared.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+        let dir = match &self.shared.place {
+            SnapshotPlace::Dir(dir) => dir,
+            SnapshotPlace::Memory(disk) => {
+                disk.image().snapshot = Some(bytes.to_vec());
+                return Ok(());
+            }
+        };
+        let temporary = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        std::fs::rename(&temporary, self.shared.dir.join(SNAPSHOT_FILE))?;
-        std::fs::File::open(&self.shared.dir)?.sync_all()
+        std::fs::rename(&temporary, dir.join(SNAPSHOT_FILE))?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+
+    /// Runs file work off the async threads; in-memory work runs inline
+    /// (a simulation must not involve real threads).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        match self.shared.place {
+            SnapshotPlace::Memory(_) => work(),
+            SnapshotPlace::Dir(_) => tokio::task::spawn_blocking(work)
+                .await
+                .map_err(io::Error::other)?,
+        }
     }
 }
 
@@ -125,13 +170,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         };
         let machine = self.clone();
         let file_meta = meta.clone();
-        let bytes = tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
-            let bytes = encode(&file_meta, &state)?;
-            machine.persist(&bytes)?;
-            Ok(bytes)
-        })
-        .await
-        .map_err(io::Error::other)??;
+        let writer = machine.clone();
+        let bytes = machine
+            .blocking(move || -> io::Result<Vec<u8>> {
+                let bytes = encode(&file_meta, &state)?;
+                writer.persist(&bytes)?;
+                Ok(bytes)
+            })
+            .await?;
         *lock(&self.shared.current) = Some((meta.clone(), Arc::new(bytes.clone())));
         Ok(Snapshot {
             meta,
@@ -210,9 +256,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let machine = self.clone();
         let to_persist = bytes.clone();
-        tokio::task::spawn_blocking(move || machine.persist(&to_persist))
-            .await
-            .map_err(io::Error::other)??;
+        self.blocking(move || machine.persist(&to_persist)).await?;
         *lock(&self.shared.current) = Some((meta.clone(), Arc::new(bytes)));
         Ok(())
     }

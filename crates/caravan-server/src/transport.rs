@@ -203,7 +203,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             vote,
             data: snapshot.snapshot.into_inner(),
         };
+        // Biased: a simulation must replay branch choices from its seed.
         tokio::select! {
+            biased;
             closed = cancel => Err(StreamingError::Closed(closed)),
             reply = self.call(message, RPCTypes::InstallSnapshot, option.hard_ttl()) => {
                 match reply? {

@@ -310,6 +310,7 @@ async fn start_server(
             grace: config.server.heartbeat_grace,
             failover_ttl: config.server.failover_heartbeat_ttl,
         },
+        storage: caravan_server::memory_disk::Storage::Disk,
     };
     let transport = Arc::new(HttpTransport::new(http_client.clone()));
     Server::start(

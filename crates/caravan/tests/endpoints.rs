@@ -436,3 +436,21 @@ fn unknown_paths_and_methods() {
     // A doubled leading slash still reaches the route.
     assert_eq!(agent.get("//v1/status/leader").status, 200);
 }
+
+#[test]
+fn join_that_reaches_nobody_answers_200_with_the_reason() {
+    let agent = Agent::server();
+    let missing = agent.post("/v1/agent/join", "");
+    assert_eq!(missing.status, 400);
+    assert_eq!(missing.text, "missing address to join");
+    let (dead, _, _) = common::free_ports();
+    let reply = agent.post(&format!("/v1/agent/join?address=127.0.0.1:{dead}"), "");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["num_joined"], 0);
+    assert!(!body["error"].as_str().unwrap().is_empty());
+    // A client-only agent does not gossip: Nomad answers 501 there.
+    let client = Agent::start_with_data_dir(&["-client", "-servers", &agent.rpc_address()], "");
+    let on_client = client.post(&format!("/v1/agent/join?address=127.0.0.1:{dead}"), "");
+    assert_eq!(on_client.status, 501);
+}
