@@ -5,7 +5,10 @@
   catch-up     a new server joining a cluster whose log holds 100,000
                entries: time until it has applied everything
 
+  throughput   writes from 32 connections to the leader, then to a follower
+
 Usage: python3 bench/cluster.py target/release/caravan [trials]
+       python3 bench/cluster.py target/release/caravan 0 throughput
 Everything listens on 127.0.0.1 and stops by itself."""
 
 import json
@@ -88,6 +91,20 @@ def cluster(root, count, expect):
     return [Server(root, f"s{i}", peers, expect, ports[i]) for i in range(count)]
 
 
+def wait_for_voters(servers, count, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            leader = wait_for_leader(servers)
+            config = json.loads(request(leader.http, "/v1/operator/raft/configuration")[1])
+            if sum(1 for s in config["Servers"] if s["Voter"]) == count:
+                return leader
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("cluster never had all voters")
+
+
 def wait_for_leader(servers, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,9 +122,7 @@ def failover():
         servers = cluster(root, 3, 3)
         try:
             for trial in range(TRIALS):
-                leader = wait_for_leader(servers)
-                # Wait until the configuration has all three voters healthy.
-                time.sleep(3)
+                leader = wait_for_voters(servers, 3)
                 followers = [s for s in servers if s is not leader]
                 body = json.dumps({"SchedulerAlgorithm": "spread" if trial % 2 else "binpack"})
                 acked = threading.Event()
@@ -116,10 +131,13 @@ def failover():
 
                 def writer(server):
                     while not stop.is_set():
+                        started = time.monotonic()
                         try:
                             status, _ = request(server.http, "/v1/operator/scheduler/configuration",
                                                 "PUT", body, timeout=10)
-                            if status == 200 and "killed" in result and not acked.is_set():
+                            # Only a write sent after the kill proves a new leader.
+                            if (status == 200 and started > result.get("killed", float("inf"))
+                                    and not acked.is_set()):
                                 result["acked"] = time.monotonic()
                                 acked.set()
                         except Exception:
@@ -137,7 +155,6 @@ def failover():
                     t.join()
                 samples.append((result["acked"] - result["killed"]) * 1000)
                 leader.start()
-                time.sleep(2)
         finally:
             for s in servers:
                 s.stop()
@@ -149,7 +166,8 @@ def catch_up(entries=100_000):
         servers = cluster(root, 1, 1)
         try:
             leader = wait_for_leader(servers)
-            # Fill the log with scheduler-config writes from 32 connections.
+            # Fill the log: every entry registers a node, so the state (and
+            # the snapshot a new server installs) holds 100,000 nodes.
             done = [0]
             lock = threading.Lock()
 
@@ -160,8 +178,13 @@ def catch_up(entries=100_000):
                             return
                         done[0] += 1
                         n = done[0]
-                    body = json.dumps({"SchedulerAlgorithm": "spread" if n % 2 else "binpack"})
-                    request(leader.http, "/v1/operator/scheduler/configuration", "PUT", body)
+                    node = {"ID": str(uuid.UUID(int=n)), "SecretID": f"s{n}", "Name": f"n{n}",
+                            "Datacenter": "dc1", "HTTPAddr": "127.0.0.9:4646",
+                            "Attributes": {"kernel.name": "linux"}}
+                    req = urllib.request.Request(f"http://127.0.0.1:{leader.rpc}/rpc/node/register",
+                                                 data=json.dumps(node).encode(), method="POST",
+                                                 headers={"Content-Type": "application/json"})
+                    urllib.request.urlopen(req, timeout=30).read()
 
             threads = [threading.Thread(target=writer) for _ in range(32)]
             for t in threads:
@@ -172,7 +195,9 @@ def catch_up(entries=100_000):
             target = int(self_stats["stats"]["raft"]["last_log_index"])
             # A new, empty server joins and catches up.
             ports = free_ports(3)
-            joiner = Server(root, "joiner", [f"127.0.0.1:{leader.serf}"], 1, ports)
+            # bootstrap_expect 0: it joins the existing cluster, it does not
+            # start one.
+            joiner = Server(root, "joiner", [f"127.0.0.1:{leader.serf}"], 0, ports)
             servers.append(joiner)
             started = time.monotonic()
             while True:
@@ -184,15 +209,51 @@ def catch_up(entries=100_000):
                 except Exception:
                     pass
                 time.sleep(0.01)
-            return target, (time.monotonic() - started) * 1000
+            nodes = len(json.loads(request(joiner.http, "/v1/nodes?stale")[1]))
+            return target, (time.monotonic() - started) * 1000, nodes
         finally:
             for s in servers:
                 s.stop()
 
 
+def throughput():
+    """Scheduler-config PUTs from 32 connections (wrk, 10 s) sent to the
+    leader, then to a follower (which forwards each one to the leader)."""
+    lua = os.path.join(os.path.dirname(os.path.abspath(__file__)), "put_scheduler.lua")
+    results = {}
+    with tempfile.TemporaryDirectory() as root:
+        servers = cluster(root, 3, 3)
+        try:
+            leader = wait_for_voters(servers, 3)
+            follower = next(s for s in servers if s is not leader)
+            for label, server in (("leader", leader), ("follower", follower)):
+                out = subprocess.run(
+                    ["wrk", "-t2", "-c32", "-d10s", "--latency", "-s", lua,
+                     f"http://127.0.0.1:{server.http}"],
+                    capture_output=True, text=True, check=True).stdout
+                figures = {}
+                for line in out.splitlines():
+                    parts = line.split()
+                    if line.startswith("Requests/sec:"):
+                        figures["writes_per_s"] = float(parts[1])
+                    elif parts[:1] in (["50%"], ["99%"]):
+                        figures["p" + parts[0].rstrip("%")] = parts[1]
+                    elif "Non-2xx" in line:
+                        figures["non_2xx"] = int(parts[-1])
+                results[label] = figures
+        finally:
+            for s in servers:
+                s.stop()
+    return results
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 3 and sys.argv[3] == "throughput":
+        print(json.dumps(throughput()))
+        sys.exit(0)
     samples = failover()
     print(json.dumps({"failover_ms": [round(s) for s in samples],
                       "failover_median_ms": round(statistics.median(samples))}))
-    target, elapsed = catch_up()
-    print(json.dumps({"catch_up_log_index": target, "catch_up_ms": round(elapsed)}))
+    target, elapsed, nodes = catch_up()
+    print(json.dumps({"catch_up_log_index": target, "catch_up_ms": round(elapsed),
+                      "nodes_on_new_server": nodes}))
