@@ -159,6 +159,30 @@ pub async fn docker() -> DriverState {
     }
 }
 
+/// Node events for drivers whose health changed between two checks, as
+/// Nomad's client reports them (subsystem `Driver`, the new health
+/// description as message, the driver's name in the details).
+pub fn health_events(
+    previous: &BTreeMap<String, DriverState>,
+    fresh: &BTreeMap<String, DriverState>,
+) -> Vec<caravan_api_types::node::NodeEvent> {
+    fresh
+        .iter()
+        .filter(|(name, state)| {
+            previous.get(*name).is_none_or(|before| {
+                before.healthy != state.healthy || before.description != state.description
+            })
+        })
+        .map(|(name, state)| {
+            caravan_api_types::node::NodeEvent::new(
+                caravan_api_types::node::SUBSYSTEM_DRIVER,
+                &state.description,
+            )
+            .with_detail("driver", name)
+        })
+        .collect()
+}
+
 /// Every driver's state, by name.
 pub async fn detect_all(raw_exec_enabled: bool) -> BTreeMap<String, DriverState> {
     BTreeMap::from([
@@ -166,4 +190,31 @@ pub async fn detect_all(raw_exec_enabled: bool) -> BTreeMap<String, DriverState>
         ("exec".to_string(), exec()),
         ("docker".to_string(), docker().await),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_health_change_becomes_a_driver_event() {
+        let before = BTreeMap::from([
+            ("raw_exec".to_string(), raw_exec(true)),
+            ("docker".to_string(), DriverState::healthy(BTreeMap::new())),
+        ]);
+        let mut after = before.clone();
+        after.insert(
+            "docker".to_string(),
+            DriverState::undetected("Failed to connect to docker daemon: gone"),
+        );
+        let events = health_events(&before, &after);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].subsystem, "Driver");
+        assert_eq!(
+            events[0].message,
+            "Failed to connect to docker daemon: gone"
+        );
+        assert_eq!(events[0].details.as_ref().unwrap()["driver"], "docker");
+        assert!(health_events(&after, &after).is_empty());
+    }
 }

@@ -190,6 +190,24 @@ impl Client {
         }
     }
 
+    /// Reports node events to a server (failing over like heartbeats).
+    async fn emit_events(&self, events: Vec<caravan_api_types::node::NodeEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let report = caravan_server::NodeEvents {
+            node_id: self.options.identity.node_id.clone(),
+            secret_id: self.options.identity.secret_id.clone(),
+            events,
+        };
+        for server in self.servers.get() {
+            match rpc::emit_events(&self.http, &server, &report).await {
+                Ok(_) => return,
+                Err(error) => tracing::warn!(%server, %error, "failed to report node events"),
+            }
+        }
+    }
+
     async fn heartbeat_loop(&self) {
         loop {
             let registered = lock(&self.heartbeat).registered;
@@ -246,11 +264,16 @@ impl Client {
                 let drivers = node.drivers.clone();
                 *node = fingerprint::build_node(&self.options, &facts, &drivers, &fresh);
             }
+            let events = {
+                let previous = lock(&self.driver_states);
+                drivers::health_events(&previous, &fresh)
+            };
             *lock(&self.driver_states) = fresh;
             tracing::info!("driver health changed; updating the node");
             if let Err(error) = self.register().await {
                 tracing::warn!(%error, "failed to update the node after a driver change");
             }
+            self.emit_events(events).await;
         }
     }
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use caravan_api_types::node::Node;
-use caravan_server::rpc::{NODE_HEARTBEAT_PATH, NODE_REGISTER_PATH};
-use caravan_server::{NodeHeartbeat, NodeRpcReply};
+use caravan_server::rpc::{NODE_EVENTS_PATH, NODE_HEARTBEAT_PATH, NODE_REGISTER_PATH};
+use caravan_server::{NodeEvents, NodeHeartbeat, NodeRpcReply};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -57,4 +57,12 @@ pub async fn heartbeat(
     beat: &NodeHeartbeat,
 ) -> Result<NodeRpcReply, RpcError> {
     call(http, server, NODE_HEARTBEAT_PATH, beat).await
+}
+
+pub async fn emit_events(
+    http: &reqwest::Client,
+    server: &str,
+    report: &NodeEvents,
+) -> Result<u64, RpcError> {
+    call(http, server, NODE_EVENTS_PATH, report).await
 }

@@ -24,6 +24,6 @@ pub mod state_machine;
 pub mod transport;
 
 pub use server::{
-    AppliedWrite, FollowerProgress, NodeHeartbeat, NodeRpcReply, RaftMember, Server, ServerError,
-    ServerOptions, LEADER_WAIT, NODE_NOT_FOUND,
+    AppliedWrite, FollowerProgress, NodeEvents, NodeHeartbeat, NodeRpcReply, RaftMember, Server,
+    ServerError, ServerOptions, LEADER_WAIT, NODE_NOT_FOUND,
 };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use caravan_api_types::node::Node;
 
-use crate::server::{AppliedWrite, NodeHeartbeat, NodeRpcReply, Server};
+use crate::server::{AppliedWrite, NodeEvents, NodeHeartbeat, NodeRpcReply, Server};
 use crate::transport::{RaftMessage, RaftReply, RAFT_PATH, SNAPSHOT_PATH, VOTE_HEADER};
 
 pub const APPLY_PATH: &str = "/rpc/apply";
@@ -19,6 +19,7 @@ pub const PING_PATH: &str = "/rpc/ping";
 pub const NODE_REGISTER_PATH: &str = "/rpc/node/register";
 pub const NODE_HEARTBEAT_PATH: &str = "/rpc/node/heartbeat";
 pub const REMOVE_PEER_PATH: &str = "/rpc/raft/remove-peer";
+pub const NODE_EVENTS_PATH: &str = "/rpc/node/events";
 pub const READ_INDEX_PATH: &str = "/rpc/raft/read-index";
 
 /// What a ping answers: enough for a client to know it reached a server of
@@ -41,6 +42,7 @@ pub fn rpc_router(server: Arc<Server>) -> Router {
         .route(NODE_REGISTER_PATH, post(node_register))
         .route(NODE_HEARTBEAT_PATH, post(node_heartbeat))
         .route(REMOVE_PEER_PATH, post(remove_peer))
+        .route(NODE_EVENTS_PATH, post(node_events))
         .route(READ_INDEX_PATH, get(read_index))
         .route(crate::cluster::RAFT_STATUS_PATH, get(raft_status))
         // Snapshots and large append batches exceed axum's default 2 MB.
@@ -123,4 +125,11 @@ async fn raft_status(State(server): State<Arc<Server>>) -> Json<crate::cluster::
 
 async fn read_index(State(server): State<Arc<Server>>) -> Json<Result<u64, String>> {
     Json(server.read_index().await)
+}
+
+async fn node_events(
+    State(server): State<Arc<Server>>,
+    Json(report): Json<NodeEvents>,
+) -> Json<Result<u64, String>> {
+    Json(server.node_emit_events(report).await)
 }

@@ -92,6 +92,14 @@ pub struct NodeHeartbeat {
     pub status: String,
 }
 
+/// Events a client reports about its own node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEvents {
+    pub node_id: String,
+    pub secret_id: String,
+    pub events: Vec<caravan_api_types::node::NodeEvent>,
+}
+
 /// The error text clients react to by registering again.
 pub const NODE_NOT_FOUND: &str = caravan_state::nodes::NODE_NOT_FOUND;
 
@@ -839,6 +847,34 @@ impl Server {
         match self.wait_for_leader(LEADER_WAIT).await {
             Some(leader) => Ok(leader.id == self.node.id),
             None => Err(ServerError::NoLeader.to_string()),
+        }
+    }
+
+    /// Stores events a client reports about its node (Nomad's
+    /// `Node.EmitEvents`).
+    pub async fn node_emit_events(&self, report: NodeEvents) -> Result<u64, String> {
+        if !self.leads_or_waits().await? {
+            return self
+                .forward_to_leader(crate::rpc::NODE_EVENTS_PATH, &report)
+                .await;
+        }
+        let stored = self.store.snapshot().node(&report.node_id).cloned();
+        let Some(stored) = stored else {
+            return Err(NODE_NOT_FOUND.to_string());
+        };
+        if !caravan_state::secrets_equal(&stored.secret_id, &report.secret_id) {
+            return Err("node secret ID does not match".to_string());
+        }
+        let write = self
+            .apply(Command::NodeEmitEvents {
+                node_id: report.node_id,
+                events: report.events,
+            })
+            .await
+            .map_err(|error| error.to_string())?;
+        match write.result {
+            CommandResult::Refused(reason) => Err(reason),
+            _ => Ok(write.index),
         }
     }
 

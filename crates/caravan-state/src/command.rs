@@ -89,6 +89,11 @@ pub enum Command {
     NodeDeregister {
         node_ids: Vec<String>,
     },
+    /// Events a client reports about its node (driver health changes).
+    NodeEmitEvents {
+        node_id: String,
+        events: Vec<NodeEvent>,
+    },
 }
 
 /// What applying a [`Command`] produced, returned to the writer.

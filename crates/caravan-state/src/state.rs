@@ -351,6 +351,19 @@ impl State {
                     index,
                 ))
             }),
+            Command::NodeEmitEvents { node_id, events } => {
+                self.with_node(node_id, index, |stored| {
+                    let mut node = stored.clone();
+                    for event in events {
+                        node.push_event(caravan_api_types::node::NodeEvent {
+                            create_index: index,
+                            ..event.clone()
+                        });
+                    }
+                    node.modify_index = index;
+                    Ok(node)
+                })
+            }
             Command::NodeDeregister { node_ids } => {
                 if let Some(missing) = node_ids.iter().find(|id| !self.nodes.contains_key(*id)) {
                     let _ = missing;

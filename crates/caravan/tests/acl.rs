@@ -96,8 +96,49 @@ fn each_endpoint_requires_its_capability() {
     }
     let rpc = agent.rpc_address();
     let servers_update = format!("/v1/agent/servers?address={rpc}");
+    let node_id = with_token(&agent, "GET", "/v1/nodes", Some(&management), "").json()[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node = |suffix: &str| format!("/v1/node/{node_id}{suffix}");
+    let (node_get, node_allocs, node_eval, node_elig, node_drain) = (
+        node(""),
+        node("/allocations"),
+        node("/evaluate"),
+        node("/eligibility"),
+        node("/drain"),
+    );
     // (method, path, body, the policy that grants it; None = management only)
     let cases: Vec<(&str, &str, String, Option<&str>)> = vec![
+        ("GET", "/v1/nodes", String::new(), Some("node-read")),
+        ("GET", &node_get, String::new(), Some("node-read")),
+        ("GET", &node_allocs, String::new(), Some("node-read")),
+        ("POST", &node_eval, String::new(), Some("node-write")),
+        (
+            "POST",
+            &node_elig,
+            json!({"Eligibility": "eligible"}).to_string(),
+            Some("node-write"),
+        ),
+        (
+            "POST",
+            &node_drain,
+            json!({"DrainSpec": null}).to_string(),
+            Some("node-write"),
+        ),
+        (
+            "GET",
+            "/v1/operator/autopilot/health",
+            String::new(),
+            Some("operator-read"),
+        ),
+        (
+            "PUT",
+            "/v1/agent/force-leave?node=nobody.global",
+            String::new(),
+            Some("agent-write"),
+        ),
+        ("GET", "/v1/acl/policy/node-read", String::new(), None),
         ("GET", "/v1/agent/self", String::new(), Some("agent-read")),
         ("GET", "/v1/agent/members", String::new(), Some("node-read")),
         (
@@ -179,6 +220,28 @@ fn each_endpoint_requires_its_capability() {
             full.text
         );
     }
+    // Raft peer removal needs management; with it an unknown peer is 404.
+    let peer = "/v1/operator/raft/peer?id=no-such-server";
+    assert_eq!(
+        with_token(&agent, "DELETE", peer, Some(&secrets["operator-write"]), "").status,
+        403
+    );
+    assert_eq!(with_token(&agent, "DELETE", peer, None, "").status, 403);
+    assert_eq!(
+        with_token(&agent, "DELETE", peer, Some(&management), "").status,
+        404
+    );
+    // Joining needs no token, but without agent:write it carries a warning.
+    let join = format!("/v1/agent/join?address={}", agent.serf_address());
+    let anonymous_join = with_token(&agent, "POST", &join, None, "");
+    assert_eq!(anonymous_join.status, 200);
+    assert!(anonymous_join.json()["warning"]
+        .as_str()
+        .unwrap()
+        .contains("deprecated"));
+    let managed_join = with_token(&agent, "POST", &join, Some(&management), "");
+    assert!(managed_join.json().get("warning").is_none());
+
     // Endpoints without ACLs answer anyone, even with a bogus token.
     for path in [
         "/v1/status/leader",

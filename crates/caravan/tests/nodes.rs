@@ -581,3 +581,38 @@ fn the_node_simulator_registers_and_heartbeats_its_nodes() {
     let id = list[0]["ID"].as_str().unwrap().to_string();
     wait_for_node(&server, &id, "down", |n| n["Status"] == "down");
 }
+
+#[test]
+fn driver_events_reported_by_a_client_are_kept_on_the_node() {
+    let server = Agent::server();
+    let id = "dddd0000-0000-4000-8000-000000000001";
+    register_fake(&server, id, "driver-node", "x");
+    let report = |secret: &str| -> Value {
+        let body = json!({
+            "node_id": id,
+            "secret_id": secret,
+            "events": [{
+                "Message": "Failed to connect to docker daemon: gone",
+                "Subsystem": "Driver",
+                "Details": {"driver": "docker"},
+                "Timestamp": "2026-11-23T00:00:00Z",
+                "CreateIndex": 0
+            }]
+        });
+        reqwest::blocking::Client::new()
+            .post(format!("http://{}/rpc/node/events", server.rpc_address()))
+            .json(&body)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert!(report("wrong").get("Err").is_some());
+    let accepted = report(&uuid_like(id));
+    assert!(accepted.get("Ok").is_some(), "{accepted}");
+    let node = server.get(&format!("/v1/node/{id}")).json();
+    let event = node["Events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(event["Subsystem"], "Driver");
+    assert_eq!(event["Details"]["driver"], "docker");
+    assert_eq!(event["CreateIndex"], node["ModifyIndex"]);
+}
