@@ -11,21 +11,7 @@ pub struct NodeIdentity {
 }
 
 fn load_or_create(path: &Path) -> std::io::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) if uuid::Uuid::parse_str(text.trim()).is_ok() => Ok(text.trim().to_string()),
-        Ok(_) => Err(std::io::Error::other(format!(
-            "{} does not hold a UUID",
-            path.display()
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let id = uuid::Uuid::new_v4().to_string();
-            let temporary = path.with_extension("tmp");
-            std::fs::write(&temporary, &id)?;
-            std::fs::rename(&temporary, path)?;
-            Ok(id)
-        }
-        Err(error) => Err(error),
-    }
+    caravan_server::address::load_or_create_uuid(path)
 }
 
 impl NodeIdentity {

@@ -1,6 +1,6 @@
 //! The client's list of known servers.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -125,29 +125,9 @@ impl ServerList {
     }
 }
 
-/// Resolves `host[:port]` (IPv6 with or without brackets), defaulting the
-/// port to 4647 as Nomad does.
+/// Resolves `host[:port]`, defaulting the port to 4647 as Nomad does.
 pub fn resolve(address: &str) -> Result<SocketAddr, String> {
-    let address = address.trim();
-    if let Ok(socket) = address.parse::<SocketAddr>() {
-        return Ok(socket);
-    }
-    if let Ok(ip) = address
-        .trim_matches(|c| c == '[' || c == ']')
-        .parse::<std::net::IpAddr>()
-    {
-        return Ok(SocketAddr::new(ip, DEFAULT_RPC_PORT));
-    }
-    let with_port = if address.contains(':') {
-        address.to_string()
-    } else {
-        format!("{address}:{DEFAULT_RPC_PORT}")
-    };
-    with_port
-        .to_socket_addrs()
-        .map_err(|error| format!("failed to resolve {address}: {error}"))?
-        .next()
-        .ok_or_else(|| format!("failed to resolve {address}: no addresses"))
+    caravan_server::address::resolve(address, DEFAULT_RPC_PORT)
 }
 
 #[cfg(test)]

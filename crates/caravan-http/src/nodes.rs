@@ -242,6 +242,18 @@ fn update_response(
     })
 }
 
+/// The answer of drain and eligibility writes. No evaluations are created
+/// (there are no jobs yet), so `EvalIDs` is null.
+fn node_write_reply(index: u64) -> Result<Reply, ApiError> {
+    let response = NodeDrainUpdateResponse {
+        node_modify_index: index,
+        eval_ids: None,
+        eval_create_index: 0,
+        index,
+    };
+    Ok(Reply::json(&response)?.write_index(index))
+}
+
 /// Creates evaluations for the node's jobs. There are no jobs yet, so none
 /// are created: `EvalIDs` is null and the indexes are 0, as Nomad answers
 /// when there is nothing to evaluate.
@@ -286,13 +298,7 @@ async fn drain(request: Request) -> Result<Reply, ApiError> {
         },
     )
     .await?;
-    let response = NodeDrainUpdateResponse {
-        node_modify_index: index,
-        eval_ids: None,
-        eval_create_index: 0,
-        index,
-    };
-    Ok(Reply::json(&response)?.write_index(index))
+    node_write_reply(index)
 }
 
 async fn purge(request: Request) -> Result<Reply, ApiError> {
@@ -345,11 +351,5 @@ async fn eligibility(request: Request) -> Result<Reply, ApiError> {
         },
     )
     .await?;
-    let response = NodeDrainUpdateResponse {
-        node_modify_index: index,
-        eval_ids: None,
-        eval_create_index: 0,
-        index,
-    };
-    Ok(Reply::json(&response)?.write_index(index))
+    node_write_reply(index)
 }

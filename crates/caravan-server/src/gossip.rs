@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -181,26 +181,7 @@ pub struct Gossip {
 
 /// Resolves `host[:port]`, defaulting to the serf port.
 pub fn resolve_gossip_address(address: &str) -> Result<SocketAddr, String> {
-    let address = address.trim();
-    if let Ok(socket) = address.parse::<SocketAddr>() {
-        return Ok(socket);
-    }
-    if let Ok(ip) = address
-        .trim_matches(|c| c == '[' || c == ']')
-        .parse::<std::net::IpAddr>()
-    {
-        return Ok(SocketAddr::new(ip, DEFAULT_SERF_PORT));
-    }
-    let with_port = if address.contains(':') {
-        address.to_string()
-    } else {
-        format!("{address}:{DEFAULT_SERF_PORT}")
-    };
-    with_port
-        .to_socket_addrs()
-        .map_err(|error| format!("failed to resolve {address}: {error}"))?
-        .next()
-        .ok_or_else(|| format!("failed to resolve {address}"))
+    crate::address::resolve(address, DEFAULT_SERF_PORT)
 }
 
 impl Gossip {

@@ -8,6 +8,7 @@
 //! once committed, [`state_machine::StateMachine`] applies it to the
 //! [`caravan_state::StateStore`] → watches wake blocking queries.
 
+pub mod address;
 pub mod autopilot;
 pub mod cluster;
 mod drainer;

@@ -1039,20 +1039,7 @@ fn raft_config(options: &ServerOptions) -> Result<openraft::Config, ServerError>
 
 /// The server's node UUID, created on first start and kept in `data_dir`.
 pub fn load_or_create_node_id(dir: &std::path::Path) -> std::io::Result<String> {
-    let path = dir.join("node-id");
-    match std::fs::read_to_string(&path) {
-        Ok(text) if uuid::Uuid::parse_str(text.trim()).is_ok() => Ok(text.trim().to_string()),
-        Ok(_) => Err(std::io::Error::other(format!(
-            "{} does not hold a UUID",
-            path.display()
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let id = uuid::Uuid::new_v4().to_string();
-            std::fs::write(&path, &id)?;
-            Ok(id)
-        }
-        Err(error) => Err(error),
-    }
+    crate::address::load_or_create_uuid(&dir.join("node-id"))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -96,10 +96,19 @@ fn each_endpoint_requires_its_capability() {
     }
     let rpc = agent.rpc_address();
     let servers_update = format!("/v1/agent/servers?address={rpc}");
-    let node_id = with_token(&agent, "GET", "/v1/nodes", Some(&management), "").json()[0]["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // The dev agent's own client registers its node shortly after start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let node_id = loop {
+        let list = with_token(&agent, "GET", "/v1/nodes", Some(&management), "").json();
+        if let Some(id) = list[0]["ID"].as_str() {
+            break id.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dev node never registered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let node = |suffix: &str| format!("/v1/node/{node_id}{suffix}");
     let (node_get, node_allocs, node_eval, node_elig, node_drain) = (
         node(""),
