@@ -11,6 +11,7 @@ pub mod agent;
 mod agent_config;
 pub mod blocking;
 pub mod context;
+mod decode;
 pub mod error;
 mod forward;
 pub mod nodes;
@@ -120,6 +121,16 @@ mod route_table_tests {
                 Require(OperatorRead),
             ),
             ("DELETE", "/v1/operator/raft/peer", Require(Management)),
+            (
+                "PUT",
+                "/v1/operator/raft/transfer-leadership",
+                Require(Management),
+            ),
+            (
+                "POST",
+                "/v1/operator/raft/transfer-leadership",
+                Require(Management),
+            ),
             (
                 "GET",
                 "/v1/operator/raft/configuration",

@@ -54,6 +54,16 @@ pub fn routes() -> Vec<Route> {
             wrong_method: StatusCode::NOT_FOUND,
         },
         Route {
+            path: "/v1/operator/raft/transfer-leadership",
+            endpoints: vec![endpoint(
+                PUT_POST,
+                MANAGEMENT,
+                Consistency::Leader,
+                transfer_leadership,
+            )],
+            wrong_method: StatusCode::METHOD_NOT_ALLOWED,
+        },
+        Route {
             path: "/v1/operator/autopilot/health",
             endpoints: vec![endpoint(
                 GET,
@@ -115,6 +125,55 @@ async fn remove_peer(request: Request) -> Result<Reply, ApiError> {
         .remove_server(caravan_server::raft_types::raft_id_of(&member.node.id))
         .await
         .map_err(server_error)?;
+    Ok(Reply::empty())
+}
+
+/// `PUT /v1/operator/raft/transfer-leadership?id=ID` or `?address=IP:PORT`:
+/// hands leadership to that voter (Nomad's checks and texts).
+async fn transfer_leadership(request: Request) -> Result<Reply, ApiError> {
+    let ids = request.query_values("id");
+    let addresses = request.query_values("address");
+    match (ids.len(), addresses.len()) {
+        (0, 0) => return Err(ApiError::bad_request("must specify id or address")),
+        (1.., 1..) => return Err(ApiError::bad_request("must specify either id or address")),
+        (2.., _) => return Err(ApiError::bad_request("must specify only one id")),
+        (_, 2..) => return Err(ApiError::bad_request("must specify only one address")),
+        _ => {}
+    }
+    let server = request.server()?;
+    let (_, members) = server.raft_configuration();
+    let member = if let Some(id) = ids.first() {
+        if id.is_empty() {
+            return Err(ApiError::bad_request("id must be non-empty"));
+        }
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(ApiError::bad_request(format!("id {id:?} is not a UUID")));
+        }
+        members.iter().find(|m| &m.node.id == id)
+    } else {
+        let address = &addresses[0];
+        if address.is_empty() {
+            return Err(ApiError::bad_request("address must be non-empty"));
+        }
+        if address.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ApiError::bad_request(format!(
+                "address {address:?} is not IP:port"
+            )));
+        }
+        members.iter().find(|m| &m.node.rpc_addr == address)
+    }
+    .ok_or_else(|| ApiError::not_found("server not found in the Raft configuration"))?;
+    if !member.voter {
+        return Err(ApiError::bad_request(
+            "cannot transfer leadership to a non-voter",
+        ));
+    }
+    if !member.leader {
+        server
+            .transfer_leadership(caravan_server::raft_types::raft_id_of(&member.node.id))
+            .await
+            .map_err(server_error)?;
+    }
     Ok(Reply::empty())
 }
 

@@ -146,10 +146,11 @@ impl Request {
             .collect()
     }
 
-    /// Decodes the body as JSON; a failure is a 400 that starts with
-    /// `context`, as Nomad words it.
+    /// Decodes the body as JSON, field names matched without regard to
+    /// case as Go does; a failure is a 400 that starts with `context`, as
+    /// Nomad words it.
     pub fn json_body<T: DeserializeOwned>(&self, context: &str) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.body)
+        crate::decode::from_slice(&self.body)
             .map_err(|error| ApiError::bad_request(format!("{context}: {error}")))
     }
 

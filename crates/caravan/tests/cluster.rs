@@ -549,3 +549,31 @@ fn a_client_fails_over_when_its_server_dies() {
     let ready = cluster.get(survivor, &format!("/v1/node/{node_id}")).json();
     assert_eq!(ready["Status"], "ready");
 }
+
+#[test]
+fn leadership_moves_to_the_server_named() {
+    let cluster = Cluster::start(3, "");
+    let leader = cluster.leader();
+    let path = "/v1/operator/raft/transfer-leadership";
+    assert_eq!(
+        cluster.servers[leader].put(path, "").text,
+        "must specify id or address"
+    );
+    assert_eq!(
+        cluster.servers[leader]
+            .put(&format!("{path}?id=a&address=b"), "")
+            .text,
+        "must specify either id or address"
+    );
+    assert_eq!(
+        cluster.servers[leader]
+            .put(&format!("{path}?address=1.2.3.4:9"), "")
+            .status,
+        404
+    );
+    let target = cluster.follower();
+    let address = cluster.servers[target].rpc_address();
+    let reply = cluster.servers[leader].put(&format!("{path}?address={address}"), "");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    eventually("the named server to lead", || cluster.leader() == target);
+}

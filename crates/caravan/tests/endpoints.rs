@@ -454,3 +454,17 @@ fn join_that_reaches_nobody_answers_200_with_the_reason() {
     let on_client = client.post(&format!("/v1/agent/join?address=127.0.0.1:{dead}"), "");
     assert_eq!(on_client.status, 501);
 }
+
+#[test]
+fn body_field_names_match_without_regard_to_case_as_in_go() {
+    let agent = Agent::dev();
+    let reply = agent.put(
+        "/v1/operator/scheduler/configuration",
+        r#"{"schedulerAlgorithm": "spread", "memoryoversubscriptionenabled": true}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let config =
+        agent.get("/v1/operator/scheduler/configuration").json()["SchedulerConfig"].clone();
+    assert_eq!(config["SchedulerAlgorithm"], "spread");
+    assert_eq!(config["MemoryOversubscriptionEnabled"], true);
+}
