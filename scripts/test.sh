@@ -20,6 +20,32 @@ echo "==> Building"
 cargo build --workspace --all-targets
 cargo build --release -p caravan
 
+# README's run command, typed exactly as README writes it: it must start a
+# working one-node cluster, or a newcomer's first command is broken.
+echo "==> README's run command: cargo run --release -- agent -dev"
+smoke_log=$(mktemp)
+cargo run --release -- agent -dev >"$smoke_log" 2>&1 &
+smoke_pid=$!
+smoke_ok=false
+for _ in $(seq 1 300); do
+    if curl -fsS http://127.0.0.1:4646/v1/status/leader 2>/dev/null | grep -q ':'; then
+        smoke_ok=true
+        break
+    fi
+    if ! kill -0 "$smoke_pid" 2>/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+kill -INT "$smoke_pid" 2>/dev/null || true
+wait "$smoke_pid" 2>/dev/null || true
+if [ "$smoke_ok" != true ]; then
+    echo "README's run command did not answer /v1/status/leader:" >&2
+    cat "$smoke_log" >&2
+    exit 1
+fi
+rm -f "$smoke_log"
+
 # The partition test runs server containers on a private Docker network,
 # from an image built here (there is no registry): the release binary, its
 # libraries and Debian's static busybox.

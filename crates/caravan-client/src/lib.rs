@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use caravan_api_types::node::{DriverInfo, Node, NODE_STATUS_READY};
-use caravan_server::{NodeHeartbeat, NodeRpcReply, NODE_NOT_FOUND};
+use caravan_rpc::{NodeHeartbeat, NodeRpcReply, RpcError as ServerRpcError};
 
 pub use identity::NodeIdentity;
 pub use servers::{ServerList, ServerListError, DEFAULT_RPC_PORT};
@@ -98,7 +98,7 @@ impl Client {
         let facts = fingerprint::host_facts(&options.state_dir);
         let node = fingerprint::build_node(&options, &facts, &infos, &driver_states);
         Arc::new(Self {
-            servers: ServerList::new(servers, http.clone()),
+            servers: ServerList::new(servers, http.clone()).await,
             http,
             node: Mutex::new(node),
             driver_states: Mutex::new(driver_states),
@@ -141,14 +141,17 @@ impl Client {
         Fut: std::future::Future<Output = Result<NodeRpcReply, RpcError>>,
     {
         let servers = self.servers.get();
-        let mut last = RpcError::Server("no known servers".to_string());
+        let mut last = RpcError::Unreachable {
+            server: String::new(),
+            message: "no known servers".to_string(),
+        };
         for server in servers {
             match call(server.clone()).await {
                 Ok(reply) => {
                     self.servers.promote(&server);
                     return Ok(reply);
                 }
-                Err(error @ RpcError::Server(_)) => return Err(error),
+                Err(error) if !error.is_retryable() => return Err(error),
                 Err(error) => {
                     tracing::warn!(%server, %error, "server unreachable; trying the next");
                     last = error;
@@ -195,7 +198,7 @@ impl Client {
         if events.is_empty() {
             return;
         }
-        let report = caravan_server::NodeEvents {
+        let report = caravan_rpc::NodeEvents {
             node_id: self.options.identity.node_id.clone(),
             secret_id: self.options.identity.secret_id.clone(),
             events,
@@ -228,7 +231,7 @@ impl Client {
                     self.note_success(&reply);
                     Duration::from_millis(reply.heartbeat_ttl_ms.max(100))
                 }
-                Err(RpcError::Server(message)) if message.contains(NODE_NOT_FOUND) => {
+                Err(RpcError::Remote(ServerRpcError::NodeNotFound)) => {
                     tracing::info!("servers do not know this node; registering again");
                     lock(&self.heartbeat).registered = false;
                     Duration::ZERO

@@ -1,46 +1,21 @@
-//! The client's calls to servers: register and heartbeat, over the RPC
-//! port. The node simulator uses the same calls.
+//! The client's calls to servers: register, heartbeat and events, over the
+//! RPC port. The node simulator uses the same calls.
 
 use std::time::Duration;
 
 use caravan_api_types::node::Node;
-use caravan_server::rpc::{NODE_EVENTS_PATH, NODE_HEARTBEAT_PATH, NODE_REGISTER_PATH};
-use caravan_server::{NodeEvents, NodeHeartbeat, NodeRpcReply};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use caravan_rpc::{paths, CallError, NodeEvents, NodeHeartbeat, NodeRpcReply, RpcClient};
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a call to a server failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RpcError {
-    /// The server could not be reached; try another.
-    #[error("failed to reach server {server}: {message}")]
-    Unreachable { server: String, message: String },
-    /// The server answered with an error.
-    #[error("{0}")]
-    Server(String),
-}
+/// Why a call to a server failed: [`CallError::Remote`] when the server
+/// answered with an error, the other variants when it could not be
+/// reached (try another).
+pub type RpcError = CallError;
 
-async fn call<T: Serialize, R: DeserializeOwned>(
-    http: &reqwest::Client,
-    server: &str,
-    path: &str,
-    body: &T,
-) -> Result<R, RpcError> {
-    let unreachable = |error: reqwest::Error| RpcError::Unreachable {
-        server: server.to_string(),
-        message: error.to_string(),
-    };
-    let response = http
-        .post(format!("http://{server}{path}"))
-        .timeout(RPC_TIMEOUT)
-        .json(body)
-        .send()
-        .await
-        .map_err(unreachable)?;
-    let reply: Result<R, String> = response.json().await.map_err(unreachable)?;
-    reply.map_err(RpcError::Server)
+fn client(http: &reqwest::Client) -> RpcClient {
+    // Clients prove themselves with their node secret, not the cluster key.
+    RpcClient::new(http.clone(), None)
 }
 
 pub async fn register(
@@ -48,7 +23,9 @@ pub async fn register(
     server: &str,
     node: &Node,
 ) -> Result<NodeRpcReply, RpcError> {
-    call(http, server, NODE_REGISTER_PATH, node).await
+    client(http)
+        .post(server, paths::NODE_REGISTER, node, RPC_TIMEOUT)
+        .await
 }
 
 pub async fn heartbeat(
@@ -56,7 +33,9 @@ pub async fn heartbeat(
     server: &str,
     beat: &NodeHeartbeat,
 ) -> Result<NodeRpcReply, RpcError> {
-    call(http, server, NODE_HEARTBEAT_PATH, beat).await
+    client(http)
+        .post(server, paths::NODE_HEARTBEAT, beat, RPC_TIMEOUT)
+        .await
 }
 
 pub async fn emit_events(
@@ -64,5 +43,7 @@ pub async fn emit_events(
     server: &str,
     report: &NodeEvents,
 ) -> Result<u64, RpcError> {
-    call(http, server, NODE_EVENTS_PATH, report).await
+    client(http)
+        .post(server, paths::NODE_EVENTS, report, RPC_TIMEOUT)
+        .await
 }

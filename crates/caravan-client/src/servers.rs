@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::RwLock;
 use std::time::Duration;
 
-use caravan_server::rpc::PING_PATH;
+use caravan_rpc::paths::PING as PING_PATH;
 
 /// Servers listen for RPC here unless told otherwise.
 pub const DEFAULT_RPC_PORT: u16 = 4647;
@@ -26,12 +26,15 @@ pub struct ServerList {
 }
 
 impl ServerList {
-    pub fn new(servers: Vec<String>, rpc_client: reqwest::Client) -> Self {
-        let mut servers: Vec<String> = servers
-            .iter()
-            .filter_map(|server| resolve(server).ok())
-            .map(|address| address.to_string())
-            .collect();
+    pub async fn new(servers: Vec<String>, rpc_client: reqwest::Client) -> Self {
+        let mut resolved = Vec::new();
+        for server in &servers {
+            match resolve(server).await {
+                Ok(address) => resolved.push(address.to_string()),
+                Err(error) => tracing::warn!(%error, "ignoring a server address"),
+            }
+        }
+        let mut servers = resolved;
         servers.sort();
         servers.dedup();
         Self {
@@ -107,7 +110,7 @@ impl ServerList {
     }
 
     async fn ping(&self, address: &str) -> Result<SocketAddr, String> {
-        let resolved = resolve(address)?;
+        let resolved = resolve(address).await?;
         let response = self
             .rpc_client
             .get(format!("http://{resolved}{PING_PATH}"))
@@ -125,22 +128,31 @@ impl ServerList {
     }
 }
 
-/// Resolves `host[:port]`, defaulting the port to 4647 as Nomad does.
-pub fn resolve(address: &str) -> Result<SocketAddr, String> {
-    caravan_server::address::resolve(address, DEFAULT_RPC_PORT)
+/// Resolves `host[:port]`, defaulting the port to 4647 as Nomad does,
+/// without blocking the runtime on DNS.
+pub async fn resolve(address: &str) -> Result<SocketAddr, String> {
+    caravan_rpc::address::resolve(address, DEFAULT_RPC_PORT)
+        .await
+        .map_err(|error| error.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn resolves_with_default_port() {
-        assert_eq!(resolve("10.0.0.1").unwrap().to_string(), "10.0.0.1:4647");
-        assert_eq!(resolve("10.0.0.1:99").unwrap().to_string(), "10.0.0.1:99");
-        assert_eq!(resolve("::1").unwrap().to_string(), "[::1]:4647");
-        assert_eq!(resolve("[::1]").unwrap().to_string(), "[::1]:4647");
-        assert_eq!(resolve("[::1]:7").unwrap().to_string(), "[::1]:7");
-        assert!(resolve("host:notaport").is_err());
+    #[tokio::test]
+    async fn resolves_with_default_port() {
+        assert_eq!(
+            resolve("10.0.0.1").await.unwrap().to_string(),
+            "10.0.0.1:4647"
+        );
+        assert_eq!(
+            resolve("10.0.0.1:99").await.unwrap().to_string(),
+            "10.0.0.1:99"
+        );
+        assert_eq!(resolve("::1").await.unwrap().to_string(), "[::1]:4647");
+        assert_eq!(resolve("[::1]").await.unwrap().to_string(), "[::1]:4647");
+        assert_eq!(resolve("[::1]:7").await.unwrap().to_string(), "[::1]:7");
+        assert!(resolve("host:notaport").await.is_err());
     }
 }

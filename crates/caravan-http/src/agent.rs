@@ -320,7 +320,7 @@ async fn force_leave(request: Request) -> Result<Reply, ApiError> {
                     server
                         .remove_server_by_node_id(id)
                         .await
-                        .map_err(ApiError::internal)?;
+                        .map_err(|error| ApiError::internal(error.to_string()))?;
                 }
             }
         }

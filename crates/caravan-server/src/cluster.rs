@@ -4,19 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::autopilot::MemberView;
 use crate::gossip::Gossip;
 use crate::server::Server;
 
-pub const RAFT_STATUS_PATH: &str = "/rpc/raft/status";
-
-/// What a server says of its Raft state before a bootstrap.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RaftStatus {
-    pub initialized: bool,
-}
+pub use caravan_rpc::paths::RAFT_STATUS as RAFT_STATUS_PATH;
+pub use caravan_rpc::RaftStatus;
 
 /// Waits until `expect` servers of this region are alive in gossip, checks
 /// that none of them already belongs to a cluster, and bootstraps Raft with
@@ -27,7 +20,7 @@ pub async fn bootstrap_expect(
     server: Arc<Server>,
     gossip: Arc<Gossip>,
     expect: u32,
-    http: reqwest::Client,
+    rpc: caravan_rpc::RpcClient,
 ) {
     let expect = expect as usize;
     loop {
@@ -48,17 +41,13 @@ pub async fn bootstrap_expect(
         } else if servers.len() >= expect {
             let mut someone_initialized = false;
             for peer in servers.iter().filter(|peer| peer.id != server.node().id) {
-                let status = http
-                    .get(format!("http://{}{RAFT_STATUS_PATH}", peer.rpc_addr))
-                    .timeout(Duration::from_secs(2))
-                    .send()
+                let status: Result<RaftStatus, _> = rpc
+                    .get(&peer.rpc_addr, RAFT_STATUS_PATH, Duration::from_secs(2))
                     .await;
                 match status {
-                    Ok(response) => match response.json::<RaftStatus>().await {
-                        Ok(status) => someone_initialized |= status.initialized,
-                        Err(_) => someone_initialized = true,
-                    },
-                    // Unreachable right now: do not bootstrap around it.
+                    Ok(status) => someone_initialized |= status.initialized,
+                    // Unreachable (or refusing us) right now: do not
+                    // bootstrap around it.
                     Err(_) => someone_initialized = true,
                 }
             }

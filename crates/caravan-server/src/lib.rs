@@ -2,8 +2,9 @@
 //! lives in redb, whose FSM is the state store, and which carries out the
 //! leader's duties.
 //!
-//! A write's path: [`Server::apply`] → openraft `client_write` (or the
-//! leader's `/rpc/apply` when this server follows) → the entry is appended
+//! A write's path: [`Server::apply`] on the leader (requests reach it as
+//! forwarded HTTP requests, never as raw commands) → openraft
+//! `client_write` → the entry is appended
 //! to the log by [`log_store::LogStore`] (group-committed) and replicated →
 //! once committed, [`state_machine::StateMachine`] applies it to the
 //! [`caravan_state::StateStore`] → watches wake blocking queries.
@@ -24,7 +25,8 @@ pub use server::load_or_create_node_id;
 pub mod state_machine;
 pub mod transport;
 
+pub use caravan_rpc::{NodeEvents, NodeHeartbeat, NodeRpcReply};
 pub use server::{
-    AppliedWrite, FollowerProgress, NodeEvents, NodeHeartbeat, NodeRpcReply, RaftMember, Server,
-    ServerError, ServerOptions, LEADER_WAIT, NODE_NOT_FOUND,
+    AppliedWrite, FollowerProgress, RaftMember, Server, ServerError, ServerOptions, LEADER_WAIT,
+    MAX_RAFT_NUMBER,
 };

@@ -1,59 +1,150 @@
-//! The server side of the RPC listener: Raft traffic, writes forwarded by
-//! followers, and the ping clients use to check a server before adopting it.
+//! The server side of the RPC listener: Raft traffic, the bootstrap
+//! status, the read index, peer removal, the node RPCs, and the ping
+//! clients use to check a server before adopting it.
+//!
+//! Who may call what:
+//! - server-only routes ([`caravan_rpc::paths::is_server_only`]) need the
+//!   cluster key's signature ([`caravan_rpc::auth`]), checked from the
+//!   headers before any of the body is read;
+//! - node routes need the node's own SecretID (checked in the endpoints);
+//! - the ping answers anyone (region, datacenter and ID are not secret).
+//!
+//! The HTTP API routes merged onto this listener (for forwarded requests)
+//! check ACL tokens exactly as on the HTTP port. There is no route that
+//! applies a raw state command.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use caravan_state::Command;
-use serde::{Deserialize, Serialize};
-
 use caravan_api_types::node::Node;
+use caravan_rpc::auth::{verify_body, AUTH_HEADER, BODY_HASH_HEADER};
+use caravan_rpc::{
+    paths, ClusterKey, NodeEvents, NodeHeartbeat, NodeRpcReply, PingReply, RpcError,
+};
 
-use crate::server::{AppliedWrite, NodeEvents, NodeHeartbeat, NodeRpcReply, Server};
-use crate::transport::{RaftMessage, RaftReply, RAFT_PATH, SNAPSHOT_PATH, VOTE_HEADER};
+use crate::server::Server;
+use crate::transport::{RaftMessage, RaftReply};
 
-pub const APPLY_PATH: &str = "/rpc/apply";
-pub const PING_PATH: &str = "/rpc/ping";
-pub const NODE_REGISTER_PATH: &str = "/rpc/node/register";
-pub const NODE_HEARTBEAT_PATH: &str = "/rpc/node/heartbeat";
-pub const REMOVE_PEER_PATH: &str = "/rpc/raft/remove-peer";
-pub const NODE_EVENTS_PATH: &str = "/rpc/node/events";
-pub const READ_INDEX_PATH: &str = "/rpc/raft/read-index";
+pub use caravan_rpc::paths::{
+    NODE_EVENTS as NODE_EVENTS_PATH, NODE_HEARTBEAT as NODE_HEARTBEAT_PATH,
+    NODE_REGISTER as NODE_REGISTER_PATH, PING as PING_PATH, RAFT_READ_INDEX as READ_INDEX_PATH,
+    RAFT_REMOVE_PEER as REMOVE_PEER_PATH,
+};
 
-/// What a ping answers: enough for a client to know it reached a server of
-/// the right region.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PingReply {
-    pub region: String,
-    pub datacenter: String,
-    pub node_id: String,
-}
+/// The largest body a snapshot install may have.
+const SNAPSHOT_BODY_LIMIT: usize = 1 << 30;
+/// The largest Raft append batch (openraft sends a bounded number of
+/// entries per request; each is at most a few hundred KB).
+const RAFT_BODY_LIMIT: usize = 64 << 20;
+/// Node RPCs carry one node or a few events.
+const NODE_BODY_LIMIT: usize = 4 << 20;
+/// Everything else server-only is tiny.
+const SMALL_BODY_LIMIT: usize = 64 << 10;
 
 /// The RPC routes of a server. The agent merges these with the API routes
 /// that forwarded HTTP requests reach.
 pub fn rpc_router(server: Arc<Server>) -> Router {
+    let key = server.options().cluster_key.clone();
+    let server_only = Router::new()
+        .route(
+            paths::RAFT,
+            post(raft).layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT)),
+        )
+        .route(
+            paths::RAFT_SNAPSHOT,
+            post(install_snapshot).layer(DefaultBodyLimit::max(SNAPSHOT_BODY_LIMIT)),
+        )
+        .route(
+            paths::RAFT_REMOVE_PEER,
+            post(remove_peer).layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT)),
+        )
+        .route(paths::RAFT_READ_INDEX, get(read_index))
+        .route(paths::RAFT_STATUS, get(raft_status))
+        .layer(axum::middleware::from_fn_with_state(key, authenticate));
+    let nodes = Router::new()
+        .route(paths::NODE_REGISTER, post(node_register))
+        .route(paths::NODE_HEARTBEAT, post(node_heartbeat))
+        .route(paths::NODE_EVENTS, post(node_events))
+        .layer(DefaultBodyLimit::max(NODE_BODY_LIMIT));
     Router::new()
-        .route(RAFT_PATH, post(raft))
-        .route(SNAPSHOT_PATH, post(install_snapshot))
-        .route(APPLY_PATH, post(apply))
-        .route(PING_PATH, get(ping))
-        .route(NODE_REGISTER_PATH, post(node_register))
-        .route(NODE_HEARTBEAT_PATH, post(node_heartbeat))
-        .route(REMOVE_PEER_PATH, post(remove_peer))
-        .route(NODE_EVENTS_PATH, post(node_events))
-        .route(READ_INDEX_PATH, get(read_index))
-        .route(crate::cluster::RAFT_STATUS_PATH, get(raft_status))
-        // Snapshots and large append batches exceed axum's default 2 MB.
-        .layer(axum::extract::DefaultBodyLimit::max(1 << 30))
+        .route(paths::PING, get(ping))
+        .merge(server_only)
+        .merge(nodes)
         .with_state(server)
+}
+
+fn body_limit(path: &str) -> usize {
+    match path {
+        paths::RAFT_SNAPSHOT => SNAPSHOT_BODY_LIMIT,
+        paths::RAFT => RAFT_BODY_LIMIT,
+        _ => SMALL_BODY_LIMIT,
+    }
+}
+
+fn refuse(status: axum::http::StatusCode, error: RpcError) -> Response {
+    (status, Json(Err::<(), _>(error))).into_response()
+}
+
+/// Lets a request through only when it carries the cluster key's
+/// signature; with no key configured every caller is let through (the
+/// agent said so at start).
+async fn authenticate(
+    State(key): State<Option<Arc<ClusterKey>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(key) = key else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let claimed = header(BODY_HASH_HEADER).map(str::to_string);
+    if let Err(error) = key.verify_header(
+        header(AUTH_HEADER),
+        parts.method.as_str(),
+        path,
+        claimed.as_deref(),
+    ) {
+        tracing::debug!(%error, path, "refused an unauthenticated server RPC");
+        return refuse(
+            axum::http::StatusCode::FORBIDDEN,
+            RpcError::Unauthenticated(error.to_string()),
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, body_limit(parts.uri.path())).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return refuse(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                RpcError::Invalid("request body too large".to_string()),
+            )
+        }
+    };
+    if let Err(error) = verify_body(claimed.as_deref().unwrap_or_default(), &bytes) {
+        return refuse(
+            axum::http::StatusCode::FORBIDDEN,
+            RpcError::Unauthenticated(error.to_string()),
+        );
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 async fn raft(
     State(server): State<Arc<Server>>,
     Json(message): Json<RaftMessage>,
-) -> Json<Result<RaftReply, String>> {
+) -> Json<Result<RaftReply, RpcError>> {
     Json(server.handle_raft(message).await)
 }
 
@@ -61,12 +152,14 @@ async fn install_snapshot(
     State(server): State<Arc<Server>>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> Json<Result<RaftReply, String>> {
+) -> Json<Result<RaftReply, RpcError>> {
     let vote = headers
-        .get(VOTE_HEADER)
+        .get(paths::VOTE_HEADER)
         .and_then(|value| value.to_str().ok())
-        .ok_or_else(|| "missing vote header".to_string())
-        .and_then(|text| serde_json::from_str(text).map_err(|error| error.to_string()));
+        .ok_or_else(|| RpcError::Invalid("missing vote header".to_string()))
+        .and_then(|text| {
+            serde_json::from_str(text).map_err(|error| RpcError::Invalid(error.to_string()))
+        });
     match vote {
         Ok(vote) => Json(
             server
@@ -78,13 +171,6 @@ async fn install_snapshot(
         ),
         Err(error) => Json(Err(error)),
     }
-}
-
-async fn apply(
-    State(server): State<Arc<Server>>,
-    Json(command): Json<Command>,
-) -> Json<Result<AppliedWrite, String>> {
-    Json(server.apply_forwarded(command).await)
 }
 
 async fn ping(State(server): State<Arc<Server>>) -> Json<PingReply> {
@@ -99,37 +185,39 @@ async fn ping(State(server): State<Arc<Server>>) -> Json<PingReply> {
 async fn node_register(
     State(server): State<Arc<Server>>,
     Json(node): Json<Node>,
-) -> Json<Result<NodeRpcReply, String>> {
+) -> Json<Result<NodeRpcReply, RpcError>> {
     Json(server.node_register(node).await)
 }
 
 async fn node_heartbeat(
     State(server): State<Arc<Server>>,
     Json(beat): Json<NodeHeartbeat>,
-) -> Json<Result<NodeRpcReply, String>> {
+) -> Json<Result<NodeRpcReply, RpcError>> {
     Json(server.node_heartbeat(beat).await)
 }
 
 async fn remove_peer(
     State(server): State<Arc<Server>>,
     Json(node_id): Json<String>,
-) -> Json<Result<(), String>> {
+) -> Json<Result<(), RpcError>> {
     Json(server.remove_server_by_node_id(&node_id).await)
 }
 
-async fn raft_status(State(server): State<Arc<Server>>) -> Json<crate::cluster::RaftStatus> {
-    Json(crate::cluster::RaftStatus {
+async fn raft_status(
+    State(server): State<Arc<Server>>,
+) -> Json<Result<caravan_rpc::RaftStatus, RpcError>> {
+    Json(Ok(caravan_rpc::RaftStatus {
         initialized: server.is_initialized().await,
-    })
+    }))
 }
 
-async fn read_index(State(server): State<Arc<Server>>) -> Json<Result<u64, String>> {
+async fn read_index(State(server): State<Arc<Server>>) -> Json<Result<u64, RpcError>> {
     Json(server.read_index().await)
 }
 
 async fn node_events(
     State(server): State<Arc<Server>>,
     Json(report): Json<NodeEvents>,
-) -> Json<Result<u64, String>> {
+) -> Json<Result<u64, RpcError>> {
     Json(server.node_emit_events(report).await)
 }

@@ -17,6 +17,10 @@ use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, RaftMetrics, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
+use caravan_rpc::{
+    paths, ClusterKey, NodeEvents, NodeHeartbeat, NodeRpcReply, RpcClient, RpcError,
+};
+
 use crate::heartbeat::{HeartbeatConfig, HeartbeatTracker};
 use crate::log_store::LogStore;
 use crate::raft_types::{raft_id_of, Raft, RaftId, RaftRequest, ServerNode, TypeConfig};
@@ -48,6 +52,9 @@ pub struct ServerOptions {
     pub heartbeat: HeartbeatConfig,
     /// Where the log and snapshots live (disk, or memory in simulations).
     pub storage: crate::memory_disk::Storage,
+    /// The key server-to-server calls are signed with and checked against;
+    /// `None` leaves the server-only routes open (the agent warns).
+    pub cluster_key: Option<Arc<ClusterKey>>,
 }
 
 /// Why a server operation failed.
@@ -63,6 +70,16 @@ pub enum ServerError {
     Forward(String),
 }
 
+impl From<ServerError> for RpcError {
+    fn from(error: ServerError) -> Self {
+        match error {
+            ServerError::NoLeader => RpcError::NoLeader,
+            ServerError::Forward(text) => RpcError::Forward(text),
+            ServerError::Storage(text) | ServerError::Raft(text) => RpcError::Internal(text),
+        }
+    }
+}
+
 /// A write that went through Raft.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedWrite {
@@ -71,37 +88,11 @@ pub struct AppliedWrite {
     pub result: CommandResult,
 }
 
-/// What a server answers a client's register or heartbeat call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeRpcReply {
-    /// When to heartbeat next, in milliseconds.
-    pub heartbeat_ttl_ms: u64,
-    /// The Raft index of the write, 0 if nothing changed.
-    pub index: u64,
-    pub leader_rpc_addr: String,
-    /// Every server's RPC address, for the client's failover list.
-    pub servers: Vec<String>,
-    pub num_nodes: u64,
-}
-
-/// A client's heartbeat: who it is and the status it reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeHeartbeat {
-    pub node_id: String,
-    pub secret_id: String,
-    pub status: String,
-}
-
-/// Events a client reports about its own node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeEvents {
-    pub node_id: String,
-    pub secret_id: String,
-    pub events: Vec<caravan_api_types::node::NodeEvent>,
-}
-
-/// The error text clients react to by registering again.
-pub const NODE_NOT_FOUND: &str = caravan_state::nodes::NODE_NOT_FOUND;
+/// The highest term or log index a peer may send. Real clusters never come
+/// near it (a term is one election); a forged message with a term near
+/// `u64::MAX` would make openraft overflow and panic at the next election,
+/// and, being persisted, again at every restart.
+pub const MAX_RAFT_NUMBER: u64 = 1 << 48;
 
 /// What the leader knows of a follower's replication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +120,7 @@ pub struct Server {
     store: Arc<StateStore>,
     log_store: LogStore,
     state_machine: StateMachine,
-    rpc_client: reqwest::Client,
+    rpc: RpcClient,
     /// When a leader's message was last accepted (followers only).
     last_leader_contact: Mutex<Option<Instant>>,
     /// The term in which this server finished establishing leadership.
@@ -185,6 +176,7 @@ impl Server {
         .map_err(|error| ServerError::Raft(error.to_string()))?;
 
         let heartbeat = options.heartbeat;
+        let options_key = options.cluster_key.clone();
         let server = Arc::new(Self {
             options,
             node,
@@ -193,7 +185,7 @@ impl Server {
             store,
             log_store,
             state_machine,
-            rpc_client,
+            rpc: RpcClient::new(rpc_client, options_key),
             last_leader_contact: Mutex::new(None),
             ready_term: AtomicU64::new(0),
             heartbeats: Arc::new(HeartbeatTracker::new(heartbeat)),
@@ -304,8 +296,12 @@ impl Server {
             return None;
         }
         if leader != self.raft_id {
-            let timeout =
-                Duration::from_millis(1000 * u64::from(self.options.raft_multiplier.max(1)));
+            // The longest election timeout plus two heartbeats: past it a
+            // follower would have stood for election itself.
+            let timeout = self.election_timeout_max()
+                + 2 * Duration::from_millis(
+                    HEARTBEAT_INTERVAL_MS * u64::from(self.options.raft_multiplier.max(1)),
+                );
             match *lock(&self.last_leader_contact) {
                 Some(at) if at.elapsed() <= timeout => {}
                 _ => return None,
@@ -343,8 +339,11 @@ impl Server {
         }
     }
 
-    /// Commits `command` through Raft, on this server if it leads or by
-    /// forwarding it to the leader.
+    /// Commits `command` through Raft on this server, which must lead.
+    /// While an election is under way it waits (up to the hold time) for
+    /// this server to lead again; when another server leads it fails with
+    /// `NoLeader`: requests reach the leader as HTTP requests (checked
+    /// there), never as raw commands.
     pub async fn apply(&self, command: Command) -> Result<AppliedWrite, ServerError> {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
@@ -356,8 +355,11 @@ impl Server {
                     })
                 }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                    if let Some(leader) = forward.leader_node {
-                        return self.forward_apply(&leader, &command).await;
+                    if forward
+                        .leader_id
+                        .is_some_and(|leader| leader != self.raft_id)
+                    {
+                        return Err(ServerError::NoLeader);
                     }
                 }
                 Err(error) => return Err(ServerError::Raft(error.to_string())),
@@ -369,49 +371,54 @@ impl Server {
         }
     }
 
-    async fn forward_apply(
-        &self,
-        leader: &ServerNode,
-        command: &Command,
-    ) -> Result<AppliedWrite, ServerError> {
-        let response = self
-            .rpc_client
-            .post(format!(
-                "http://{}{}",
-                leader.rpc_addr,
-                crate::rpc::APPLY_PATH
-            ))
-            .json(command)
-            .send()
-            .await
-            .map_err(|error| ServerError::Forward(error.to_string()))?;
-        let reply: Result<AppliedWrite, String> = response
-            .json()
-            .await
-            .map_err(|error| ServerError::Forward(error.to_string()))?;
-        reply.map_err(ServerError::Forward)
-    }
-
-    /// Applies a command forwarded by another server; only the leader does.
-    pub async fn apply_forwarded(&self, command: Command) -> Result<AppliedWrite, String> {
-        match self.raft.client_write(RaftRequest(command)).await {
-            Ok(response) => Ok(AppliedWrite {
-                index: response.log_id.index,
-                result: response.data.0.unwrap_or(CommandResult::Done),
-            }),
-            Err(error) => Err(error.to_string()),
+    /// Refuses Raft messages whose terms or indexes no real cluster
+    /// reaches, before openraft sees them.
+    fn check_raft_bounds(message: &RaftMessage) -> Result<(), RpcError> {
+        fn log_id_ok(log_id: Option<&crate::raft_types::LogId>) -> bool {
+            log_id
+                .is_none_or(|id| id.index < MAX_RAFT_NUMBER && id.leader_id.term < MAX_RAFT_NUMBER)
+        }
+        fn vote_ok(vote: &crate::raft_types::Vote) -> bool {
+            vote.leader_id.term < MAX_RAFT_NUMBER
+        }
+        let ok = match message {
+            RaftMessage::Append(request) => {
+                vote_ok(&request.vote)
+                    && log_id_ok(request.prev_log_id.as_ref())
+                    && log_id_ok(request.leader_commit.as_ref())
+                    && request
+                        .entries
+                        .iter()
+                        .all(|entry| log_id_ok(Some(&entry.log_id)))
+            }
+            RaftMessage::Vote(request) | RaftMessage::PreVote(request) => {
+                vote_ok(&request.vote) && log_id_ok(request.last_log_id.as_ref())
+            }
+            RaftMessage::InstallSnapshot { vote, .. } => vote_ok(vote),
+            RaftMessage::TransferLeader(request) => {
+                vote_ok(request.from_leader()) && log_id_ok(request.last_log_id())
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(RpcError::Invalid(format!(
+                "raft message with a term or index beyond {MAX_RAFT_NUMBER} refused"
+            )))
         }
     }
 
     /// Handles a Raft message from a peer.
-    pub async fn handle_raft(&self, message: RaftMessage) -> Result<RaftReply, String> {
+    pub async fn handle_raft(&self, message: RaftMessage) -> Result<RaftReply, RpcError> {
+        Self::check_raft_bounds(&message)?;
+        let failed = |error: String| RpcError::Internal(error);
         match message {
             RaftMessage::Append(request) => {
                 let reply = self
                     .raft
                     .append_entries(request)
                     .await
-                    .map_err(|error| error.to_string())?;
+                    .map_err(|error| failed(error.to_string()))?;
                 *lock(&self.last_leader_contact) = Some(Instant::now());
                 Ok(RaftReply::Append(reply))
             }
@@ -420,15 +427,15 @@ impl Server {
                 .vote(request)
                 .await
                 .map(RaftReply::Vote)
-                .map_err(|error| error.to_string()),
+                .map_err(|error| failed(error.to_string())),
             RaftMessage::PreVote(request) => self
                 .raft
                 .pre_vote(request)
                 .await
                 .map(RaftReply::Vote)
-                .map_err(|error| error.to_string()),
+                .map_err(|error| failed(error.to_string())),
             RaftMessage::InstallSnapshot { vote, data } => {
-                let (meta, _) = split_snapshot(&data).map_err(|error| error.to_string())?;
+                let (meta, _) = split_snapshot(&data).map_err(|error| failed(error.to_string()))?;
                 let snapshot = crate::raft_types::Snapshot {
                     meta,
                     snapshot: std::io::Cursor::new(data),
@@ -437,7 +444,7 @@ impl Server {
                     .raft
                     .install_full_snapshot(vote, snapshot)
                     .await
-                    .map_err(|error| error.to_string())?;
+                    .map_err(|error| failed(error.to_string()))?;
                 *lock(&self.last_leader_contact) = Some(Instant::now());
                 Ok(RaftReply::InstallSnapshot(reply))
             }
@@ -446,7 +453,7 @@ impl Server {
                 .handle_transfer_leader(request)
                 .await
                 .map(RaftReply::TransferLeader)
-                .map_err(|error| error.to_string()),
+                .map_err(|error| failed(error.to_string())),
         }
     }
 
@@ -623,9 +630,9 @@ impl Server {
                 if let Some(leader) = self.leader() {
                     if leader.id != node_id {
                         return self
-                            .forward_to_leader::<_, ()>(crate::rpc::REMOVE_PEER_PATH, &node_id)
+                            .forward_to_leader::<_, ()>(paths::RAFT_REMOVE_PEER, &node_id)
                             .await
-                            .map_err(ServerError::Raft);
+                            .map_err(|error| ServerError::Raft(error.to_string()));
                     }
                 }
                 if Instant::now() >= deadline {
@@ -649,15 +656,13 @@ impl Server {
 
     /// Removes the server with this node UUID from Raft, on the leader (a
     /// follower passes the request on).
-    pub async fn remove_server_by_node_id(&self, node_id: &str) -> Result<(), String> {
+    pub async fn remove_server_by_node_id(&self, node_id: &str) -> Result<(), RpcError> {
         if !self.leads_or_waits().await? {
             return self
-                .forward_to_leader(crate::rpc::REMOVE_PEER_PATH, &node_id.to_string())
+                .forward_to_leader(paths::RAFT_REMOVE_PEER, &node_id.to_string())
                 .await;
         }
-        self.remove_server(raft_id_of(node_id))
-            .await
-            .map_err(|error| error.to_string())
+        Ok(self.remove_server(raft_id_of(node_id)).await?)
     }
 
     /// Hands leadership to another voter.
@@ -733,18 +738,29 @@ impl Server {
     }
 
     /// A client registers its node (Nomad's `Node.Register`). Runs on the
-    /// leader, which owns the heartbeat timers; followers pass it on.
-    pub async fn node_register(&self, node: Node) -> Result<NodeRpcReply, String> {
+    /// leader, which owns the heartbeat timers; followers pass it on. A
+    /// node already known must present its own secret (Nomad's rule), so
+    /// nobody can take over another node's ID.
+    pub async fn node_register(&self, node: Node) -> Result<NodeRpcReply, RpcError> {
         if !self.is_ready_leader() {
-            return self
-                .forward_to_leader(crate::rpc::NODE_REGISTER_PATH, &node)
-                .await;
+            return self.forward_to_leader(paths::NODE_REGISTER, &node).await;
         }
         if uuid::Uuid::parse_str(&node.id).is_err() {
-            return Err(format!("invalid node ID {:?}: must be a UUID", node.id));
+            return Err(RpcError::Invalid(format!(
+                "invalid node ID {:?}: must be a UUID",
+                short(&node.id)
+            )));
         }
         if node.secret_id.is_empty() {
-            return Err("missing node secret ID".to_string());
+            return Err(RpcError::Invalid("missing node secret ID".to_string()));
+        }
+        if !node.status.is_empty() {
+            validate_node_status(&node.status)?;
+        }
+        if let Some(stored) = self.store.snapshot().node(&node.id) {
+            if !caravan_state::secrets_equal(&stored.secret_id, &node.secret_id) {
+                return Err(RpcError::SecretMismatch);
+            }
         }
         let node_id = node.id.clone();
         let write = self
@@ -752,30 +768,34 @@ impl Server {
                 node: Box::new(node),
                 now: chrono::Utc::now(),
             })
-            .await
-            .map_err(|error| error.to_string())?;
+            .await?;
         if let CommandResult::Refused(reason) = write.result {
-            return Err(reason);
+            return Err(RpcError::Refused(reason));
         }
         let ttl = self.heartbeats.reset(&node_id);
         Ok(self.node_reply(ttl, write.index))
     }
 
+    /// The stored node whose secret the caller presented.
+    fn authenticated_node(&self, node_id: &str, secret_id: &str) -> Result<Arc<Node>, RpcError> {
+        let stored = self.store.snapshot().node(node_id).cloned();
+        let Some(stored) = stored else {
+            return Err(RpcError::NodeNotFound);
+        };
+        if !caravan_state::secrets_equal(&stored.secret_id, secret_id) {
+            return Err(RpcError::SecretMismatch);
+        }
+        Ok(stored)
+    }
+
     /// A client's heartbeat (Nomad's `Node.UpdateStatus`): resets the
     /// node's timer and writes only when the status changes.
-    pub async fn node_heartbeat(&self, beat: NodeHeartbeat) -> Result<NodeRpcReply, String> {
+    pub async fn node_heartbeat(&self, beat: NodeHeartbeat) -> Result<NodeRpcReply, RpcError> {
         if !self.is_ready_leader() {
-            return self
-                .forward_to_leader(crate::rpc::NODE_HEARTBEAT_PATH, &beat)
-                .await;
+            return self.forward_to_leader(paths::NODE_HEARTBEAT, &beat).await;
         }
-        let stored = self.store.snapshot().node(&beat.node_id).cloned();
-        let Some(stored) = stored else {
-            return Err(NODE_NOT_FOUND.to_string());
-        };
-        if !caravan_state::secrets_equal(&stored.secret_id, &beat.secret_id) {
-            return Err("node secret ID does not match".to_string());
-        }
+        validate_node_status(&beat.status)?;
+        let stored = self.authenticated_node(&beat.node_id, &beat.secret_id)?;
         let mut index = 0;
         if stored.status != beat.status {
             let write = self
@@ -785,10 +805,9 @@ impl Server {
                     event: None,
                     now: chrono::Utc::now(),
                 })
-                .await
-                .map_err(|error| error.to_string())?;
+                .await?;
             if let CommandResult::Refused(reason) = write.result {
-                return Err(reason);
+                return Err(RpcError::Refused(reason));
             }
             index = write.index;
         }
@@ -797,110 +816,97 @@ impl Server {
     }
 
     /// The leader's commit index, confirmed by a quorum (Raft's ReadIndex).
-    pub async fn read_index(&self) -> Result<u64, String> {
+    pub async fn read_index(&self) -> Result<u64, RpcError> {
         self.raft
             .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
             .await
             .map(|read| read.index())
-            .map_err(|error| error.to_string())
+            .map_err(|error| RpcError::Internal(error.to_string()))
     }
 
     /// Brings this server's state up to everything the leader had committed
     /// when this was called: a follower asks the leader for its read index
     /// and waits to apply up to it. Lets a follower answer as of "now".
-    pub async fn read_barrier(&self) -> Result<(), String> {
+    pub async fn read_barrier(&self) -> Result<(), RpcError> {
         if self.is_ready_leader() {
             return Ok(());
         }
-        let leader = self
-            .leader()
-            .ok_or_else(|| ServerError::NoLeader.to_string())?;
-        let response = self
-            .rpc_client
-            .get(format!(
-                "http://{}{}",
-                leader.rpc_addr,
-                crate::rpc::READ_INDEX_PATH
-            ))
-            .timeout(LEADER_WAIT)
-            .send()
+        let leader = self.leader().ok_or(RpcError::NoLeader)?;
+        let index: u64 = self
+            .rpc
+            .get(&leader.rpc_addr, paths::RAFT_READ_INDEX, LEADER_WAIT)
             .await
-            .map_err(|error| error.to_string())?;
-        let index = response
-            .json::<Result<u64, String>>()
-            .await
-            .map_err(|error| error.to_string())??;
+            .map_err(call_error)?;
         self.raft
             .wait(Some(LEADER_WAIT))
             .applied_index_at_least(Some(index), "read barrier")
             .await
             .map(|_| ())
-            .map_err(|error| error.to_string())
+            .map_err(|error| RpcError::Internal(error.to_string()))
     }
 
     /// Whether this server is the ready leader, waiting (up to the hold
     /// time) for a leader when none is known; `Err` when none appears.
-    async fn leads_or_waits(&self) -> Result<bool, String> {
+    async fn leads_or_waits(&self) -> Result<bool, RpcError> {
         if self.is_ready_leader() {
             return Ok(true);
         }
         match self.wait_for_leader(LEADER_WAIT).await {
             Some(leader) => Ok(leader.id == self.node.id),
-            None => Err(ServerError::NoLeader.to_string()),
+            None => Err(RpcError::NoLeader),
         }
     }
 
     /// Stores events a client reports about its node (Nomad's
     /// `Node.EmitEvents`).
-    pub async fn node_emit_events(&self, report: NodeEvents) -> Result<u64, String> {
+    pub async fn node_emit_events(&self, report: NodeEvents) -> Result<u64, RpcError> {
         if !self.leads_or_waits().await? {
-            return self
-                .forward_to_leader(crate::rpc::NODE_EVENTS_PATH, &report)
-                .await;
+            return self.forward_to_leader(paths::NODE_EVENTS, &report).await;
         }
-        let stored = self.store.snapshot().node(&report.node_id).cloned();
-        let Some(stored) = stored else {
-            return Err(NODE_NOT_FOUND.to_string());
-        };
-        if !caravan_state::secrets_equal(&stored.secret_id, &report.secret_id) {
-            return Err("node secret ID does not match".to_string());
-        }
+        self.authenticated_node(&report.node_id, &report.secret_id)?;
         let write = self
             .apply(Command::NodeEmitEvents {
                 node_id: report.node_id,
                 events: report.events,
             })
-            .await
-            .map_err(|error| error.to_string())?;
+            .await?;
         match write.result {
-            CommandResult::Refused(reason) => Err(reason),
+            CommandResult::Refused(reason) => Err(RpcError::Refused(reason)),
             _ => Ok(write.index),
         }
     }
 
+    /// Hands an RPC to the leader, waiting (within the hold time) for one
+    /// to be elected, and retrying while the leader changes under it, as
+    /// Nomad's `RPCHoldTimeout` does.
     async fn forward_to_leader<T: Serialize, R: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         body: &T,
-    ) -> Result<R, String> {
-        let leader = self
-            .wait_for_leader(LEADER_WAIT)
-            .await
-            .ok_or_else(|| ServerError::NoLeader.to_string())?;
-        if leader.id == self.node.id {
-            return Err(ServerError::NoLeader.to_string());
+    ) -> Result<R, RpcError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let leader = self
+                .wait_for_leader(remaining)
+                .await
+                .ok_or(RpcError::NoLeader)?;
+            if leader.id == self.node.id {
+                return Err(RpcError::NoLeader);
+            }
+            match self
+                .rpc
+                .post(&leader.rpc_addr, path, body, LEADER_WAIT)
+                .await
+            {
+                Ok(reply) => return Ok(reply),
+                Err(error) if error.is_retryable() && Instant::now() < deadline => {
+                    tracing::debug!(%error, "forwarding to the leader failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => return Err(call_error(error)),
+            }
         }
-        let response = self
-            .rpc_client
-            .post(format!("http://{}{path}", leader.rpc_addr))
-            .json(body)
-            .send()
-            .await
-            .map_err(|error| format!("failed to forward to the leader: {error}"))?;
-        response
-            .json::<Result<R, String>>()
-            .await
-            .map_err(|error| format!("failed to forward to the leader: {error}"))?
     }
 
     /// Marks nodes down when their heartbeats lapse, while this server leads.
@@ -1040,6 +1046,33 @@ fn raft_config(options: &ServerOptions) -> Result<openraft::Config, ServerError>
 /// The server's node UUID, created on first start and kept in `data_dir`.
 pub fn load_or_create_node_id(dir: &std::path::Path) -> std::io::Result<String> {
     crate::address::load_or_create_uuid(&dir.join("node-id"))
+}
+
+/// The statuses a client may report (Nomad's `ValidNodeStatus`).
+fn validate_node_status(status: &str) -> Result<(), RpcError> {
+    match status {
+        "initializing" | "ready" | "down" | "disconnected" => Ok(()),
+        other => Err(RpcError::Invalid(format!(
+            "invalid status for node: {:?}",
+            short(other)
+        ))),
+    }
+}
+
+/// At most a short prefix of caller-supplied text, for error messages.
+fn short(text: &str) -> String {
+    const LIMIT: usize = 64;
+    match text.char_indices().nth(LIMIT) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+fn call_error(error: caravan_rpc::CallError) -> RpcError {
+    match error {
+        caravan_rpc::CallError::Remote(remote) => remote,
+        other => RpcError::Forward(other.to_string()),
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

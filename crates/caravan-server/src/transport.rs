@@ -235,23 +235,24 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     }
 }
 
-/// The real transport: HTTP on the peers' RPC port.
+/// The real transport: HTTP on the peers' RPC port, signed with the
+/// cluster key when there is one.
 pub struct HttpTransport {
-    client: reqwest::Client,
+    client: caravan_rpc::RpcClient,
 }
 
 impl HttpTransport {
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: caravan_rpc::RpcClient) -> Self {
         Self { client }
     }
 }
 
 /// Path of the Raft endpoint on the RPC listener.
-pub const RAFT_PATH: &str = "/rpc/raft";
+pub use caravan_rpc::paths::RAFT as RAFT_PATH;
 /// Snapshots travel as a raw body with the vote in a header, since JSON
 /// would turn their bytes into arrays of numbers.
-pub const SNAPSHOT_PATH: &str = "/rpc/raft/snapshot";
-pub const VOTE_HEADER: &str = "x-caravan-vote";
+pub use caravan_rpc::paths::RAFT_SNAPSHOT as SNAPSHOT_PATH;
+pub use caravan_rpc::paths::VOTE_HEADER;
 
 impl RaftTransport for HttpTransport {
     fn send(
@@ -260,6 +261,7 @@ impl RaftTransport for HttpTransport {
         message: RaftMessage,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<RaftReply, TransportError>> {
+        let post = http::Method::POST;
         let request = match message {
             RaftMessage::InstallSnapshot { vote, data } => {
                 let vote = match serde_json::to_string(&vote) {
@@ -270,35 +272,40 @@ impl RaftTransport for HttpTransport {
                     }
                 };
                 self.client
-                    .post(format!("http://{}{SNAPSHOT_PATH}", target.rpc_addr))
-                    .timeout(timeout)
+                    .request(post, &target.rpc_addr, SNAPSHOT_PATH, data)
                     .header(VOTE_HEADER, vote)
-                    .body(data)
             }
-            message => self
-                .client
-                .post(format!("http://{}{RAFT_PATH}", target.rpc_addr))
-                .timeout(timeout)
-                .json(&message),
+            message => {
+                let body = match serde_json::to_vec(&message) {
+                    Ok(body) => body,
+                    Err(error) => {
+                        let error = TransportError::Network(error.to_string());
+                        return Box::pin(async move { Err(error) });
+                    }
+                };
+                self.client
+                    .request(post, &target.rpc_addr, RAFT_PATH, body)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+            }
         };
+        let client = self.client.clone();
+        let server = target.rpc_addr.clone();
         Box::pin(async move {
-            let response = request.send().await.map_err(|error| {
-                if error.is_timeout() {
-                    TransportError::Timeout
-                } else if error.is_connect() {
-                    TransportError::Unreachable(error.to_string())
-                } else {
-                    TransportError::Network(error.to_string())
-                }
-            })?;
-            let body: Result<RaftReply, String> = response.json().await.map_err(|error| {
-                if error.is_timeout() {
-                    TransportError::Timeout
-                } else {
-                    TransportError::Network(error.to_string())
-                }
-            })?;
-            body.map_err(TransportError::Remote)
+            client
+                .send::<RaftReply>(&server, request, timeout)
+                .await
+                .map_err(|error| match error {
+                    caravan_rpc::CallError::Timeout { .. } => TransportError::Timeout,
+                    caravan_rpc::CallError::Unreachable { message, .. } => {
+                        TransportError::Unreachable(message)
+                    }
+                    caravan_rpc::CallError::Protocol { message, .. } => {
+                        TransportError::Network(message)
+                    }
+                    caravan_rpc::CallError::Remote(remote) => {
+                        TransportError::Remote(remote.to_string())
+                    }
+                })
         })
     }
 }

@@ -79,11 +79,11 @@ impl RaftTransport for SimTransport {
     ) -> BoxFuture<'static, Result<RaftReply, TransportError>> {
         let address = target.rpc_addr.clone();
         Box::pin(async move {
-            let reply: Result<RaftReply, String> =
+            let reply: Result<RaftReply, caravan_rpc::RpcError> =
                 tokio::time::timeout(timeout, exchange(&address, &message))
                     .await
                     .map_err(|_| TransportError::Timeout)??;
-            reply.map_err(TransportError::Remote)
+            reply.map_err(|error| TransportError::Remote(error.to_string()))
         })
     }
 }
@@ -129,6 +129,7 @@ async fn run_server(
         autopilot: AutopilotConfiguration::initial(),
         heartbeat: HeartbeatConfig::default(),
         storage: Storage::Memory(disk),
+        cluster_key: None,
     };
     let server = Server::start(
         options,
@@ -160,7 +161,10 @@ async fn run_server(
                 let Ok(command) = serde_json::from_slice::<Command>(&bytes) else {
                     return;
                 };
-                let reply: Result<AppliedWrite, String> = server.apply_forwarded(command).await;
+                let reply: Result<AppliedWrite, String> = server
+                    .apply(command)
+                    .await
+                    .map_err(|error| error.to_string());
                 if let Ok(bytes) = serde_json::to_vec(&reply) {
                     let _ = write_frame(&mut stream, &bytes).await;
                 }

@@ -115,6 +115,8 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         .pool_max_idle_per_host(64)
         .build()
         .context("failed to build the HTTP client")?;
+    let cluster_key = cluster_key(&config);
+    let rpc_client = caravan_rpc::RpcClient::new(http_client.clone(), cluster_key.clone());
 
     let gossip = match config.server.enabled {
         true => Some(start_gossip(&config, &data_dir, &advertised).await?),
@@ -122,14 +124,22 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
     };
     let server = match &gossip {
         Some(gossip) => {
-            let server =
-                start_server(&config, &data_dir, &advertised, &http_client, gossip).await?;
+            let server = start_server(
+                &config,
+                &data_dir,
+                &advertised,
+                &http_client,
+                &rpc_client,
+                cluster_key.clone(),
+                gossip,
+            )
+            .await?;
             if config.server.bootstrap_expect > 1 {
                 tokio::spawn(caravan_server::cluster::bootstrap_expect(
                     Arc::clone(&server),
                     Arc::clone(gossip),
                     config.server.bootstrap_expect,
-                    http_client.clone(),
+                    rpc_client.clone(),
                 ));
             }
             Some(server)
@@ -283,11 +293,41 @@ async fn start_gossip(
     })
 }
 
+/// The key that authenticates server-to-server RPC: derived from the gossip
+/// key when there is one; random for a `-dev` agent (it is the only
+/// server, so nobody else needs it); none otherwise, said once at start.
+fn cluster_key(config: &AgentConfig) -> Option<Arc<caravan_rpc::ClusterKey>> {
+    if !config.server.enabled {
+        return None;
+    }
+    if let Some(key) = gossip_key(config) {
+        return Some(Arc::new(caravan_rpc::ClusterKey::from_gossip_key(
+            &key,
+            &config.region,
+        )));
+    }
+    if config.dev_mode {
+        return Some(Arc::new(caravan_rpc::ClusterKey::random()));
+    }
+    tracing::warn!(
+        "no gossip encryption key (server.encrypt) and no TLS: the RPC and serf ports accept \
+         any caller that can reach them; set server.encrypt on every server"
+    );
+    None
+}
+
+/// The gossip `encrypt` key's bytes, when one is configured.
+fn gossip_key(_config: &AgentConfig) -> Option<Vec<u8>> {
+    None
+}
+
 async fn start_server(
     config: &AgentConfig,
     data_dir: &std::path::Path,
     advertised: &AdvertisedAddresses,
     http_client: &reqwest::Client,
+    rpc_client: &caravan_rpc::RpcClient,
+    cluster_key: Option<Arc<caravan_rpc::ClusterKey>>,
     gossip: &Arc<Gossip>,
 ) -> anyhow::Result<Arc<Server>> {
     let server_dir = server_dir(config, data_dir);
@@ -311,8 +351,9 @@ async fn start_server(
             failover_ttl: config.server.failover_heartbeat_ttl,
         },
         storage: caravan_server::memory_disk::Storage::Disk,
+        cluster_key,
     };
-    let transport = Arc::new(HttpTransport::new(http_client.clone()));
+    let transport = Arc::new(HttpTransport::new(rpc_client.clone()));
     Server::start(
         options,
         transport,

@@ -11,7 +11,7 @@ use caravan_api_types::node::{DriverInfo, NODE_STATUS_READY};
 use caravan_client::drivers::DriverState;
 use caravan_client::{fingerprint, rpc, ClientOptions, NodeIdentity, ReservedOptions};
 use caravan_config::flags::{parse_go_flags, FlagKind};
-use caravan_server::NodeHeartbeat;
+use caravan_rpc::NodeHeartbeat;
 use tokio::sync::{Mutex, Semaphore};
 
 const FLAGS: &[(&str, FlagKind)] = &[
