@@ -4,6 +4,7 @@
 use caravan_api_types::agent::{
     AgentMember, AgentMembers, HealthCheck, HealthResponse, JoinResponse,
 };
+use caravan_acl::Capability;
 use caravan_client::ServerListError;
 use caravan_server::autopilot::SerfStatus;
 use http::StatusCode;
@@ -32,7 +33,12 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             path: "/v1/agent/join",
-            endpoints: vec![endpoint(PUT_POST, Acl::None, Consistency::Local, join)],
+            endpoints: vec![endpoint(
+                PUT_POST,
+                Acl::Require(Capability::AgentWrite),
+                Consistency::Local,
+                join,
+            )],
             wrong_method: StatusCode::METHOD_NOT_ALLOWED,
         },
         Route {
@@ -272,28 +278,34 @@ fn gossip_only(
 
 /// Joins gossip peers. Always 200: the outcome is in the body, as Nomad
 /// answers; a join that reached nobody has `num_joined` 0 and the reason.
+/// Names are resolved here, without blocking the runtime, so gossip only
+/// ever sees literal addresses. Needs `agent:write`: Nomad deprecated
+/// anonymous joins; a join reshapes the cluster, so Caravan refuses them.
 async fn join(request: Request) -> Result<Reply, ApiError> {
     let gossip = gossip_only(&request)?;
     let addresses = request.query_values("address");
     if addresses.is_empty() {
         return Err(ApiError::bad_request("missing address to join"));
     }
-    let (joined, errors) = gossip.join(&addresses).await;
-    // Joining needs no token (as in Nomad), but without agent:write the
-    // answer carries Nomad's deprecation warning.
-    let mut warning = String::new();
-    if request.ctx.config.acl.enabled {
-        let allowed = crate::acl_check::resolve(&request.ctx, &request.headers)
+    let mut literal = Vec::new();
+    let mut errors = Vec::new();
+    for address in &addresses {
+        match caravan_rpc::address::resolve(address, caravan_server::gossip::DEFAULT_SERF_PORT)
             .await
-            .is_ok_and(|identity| identity.acl.allows(caravan_acl::Capability::AgentWrite));
-        if !allowed {
-            warning = "anonymous server join is deprecated and will be removed in a future version of Nomad".to_string();
+        {
+            Ok(resolved) => literal.push(resolved.to_string()),
+            Err(error) => errors.push(error.to_string()),
         }
     }
+    let (joined, join_errors) = match literal.is_empty() {
+        true => (0, Vec::new()),
+        false => gossip.join(&literal).await,
+    };
+    errors.extend(join_errors);
     Reply::json(&JoinResponse {
         error: errors.join("; "),
         num_joined: joined,
-        warning,
+        warning: String::new(),
     })
 }
 

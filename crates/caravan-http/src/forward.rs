@@ -102,24 +102,46 @@ pub async fn forward(
     let hops = forwarded_hops(&parts.headers) + 1;
     let timeout = query.blocking_wait() + query.blocking_wait() / 16 + FORWARD_SLACK;
     let mut last_error = String::from("no servers to forward to");
-    for target in targets {
-        let mut request = ctx
-            .http_client
-            .request(parts.method.clone(), format!("http://{target}{path}"))
-            .timeout(timeout)
-            .header(FORWARDED_HEADER, hops.to_string())
-            .body(body.clone());
-        for (name, value) in &parts.headers {
-            if is_end_to_end(name) {
-                request = request.header(name, value);
+    // A server forwarding to its leader holds the request through a
+    // failover (Nomad's RPC hold timeout): when the leader it knew stops
+    // answering, it waits for the next one and tries again.
+    let deadline = tokio::time::Instant::now() + caravan_server::LEADER_WAIT;
+    let mut targets = targets.to_vec();
+    loop {
+        for target in &targets {
+            let mut request = ctx
+                .http_client
+                .request(parts.method.clone(), format!("http://{target}{path}"))
+                .timeout(timeout)
+                .header(FORWARDED_HEADER, hops.to_string())
+                .body(body.clone());
+            for (name, value) in &parts.headers {
+                if is_end_to_end(name) {
+                    request = request.header(name, value);
+                }
+            }
+            match request.send().await {
+                Ok(response) => return relay(response).await,
+                Err(error) => {
+                    tracing::debug!(%target, %error, "forwarding failed");
+                    last_error = format!("failed to forward request to {target}: {error}");
+                }
             }
         }
-        match request.send().await {
-            Ok(response) => return relay(response).await,
-            Err(error) => {
-                tracing::debug!(%target, %error, "forwarding failed");
-                last_error = format!("failed to forward request to {target}: {error}");
+        let Some(server) = &ctx.server else { break };
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50).min(remaining)).await;
+        match server.wait_for_leader(remaining).await {
+            Some(leader) if leader.id != server.node().id => targets = vec![leader.rpc_addr],
+            // This server took over: the caller retries and it runs here.
+            Some(_) => {
+                last_error = "leadership moved to this server; retry".to_string();
+                break;
             }
+            None => break,
         }
     }
     let pretty = query.pretty;

@@ -130,7 +130,7 @@ impl Autopilot {
                 && matches!(serf, SerfStatus::Alive | SerfStatus::Leaving)
                 && last_contact.is_some_and(|contact| contact <= threshold)
                 && last_term == leader_term
-                && last_index + config.max_trailing_logs >= leader_index;
+                && last_index.saturating_add(config.max_trailing_logs) >= leader_index;
             let entry = stability
                 .since
                 .entry(member.node.id.clone())

@@ -240,15 +240,13 @@ fn each_endpoint_requires_its_capability() {
         with_token(&agent, "DELETE", peer, Some(&management), "").status,
         404
     );
-    // Joining needs no token, but without agent:write it carries a warning.
+    // Joining needs agent:write: Nomad deprecated anonymous joins (and
+    // warns); Caravan refuses them, since a join reshapes the cluster.
     let join = format!("/v1/agent/join?address={}", agent.serf_address());
     let anonymous_join = with_token(&agent, "POST", &join, None, "");
-    assert_eq!(anonymous_join.status, 200);
-    assert!(anonymous_join.json()["warning"]
-        .as_str()
-        .unwrap()
-        .contains("deprecated"));
+    assert_eq!(anonymous_join.status, 403, "{}", anonymous_join.text);
     let managed_join = with_token(&agent, "POST", &join, Some(&management), "");
+    assert_eq!(managed_join.status, 200, "{}", managed_join.text);
     assert!(managed_join.json().get("warning").is_none());
 
     // Endpoints without ACLs answer anyone, even with a bogus token.
