@@ -276,6 +276,9 @@ impl<'de> Deserializer<'de> for CaseInsensitive {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use caravan_api_types::operator::SchedulerConfiguration;
