@@ -15,6 +15,15 @@ use serde_json::Value;
 
 pub use parse::parse;
 
+/// The longest expression, in bytes, that is parsed. Filters people write
+/// are a line or two; this keeps a query string from costing more than a
+/// moment to parse.
+pub const MAX_FILTER_LEN: usize = 4096;
+
+/// How many `(` and `not` may enclose one another. The parser and the
+/// evaluator recurse once per level, so this bounds their stack use.
+pub const MAX_FILTER_DEPTH: usize = 64;
+
 /// Why an expression could not be parsed or evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
@@ -24,6 +33,10 @@ pub enum FilterError {
     UnknownSelector(String),
     #[error("invalid regular expression {0:?}")]
     BadRegex(String),
+    #[error("filter is too long: {0} bytes, limit {MAX_FILTER_LEN}")]
+    TooLong(usize),
+    #[error("filter nests too deeply: limit {MAX_FILTER_DEPTH}")]
+    TooDeep,
 }
 
 /// A comparison operator.
@@ -46,8 +59,10 @@ pub enum MatchOp {
 /// A parsed expression.
 #[derive(Debug, Clone)]
 pub enum Expr {
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    /// Every term holds (two or more terms).
+    And(Vec<Expr>),
+    /// Some term holds (two or more terms).
+    Or(Vec<Expr>),
     Not(Box<Expr>),
     Match {
         selector: Vec<String>,
@@ -77,8 +92,24 @@ impl Filter {
 
 fn evaluate(expr: &Expr, datum: &Value) -> Result<bool, FilterError> {
     match expr {
-        Expr::And(left, right) => Ok(evaluate(left, datum)? && evaluate(right, datum)?),
-        Expr::Or(left, right) => Ok(evaluate(left, datum)? || evaluate(right, datum)?),
+        // Short-circuits like `&&` and `||`: a later term's error only
+        // surfaces if that term is reached.
+        Expr::And(terms) => {
+            for term in terms {
+                if !evaluate(term, datum)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Expr::Or(terms) => {
+            for term in terms {
+                if evaluate(term, datum)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
         Expr::Not(inner) => Ok(!evaluate(inner, datum)?),
         Expr::Match {
             selector,
@@ -253,6 +284,54 @@ mod tests {
             "Status is full",
         ] {
             assert!(Filter::new(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn limits_are_errors_that_name_them() {
+        let parens = format!(
+            "{}Status == ready{}",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        );
+        let error = Filter::new(&parens).unwrap_err();
+        assert_eq!(error, FilterError::TooLong(parens.len()));
+        assert_eq!(
+            error.to_string(),
+            format!("filter is too long: {} bytes, limit 4096", parens.len())
+        );
+        let nots = format!("{}Status == ready", "not ".repeat(MAX_FILTER_DEPTH + 1));
+        assert_eq!(
+            Filter::new(&nots).unwrap_err().to_string(),
+            "filter nests too deeply: limit 64"
+        );
+        let parens = format!(
+            "{}Status == ready{}",
+            "(".repeat(MAX_FILTER_DEPTH + 1),
+            ")".repeat(MAX_FILTER_DEPTH + 1)
+        );
+        assert_eq!(Filter::new(&parens).unwrap_err(), FilterError::TooDeep);
+        // At the limit, it parses and evaluates.
+        let nots = format!("{}Status == ready", "not ".repeat(MAX_FILTER_DEPTH));
+        assert!(check(&nots));
+        let parens = format!(
+            "{}Status == ready{}",
+            "(".repeat(MAX_FILTER_DEPTH),
+            ")".repeat(MAX_FILTER_DEPTH)
+        );
+        assert!(check(&parens));
+    }
+
+    #[test]
+    fn long_chains_are_flat() {
+        let chain = vec!["Drain == false"; 200].join(" and ");
+        assert!(chain.len() <= MAX_FILTER_LEN);
+        assert!(check(&chain));
+        let chain = vec!["Drain == true"; 200].join(" or ");
+        assert!(!check(&chain));
+        match Filter::new(&chain).unwrap().expr {
+            Expr::Or(terms) => assert_eq!(terms.len(), 200),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -1,8 +1,14 @@
 //! A recursive-descent parser for go-bexpr expressions.
+//!
+//! The input bounds the recursion: an expression longer than
+//! [`MAX_FILTER_LEN`] bytes is refused before it is tokenized, and each
+//! `(` or `not` counts one level, refused past [`MAX_FILTER_DEPTH`], before
+//! the parser recurses. `and`/`or` chains are parsed in loops into n-ary
+//! nodes, so the tree is never deeper than the nesting.
 
 use regex::Regex;
 
-use crate::{Expr, FilterError, MatchOp};
+use crate::{Expr, FilterError, MatchOp, MAX_FILTER_DEPTH, MAX_FILTER_LEN};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -105,13 +111,19 @@ fn quoted(chars: &[char], start: usize) -> Result<(String, usize), FilterError> 
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// How many `(` and `not` enclose the current position.
+    depth: usize,
 }
 
 /// Parses a go-bexpr expression.
 pub fn parse(text: &str) -> Result<Expr, FilterError> {
+    if text.len() > MAX_FILTER_LEN {
+        return Err(FilterError::TooLong(text.len()));
+    }
     let mut parser = Parser {
         tokens: tokenize(text)?,
         at: 0,
+        depth: 0,
     };
     let expr = parser.or()?;
     if let Some(token) = parser.peek() {
@@ -136,31 +148,53 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Expr, FilterError> {
-        let mut left = self.and()?;
+        let first = self.and()?;
+        if !self.peek_word("or") {
+            return Ok(first);
+        }
+        let mut terms = vec![first];
         while self.peek_word("or") {
             self.at += 1;
-            left = Expr::Or(Box::new(left), Box::new(self.and()?));
+            terms.push(self.and()?);
         }
-        Ok(left)
+        Ok(Expr::Or(terms))
     }
 
     fn and(&mut self) -> Result<Expr, FilterError> {
-        let mut left = self.not()?;
+        let first = self.not()?;
+        if !self.peek_word("and") {
+            return Ok(first);
+        }
+        let mut terms = vec![first];
         while self.peek_word("and") {
             self.at += 1;
-            left = Expr::And(Box::new(left), Box::new(self.not()?));
+            terms.push(self.not()?);
         }
-        Ok(left)
+        Ok(Expr::And(terms))
+    }
+
+    /// Enters one level of `(` or `not`, refusing to go past the limit.
+    fn descend(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_FILTER_DEPTH {
+            return Err(FilterError::TooDeep);
+        }
+        Ok(())
     }
 
     fn not(&mut self) -> Result<Expr, FilterError> {
         if self.peek_word("not") {
             self.at += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.descend()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         if self.peek() == Some(&Token::Symbol("(")) {
             self.at += 1;
+            self.descend()?;
             let inner = self.or()?;
+            self.depth -= 1;
             if self.next() != Some(Token::Symbol(")")) {
                 return Err(FilterError::Syntax("expected )".into()));
             }

@@ -42,6 +42,26 @@ pub fn render_reply(ctx: &AgentContext, reply: Reply, pretty: bool, is_query: bo
     response
 }
 
+/// The longest error body, in bytes. Messages quote input (a name, a
+/// value) and the input is the caller's; past this the message is cut and
+/// ends in `...`, so a huge bad value is never echoed back whole.
+pub const MAX_ERROR_BODY: usize = 1024;
+
+/// `message` cut to at most [`MAX_ERROR_BODY`] bytes, on a character
+/// boundary.
+fn clip_message(mut message: String) -> String {
+    if message.len() <= MAX_ERROR_BODY {
+        return message;
+    }
+    let mut end = MAX_ERROR_BODY - "...".len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str("...");
+    message
+}
+
 /// An error: Nomad's status code and the bare message as plain text.
 pub fn render_error(
     ctx: &AgentContext,
@@ -49,7 +69,7 @@ pub fn render_error(
     _pretty: bool,
     is_query: bool,
 ) -> Response {
-    let mut response = Response::new(Body::from(error.message));
+    let mut response = Response::new(Body::from(clip_message(error.message)));
     *response.status_mut() = error.status;
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -113,5 +133,23 @@ fn set_header(response: &mut Response, name: &'static str, value: String) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(name), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_error_messages_are_cut() {
+        assert_eq!(clip_message("short".into()), "short");
+        let cut = clip_message("\u{e9}".repeat(MAX_ERROR_BODY));
+        assert!(
+            cut.len() <= MAX_ERROR_BODY && cut.ends_with("..."),
+            "{}",
+            cut.len()
+        );
+        let exact = "x".repeat(MAX_ERROR_BODY);
+        assert_eq!(clip_message(exact.clone()), exact);
     }
 }
