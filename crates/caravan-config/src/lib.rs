@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod flags;
+pub mod limits;
 mod network;
 
 use std::collections::BTreeMap;
@@ -171,6 +172,8 @@ pub struct AgentConfig {
     pub http_api_response_headers: BTreeMap<String, String>,
     pub leave_on_interrupt: bool,
     pub leave_on_terminate: bool,
+    /// Connection limits on the HTTP and RPC ports (Nomad's `limits`).
+    pub limits: limits::Limits,
     /// The configuration files that were loaded, in order.
     pub files: Vec<String>,
     /// Nomad keys that were set but have no effect in Caravan yet.
@@ -328,6 +331,7 @@ impl AgentConfig {
             http_api_response_headers: BTreeMap::new(),
             leave_on_interrupt: false,
             leave_on_terminate: false,
+            limits: limits::Limits::default(),
             files: Vec::new(),
             keys_without_effect: Vec::new(),
         }
@@ -440,6 +444,11 @@ impl AgentConfig {
             )
             .map_err(|(key, message)| key_error(&key, message))?;
             set(&mut self.acl.replication_token, &acl.replication_token);
+        }
+        if let Some(limits) = &file.limits {
+            self.limits
+                .apply(limits)
+                .map_err(|(key, message)| key_error(&key, message))?;
         }
         if let Some(enabled) = file
             .plugin
@@ -801,7 +810,6 @@ struct FileKeys {
     vault: Option<Value>,
     ui: Option<Value>,
     plugin: Option<Value>,
-    limits: Option<Value>,
     enable_syslog: Option<bool>,
     syslog_facility: Option<String>,
     disable_update_check: Option<bool>,
@@ -819,7 +827,6 @@ impl From<&FileConfig> for FileKeys {
             vault: file.vault.clone(),
             ui: file.ui.clone(),
             plugin: file.plugin.clone(),
-            limits: file.limits.clone(),
             enable_syslog: file.enable_syslog,
             syslog_facility: file.syslog_facility.clone(),
             disable_update_check: file.disable_update_check,

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use axum::ServiceExt;
 use caravan_client::Client;
 use caravan_config::AgentConfig;
 use caravan_http::{AdvertisedAddresses, AgentContext};
@@ -174,14 +173,27 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
     let api = caravan_http::api_router(Arc::clone(&ctx));
     let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
     let mut listeners = Vec::new();
-    listeners.push(tokio::spawn(serve(
+    let limits = ctx.config.limits;
+    listeners.push(tokio::spawn(crate::listener::serve(
         http_listener,
         api.clone(),
+        crate::listener::ConnectionLimits {
+            handshake_timeout: limits.https_handshake_timeout,
+            max_conns_per_client: limits.http_max_conns_per_client,
+        },
         shutdown.clone(),
     )));
     if let (Some(listener), Some(server)) = (rpc_listener, &server) {
         let rpc = caravan_server::rpc::rpc_router(Arc::clone(server)).merge(api);
-        listeners.push(tokio::spawn(serve(listener, rpc, shutdown.clone())));
+        listeners.push(tokio::spawn(crate::listener::serve(
+            listener,
+            rpc,
+            crate::listener::ConnectionLimits {
+                handshake_timeout: limits.rpc_handshake_timeout,
+                max_conns_per_client: limits.rpc_max_conns_per_client,
+            },
+            shutdown.clone(),
+        )));
     }
     tracing::info!(
         http = %advertised.http,
@@ -419,27 +431,6 @@ async fn start_client(
     let client = Client::new(options, servers, http_client.clone()).await;
     tokio::spawn(Arc::clone(&client).run());
     Ok(client)
-}
-
-async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let service = tower::ServiceBuilder::new()
-        .map_request(caravan_http::normalize_path)
-        .service(router);
-    let result = axum::serve(
-        listener,
-        ServiceExt::<axum::extract::Request>::into_make_service(service),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    })
-    .await;
-    if let Err(error) = result {
-        tracing::error!(%error, "listener failed");
-    }
 }
 
 async fn wait_for_signal() {

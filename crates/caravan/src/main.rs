@@ -2,6 +2,7 @@
 //! follow Nomad's CLI.
 
 mod agent;
+mod listener;
 mod node_sim;
 
 use std::process::ExitCode;
