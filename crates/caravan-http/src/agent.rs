@@ -299,7 +299,8 @@ async fn join(request: Request) -> Result<Reply, ApiError> {
 
 /// Moves a failed member to `left`; `prune=true` drops it from the member
 /// list at once and from the Raft configuration. An unknown name is a no-op
-/// answered with 200, as Nomad does.
+/// answered with 200, as Nomad does; so is a member gossip sees alive
+/// (Serf's member refutes the leave), which stays a Raft peer.
 async fn force_leave(request: Request) -> Result<Reply, ApiError> {
     let gossip = gossip_only(&request)?;
     let node = request
@@ -313,7 +314,7 @@ async fn force_leave(request: Request) -> Result<Reply, ApiError> {
             .ok_or_else(|| ApiError::bad_request("invalid prune value"))?,
     };
     if let Some(member) = gossip.force_leave(&node, prune).await {
-        if prune {
+        if prune && member.status != SerfStatus::Alive {
             if let (Some(server), Some(id)) = (&request.ctx.server, member.tags.get("id")) {
                 let (_, raft_members) = server.raft_configuration();
                 if raft_members.iter().any(|m| &m.node.id == id) {
