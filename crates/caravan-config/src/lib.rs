@@ -103,7 +103,9 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// The decoded gossip key, when one is set.
     pub fn encrypt_key(&self) -> Option<Vec<u8>> {
-        self.encrypt.as_deref().and_then(|key| decode_gossip_key(key).ok())
+        self.encrypt
+            .as_deref()
+            .and_then(|key| decode_gossip_key(key).ok())
     }
 }
 
@@ -115,9 +117,7 @@ pub fn decode_gossip_key(key: &str) -> Result<Vec<u8>, String> {
         .map_err(|error| format!("failed to decode key: {error}"))?;
     match bytes.len() {
         16 | 24 | 32 => Ok(bytes),
-        length => Err(format!(
-            "key size must be 16, 24 or 32 bytes, got {length}"
-        )),
+        length => Err(format!("key size must be 16, 24 or 32 bytes, got {length}")),
     }
 }
 

@@ -22,10 +22,7 @@ pub fn routes() -> Vec<Route> {
     let write = AGENT_WRITE;
     let local = Consistency::Local;
     vec![
-        route(
-            "/v1/agent/keyring/list",
-            endpoint(GET, write, local, list),
-        ),
+        route("/v1/agent/keyring/list", endpoint(GET, write, local, list)),
         route(
             "/v1/agent/keyring/install",
             endpoint(PUT_POST, write, local, install),

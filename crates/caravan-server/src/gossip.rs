@@ -222,7 +222,15 @@ impl Gossip {
         config.max_packet_size =
             NonZeroUsize::new(config.max_packet_size.get() - OVERHEAD).unwrap_or(NonZeroUsize::MIN);
         let shared = Arc::clone(&keyring);
-        tokio::spawn(run(socket, me, seeds, config, receiver, view_sender, shared));
+        tokio::spawn(run(
+            socket,
+            me,
+            seeds,
+            config,
+            receiver,
+            view_sender,
+            shared,
+        ));
         Ok(Arc::new(Self {
             commands,
             view,

@@ -55,9 +55,7 @@ impl Cipher {
             32 => Ok(Self::Aes256(Box::new(
                 Aes256Gcm::new_from_slice(key).map_err(invalid)?,
             ))),
-            length => Err(format!(
-                "key size must be 16, 24 or 32 bytes, got {length}"
-            )),
+            length => Err(format!("key size must be 16, 24 or 32 bytes, got {length}")),
         }
     }
 
@@ -356,14 +354,17 @@ mod tests {
     fn secondary_keys_open_and_use_rotates() {
         let old = key(16, 3);
         let new = key(32, 4);
-        let mut keyring = Keyring::new(&[old.clone()]).unwrap();
-        let sender_new = Keyring::new(&[new.clone()]).unwrap();
+        let mut keyring = Keyring::new(std::slice::from_ref(&old)).unwrap();
+        let sender_new = Keyring::new(std::slice::from_ref(&new)).unwrap();
         assert!(keyring.open(&sender_new.seal(b"x")).is_err());
         keyring.install(&encode_key(&new)).unwrap();
         assert_eq!(keyring.open(&sender_new.seal(b"x")).unwrap(), b"x");
         // Still seals with the old primary.
         assert!(sender_new.open(&keyring.seal(b"y")).is_err());
-        assert_eq!(keyring.remove(&encode_key(&old)), Err(REMOVE_PRIMARY.into()));
+        assert_eq!(
+            keyring.remove(&encode_key(&old)),
+            Err(REMOVE_PRIMARY.into())
+        );
         keyring.use_key(&encode_key(&new)).unwrap();
         assert_eq!(sender_new.open(&keyring.seal(b"y")).unwrap(), b"y");
         keyring.remove(&encode_key(&old)).unwrap();

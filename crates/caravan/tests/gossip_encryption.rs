@@ -76,11 +76,17 @@ fn keyed_servers_form_a_cluster_and_others_stay_out() {
         let names = member_names(server);
         for other in &cluster.servers {
             assert!(
-                names.iter().any(|name| name.starts_with(&format!("server-{}.", other.http_port))),
+                names
+                    .iter()
+                    .any(|name| name.starts_with(&format!("server-{}.", other.http_port))),
                 "{names:?}"
             );
         }
-        let keyring = server.data_dir().join("server").join("serf").join("keyring");
+        let keyring = server
+            .data_dir()
+            .join("server")
+            .join("serf")
+            .join("keyring");
         let keys: Vec<String> =
             serde_json::from_slice(&std::fs::read(&keyring).expect("keyring file")).unwrap();
         assert_eq!(keys, [KEY]);
@@ -130,10 +136,8 @@ fn keyed_servers_form_a_cluster_and_others_stay_out() {
 
 #[test]
 fn the_keyring_api_lists_installs_uses_and_removes() {
-    let mut agent = Agent::start_with_data_dir(
-        &["-server", "-bootstrap-expect", "1", "-encrypt", KEY],
-        "",
-    );
+    let mut agent =
+        Agent::start_with_data_dir(&["-server", "-bootstrap-expect", "1", "-encrypt", KEY], "");
     let list = |agent: &Agent| -> Value {
         let reply = agent.get("/v1/agent/keyring/list");
         assert_eq!(reply.status, 200, "{}", reply.text);
@@ -153,7 +157,9 @@ fn the_keyring_api_lists_installs_uses_and_removes() {
     let reply = agent.post("/v1/agent/keyring/remove", &body(KEY));
     assert_eq!(reply.status, 500);
     assert!(
-        reply.text.contains("Removing the primary key is not allowed"),
+        reply
+            .text
+            .contains("Removing the primary key is not allowed"),
         "{}",
         reply.text
     );
@@ -183,7 +189,11 @@ fn the_keyring_api_lists_installs_uses_and_removes() {
     let plain = Agent::dev();
     let reply = plain.get("/v1/agent/keyring/list");
     assert_eq!(reply.status, 500);
-    assert!(reply.text.contains("encryption not enabled"), "{}", reply.text);
+    assert!(
+        reply.text.contains("encryption not enabled"),
+        "{}",
+        reply.text
+    );
     let reply = plain.put("/v1/agent/keyring/install", &body(KEY));
     assert_eq!(reply.status, 500);
 }
@@ -195,7 +205,10 @@ fn bad_keys_stop_the_agent_and_generate_makes_good_ones() {
         assert!(!status.success());
         assert!(stderr.contains("encrypt"), "{stderr}");
     }
-    for command in [&["operator", "gossip", "keyring", "generate"][..], &["operator", "keygen"]] {
+    for command in [
+        &["operator", "gossip", "keyring", "generate"][..],
+        &["operator", "keygen"],
+    ] {
         let output = Command::new(BINARY)
             .args(command)
             .stdin(Stdio::null())
@@ -223,10 +236,8 @@ fn force_leave_of_a_live_server_keeps_it_a_voter() {
         .into_iter()
         .find(|name| name.starts_with(&format!("server-{}.", cluster.servers[other].http_port)))
         .unwrap();
-    let reply = cluster.servers[leader].post(
-        &format!("/v1/agent/force-leave?node={name}&prune=true"),
-        "",
-    );
+    let reply =
+        cluster.servers[leader].post(&format!("/v1/agent/force-leave?node={name}&prune=true"), "");
     assert_eq!(reply.status, 200, "{}", reply.text);
     for server in &cluster.servers {
         assert_eq!(voters(server), 2);
