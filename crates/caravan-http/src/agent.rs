@@ -113,7 +113,7 @@ async fn agent_self(request: Request) -> Result<Reply, ApiError> {
                 "failed": count(SerfStatus::Failed).to_string(),
                 "left": count(SerfStatus::Left).to_string(),
                 "health_score": "0",
-                "encrypted": "false",
+                "encrypted": gossip.keyring_list().is_some().to_string(),
                 "event_queue": "0",
                 "intent_queue": "0",
                 "query_queue": "0",

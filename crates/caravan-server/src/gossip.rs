@@ -412,7 +412,7 @@ struct Actor {
     keyring: Arc<RwLock<Keyring>>,
     /// Datagrams dropped since the last report, and when that was.
     dropped: u64,
-    dropped_reported: Instant,
+    dropped_reported: Option<Instant>,
 }
 
 async fn run(
@@ -436,7 +436,7 @@ async fn run(
         pruned: BTreeMap::new(),
         keyring,
         dropped: 0,
-        dropped_reported: Instant::now(),
+        dropped_reported: None,
     };
     let mut seeds = seeds;
     let mut tick = interval(Duration::from_secs(1));
@@ -525,7 +525,10 @@ impl Actor {
     /// Counts a datagram that did not open; reports at most every 10 s.
     fn count_dropped(&mut self, from: SocketAddr, reason: Dropped) {
         self.dropped += 1;
-        if self.dropped == 1 || self.dropped_reported.elapsed() >= Duration::from_secs(10) {
+        let due = self
+            .dropped_reported
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(10));
+        if due {
             tracing::debug!(
                 %from,
                 ?reason,
@@ -533,7 +536,7 @@ impl Actor {
                 "gossip datagrams dropped: not sealed with an installed key"
             );
             self.dropped = 0;
-            self.dropped_reported = Instant::now();
+            self.dropped_reported = Some(Instant::now());
         }
     }
 

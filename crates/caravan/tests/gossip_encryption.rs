@@ -148,6 +148,11 @@ fn the_keyring_api_lists_installs_uses_and_removes() {
         json!({"Messages": {}, "Keys": {(KEY): 1}, "NumNodes": 1})
     );
 
+    let this = agent.get("/v1/agent/self").json();
+    assert_eq!(this["stats"]["serf"]["encrypted"], "true");
+    assert_eq!(this["config"]["Server"]["EncryptKey"], "<redacted>");
+    assert!(!agent.get("/v1/agent/self").text.contains(KEY));
+
     let body = |key: &str| json!({ "Key": key }).to_string();
     let reply = agent.put("/v1/agent/keyring/install", &body(OTHER_KEY));
     assert_eq!(reply.status, 200, "{}", reply.text);
