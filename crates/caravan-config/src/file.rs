@@ -139,6 +139,7 @@ pub struct ServerFile {
     pub rejoin_after_leave: Option<bool>,
     pub default_scheduler_config: Option<DefaultSchedulerConfigFile>,
     pub authoritative_region: Option<String>,
+    pub encrypt: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

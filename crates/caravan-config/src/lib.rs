@@ -96,6 +96,30 @@ pub struct ServerConfig {
     pub rejoin_after_leave: bool,
     pub default_scheduler_config: SchedulerConfiguration,
     pub authoritative_region: String,
+    /// The gossip encryption key (`encrypt`, `-encrypt`): base64 of 16, 24
+    /// or 32 bytes, checked when the configuration is loaded.
+    pub encrypt: Option<String>,
+}
+
+impl ServerConfig {
+    /// The decoded gossip key, when one is set.
+    pub fn encrypt_key(&self) -> Option<Vec<u8>> {
+        self.encrypt
+            .as_deref()
+            .and_then(|key| decode_gossip_key(key).ok())
+    }
+}
+
+/// Decodes a gossip key as Serf does: base64 of an AES-128, -192 or -256 key.
+pub fn decode_gossip_key(key: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key.trim())
+        .map_err(|error| format!("failed to decode key: {error}"))?;
+    match bytes.len() {
+        16 | 24 | 32 => Ok(bytes),
+        length => Err(format!("key size must be 16, 24 or 32 bytes, got {length}")),
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -205,6 +229,7 @@ const AGENT_FLAGS: &[(&str, FlagKind)] = &[
     ("state-dir", FlagKind::Value),
     ("alloc-dir", FlagKind::Value),
     ("raft-protocol", FlagKind::Value),
+    ("encrypt", FlagKind::Value),
 ];
 
 impl AgentConfig {
@@ -295,6 +320,7 @@ impl AgentConfig {
                 rejoin_after_leave: false,
                 default_scheduler_config: SchedulerConfiguration::initial(),
                 authoritative_region: String::new(),
+                encrypt: None,
             },
             client: ClientConfig {
                 enabled: dev_mode,
@@ -546,6 +572,9 @@ impl AgentConfig {
         }
         set(&mut server.rejoin_after_leave, &file.rejoin_after_leave);
         set(&mut server.authoritative_region, &file.authoritative_region);
+        if file.encrypt.is_some() {
+            server.encrypt = file.encrypt.clone();
+        }
         if let Some(defaults) = &file.default_scheduler_config {
             let target = &mut server.default_scheduler_config;
             set(
@@ -735,6 +764,7 @@ impl AgentConfig {
                     self.server.raft_protocol =
                         value.parse().map_err(|_| invalid(&flag.name, value))?
                 }
+                "encrypt" => self.server.encrypt = Some(value.to_string()),
                 other => {
                     return Err(ConfigError::Flag(format!(
                         "flag provided but not defined: -{other}"
@@ -774,6 +804,13 @@ impl AgentConfig {
             return Err(ConfigError::Invalid(
                 "region and datacenter must not be empty".to_string(),
             ));
+        }
+        if let Some(key) = &self.server.encrypt {
+            if let Err(message) = decode_gossip_key(key) {
+                return Err(ConfigError::Invalid(format!(
+                    "invalid gossip encryption key (encrypt): {message}"
+                )));
+            }
         }
         if self.node_name.contains(' ') {
             return Err(ConfigError::Invalid(format!(

@@ -191,3 +191,29 @@ fn advertise_resolves_unspecified_and_port_zero() {
         "10.1.2.3:99"
     );
 }
+
+#[test]
+fn gossip_keys_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "cg8StVXbQJ0gPvMd9o7yrg==";
+    let path = write(
+        &dir,
+        "keyed.hcl",
+        &format!("server {{\n  encrypt = \"{key}\"\n}}\n"),
+    );
+    let config = AgentConfig::from_args(&args(&["-dev", "-config", &path])).unwrap();
+    assert_eq!(config.server.encrypt.as_deref(), Some(key));
+    assert_eq!(config.server.encrypt_key().unwrap().len(), 16);
+
+    let key32 = "HVmWtNSxZ0ZbQl8rFNz2qUzDcT26IiCxDxdeL+qp1WY=";
+    let config = AgentConfig::from_args(&args(&["-dev", "-encrypt", key32])).unwrap();
+    assert_eq!(config.server.encrypt_key().unwrap().len(), 32);
+    assert!(AgentConfig::defaults(true).server.encrypt_key().is_none());
+
+    for bad in ["not base64!", "c2hvcnQ="] {
+        let error = AgentConfig::from_args(&args(&["-dev", "-encrypt", bad]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("encrypt"), "{error}");
+    }
+}

@@ -119,7 +119,7 @@ async fn agent_self(request: Request) -> Result<Reply, ApiError> {
                 "failed": count(SerfStatus::Failed).to_string(),
                 "left": count(SerfStatus::Left).to_string(),
                 "health_score": "0",
-                "encrypted": "false",
+                "encrypted": gossip.keyring_list().is_some().to_string(),
                 "event_queue": "0",
                 "intent_queue": "0",
                 "query_queue": "0",
@@ -311,7 +311,8 @@ async fn join(request: Request) -> Result<Reply, ApiError> {
 
 /// Moves a failed member to `left`; `prune=true` drops it from the member
 /// list at once and from the Raft configuration. An unknown name is a no-op
-/// answered with 200, as Nomad does.
+/// answered with 200, as Nomad does; so is a member gossip sees alive
+/// (Serf's member refutes the leave), which stays a Raft peer.
 async fn force_leave(request: Request) -> Result<Reply, ApiError> {
     let gossip = gossip_only(&request)?;
     let node = request
@@ -325,7 +326,7 @@ async fn force_leave(request: Request) -> Result<Reply, ApiError> {
             .ok_or_else(|| ApiError::bad_request("invalid prune value"))?,
     };
     if let Some(member) = gossip.force_leave(&node, prune).await {
-        if prune {
+        if prune && member.status != SerfStatus::Alive {
             if let (Some(server), Some(id)) = (&request.ctx.server, member.tags.get("id")) {
                 let (_, raft_members) = server.raft_configuration();
                 if raft_members.iter().any(|m| &m.node.id == id) {

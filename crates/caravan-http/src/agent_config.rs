@@ -92,6 +92,7 @@ pub fn config_json(config: &AgentConfig, advertised: &AdvertisedAddresses) -> Va
             "RaftTrailingLogs": server.raft_trailing_logs,
             "RejoinAfterLeave": server.rejoin_after_leave,
             "AuthoritativeRegion": server.authoritative_region,
+            "EncryptKey": if server.encrypt.is_some() { REDACTED } else { "" },
             "DefaultSchedulerConfig": server.default_scheduler_config,
             "ServerJoin": {
                 "RetryJoin": server.retry_join,

@@ -14,6 +14,7 @@ pub mod context;
 mod decode;
 pub mod error;
 mod forward;
+pub mod keyring;
 pub mod nodes;
 pub mod operator;
 mod paginate;
@@ -40,6 +41,7 @@ pub fn routes() -> Vec<Route> {
     [
         acl::routes(),
         agent::routes(),
+        keyring::routes(),
         status::routes(),
         regions::routes(),
         nodes::routes(),
@@ -112,6 +114,13 @@ mod route_table_tests {
             ("GET", "/v1/agent/servers", Require(AgentRead)),
             ("PUT", "/v1/agent/servers", Require(AgentWrite)),
             ("POST", "/v1/agent/servers", Require(AgentWrite)),
+            ("GET", "/v1/agent/keyring/list", Require(AgentWrite)),
+            ("PUT", "/v1/agent/keyring/install", Require(AgentWrite)),
+            ("POST", "/v1/agent/keyring/install", Require(AgentWrite)),
+            ("PUT", "/v1/agent/keyring/use", Require(AgentWrite)),
+            ("POST", "/v1/agent/keyring/use", Require(AgentWrite)),
+            ("PUT", "/v1/agent/keyring/remove", Require(AgentWrite)),
+            ("POST", "/v1/agent/keyring/remove", Require(AgentWrite)),
             ("GET", "/v1/status/leader", Open),
             ("GET", "/v1/status/peers", Open),
             ("GET", "/v1/regions", Open),

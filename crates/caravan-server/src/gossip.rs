@@ -5,13 +5,18 @@
 //! One task owns the SWIM state and the UDP socket; others read the member
 //! list through a watch channel and send it commands. A member's tags ride
 //! in its identity, so whoever learns of a member learns its tags with it.
+//!
+//! With a gossip key (`encrypt`) every datagram is sealed with the
+//! keyring's primary key and every one received must open with one of its
+//! keys ([`crate::keyring`]); others are dropped before foca sees them.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use foca::{
@@ -24,6 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 
 use crate::autopilot::{MemberView, SerfStatus};
+use crate::keyring::{Dropped, Keyring, OVERHEAD};
 use crate::raft_types::ServerNode;
 
 /// Serf's default port.
@@ -159,6 +165,11 @@ pub struct GossipOptions {
     pub seeds: Vec<String>,
     /// How many servers the cluster is expected to have (tunes timings).
     pub expected_servers: u32,
+    /// The gossip key (`encrypt`), decoded; `None` gossips in plaintext
+    /// unless the keyring file holds keys.
+    pub encrypt: Option<Vec<u8>>,
+    /// Where the keyring persists (Nomad's `<data_dir>/server/serf/keyring`).
+    pub keyring_file: Option<PathBuf>,
 }
 
 enum Command {
@@ -177,6 +188,7 @@ pub struct Gossip {
     view: watch::Receiver<Vec<GossipMember>>,
     region: String,
     local_addr: SocketAddr,
+    keyring: Arc<RwLock<Keyring>>,
 }
 
 /// Resolves `host[:port]`, defaulting to the serf port.
@@ -187,6 +199,9 @@ pub fn resolve_gossip_address(address: &str) -> Result<SocketAddr, String> {
 impl Gossip {
     /// Binds the serf port and starts gossiping.
     pub async fn start(options: GossipOptions) -> std::io::Result<Arc<Self>> {
+        let keyring = Keyring::load(options.encrypt.as_deref(), options.keyring_file.as_deref())
+            .map_err(std::io::Error::other)?;
+        let keyring = Arc::new(RwLock::new(keyring));
         let socket = UdpSocket::bind(options.bind).await?;
         let me = NodeId {
             generation: now_ms(),
@@ -202,13 +217,26 @@ impl Gossip {
         let (commands, receiver) = mpsc::channel(64);
         let cluster_size =
             NonZeroU32::new(options.expected_servers.max(3)).unwrap_or(NonZeroU32::MIN);
-        let config = Config::new_lan(cluster_size);
-        tokio::spawn(run(socket, me, seeds, config, receiver, view_sender));
+        let mut config = Config::new_lan(cluster_size);
+        // Room for the sealing overhead within the same datagram size.
+        config.max_packet_size =
+            NonZeroUsize::new(config.max_packet_size.get() - OVERHEAD).unwrap_or(NonZeroUsize::MIN);
+        let shared = Arc::clone(&keyring);
+        tokio::spawn(run(
+            socket,
+            me,
+            seeds,
+            config,
+            receiver,
+            view_sender,
+            shared,
+        ));
         Ok(Arc::new(Self {
             commands,
             view,
             region: options.region,
             local_addr: options.advertise,
+            keyring,
         }))
     }
 
@@ -293,6 +321,8 @@ impl Gossip {
 
     /// Marks a failed member as left (Nomad's force-leave); with `prune` it
     /// is dropped from the member list at once. Answers the member, if known.
+    /// A member gossip sees alive is left alone, as Serf's member refutes
+    /// the leave: it is answered with its `alive` status.
     pub async fn force_leave(&self, name: &str, prune: bool) -> Option<GossipMember> {
         let (reply, answer) = oneshot::channel();
         let command = Command::ForceLeave {
@@ -302,6 +332,32 @@ impl Gossip {
         };
         self.commands.send(command).await.ok()?;
         answer.await.ok().flatten()
+    }
+
+    /// The installed gossip keys, primary first; `None` when gossip is not
+    /// encrypted.
+    pub fn keyring_list(&self) -> Option<Vec<String>> {
+        let keyring = self.keyring.read().unwrap_or_else(|e| e.into_inner());
+        keyring.enabled().then(|| keyring.list())
+    }
+
+    /// Installs a gossip key for decryption (this agent only).
+    pub fn keyring_install(&self, key: &str) -> Result<(), String> {
+        self.keyring_write().install(key)
+    }
+
+    /// Makes an installed key the one gossip encrypts with.
+    pub fn keyring_use(&self, key: &str) -> Result<(), String> {
+        self.keyring_write().use_key(key)
+    }
+
+    /// Removes an installed key other than the primary one.
+    pub fn keyring_remove(&self, key: &str) -> Result<(), String> {
+        self.keyring_write().remove(key)
+    }
+
+    fn keyring_write(&self) -> std::sync::RwLockWriteGuard<'_, Keyring> {
+        self.keyring.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Leaves the cluster gracefully (peers see this server as `left`).
@@ -353,6 +409,10 @@ struct Actor {
     /// identity of that address up to it stays hidden; a newer one (the
     /// server restarted) shows again.
     pruned: BTreeMap<SocketAddr, u64>,
+    keyring: Arc<RwLock<Keyring>>,
+    /// Datagrams dropped since the last report, and when that was.
+    dropped: u64,
+    dropped_reported: Option<Instant>,
 }
 
 async fn run(
@@ -362,8 +422,10 @@ async fn run(
     config: Config,
     mut commands: mpsc::Receiver<Command>,
     view: watch::Sender<Vec<GossipMember>>,
+    keyring: Arc<RwLock<Keyring>>,
 ) {
-    let mut buffer = vec![0u8; config.max_packet_size.get()];
+    // Peers may use foca's full packet size plus the sealing.
+    let mut buffer = vec![0u8; config.max_packet_size.get() + 2 * OVERHEAD + 64];
     let rng: rand010::rngs::StdRng = rand010::make_rng();
     let mut actor = Actor {
         foca: Foca::new(me, config, rng, PostcardCodec),
@@ -372,6 +434,9 @@ async fn run(
         socket,
         view,
         pruned: BTreeMap::new(),
+        keyring,
+        dropped: 0,
+        dropped_reported: None,
     };
     let mut seeds = seeds;
     let mut tick = interval(Duration::from_secs(1));
@@ -380,9 +445,19 @@ async fn run(
         let next = actor.timers.peek().map(|Reverse((at, _))| *at);
         tokio::select! {
             received = actor.socket.recv_from(&mut buffer) => {
-                if let Ok((length, _)) = received {
-                    if let Err(error) = actor.foca.handle_data(&buffer[..length], &mut actor.runtime) {
-                        tracing::trace!(?error, "gossip packet ignored");
+                if let Ok((length, from)) = received {
+                    let opened = actor
+                        .keyring
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .open(&buffer[..length]);
+                    match opened {
+                        Ok(data) => {
+                            if let Err(error) = actor.foca.handle_data(&data, &mut actor.runtime) {
+                                tracing::trace!(?error, "gossip packet ignored");
+                            }
+                        }
+                        Err(reason) => actor.count_dropped(from, reason),
                     }
                 }
             }
@@ -447,6 +522,24 @@ async fn run(
 }
 
 impl Actor {
+    /// Counts a datagram that did not open; reports at most every 10 s.
+    fn count_dropped(&mut self, from: SocketAddr, reason: Dropped) {
+        self.dropped += 1;
+        let due = self
+            .dropped_reported
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(10));
+        if due {
+            tracing::debug!(
+                %from,
+                ?reason,
+                dropped = self.dropped,
+                "gossip datagrams dropped: not sealed with an installed key"
+            );
+            self.dropped = 0;
+            self.dropped_reported = Some(Instant::now());
+        }
+    }
+
     fn announce_to(&mut self, targets: &[SocketAddr]) {
         let own = self.foca.identity().addr;
         for target in targets.iter().filter(|target| **target != own) {
@@ -463,6 +556,10 @@ impl Actor {
             .max_by(|a, b| a.id().cmp(b.id()))
             .map(|member| (member.id().clone(), member.state()))?;
         let (id, state) = current;
+        if !id.leaving && matches!(state, State::Alive | State::Suspect) {
+            tracing::info!(member = ?id, "force-leave ignored: the member is alive");
+            return Some(GossipMember::of(&id, SerfStatus::Alive));
+        }
         let mut gone = id.clone();
         if !gone.leaving {
             gone.leaving = true;
@@ -476,7 +573,6 @@ impl Actor {
         if prune {
             self.pruned.insert(gone.addr, gone.generation);
         }
-        let _ = state;
         self.publish();
         Some(GossipMember::of(&gone, SerfStatus::Left))
     }
@@ -487,6 +583,11 @@ impl Actor {
             self.timers.push(Reverse((now + after, timer)));
         }
         while let Some((to, data)) = self.runtime.to_send() {
+            let data = self
+                .keyring
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .seal(&data);
             if let Err(error) = self.socket.send_to(&data, to.addr).await {
                 tracing::trace!(%error, "gossip send failed");
             }
@@ -605,6 +706,10 @@ mod tests {
     }
 
     async fn start(name: &str, seeds: Vec<String>) -> Arc<Gossip> {
+        start_keyed(name, seeds, None).await
+    }
+
+    async fn start_keyed(name: &str, seeds: Vec<String>, key: Option<Vec<u8>>) -> Arc<Gossip> {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
         drop(socket);
@@ -622,6 +727,8 @@ mod tests {
             tags,
             seeds,
             expected_servers: 3,
+            encrypt: key,
+            keyring_file: None,
         })
         .await
         .unwrap()
@@ -684,6 +791,33 @@ mod tests {
         let (joined, errors) = a.join(&["127.0.0.1:1".to_string()]).await;
         assert_eq!(joined, 0);
         assert_eq!(errors.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_members_with_the_key_join() {
+        let key = vec![9u8; 32];
+        let a = start_keyed("a", vec![], Some(key.clone())).await;
+        let seed = a.local_member().addr.to_string();
+        let b = start_keyed("b", vec![seed.clone()], Some(key)).await;
+        let wrong = start_keyed("w", vec![seed.clone()], Some(vec![8u8; 16])).await;
+        let plain = start("p", vec![seed.clone()]).await;
+        eventually("a and b alive", || {
+            status_of(&a, "b.global") == Some(SerfStatus::Alive)
+                && status_of(&b, "a.global") == Some(SerfStatus::Alive)
+        })
+        .await;
+        let (joined, _) = plain.join(&[seed]).await;
+        assert_eq!(joined, 0);
+        for outsider in ["w.global", "p.global"] {
+            assert_eq!(status_of(&a, outsider), None);
+            assert_eq!(status_of(&b, outsider), None);
+        }
+        assert_eq!(wrong.members().len(), 1);
+        assert_eq!(plain.members().len(), 1);
+        // A live member is not forced out.
+        let answer = a.force_leave("b.global", true).await.unwrap();
+        assert_eq!(answer.status, SerfStatus::Alive);
+        assert_eq!(status_of(&a, "b.global"), Some(SerfStatus::Alive));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod cluster;
 mod drainer;
 pub mod gossip;
 pub mod heartbeat;
+pub mod keyring;
 pub mod log_store;
 pub mod memory_disk;
 pub mod raft_types;

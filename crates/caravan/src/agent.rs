@@ -296,6 +296,8 @@ async fn start_gossip(
         tags,
         seeds,
         expected_servers: config.server.bootstrap_expect.max(1),
+        encrypt: config.server.encrypt_key(),
+        keyring_file: Some(dir.join("serf").join("keyring")),
     };
     Gossip::start(options).await.with_context(|| {
         format!(

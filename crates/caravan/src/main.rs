@@ -12,6 +12,7 @@ const USAGE: &str = "Usage: caravan <command> [args]
 Commands:
     agent      Runs a Caravan agent (server, client or both; -dev for a one-node cluster)
     node-sim   Registers and heartbeats many simulated nodes against a server
+    operator   Operator tools: `operator gossip keyring generate` (or `operator keygen`)
     version    Prints the Caravan version
 ";
 
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("agent") => agent::run(&args[1..]),
         Some("node-sim") => node_sim::run(&args[1..]),
+        Some("operator") => operator(&args[1..]),
         Some("version" | "-version" | "--version" | "-v") => {
             println!(
                 "Caravan v{} (Nomad API {})",
@@ -38,6 +40,23 @@ fn main() -> ExitCode {
         }
         Some(other) => {
             eprintln!("caravan: unknown command {other:?}\n\n{USAGE}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `caravan operator ...`: so far only Nomad's gossip key generator.
+fn operator(args: &[String]) -> ExitCode {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["gossip", "keyring", "generate"] | ["keygen"] => {
+            println!("{}", caravan_server::keyring::generate_key());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!(
+                "Usage: caravan operator gossip keyring generate\n       caravan operator keygen"
+            );
             ExitCode::from(1)
         }
     }
