@@ -44,10 +44,13 @@ pub enum AuthError {
     BodyMismatch,
 }
 
-/// The secret shared by every server of one region.
+/// The secret shared by every server of one region: requests are signed
+/// with the first key and accepted under any (so a gossip key rotation,
+/// install then use then remove, never splits the servers).
 #[derive(Clone)]
 pub struct ClusterKey {
     mac_key: [u8; 32],
+    also_accepted: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for ClusterKey {
@@ -61,23 +64,42 @@ impl ClusterKey {
     /// gossip key over a label and the region, so the two keys are never
     /// the same bytes.
     pub fn from_gossip_key(gossip_key: &[u8], region: &str) -> Self {
-        let mut mac = HmacSha256::new_from_slice(gossip_key).expect("HMAC takes any key length");
-        mac.update(b"caravan server rpc v1\0");
-        mac.update(region.as_bytes());
-        let mut mac_key = [0u8; 32];
-        mac_key.copy_from_slice(&mac.finalize().into_bytes());
-        Self { mac_key }
+        Self {
+            mac_key: derive(gossip_key, region),
+            also_accepted: Vec::new(),
+        }
+    }
+
+    /// From a gossip keyring: the primary key first, then the others.
+    /// `None` when the keyring is empty.
+    pub fn from_gossip_keyring(keys: &[Vec<u8>], region: &str) -> Option<Self> {
+        let (primary, others) = keys.split_first()?;
+        Some(Self {
+            mac_key: derive(primary, region),
+            also_accepted: others.iter().map(|key| derive(key, region)).collect(),
+        })
     }
 
     /// A key nobody else knows: a one-server `-dev` agent's.
     pub fn random() -> Self {
         Self {
             mac_key: rand::random(),
+            also_accepted: Vec::new(),
         }
     }
 
     fn mac(&self, method: &str, path: &str, timestamp: u64, body_hash: &str) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.mac_key).expect("HMAC takes any key length");
+        Self::mac_with(&self.mac_key, method, path, timestamp, body_hash)
+    }
+
+    fn mac_with(
+        key: &[u8; 32],
+        method: &str,
+        path: &str,
+        timestamp: u64,
+        body_hash: &str,
+    ) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
         for part in ["v1", method, path, &timestamp.to_string(), body_hash] {
             mac.update(part.as_bytes());
             mac.update(b"\n");
@@ -122,10 +144,29 @@ impl ClusterKey {
         if unix_now().abs_diff(timestamp) > MAX_SKEW {
             return Err(AuthError::Stale);
         }
-        self.mac(method, path, timestamp, body_hash)
-            .verify_slice(&tag)
-            .map_err(|_| AuthError::Mismatch)
+        let accepted = std::iter::once(&self.mac_key).chain(&self.also_accepted);
+        for key in accepted {
+            if Self::mac_with(key, method, path, timestamp, body_hash)
+                .verify_slice(&tag)
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        Err(AuthError::Mismatch)
     }
+}
+
+/// The RPC key for one gossip key and region: HMAC-SHA256 keyed with the
+/// gossip key over a label and the region, so the two keys are never the
+/// same bytes.
+fn derive(gossip_key: &[u8], region: &str) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(gossip_key).expect("HMAC takes any key length");
+    mac.update(b"caravan server rpc v1\0");
+    mac.update(region.as_bytes());
+    let mut mac_key = [0u8; 32];
+    mac_key.copy_from_slice(&mac.finalize().into_bytes());
+    mac_key
 }
 
 /// Checks a body read after its header was verified.
@@ -235,6 +276,27 @@ mod tests {
             key().verify_header(Some(&header), "GET", "/rpc/raft/status", Some(&hash)),
             Err(AuthError::Stale)
         );
+    }
+
+    #[test]
+    fn a_keyring_signs_with_its_primary_and_accepts_every_key() {
+        let old = vec![7u8; 32];
+        let new = vec![9u8; 32];
+        let rotating = ClusterKey::from_gossip_keyring(&[new.clone(), old.clone()], "global")
+            .unwrap();
+        let (header, hash) = key().sign("GET", "/rpc/raft/status", b"");
+        rotating
+            .verify_header(Some(&header), "GET", "/rpc/raft/status", Some(&hash))
+            .unwrap();
+        let (header, hash) = rotating.sign("GET", "/rpc/raft/status", b"");
+        assert_eq!(
+            key().verify_header(Some(&header), "GET", "/rpc/raft/status", Some(&hash)),
+            Err(AuthError::Mismatch)
+        );
+        ClusterKey::from_gossip_key(&new, "global")
+            .verify_header(Some(&header), "GET", "/rpc/raft/status", Some(&hash))
+            .unwrap();
+        assert!(ClusterKey::from_gossip_keyring(&[], "global").is_none());
     }
 
     #[test]

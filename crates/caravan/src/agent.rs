@@ -114,13 +114,13 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         .pool_max_idle_per_host(64)
         .build()
         .context("failed to build the HTTP client")?;
-    let cluster_key = cluster_key(&config);
-    let rpc_client = caravan_rpc::RpcClient::new(http_client.clone(), cluster_key.clone());
 
     let gossip = match config.server.enabled {
         true => Some(start_gossip(&config, &data_dir, &advertised).await?),
         false => None,
     };
+    let cluster_key = cluster_key(&config, gossip.as_deref());
+    let rpc_client = caravan_rpc::RpcClient::new(http_client.clone(), cluster_key.clone());
     let server = match &gossip {
         Some(gossip) => {
             let server = start_server(
@@ -308,17 +308,23 @@ async fn start_gossip(
 }
 
 /// The key that authenticates server-to-server RPC: derived from the gossip
-/// key when there is one; random for a `-dev` agent (it is the only
-/// server, so nobody else needs it); none otherwise, said once at start.
-fn cluster_key(config: &AgentConfig) -> Option<Arc<caravan_rpc::ClusterKey>> {
-    if !config.server.enabled {
-        return None;
-    }
-    if let Some(key) = gossip_key(config) {
-        return Some(Arc::new(caravan_rpc::ClusterKey::from_gossip_key(
-            &key,
-            &config.region,
-        )));
+/// keyring when there is one (as the agent started: after rotating gossip
+/// keys, restart each server so RPC follows); random for a `-dev` agent (it
+/// is the only server, so nobody else needs it); none otherwise, said once
+/// at start.
+fn cluster_key(
+    config: &AgentConfig,
+    gossip: Option<&Gossip>,
+) -> Option<Arc<caravan_rpc::ClusterKey>> {
+    let gossip = gossip?;
+    let keys: Vec<Vec<u8>> = gossip
+        .keyring_list()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|key| caravan_config::decode_gossip_key(key).ok())
+        .collect();
+    if let Some(key) = caravan_rpc::ClusterKey::from_gossip_keyring(&keys, &config.region) {
+        return Some(Arc::new(key));
     }
     if config.dev_mode {
         return Some(Arc::new(caravan_rpc::ClusterKey::random()));
@@ -327,11 +333,6 @@ fn cluster_key(config: &AgentConfig) -> Option<Arc<caravan_rpc::ClusterKey>> {
         "no gossip encryption key (server.encrypt) and no TLS: the RPC and serf ports accept \
          any caller that can reach them; set server.encrypt on every server"
     );
-    None
-}
-
-/// The gossip `encrypt` key's bytes, when one is configured.
-fn gossip_key(_config: &AgentConfig) -> Option<Vec<u8>> {
     None
 }
 

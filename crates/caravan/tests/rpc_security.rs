@@ -192,3 +192,18 @@ fn rpc_bodies_are_bounded_per_route() {
     }
     assert_eq!(agent.get("/v1/status/leader").status, 200);
 }
+
+#[test]
+fn a_server_with_a_gossip_key_refuses_unsigned_server_rpcs() {
+    let key = "ozUifk3lZ4XRu0J4W0y5Zt3aS7Rjw4KLrO9n4lBQm4g=";
+    let agent = Agent::start_with_data_dir(
+        &["-server", "-bootstrap-expect", "1"],
+        &format!("server {{\n  encrypt = \"{key}\"\n}}\n"),
+    );
+    assert!(!agent.log().contains("accept any caller"), "{}", agent.log());
+    let (status, body) = rpc_post(&agent, "/rpc/raft", &forged_vote(5));
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = rpc_post(&agent, "/rpc/raft/remove-peer", &json!("x"));
+    assert_eq!(status, 403);
+    scheduler_write_works(&agent, None);
+}
