@@ -91,6 +91,34 @@ pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(&dir).map_err(|error| annotate(error, "failed to sync directory", &dir))
 }
 
+/// Removes the temporary files [`write_private_atomic`] leaves beside
+/// `path` when a crash interrupts it (and the `<name>.tmp` older versions
+/// used). Only call it while nothing else writes `path`.
+pub fn remove_temporaries(path: &Path) -> io::Result<()> {
+    let Some(name) = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+    else {
+        return Ok(());
+    };
+    let prefix = format!(".{name}.");
+    let legacy = format!("{name}.tmp");
+    let entries = match std::fs::read_dir(parent_of(path)) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let ours = file_name.starts_with(&prefix) && file_name.ends_with(".tmp");
+        if ours || file_name == legacy {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Fsyncs a directory, making renames and creations in it durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
@@ -209,6 +237,23 @@ mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("secret")]);
+    }
+
+    #[test]
+    fn interrupted_writes_are_cleaned_up() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("state.snap");
+        write_private_atomic(&path, b"kept").unwrap();
+        std::fs::write(temporary_path(&path), b"half").unwrap();
+        std::fs::write(root.path().join("state.snap.tmp"), b"old").unwrap();
+        std::fs::write(root.path().join("other"), b"other").unwrap();
+        remove_temporaries(&path).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["other", "state.snap"]);
     }
 
     #[test]

@@ -79,6 +79,7 @@ impl StateMachine {
     /// fails its checksum is an error naming the file, never loaded.
     pub fn open(dir: &Path, store: Arc<StateStore>) -> io::Result<Self> {
         caravan_files::create_private_dir(dir)?;
+        caravan_files::remove_temporaries(&dir.join(SNAPSHOT_FILE))?;
         Self::open_at(SnapshotPlace::Dir(dir.to_path_buf()), store)
     }
 
