@@ -46,8 +46,9 @@ impl From<&AclPolicy> for AclPolicyListStub {
     }
 }
 
-/// An ACL token as stored and returned (with its secret).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// An ACL token as stored and returned (with its secret). `Debug` shows
+/// the secret as `"<redacted>"`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AclToken {
     #[serde(rename = "AccessorID")]
@@ -71,6 +72,42 @@ pub struct AclToken {
     pub expiration_ttl: i64,
     pub create_index: u64,
     pub modify_index: u64,
+}
+
+impl std::fmt::Debug for AclToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so a new one cannot slip past this decision.
+        let AclToken {
+            accessor_id,
+            secret_id,
+            name,
+            token_type,
+            policies,
+            roles,
+            global,
+            hash,
+            create_time,
+            expiration_time,
+            expiration_ttl,
+            create_index,
+            modify_index,
+        } = self;
+        f.debug_struct("AclToken")
+            .field("accessor_id", accessor_id)
+            .field("secret_id", &crate::redacted(secret_id))
+            .field("name", name)
+            .field("token_type", token_type)
+            .field("policies", policies)
+            .field("roles", roles)
+            .field("global", global)
+            .field("hash", hash)
+            .field("create_time", create_time)
+            .field("expiration_time", expiration_time)
+            .field("expiration_ttl", expiration_ttl)
+            .field("create_index", create_index)
+            .field("modify_index", modify_index)
+            .finish()
+    }
 }
 
 fn is_zero(value: &i64) -> bool {
@@ -127,9 +164,17 @@ impl From<&AclToken> for AclTokenListStub {
     }
 }
 
-/// Body of `POST /v1/acl/bootstrap` (optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Body of `POST /v1/acl/bootstrap` (optional). `Debug` hides the secret.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AclBootstrapRequest {
     pub bootstrap_secret: String,
+}
+
+impl std::fmt::Debug for AclBootstrapRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AclBootstrapRequest")
+            .field("bootstrap_secret", &crate::redacted(&self.bootstrap_secret))
+            .finish()
+    }
 }

@@ -9,6 +9,19 @@ pub mod node;
 pub mod operator;
 pub mod time;
 
+/// What `Debug` shows in place of a secret: secrets travel over the wire
+/// and into the state, but never into logs.
+pub const REDACTED: &str = "<redacted>";
+
+/// `REDACTED` for a set secret, `""` for an empty (blanked) one.
+pub fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        ""
+    } else {
+        REDACTED
+    }
+}
+
 /// The Nomad version Caravan speaks for, reported where Nomad reports its own
 /// (`nomad.version`, the `build` gossip tag, `/v1/agent/self`).
 pub const NOMAD_COMPAT_VERSION: &str = "1.10.0";

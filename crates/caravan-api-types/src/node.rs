@@ -230,8 +230,9 @@ pub struct LastDrain {
     pub meta: Option<BTreeMap<String, String>>,
 }
 
-/// A client node, as `GET /v1/node/:id` returns it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A client node, as `GET /v1/node/:id` returns it. `Debug` shows the
+/// secret as `"<redacted>"`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Node {
     #[serde(rename = "ID")]
@@ -282,6 +283,90 @@ pub struct Node {
     pub modify_index: u64,
     /// Nomad's synthetic field: whether a drain strategy is set.
     pub drain: bool,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so a new one cannot slip past this decision.
+        let Node {
+            id,
+            secret_id,
+            datacenter,
+            name,
+            cgroup_parent,
+            http_addr,
+            tls_enabled,
+            attributes,
+            node_resources,
+            reserved_resources,
+            resources,
+            reserved,
+            links,
+            meta,
+            node_class,
+            node_pool,
+            computed_class,
+            drain_strategy,
+            scheduling_eligibility,
+            status,
+            status_description,
+            status_updated_at,
+            events,
+            drivers,
+            csi_controller_plugins,
+            csi_node_plugins,
+            host_volumes,
+            gc_volumes_on_node_gc,
+            host_networks,
+            last_drain,
+            node_max_allocs,
+            last_missed_heartbeat_index,
+            last_alloc_update_index,
+            identity_signing_key_id,
+            create_index,
+            modify_index,
+            drain,
+        } = self;
+        f.debug_struct("Node")
+            .field("id", id)
+            .field("secret_id", &crate::redacted(secret_id))
+            .field("datacenter", datacenter)
+            .field("name", name)
+            .field("cgroup_parent", cgroup_parent)
+            .field("http_addr", http_addr)
+            .field("tls_enabled", tls_enabled)
+            .field("attributes", attributes)
+            .field("node_resources", node_resources)
+            .field("reserved_resources", reserved_resources)
+            .field("resources", resources)
+            .field("reserved", reserved)
+            .field("links", links)
+            .field("meta", meta)
+            .field("node_class", node_class)
+            .field("node_pool", node_pool)
+            .field("computed_class", computed_class)
+            .field("drain_strategy", drain_strategy)
+            .field("scheduling_eligibility", scheduling_eligibility)
+            .field("status", status)
+            .field("status_description", status_description)
+            .field("status_updated_at", status_updated_at)
+            .field("events", events)
+            .field("drivers", drivers)
+            .field("csi_controller_plugins", csi_controller_plugins)
+            .field("csi_node_plugins", csi_node_plugins)
+            .field("host_volumes", host_volumes)
+            .field("gc_volumes_on_node_gc", gc_volumes_on_node_gc)
+            .field("host_networks", host_networks)
+            .field("last_drain", last_drain)
+            .field("node_max_allocs", node_max_allocs)
+            .field("last_missed_heartbeat_index", last_missed_heartbeat_index)
+            .field("last_alloc_update_index", last_alloc_update_index)
+            .field("identity_signing_key_id", identity_signing_key_id)
+            .field("create_index", create_index)
+            .field("modify_index", modify_index)
+            .field("drain", drain)
+            .finish()
+    }
 }
 
 impl Node {

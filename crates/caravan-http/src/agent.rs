@@ -1,10 +1,10 @@
 //! `/v1/agent/`: this agent's own view: itself, its gossip members, its
 //! health and (on clients) its servers.
 
+use caravan_acl::Capability;
 use caravan_api_types::agent::{
     AgentMember, AgentMembers, HealthCheck, HealthResponse, JoinResponse,
 };
-use caravan_acl::Capability;
 use caravan_client::ServerListError;
 use caravan_server::autopilot::SerfStatus;
 use http::StatusCode;

@@ -282,8 +282,8 @@ mod tests {
     fn a_keyring_signs_with_its_primary_and_accepts_every_key() {
         let old = vec![7u8; 32];
         let new = vec![9u8; 32];
-        let rotating = ClusterKey::from_gossip_keyring(&[new.clone(), old.clone()], "global")
-            .unwrap();
+        let rotating =
+            ClusterKey::from_gossip_keyring(&[new.clone(), old.clone()], "global").unwrap();
         let (header, hash) = key().sign("GET", "/rpc/raft/status", b"");
         rotating
             .verify_header(Some(&header), "GET", "/rpc/raft/status", Some(&hash))

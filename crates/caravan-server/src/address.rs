@@ -27,23 +27,3 @@ pub fn resolve(address: &str, default_port: u16) -> Result<SocketAddr, String> {
         .next()
         .ok_or_else(|| format!("failed to resolve {address}: no addresses"))
 }
-
-/// Reads a UUID kept in `path`, creating it on first use (written to a
-/// temporary file and renamed, so a crash never leaves half an ID).
-pub fn load_or_create_uuid(path: &std::path::Path) -> std::io::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) if uuid::Uuid::parse_str(text.trim()).is_ok() => Ok(text.trim().to_string()),
-        Ok(_) => Err(std::io::Error::other(format!(
-            "{} does not hold a UUID",
-            path.display()
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let id = uuid::Uuid::new_v4().to_string();
-            let temporary = path.with_extension("tmp");
-            std::fs::write(&temporary, &id)?;
-            std::fs::rename(&temporary, path)?;
-            Ok(id)
-        }
-        Err(error) => Err(error),
-    }
-}

@@ -21,13 +21,15 @@ pub struct ServerNode {
     pub http_addr: String,
 }
 
-/// What a log entry carries: one state command.
+/// What a log entry carries: one state command. Its `Display` (what
+/// openraft's log lines show) is the command's kind and keys, and its
+/// `Debug` redacts secrets; neither shows one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RaftRequest(pub Command);
 
 impl std::fmt::Display for RaftRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.0)
+        write!(f, "{}", self.0)
     }
 }
 

@@ -139,7 +139,7 @@ impl Server {
         members: Arc<dyn crate::autopilot::MemberView>,
     ) -> Result<Arc<Self>, ServerError> {
         let storage = |error: std::io::Error| ServerError::Storage(error.to_string());
-        std::fs::create_dir_all(&options.data_dir).map_err(storage)?;
+        caravan_files::create_private_dir(&options.data_dir).map_err(storage)?;
         let node_id = load_or_create_node_id(&options.data_dir).map_err(storage)?;
         let raft_id = raft_id_of(&node_id);
         let node = ServerNode {
@@ -1045,7 +1045,7 @@ fn raft_config(options: &ServerOptions) -> Result<openraft::Config, ServerError>
 
 /// The server's node UUID, created on first start and kept in `data_dir`.
 pub fn load_or_create_node_id(dir: &std::path::Path) -> std::io::Result<String> {
-    crate::address::load_or_create_uuid(&dir.join("node-id"))
+    caravan_files::load_or_create_uuid(&dir.join("node-id"))
 }
 
 /// The statuses a client may report (Nomad's `ValidNodeStatus`).

@@ -7,7 +7,10 @@ use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// One replicated write.
+/// One replicated write. Neither `Debug` nor `Display` shows a secret:
+/// `Debug` relies on the redacting `Debug` of [`AclToken`] and [`Node`],
+/// and `Display` (what Raft's log lines show) names only the kind of write
+/// and the keys it touches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Stores the scheduler configuration; with `cas`, only if the stored
@@ -96,6 +99,97 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The kind of write, as its variant is named.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::SchedulerConfigSet { .. } => "SchedulerConfigSet",
+            Command::SchedulerConfigInit { .. } => "SchedulerConfigInit",
+            Command::AutopilotConfigSet { .. } => "AutopilotConfigSet",
+            Command::AutopilotConfigInit { .. } => "AutopilotConfigInit",
+            Command::AclBootstrap { .. } => "AclBootstrap",
+            Command::AclPolicyUpsert { .. } => "AclPolicyUpsert",
+            Command::AclPolicyDelete { .. } => "AclPolicyDelete",
+            Command::AclTokenUpsert { .. } => "AclTokenUpsert",
+            Command::AclTokenDelete { .. } => "AclTokenDelete",
+            Command::NodeRegister { .. } => "NodeRegister",
+            Command::NodeUpdateStatus { .. } => "NodeUpdateStatus",
+            Command::NodeUpdateEligibility { .. } => "NodeUpdateEligibility",
+            Command::NodeUpdateDrain { .. } => "NodeUpdateDrain",
+            Command::NodeDrainComplete { .. } => "NodeDrainComplete",
+            Command::NodeDeregister { .. } => "NodeDeregister",
+            Command::NodeEmitEvents { .. } => "NodeEmitEvents",
+        }
+    }
+}
+
+/// The kind of write and its keys, e.g. `AclTokenUpsert(accessors=[..])`;
+/// never a secret.
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = self.kind();
+        match self {
+            Command::SchedulerConfigSet { cas, .. } | Command::AutopilotConfigSet { cas, .. } => {
+                write!(f, "{kind}(cas={cas:?})")
+            }
+            Command::SchedulerConfigInit { .. } | Command::AutopilotConfigInit { .. } => {
+                write!(f, "{kind}")
+            }
+            Command::AclBootstrap { token, reset_index } => write!(
+                f,
+                "{kind}(accessor={:?}, reset_index={reset_index:?})",
+                token.accessor_id
+            ),
+            Command::AclPolicyUpsert { policies } => {
+                let names: Vec<&str> = policies.iter().map(|policy| policy.name.as_str()).collect();
+                write!(f, "{kind}(names={names:?})")
+            }
+            Command::AclPolicyDelete { names } => write!(f, "{kind}(names={names:?})"),
+            Command::AclTokenUpsert { tokens } => {
+                let accessors: Vec<&str> = tokens
+                    .iter()
+                    .map(|token| token.accessor_id.as_str())
+                    .collect();
+                write!(f, "{kind}(accessors={accessors:?})")
+            }
+            Command::AclTokenDelete { accessors } => write!(f, "{kind}(accessors={accessors:?})"),
+            Command::NodeRegister { node, .. } => {
+                write!(f, "{kind}(node={:?}, name={:?})", node.id, node.name)
+            }
+            Command::NodeUpdateStatus {
+                node_id, status, ..
+            } => write!(f, "{kind}(node={node_id:?}, status={status:?})"),
+            Command::NodeUpdateEligibility {
+                node_id,
+                eligibility,
+                ..
+            } => write!(f, "{kind}(node={node_id:?}, eligibility={eligibility:?})"),
+            Command::NodeUpdateDrain {
+                node_id,
+                spec,
+                mark_eligible,
+                ..
+            } => write!(
+                f,
+                "{kind}(node={node_id:?}, drain={}, mark_eligible={mark_eligible})",
+                spec.is_some()
+            ),
+            Command::NodeDrainComplete {
+                node_id,
+                deadline_reached,
+                ..
+            } => write!(
+                f,
+                "{kind}(node={node_id:?}, deadline_reached={deadline_reached})"
+            ),
+            Command::NodeDeregister { node_ids } => write!(f, "{kind}(nodes={node_ids:?})"),
+            Command::NodeEmitEvents { node_id, events } => {
+                write!(f, "{kind}(node={node_id:?}, events={})", events.len())
+            }
+        }
+    }
+}
+
 /// What applying a [`Command`] produced, returned to the writer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResult {
@@ -115,5 +209,77 @@ impl CommandResult {
             CommandResult::Cas(applied) => *applied,
             CommandResult::Refused(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "5e1c7e7a-0000-4000-8000-5ec7e75ec7e7";
+
+    fn token() -> AclToken {
+        AclToken {
+            accessor_id: "accessor-1".to_string(),
+            secret_id: SECRET.to_string(),
+            name: "ops".to_string(),
+            ..AclToken::default()
+        }
+    }
+
+    fn commands() -> Vec<Command> {
+        let node = Node {
+            id: "node-1".to_string(),
+            secret_id: SECRET.to_string(),
+            name: "client-1".to_string(),
+            ..Node::default()
+        };
+        vec![
+            Command::AclBootstrap {
+                token: token(),
+                reset_index: None,
+            },
+            Command::AclTokenUpsert {
+                tokens: vec![token()],
+            },
+            Command::NodeRegister {
+                node: Box::new(node),
+                now: Utc::now(),
+            },
+        ]
+    }
+
+    #[test]
+    fn neither_display_nor_debug_shows_a_secret() {
+        for command in commands() {
+            let shown = format!("{command}");
+            let debugged = format!("{command:?}");
+            let pretty = format!("{command:#?}");
+            for text in [&shown, &debugged, &pretty] {
+                assert!(!text.contains(SECRET), "{text}");
+            }
+            assert!(shown.starts_with(command.kind()), "{shown}");
+            assert!(
+                shown.contains("accessor-1") || shown.contains("node-1"),
+                "{shown}"
+            );
+            assert!(debugged.contains("<redacted>"), "{debugged}");
+        }
+    }
+
+    #[test]
+    fn serialisation_keeps_the_secrets() {
+        for command in commands() {
+            let json = serde_json::to_string(&command).unwrap();
+            assert!(json.contains(SECRET), "{json}");
+            let back: Command = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, command);
+        }
+    }
+
+    #[test]
+    fn blank_secrets_show_blank() {
+        let token = AclToken::default();
+        assert!(format!("{token:?}").contains("secret_id: \"\""));
     }
 }

@@ -56,7 +56,9 @@ struct CountedConnection {
 
 impl ConnectionCounts {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, u32>> {
-        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn acquire(self: &Arc<Self>, ip: IpAddr, limit: u32) -> Option<CountedConnection> {
@@ -145,23 +147,24 @@ async fn serve_connection(
     let _counted = counted;
     let _ = stream.set_nodelay(true);
     let pause = (!limits.handshake_timeout.is_zero()).then_some(limits.handshake_timeout);
-    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let router = router.clone();
-        async move {
-            let request = request.map(|body| {
-                axum::body::Body::new(PausingBody {
-                    inner: body,
-                    pause,
-                    deadline: None,
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            async move {
+                let request = request.map(|body| {
+                    axum::body::Body::new(PausingBody {
+                        inner: body,
+                        pause,
+                        deadline: None,
+                    })
+                });
+                let request = caravan_http::normalize_path(request);
+                Ok::<_, Infallible>(match router.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
                 })
-            });
-            let request = caravan_http::normalize_path(request);
-            Ok::<_, Infallible>(match router.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            })
-        }
-    });
+            }
+        });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).keep_alive(true);
     builder.header_read_timeout(pause);

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::Agent;
 
-const LIMITS: &str = "limits {\n  https_handshake_timeout = \"1s\"\n  http_max_conns_per_client = 5\n}\n";
+const LIMITS: &str =
+    "limits {\n  https_handshake_timeout = \"1s\"\n  http_max_conns_per_client = 5\n}\n";
 
 fn connect(agent: &Agent) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", agent.http_port)).expect("connect");
@@ -51,7 +52,10 @@ fn connections_past_the_per_client_limit_get_429() {
     let mut extra = connect(&agent);
     let (answer, closed) = read_until_closed(&mut extra);
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer:?}");
-    assert!(answer.contains("too many concurrent connections"), "{answer:?}");
+    assert!(
+        answer.contains("too many concurrent connections"),
+        "{answer:?}"
+    );
     assert!(closed);
     drop(held);
     // Once they are gone, the same client is served again.
@@ -68,7 +72,10 @@ fn connections_past_the_per_client_limit_get_429() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(served, "the client was not served after closing its connections");
+    assert!(
+        served,
+        "the client was not served after closing its connections"
+    );
 }
 
 #[test]

@@ -141,3 +141,90 @@ fn sigint_shuts_down_a_server_cleanly() {
     let status = agent.stop_with(nix::sys::signal::Signal::SIGINT);
     assert!(status.success(), "exit status {status}");
 }
+
+/// A server whose log was compacted behind a snapshot, stopped cleanly.
+fn stopped_server_with_a_snapshot() -> (Agent, Value) {
+    let mut agent = Agent::start_with_data_dir(
+        &["-server", "-bootstrap-expect", "1"],
+        "server {\n  raft_snapshot_threshold = 8\n  raft_trailing_logs = 2\n}\n",
+    );
+    let snapshot = agent.data_dir().join("server/snapshots/state.snap");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut round = 0;
+    while !snapshot.exists() || round < 20 {
+        write_algorithm(&agent, round);
+        round += 1;
+        assert!(std::time::Instant::now() < deadline, "no snapshot taken");
+    }
+    let before = scheduler(&agent);
+    let status = agent.stop_with(nix::sys::signal::Signal::SIGINT);
+    assert!(status.success(), "exit status {status}");
+    (agent, before)
+}
+
+/// Starts the agent again, expecting it to refuse: exit status 1 and a
+/// message; returns what it logged this time.
+fn refused_start(agent: &mut Agent) -> String {
+    let logged_before = agent.log().len();
+    agent.respawn();
+    let status = agent.wait_exit();
+    let log = agent.log()[logged_before..].to_string();
+    assert_eq!(status.code(), Some(1), "{log}");
+    log
+}
+
+#[test]
+fn a_damaged_snapshot_stops_the_start_naming_the_file() {
+    let (mut agent, before) = stopped_server_with_a_snapshot();
+    let snapshot = agent.data_dir().join("server/snapshots/state.snap");
+    let original = std::fs::read(&snapshot).unwrap();
+    let mut damaged = original.clone();
+    // A digit of some index in the state: still valid JSON.
+    let position = damaged
+        .iter()
+        .rposition(|byte| byte.is_ascii_digit())
+        .unwrap();
+    damaged[position] = if damaged[position] == b'7' {
+        b'8'
+    } else {
+        b'7'
+    };
+    std::fs::write(&snapshot, &damaged).unwrap();
+
+    let log = refused_start(&mut agent);
+    let expected = format!(
+        "==> Error starting agent: failed to start the server: data loss: {}",
+        snapshot.display()
+    );
+    assert!(log.contains(&expected), "no {expected:?} in:\n{log}");
+    assert!(log.contains("checksum mismatch"), "{log}");
+
+    // Nothing was harmed: with the file put back, the server starts with
+    // its state.
+    std::fs::write(&snapshot, &original).unwrap();
+    agent.restart();
+    assert_eq!(scheduler(&agent), before);
+}
+
+#[test]
+fn a_missing_raft_log_beside_a_snapshot_stops_the_start_naming_the_file() {
+    let (mut agent, _) = stopped_server_with_a_snapshot();
+    let log_file = agent.data_dir().join("server/raft.redb");
+    std::fs::remove_file(&log_file).unwrap();
+
+    let log = refused_start(&mut agent);
+    let expected = format!(
+        "==> Error starting agent: failed to start the server: data loss: {}",
+        log_file.display()
+    );
+    assert!(log.contains(&expected), "no {expected:?} in:\n{log}");
+    assert!(
+        !log_file.exists(),
+        "a refused start must not create the log"
+    );
+
+    // An emptied log is refused the same way, and so is every retry.
+    std::fs::write(&log_file, b"").unwrap();
+    let log = refused_start(&mut agent);
+    assert!(log.contains(&expected), "no {expected:?} in:\n{log}");
+}

@@ -200,7 +200,11 @@ fn a_server_with_a_gossip_key_refuses_unsigned_server_rpcs() {
         &["-server", "-bootstrap-expect", "1"],
         &format!("server {{\n  encrypt = \"{key}\"\n}}\n"),
     );
-    assert!(!agent.log().contains("accept any caller"), "{}", agent.log());
+    assert!(
+        !agent.log().contains("accept any caller"),
+        "{}",
+        agent.log()
+    );
     let (status, body) = rpc_post(&agent, "/rpc/raft", &forged_vote(5));
     assert_eq!(status, 403, "{body}");
     let (status, _) = rpc_post(&agent, "/rpc/raft/remove-peer", &json!("x"));

@@ -57,8 +57,14 @@ pub struct Agent {
     pub config_file: PathBuf,
     pub log_file: PathBuf,
     pub dir: tempfile::TempDir,
+    /// `CARAVAN_LOG` for the process; `None` leaves it unset, so the
+    /// agent's `-log-level` decides what is logged.
+    pub log_filter: Option<String>,
     http: reqwest::blocking::Client,
 }
+
+/// The log filter tests run the agent with unless they ask otherwise.
+pub const DEFAULT_LOG_FILTER: &str = "info,openraft=warn";
 
 impl Agent {
     /// `caravan agent -dev` on free ports.
@@ -108,6 +114,20 @@ impl Agent {
         Self::launch_on(dir, args, extra_hcl, free_ports())
     }
 
+    /// As [`Agent::start`], with `CARAVAN_LOG` unset: `-log-level` in
+    /// `args` decides what goes to the log file (stderr).
+    pub fn start_at_log_level(args: &[&str], extra_hcl: &str) -> Self {
+        let agent = Self::launch_full(
+            tempfile::tempdir().expect("tempdir"),
+            args,
+            extra_hcl,
+            free_ports(),
+            None,
+        );
+        agent.wait_ready();
+        agent
+    }
+
     /// Starts a server with a data dir on the given ports, without waiting.
     pub fn launch_server_on(ports: (u16, u16, u16), extra_hcl: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -126,7 +146,23 @@ impl Agent {
         dir: tempfile::TempDir,
         args: &[&str],
         extra_hcl: &str,
+        ports: (u16, u16, u16),
+    ) -> Self {
+        Self::launch_full(
+            dir,
+            args,
+            extra_hcl,
+            ports,
+            Some(DEFAULT_LOG_FILTER.to_string()),
+        )
+    }
+
+    fn launch_full(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        extra_hcl: &str,
         (http_port, rpc_port, serf_port): (u16, u16, u16),
+        log_filter: Option<String>,
     ) -> Self {
         let config_file = dir.path().join("ports.hcl");
         std::fs::write(
@@ -149,6 +185,7 @@ impl Agent {
             log_file: dir.path().join("agent.log"),
             config_file,
             dir,
+            log_filter,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .redirect(reqwest::redirect::Policy::none())
@@ -165,9 +202,13 @@ impl Agent {
             .append(true)
             .open(&self.log_file)
             .expect("log file");
-        let child = Command::new(BINARY)
-            .args(&self.args)
-            .env("CARAVAN_LOG", "info,openraft=warn")
+        let mut command = Command::new(BINARY);
+        command.args(&self.args);
+        match &self.log_filter {
+            Some(filter) => command.env("CARAVAN_LOG", filter),
+            None => command.env_remove("CARAVAN_LOG"),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -325,6 +366,30 @@ impl Agent {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits for a process that should stop on its own (a refused start),
+    /// returning its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("agent did not exit on its own; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// After a clean stop: starts the same command line again (same ports,
+    /// same data) without waiting for anything.
+    pub fn respawn(&mut self) {
+        self.kill9();
+        self.spawn();
     }
 
     /// Starts the same command line again (same ports, same data).
