@@ -88,6 +88,7 @@ async fn blocking_wakeup(http_addr: &str, node_id: &str, waiters: usize) -> Resu
 }
 
 fn main() {
+    caravan_tls::install_default_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args
         .iter()

@@ -55,6 +55,9 @@ pub struct ClientOptions {
     pub revision: String,
     /// How often drivers are checked again.
     pub fingerprint_interval: Duration,
+    /// Whether servers' RPC ports speak TLS (`tls { rpc = true }`); the
+    /// HTTP client given to [`Client::new`] then carries the certificate.
+    pub rpc_tls: bool,
 }
 
 /// What the heartbeat loop last learned.
@@ -69,7 +72,7 @@ struct HeartbeatState {
 pub struct Client {
     options: ClientOptions,
     servers: ServerList,
-    http: reqwest::Client,
+    rpc: caravan_rpc::RpcClient,
     node: Mutex<Node>,
     driver_states: Mutex<BTreeMap<String, DriverState>>,
     heartbeat: Mutex<HeartbeatState>,
@@ -97,9 +100,10 @@ impl Client {
             .collect();
         let facts = fingerprint::host_facts(&options.state_dir);
         let node = fingerprint::build_node(&options, &facts, &infos, &driver_states);
+        let rpc = caravan_rpc::RpcClient::new(http, None).with_tls(options.rpc_tls);
         Arc::new(Self {
-            servers: ServerList::new(servers, http.clone()).await,
-            http,
+            servers: ServerList::new(servers, rpc.clone()).await,
+            rpc,
             node: Mutex::new(node),
             driver_states: Mutex::new(driver_states),
             heartbeat: Mutex::new(HeartbeatState::default()),
@@ -165,7 +169,7 @@ impl Client {
         let node = self.node();
         self.with_failover(|server| {
             let node = node.clone();
-            async move { rpc::register(&self.http, &server, &node).await }
+            async move { rpc::register(&self.rpc, &server, &node).await }
         })
         .await
     }
@@ -178,7 +182,7 @@ impl Client {
         };
         self.with_failover(|server| {
             let beat = beat.clone();
-            async move { rpc::heartbeat(&self.http, &server, &beat).await }
+            async move { rpc::heartbeat(&self.rpc, &server, &beat).await }
         })
         .await
     }
@@ -204,7 +208,7 @@ impl Client {
             events,
         };
         for server in self.servers.get() {
-            match rpc::emit_events(&self.http, &server, &report).await {
+            match rpc::emit_events(&self.rpc, &server, &report).await {
                 Ok(_) => return,
                 Err(error) => tracing::warn!(%server, %error, "failed to report node events"),
             }

@@ -1,5 +1,7 @@
 //! The client's calls to servers: register, heartbeat and events, over the
-//! RPC port. The node simulator uses the same calls.
+//! RPC port. The node simulator uses the same calls. Clients prove
+//! themselves with their node secret, not the cluster key: their
+//! `RpcClient` carries none.
 
 use std::time::Duration;
 
@@ -13,37 +15,29 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// reached (try another).
 pub type RpcError = CallError;
 
-fn client(http: &reqwest::Client) -> RpcClient {
-    // Clients prove themselves with their node secret, not the cluster key.
-    RpcClient::new(http.clone(), None)
-}
-
 pub async fn register(
-    http: &reqwest::Client,
+    rpc: &RpcClient,
     server: &str,
     node: &Node,
 ) -> Result<NodeRpcReply, RpcError> {
-    client(http)
-        .post(server, paths::NODE_REGISTER, node, RPC_TIMEOUT)
+    rpc.post(server, paths::NODE_REGISTER, node, RPC_TIMEOUT)
         .await
 }
 
 pub async fn heartbeat(
-    http: &reqwest::Client,
+    rpc: &RpcClient,
     server: &str,
     beat: &NodeHeartbeat,
 ) -> Result<NodeRpcReply, RpcError> {
-    client(http)
-        .post(server, paths::NODE_HEARTBEAT, beat, RPC_TIMEOUT)
+    rpc.post(server, paths::NODE_HEARTBEAT, beat, RPC_TIMEOUT)
         .await
 }
 
 pub async fn emit_events(
-    http: &reqwest::Client,
+    rpc: &RpcClient,
     server: &str,
     report: &NodeEvents,
 ) -> Result<u64, RpcError> {
-    client(http)
-        .post(server, paths::NODE_EVENTS, report, RPC_TIMEOUT)
+    rpc.post(server, paths::NODE_EVENTS, report, RPC_TIMEOUT)
         .await
 }

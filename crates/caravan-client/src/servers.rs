@@ -22,11 +22,11 @@ pub enum ServerListError {
 /// The servers a client talks to, as `ip:port` RPC addresses.
 pub struct ServerList {
     servers: RwLock<Vec<String>>,
-    rpc_client: reqwest::Client,
+    rpc_client: caravan_rpc::RpcClient,
 }
 
 impl ServerList {
-    pub async fn new(servers: Vec<String>, rpc_client: reqwest::Client) -> Self {
+    pub async fn new(servers: Vec<String>, rpc_client: caravan_rpc::RpcClient) -> Self {
         let mut resolved = Vec::new();
         for server in &servers {
             match resolve(server).await {
@@ -113,7 +113,8 @@ impl ServerList {
         let resolved = resolve(address).await?;
         let response = self
             .rpc_client
-            .get(format!("http://{resolved}{PING_PATH}"))
+            .http()
+            .get(self.rpc_client.url(&resolved.to_string(), PING_PATH))
             .timeout(PING_TIMEOUT)
             .send()
             .await

@@ -65,6 +65,7 @@ pub struct FileConfig {
     pub ui: Option<Value>,
     pub plugin: Option<Value>,
     pub limits: Option<crate::limits::LimitsFile>,
+    pub tls: Option<crate::tls::TlsFile>,
     pub enable_syslog: Option<bool>,
     pub syslog_facility: Option<String>,
     pub disable_update_check: Option<bool>,

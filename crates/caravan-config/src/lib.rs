@@ -8,6 +8,7 @@ pub mod file;
 pub mod flags;
 pub mod limits;
 mod network;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -198,6 +199,8 @@ pub struct AgentConfig {
     pub leave_on_terminate: bool,
     /// Connection limits on the HTTP and RPC ports (Nomad's `limits`).
     pub limits: limits::Limits,
+    /// TLS on the HTTP and RPC ports (Nomad's `tls`).
+    pub tls: tls::TlsConfig,
     /// The configuration files that were loaded, in order.
     pub files: Vec<String>,
     /// Nomad keys that were set but have no effect in Caravan yet.
@@ -358,6 +361,7 @@ impl AgentConfig {
             leave_on_interrupt: false,
             leave_on_terminate: false,
             limits: limits::Limits::default(),
+            tls: tls::TlsConfig::default(),
             files: Vec::new(),
             keys_without_effect: Vec::new(),
         }
@@ -470,6 +474,11 @@ impl AgentConfig {
             )
             .map_err(|(key, message)| key_error(&key, message))?;
             set(&mut self.acl.replication_token, &acl.replication_token);
+        }
+        if let Some(tls) = &file.tls {
+            self.tls
+                .apply(tls)
+                .map_err(|(key, message)| key_error(&key, message))?;
         }
         if let Some(limits) = &file.limits {
             self.limits

@@ -228,7 +228,7 @@ async fn fetch_identity(
     let get = |path: String| {
         let mut request = ctx
             .http_client
-            .get(format!("http://{server}{path}"))
+            .get(crate::forward::rpc_url(ctx, server, &path))
             .timeout(Duration::from_secs(10));
         if !secret.is_empty() {
             request = request.header("X-Nomad-Token", secret);

@@ -111,7 +111,7 @@ pub async fn forward(
         for target in &targets {
             let mut request = ctx
                 .http_client
-                .request(parts.method.clone(), format!("http://{target}{path}"))
+                .request(parts.method.clone(), rpc_url(ctx, target, path))
                 .timeout(timeout)
                 .header(FORWARDED_HEADER, hops.to_string())
                 .body(body.clone());
@@ -146,6 +146,14 @@ pub async fn forward(
     }
     let pretty = query.pretty;
     render_error(ctx, ApiError::internal(last_error), pretty, is_query)
+}
+
+/// The URL of `path` on a server's RPC port: HTTPS under
+/// `tls { rpc = true }`, where `ctx.http_client` carries the agent's
+/// certificate.
+pub fn rpc_url(ctx: &AgentContext, server: &str, path: &str) -> String {
+    let scheme = if ctx.config.tls.rpc { "https" } else { "http" };
+    format!("{scheme}://{server}{path}")
 }
 
 fn is_end_to_end(name: &HeaderName) -> bool {

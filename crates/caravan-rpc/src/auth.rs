@@ -29,6 +29,18 @@ const MAX_SKEW: u64 = MAX_SKEW_SECS;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Who is on the other end of a connection, as its TLS certificate says;
+/// the listener puts it in every request's extensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The connection is TLS and the peer presented a CA-signed
+    /// certificate.
+    pub verified: bool,
+    /// That certificate names a server of this region
+    /// (`server.<region>.nomad`).
+    pub server_of_region: bool,
+}
+
 /// Why a request was not accepted as coming from a server of this cluster.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

@@ -42,12 +42,14 @@ impl CallError {
 pub struct RpcClient {
     http: reqwest::Client,
     key: Option<Arc<ClusterKey>>,
+    scheme: &'static str,
 }
 
 impl std::fmt::Debug for RpcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RpcClient")
             .field("signed", &self.key.is_some())
+            .field("scheme", &self.scheme)
             .finish()
     }
 }
@@ -55,7 +57,23 @@ impl std::fmt::Debug for RpcClient {
 impl RpcClient {
     /// A client that signs with `key` (servers) or not at all (clients).
     pub fn new(http: reqwest::Client, key: Option<Arc<ClusterKey>>) -> Self {
-        Self { http, key }
+        Self {
+            http,
+            key,
+            scheme: "http",
+        }
+    }
+
+    /// Talks HTTPS (the RPC port under `tls { rpc = true }`); `http` must
+    /// then carry the agent's TLS configuration.
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.scheme = if tls { "https" } else { "http" };
+        self
+    }
+
+    /// The URL of `path` on `server`.
+    pub fn url(&self, server: &str, path: &str) -> String {
+        format!("{}://{server}{path}", self.scheme)
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -71,9 +89,7 @@ impl RpcClient {
         path: &str,
         body: Vec<u8>,
     ) -> reqwest::RequestBuilder {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("http://{server}{path}"));
+        let mut request = self.http.request(method.clone(), self.url(server, path));
         if let Some(key) = &self.key {
             let (signature, hash) = key.sign(method.as_str(), path, &body);
             request = request

@@ -19,7 +19,7 @@ mod error;
 pub mod messages;
 pub mod paths;
 
-pub use auth::{AuthError, ClusterKey};
+pub use auth::{AuthError, ClusterKey, PeerIdentity};
 pub use client::{CallError, RpcClient};
 pub use error::RpcError;
 pub use messages::{NodeEvents, NodeHeartbeat, NodeRpcReply, PingReply, RaftStatus};

@@ -3,9 +3,11 @@
 //! clients use to check a server before adopting it.
 //!
 //! Who may call what:
-//! - server-only routes ([`caravan_rpc::paths::is_server_only`]) need the
-//!   cluster key's signature ([`caravan_rpc::auth`]), checked from the
-//!   headers before any of the body is read;
+//! - server-only routes ([`caravan_rpc::paths::is_server_only`]) need,
+//!   under `tls { rpc = true }`, a peer certificate naming a server of this
+//!   region (`server.<region>.nomad`); otherwise the cluster key's
+//!   signature ([`caravan_rpc::auth`]), checked from the headers before any
+//!   of the body is read;
 //! - node routes need the node's own SecretID (checked in the endpoints);
 //! - the ping answers anyone (region, datacenter and ID are not secret).
 //!
@@ -24,7 +26,7 @@ use axum::{Json, Router};
 use caravan_api_types::node::Node;
 use caravan_rpc::auth::{verify_body, AUTH_HEADER, BODY_HASH_HEADER};
 use caravan_rpc::{
-    paths, ClusterKey, NodeEvents, NodeHeartbeat, NodeRpcReply, PingReply, RpcError,
+    paths, ClusterKey, NodeEvents, NodeHeartbeat, NodeRpcReply, PeerIdentity, PingReply, RpcError,
 };
 
 use crate::server::Server;
@@ -49,7 +51,10 @@ const SMALL_BODY_LIMIT: usize = 64 << 10;
 /// The RPC routes of a server. The agent merges these with the API routes
 /// that forwarded HTTP requests reach.
 pub fn rpc_router(server: Arc<Server>) -> Router {
-    let key = server.options().cluster_key.clone();
+    let guard = ServerGuard {
+        key: server.options().cluster_key.clone(),
+        require_server_cert: server.options().rpc_tls,
+    };
     let server_only = Router::new()
         .route(
             paths::RAFT,
@@ -65,7 +70,7 @@ pub fn rpc_router(server: Arc<Server>) -> Router {
         )
         .route(paths::RAFT_READ_INDEX, get(read_index))
         .route(paths::RAFT_STATUS, get(raft_status))
-        .layer(axum::middleware::from_fn_with_state(key, authenticate));
+        .layer(axum::middleware::from_fn_with_state(guard, authenticate));
     let nodes = Router::new()
         .route(paths::NODE_REGISTER, post(node_register))
         .route(paths::NODE_HEARTBEAT, post(node_heartbeat))
@@ -90,15 +95,31 @@ fn refuse(status: axum::http::StatusCode, error: RpcError) -> Response {
     (status, Json(Err::<(), _>(error))).into_response()
 }
 
-/// Lets a request through only when it carries the cluster key's
-/// signature; with no key configured every caller is let through (the
+/// How server-only routes tell a server from anyone else.
+#[derive(Clone)]
+struct ServerGuard {
+    key: Option<Arc<ClusterKey>>,
+    require_server_cert: bool,
+}
+
+/// Lets a request through only when it comes from a server of this
+/// region: by its certificate under RPC TLS, else by the cluster key's
+/// signature; with neither configured every caller is let through (the
 /// agent said so at start).
-async fn authenticate(
-    State(key): State<Option<Arc<ClusterKey>>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(key) = key else {
+async fn authenticate(State(guard): State<ServerGuard>, request: Request, next: Next) -> Response {
+    if guard.require_server_cert {
+        let peer = request.extensions().get::<PeerIdentity>().copied();
+        if peer.is_some_and(|peer| peer.server_of_region) {
+            return next.run(request).await;
+        }
+        return refuse(
+            axum::http::StatusCode::FORBIDDEN,
+            RpcError::Unauthenticated(
+                "a server certificate of this region is required".to_string(),
+            ),
+        );
+    }
+    let Some(key) = guard.key else {
         return next.run(request).await;
     };
     let (parts, body) = request.into_parts();

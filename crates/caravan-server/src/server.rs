@@ -55,6 +55,9 @@ pub struct ServerOptions {
     /// The key server-to-server calls are signed with and checked against;
     /// `None` leaves the server-only routes open (the agent warns).
     pub cluster_key: Option<Arc<ClusterKey>>,
+    /// Whether the RPC port is TLS: server-only routes then require a
+    /// server certificate of this region.
+    pub rpc_tls: bool,
 }
 
 /// Why a server operation failed.
@@ -177,6 +180,7 @@ impl Server {
 
         let heartbeat = options.heartbeat;
         let options_key = options.cluster_key.clone();
+        let options_tls = options.rpc_tls;
         let server = Arc::new(Self {
             options,
             node,
@@ -185,7 +189,7 @@ impl Server {
             store,
             log_store,
             state_machine,
-            rpc: RpcClient::new(rpc_client, options_key),
+            rpc: RpcClient::new(rpc_client, options_key).with_tls(options_tls),
             last_leader_contact: Mutex::new(None),
             ready_term: AtomicU64::new(0),
             heartbeats: Arc::new(HeartbeatTracker::new(heartbeat)),

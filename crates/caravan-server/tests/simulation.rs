@@ -130,11 +130,15 @@ async fn run_server(
         heartbeat: HeartbeatConfig::default(),
         storage: Storage::Memory(disk),
         cluster_key: None,
+        rpc_tls: false,
     };
     let server = Server::start(
         options,
         Arc::new(SimTransport),
-        reqwest::Client::new(),
+        {
+            caravan_tls::install_default_provider();
+            reqwest::Client::new()
+        },
         Arc::new(NoGossip),
     )
     .await

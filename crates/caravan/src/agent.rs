@@ -110,8 +110,15 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         rpc: config.advertised(&config.advertise.rpc, rpc_bound),
         serf: config.advertised(&config.advertise.serf, serf_bound),
     };
-    let http_client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
+    let tls = load_tls(&config)?;
+    let mut http_client = reqwest::Client::builder().pool_max_idle_per_host(64);
+    if let (Some(tls), true) = (&tls, config.tls.rpc) {
+        // Every outgoing call of the agent goes to an RPC port (Raft,
+        // forwarding, the client's node RPCs), so it speaks that port's TLS.
+        let client_config = tls.client_config().context("failed to set up TLS")?;
+        http_client = http_client.tls_backend_preconfigured(client_config);
+    }
+    let http_client = http_client
         .build()
         .context("failed to build the HTTP client")?;
 
@@ -120,7 +127,8 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         false => None,
     };
     let cluster_key = cluster_key(&config, gossip.as_deref());
-    let rpc_client = caravan_rpc::RpcClient::new(http_client.clone(), cluster_key.clone());
+    let rpc_client = caravan_rpc::RpcClient::new(http_client.clone(), cluster_key.clone())
+        .with_tls(config.tls.rpc);
     let server = match &gossip {
         Some(gossip) => {
             let server = start_server(
@@ -174,6 +182,17 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
     let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
     let mut listeners = Vec::new();
     let limits = ctx.config.limits;
+    let listener_tls = |on: bool, require_client_cert: bool| -> anyhow::Result<_> {
+        match (&tls, on) {
+            (Some(tls), true) => Ok(Some(crate::listener::ListenerTls {
+                config: tls
+                    .server_config(require_client_cert)
+                    .context("failed to set up TLS")?,
+                region: ctx.config.region.clone(),
+            })),
+            _ => Ok(None),
+        }
+    };
     listeners.push(tokio::spawn(crate::listener::serve(
         http_listener,
         api.clone(),
@@ -181,6 +200,7 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
             handshake_timeout: limits.https_handshake_timeout,
             max_conns_per_client: limits.http_max_conns_per_client,
         },
+        listener_tls(ctx.config.tls.http, ctx.config.tls.verify_https_client)?,
         shutdown.clone(),
     )));
     if let (Some(listener), Some(server)) = (rpc_listener, &server) {
@@ -192,6 +212,8 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
                 handshake_timeout: limits.rpc_handshake_timeout,
                 max_conns_per_client: limits.rpc_max_conns_per_client,
             },
+            // Mutual TLS: every caller of the RPC port shows a certificate.
+            listener_tls(ctx.config.tls.rpc, true)?,
             shutdown.clone(),
         )));
     }
@@ -208,7 +230,7 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         data_dir.display()
     );
 
-    wait_for_signal().await;
+    wait_for_signal(tls.clone()).await;
     tracing::info!("caught signal, shutting down");
     let _ = shutdown_sender.send(true);
     if let Some(gossip) = &gossip {
@@ -329,6 +351,14 @@ fn cluster_key(
     if config.dev_mode {
         return Some(Arc::new(caravan_rpc::ClusterKey::random()));
     }
+    if config.tls.rpc {
+        // Server certificates authenticate servers; gossip is still open.
+        tracing::warn!(
+            "no gossip encryption key (server.encrypt): the serf port accepts any caller \
+             that can reach it; set server.encrypt on every server"
+        );
+        return None;
+    }
     tracing::warn!(
         "no gossip encryption key (server.encrypt) and no TLS: the RPC and serf ports accept \
          any caller that can reach them; set server.encrypt on every server"
@@ -367,6 +397,7 @@ async fn start_server(
         },
         storage: caravan_server::memory_disk::Storage::Disk,
         cluster_key,
+        rpc_tls: config.tls.rpc,
     };
     let transport = Arc::new(HttpTransport::new(rpc_client.clone()));
     Server::start(
@@ -426,6 +457,7 @@ async fn start_client(
         version: caravan_http::version::full_version(),
         revision: String::new(),
         fingerprint_interval: std::time::Duration::from_secs(30),
+        rpc_tls: config.tls.rpc,
     };
     let mut servers = client_config.servers.clone();
     if servers.is_empty() && local_server {
@@ -436,7 +468,48 @@ async fn start_client(
     Ok(client)
 }
 
-async fn wait_for_signal() {
+/// Loads the `tls {}` certificates when TLS is on, or stops the agent with
+/// an error naming the file.
+fn load_tls(config: &AgentConfig) -> anyhow::Result<Option<Arc<caravan_tls::AgentTls>>> {
+    if !config.tls.enabled() {
+        return Ok(None);
+    }
+    let settings = caravan_tls::TlsSettings {
+        http: config.tls.http,
+        rpc: config.tls.rpc,
+        ca_file: config.tls.ca_file.clone(),
+        cert_file: config.tls.cert_file.clone(),
+        key_file: config.tls.key_file.clone(),
+        verify_server_hostname: config.tls.verify_server_hostname,
+        verify_https_client: config.tls.verify_https_client,
+    };
+    Ok(Some(caravan_tls::AgentTls::load(
+        &settings,
+        &config.region,
+    )?))
+}
+
+/// Waits for SIGINT or SIGTERM; on SIGHUP reloads the TLS certificate and
+/// key (new connections use them; open ones keep theirs).
+async fn wait_for_signal(tls: Option<Arc<caravan_tls::AgentTls>>) {
+    let reload = async {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return std::future::pending::<()>().await;
+        };
+        while hangup.recv().await.is_some() {
+            match &tls {
+                Some(tls) => match tls.reload() {
+                    Ok(()) => tracing::info!("reloaded the TLS certificate and key"),
+                    Err(error) => {
+                        tracing::error!(%error, "TLS reload failed; keeping the old certificate")
+                    }
+                },
+                None => tracing::info!("caught SIGHUP; nothing to reload"),
+            }
+        }
+        std::future::pending::<()>().await
+    };
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -448,5 +521,6 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+        () = reload => {}
     }
 }

@@ -10,7 +10,10 @@
 //!   timed the same way);
 //! - a request body may pause at most that long between two chunks;
 //! - an accept error (out of file descriptors) backs off instead of
-//!   spinning.
+//!   spinning;
+//! - with TLS, the handshake must finish within the handshake timeout, and
+//!   the peer's certificate becomes a [`PeerIdentity`] in every request's
+//!   extensions (server-only RPC routes require a server of the region).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,6 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use caravan_rpc::PeerIdentity;
 use http_body::{Body as HttpBody, Frame};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
@@ -31,6 +35,15 @@ use tower::ServiceExt;
 /// Nomad's answer past the per-client connection limit.
 const TOO_MANY_CONNECTIONS: &str =
     "Your IP is issuing too many concurrent connections, please rate limit your calls\n";
+
+/// TLS on a listener: the rustls configuration (whose certificate is
+/// resolved per handshake, so a SIGHUP reload applies to new connections)
+/// and the region whose server certificates count as servers.
+#[derive(Clone)]
+pub struct ListenerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub region: String,
+}
 
 /// What bounds one listener's connections.
 #[derive(Debug, Clone, Copy)]
@@ -92,9 +105,14 @@ pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     limits: ConnectionLimits,
+    tls: Option<ListenerTls>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let counts = Arc::new(ConnectionCounts::default());
+    let acceptor = tls
+        .as_ref()
+        .map(|tls| tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config)));
+    let region = tls.map(|tls| tls.region).unwrap_or_default();
     loop {
         let stopping = shutdown.wait_for(|stop| *stop);
         let accepted = tokio::select! {
@@ -102,7 +120,10 @@ pub async fn serve(
             _ = stopping => return,
         };
         let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                let _ = accepted.0.set_nodelay(true);
+                accepted
+            }
             Err(error) => {
                 // Usually out of descriptors: let connections close first.
                 tracing::warn!(%error, "accepting a connection failed");
@@ -115,13 +136,48 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
-        tokio::spawn(serve_connection(
-            stream,
-            router.clone(),
-            limits,
-            shutdown.clone(),
-            counted,
-        ));
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        let Some(acceptor) = acceptor.clone() else {
+            tokio::spawn(serve_connection(
+                stream,
+                router,
+                limits,
+                PeerIdentity::default(),
+                shutdown,
+                counted,
+            ));
+            continue;
+        };
+        let region = region.clone();
+        tokio::spawn(async move {
+            let handshake = acceptor.accept(stream);
+            let stream = match limits.handshake_timeout.is_zero() {
+                true => handshake.await,
+                false => match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::debug!(client = %peer.ip(), "TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            let stream = match stream {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(client = %peer.ip(), %error, "TLS handshake failed");
+                    return;
+                }
+            };
+            let identity = match stream.get_ref().1.peer_certificates() {
+                Some(certs) if !certs.is_empty() => PeerIdentity {
+                    verified: true,
+                    server_of_region: caravan_tls::peer_is_server(certs, &region),
+                },
+                _ => PeerIdentity::default(),
+            };
+            serve_connection(stream, router, limits, identity, shutdown, counted).await;
+        });
     }
 }
 
@@ -137,27 +193,30 @@ async fn refuse(mut stream: TcpStream) {
     .await;
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     router: axum::Router,
     limits: ConnectionLimits,
+    identity: PeerIdentity,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     counted: CountedConnection,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let _counted = counted;
-    let _ = stream.set_nodelay(true);
     let pause = (!limits.handshake_timeout.is_zero()).then_some(limits.handshake_timeout);
     let service =
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let router = router.clone();
             async move {
-                let request = request.map(|body| {
+                let mut request = request.map(|body| {
                     axum::body::Body::new(PausingBody {
                         inner: body,
                         pause,
                         deadline: None,
                     })
                 });
+                request.extensions_mut().insert(identity);
                 let request = caravan_http::normalize_path(request);
                 Ok::<_, Infallible>(match router.oneshot(request).await {
                     Ok(response) => response,

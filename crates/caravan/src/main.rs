@@ -4,6 +4,7 @@
 mod agent;
 mod listener;
 mod node_sim;
+mod tls_command;
 
 use std::process::ExitCode;
 
@@ -13,15 +14,18 @@ Commands:
     agent      Runs a Caravan agent (server, client or both; -dev for a one-node cluster)
     node-sim   Registers and heartbeats many simulated nodes against a server
     operator   Operator tools: `operator gossip keyring generate` (or `operator keygen`)
+    tls        Certificates for TLS: `tls ca create`, `tls cert create -server|-client|-cli`
     version    Prints the Caravan version
 ";
 
 fn main() -> ExitCode {
+    caravan_tls::install_default_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("agent") => agent::run(&args[1..]),
         Some("node-sim") => node_sim::run(&args[1..]),
         Some("operator") => operator(&args[1..]),
+        Some("tls") => tls_command::run(&args[1..]),
         Some("version" | "-version" | "--version" | "-v") => {
             println!(
                 "Caravan v{} (Nomad API {})",

@@ -107,6 +107,7 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
         .pool_max_idle_per_host(settings.concurrency)
         .build()
         .map_err(|error| error.to_string())?;
+    let http = caravan_rpc::RpcClient::new(http, None);
     let facts = fingerprint::host_facts(std::path::Path::new("/"));
     let now = chrono::Utc::now();
     let driver_states = BTreeMap::from([(
@@ -154,6 +155,7 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
             version: caravan_http::version::full_version(),
             revision: String::new(),
             fingerprint_interval: Duration::from_secs(3600),
+            rpc_tls: false,
         };
         let node = fingerprint::build_node(&options, &facts, &drivers, &driver_states);
         let http = http.clone();

@@ -14,6 +14,8 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_caravan");
 
 /// Three ports the OS says are free right now.
 pub fn free_ports() -> (u16, u16, u16) {
+    // Every test builds HTTP clients after this; they need the provider.
+    caravan_tls::install_default_provider();
     let listeners: Vec<TcpListener> = (0..3)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("no free port"))
         .collect();
@@ -148,6 +150,7 @@ impl Agent {
         extra_hcl: &str,
         ports: (u16, u16, u16),
     ) -> Self {
+        caravan_tls::install_default_provider();
         Self::launch_full(
             dir,
             args,
