@@ -135,12 +135,9 @@ pub async fn forward(
         }
         tokio::time::sleep(Duration::from_millis(50).min(remaining)).await;
         match server.wait_for_leader(remaining).await {
-            Some(leader) if leader.id != server.node().id => targets = vec![leader.rpc_addr],
-            // This server took over: the caller retries and it runs here.
-            Some(_) => {
-                last_error = "leadership moved to this server; retry".to_string();
-                break;
-            }
+            // The new leader may be this server: the request then comes
+            // back to its own RPC port and runs here.
+            Some(leader) => targets = vec![leader.rpc_addr],
             None => break,
         }
     }
