@@ -15,13 +15,37 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BINARY = os.environ.get("CARAVAN_BIN", os.path.join(ROOT, "target", "debug", "caravan"))
 
 
+PORT_MARKERS = os.path.join(tempfile.gettempdir(), "caravan-test-ports")
+
+
+def _reserve(port):
+    """Claims `port` for this test run with a marker file, so two tests
+    (in any process) never hand out the same port between the moment it is
+    found free and the moment an agent binds it. Markers older than ten
+    minutes are stale and taken over."""
+    os.makedirs(PORT_MARKERS, exist_ok=True)
+    marker = os.path.join(PORT_MARKERS, str(port))
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - os.path.getmtime(marker) > 600:
+                os.utime(marker)
+                return True
+        except OSError:
+            pass
+        return False
+
+
 def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
+    ports = []
+    while len(ports) < count:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in ports and _reserve(port):
+            ports.append(port)
     return ports
 
 

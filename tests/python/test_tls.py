@@ -169,11 +169,15 @@ def test_python_nomad_over_https_sees_three_servers_and_the_client_node(certs, c
     assert len(peers) == 3
     # The client-only agent registered over mutual TLS on the RPC port.
     nodes = wait_for(
-        lambda: [n for n in api.nodes.get_nodes() if n["Name"] == "tls-client"],
-        "the client node",
+        lambda: [
+            n
+            for n in api.nodes.get_nodes()
+            if n["Name"] == "tls-client" and n["Status"] == "ready"
+        ],
+        "the client node to be ready",
         logs,
     )
-    assert nodes[0]["Status"] == "ready"
+    assert len(nodes) == 1
     # Every server answers, forwarding to the leader over TLS where needed.
     for server in servers:
         other = cli_client(certs, server.http_port)

@@ -12,18 +12,43 @@ use serde_json::Value;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_caravan");
 
-/// Three ports the OS says are free right now.
+/// Three ports the OS says are free right now, each claimed for this test
+/// run with a marker file so no other test (in any process) is handed the
+/// same port before the agent binds it. Markers older than ten minutes are
+/// stale and taken over.
 pub fn free_ports() -> (u16, u16, u16) {
     // Every test builds HTTP clients after this; they need the provider.
     caravan_tls::install_default_provider();
-    let listeners: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("no free port"))
-        .collect();
-    let ports: Vec<u16> = listeners
-        .iter()
-        .map(|listener| listener.local_addr().expect("bound").port())
-        .collect();
-    drop(listeners);
+    let markers = std::env::temp_dir().join("caravan-test-ports");
+    std::fs::create_dir_all(&markers).expect("port marker directory");
+    let reserve = |port: u16| {
+        let marker = markers.join(port.to_string());
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+        {
+            Ok(_) => true,
+            Err(_) => {
+                let stale = std::fs::metadata(&marker)
+                    .and_then(|meta| meta.modified())
+                    .ok()
+                    .and_then(|at| at.elapsed().ok())
+                    .is_some_and(|age| age > Duration::from_secs(600));
+                stale && std::fs::write(&marker, b"").is_ok()
+            }
+        }
+    };
+    let mut ports = Vec::new();
+    while ports.len() < 3 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("no free port")
+            .port();
+        if !ports.contains(&port) && reserve(port) {
+            ports.push(port);
+        }
+    }
     (ports[0], ports[1], ports[2])
 }
 
