@@ -25,7 +25,7 @@ def run(args, cwd):
 
 
 class TlsAgent:
-    def __init__(self, name, certs, role, ports, config):
+    def __init__(self, name, certs, role, ports, config, args=(), ca=None, tls=None):
         self.dir = tempfile.TemporaryDirectory(prefix="caravan-tls-")
         self.name = name
         self.http_port, self.rpc_port, self.serf_port = ports
@@ -42,11 +42,12 @@ class TlsAgent:
             "tls": {
                 "http": True,
                 "rpc": True,
-                "ca_file": os.path.join(certs, "nomad-agent-ca.pem"),
+                "ca_file": ca or os.path.join(certs, "nomad-agent-ca.pem"),
                 "cert_file": prefix + ".pem",
                 "key_file": prefix + "-key.pem",
                 "verify_server_hostname": True,
                 "verify_https_client": True,
+                **(tls or {}),
             },
             **config,
         }
@@ -56,7 +57,7 @@ class TlsAgent:
         self.log_path = os.path.join(self.dir.name, "agent.log")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [BINARY, "agent", "-config", self.config_path],
+            [BINARY, "agent", *args, "-config", self.config_path],
             stdout=subprocess.DEVNULL,
             stderr=self.log,
         )
@@ -209,3 +210,47 @@ def test_a_client_certificate_cannot_call_server_only_rpcs(certs, cluster):
     allowed = requests.get(url, verify=ca, cert=pair("server"), timeout=5)
     assert allowed.status_code == 200, allowed.text
     assert allowed.json()["Ok"]["initialized"] is True
+
+
+def test_sighup_reloads_the_certificate(certs):
+    import shutil
+    import ssl
+
+    directory = tempfile.TemporaryDirectory(prefix="caravan-reload-")
+    live = directory.name
+    for name in ["global-server-nomad.pem", "global-server-nomad-key.pem"]:
+        shutil.copy(os.path.join(certs, name), live)
+    # The CA stays where it is; only the agent's own pair is swapped.
+    agent = TlsAgent(
+        "tls-reload",
+        live,
+        "server",
+        free_ports(3),
+        {},
+        args=["-dev"],
+        ca=os.path.join(certs, "nomad-agent-ca.pem"),
+        tls={"verify_https_client": False},
+    )
+    try:
+        served = lambda: ssl.get_server_certificate(("127.0.0.1", agent.http_port))
+        first = wait_for(served, "the HTTPS listener", agent.read_log)
+        # A new server certificate from the same CA, written over the old.
+        fresh = tempfile.TemporaryDirectory(prefix="caravan-fresh-")
+        for name in ["nomad-agent-ca.pem", "nomad-agent-ca-key.pem"]:
+            shutil.copy(os.path.join(certs, name), fresh.name)
+        run(["tls", "cert", "create", "-server"], fresh.name)
+        for name in ["global-server-nomad.pem", "global-server-nomad-key.pem"]:
+            shutil.copy(os.path.join(fresh.name, name), os.path.join(live, name))
+        assert served() == first, "the certificate changed before SIGHUP"
+        agent.process.send_signal(signal.SIGHUP)
+        second = wait_for(
+            lambda: served() != first and served(), "the reloaded certificate", agent.read_log
+        )
+        assert second == ssl.DER_cert_to_PEM_cert(
+            ssl.PEM_cert_to_DER_cert(open(os.path.join(live, "global-server-nomad.pem")).read())
+        )
+        assert agent.process.poll() is None, "SIGHUP stopped the agent"
+        fresh.cleanup()
+    finally:
+        agent.stop()
+        directory.cleanup()
