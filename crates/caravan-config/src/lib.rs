@@ -902,7 +902,7 @@ fn set_nanos(slot: &mut i64, value: &Option<ConfigDuration>) {
     }
 }
 
-fn set_duration(
+pub(crate) fn set_duration(
     slot: &mut Duration,
     value: &Option<ConfigDuration>,
     key: &str,

@@ -42,18 +42,6 @@ impl Default for Limits {
 impl Limits {
     /// Applies what a file sets; errors name the key.
     pub fn apply(&mut self, file: &LimitsFile) -> Result<(), (String, String)> {
-        fn duration(
-            slot: &mut Duration,
-            value: &Option<ConfigDuration>,
-            key: &str,
-        ) -> Result<(), (String, String)> {
-            if let Some(ConfigDuration(nanos)) = value {
-                let nanos = u64::try_from(*nanos)
-                    .map_err(|_| (key.to_string(), "must not be negative".to_string()))?;
-                *slot = Duration::from_nanos(nanos);
-            }
-            Ok(())
-        }
         fn count(slot: &mut u32, value: &Option<i64>, key: &str) -> Result<(), (String, String)> {
             if let Some(value) = value {
                 *slot = u32::try_from(*value).map_err(|_| {
@@ -65,7 +53,7 @@ impl Limits {
             }
             Ok(())
         }
-        duration(
+        crate::set_duration(
             &mut self.https_handshake_timeout,
             &file.https_handshake_timeout,
             "limits.https_handshake_timeout",
@@ -75,7 +63,7 @@ impl Limits {
             &file.http_max_conns_per_client,
             "limits.http_max_conns_per_client",
         )?;
-        duration(
+        crate::set_duration(
             &mut self.rpc_handshake_timeout,
             &file.rpc_handshake_timeout,
             "limits.rpc_handshake_timeout",

@@ -1,6 +1,7 @@
 //! Loading the agent's certificates and building rustls configurations.
 
 use std::path::{Path, PathBuf};
+
 use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
@@ -25,23 +26,8 @@ pub enum TlsError {
     Config(String),
 }
 
-/// The agent's `tls {}` block.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsSettings {
-    pub http: bool,
-    pub rpc: bool,
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    pub verify_server_hostname: bool,
-    pub verify_https_client: bool,
-}
-
-impl TlsSettings {
-    pub fn enabled(&self) -> bool {
-        self.http || self.rpc
-    }
-}
+/// The agent's `tls {}` block, as the configuration crate reads it.
+pub use caravan_config::tls::TlsConfig as TlsSettings;
 
 /// The CA, this agent's current certificate and key, and the settings.
 pub struct AgentTls {

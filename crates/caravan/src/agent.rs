@@ -474,17 +474,8 @@ fn load_tls(config: &AgentConfig) -> anyhow::Result<Option<Arc<caravan_tls::Agen
     if !config.tls.enabled() {
         return Ok(None);
     }
-    let settings = caravan_tls::TlsSettings {
-        http: config.tls.http,
-        rpc: config.tls.rpc,
-        ca_file: config.tls.ca_file.clone(),
-        cert_file: config.tls.cert_file.clone(),
-        key_file: config.tls.key_file.clone(),
-        verify_server_hostname: config.tls.verify_server_hostname,
-        verify_https_client: config.tls.verify_https_client,
-    };
     Ok(Some(caravan_tls::AgentTls::load(
-        &settings,
+        &config.tls,
         &config.region,
     )?))
 }

@@ -53,6 +53,12 @@ fn write_new(path: &str, contents: &str, private: bool) -> Result<(), String> {
         .map_err(|error| format!("{path}: {error}"))
 }
 
+fn parse_days(value: &str) -> Result<u32, String> {
+    value
+        .parse()
+        .map_err(|_| format!("invalid value {value:?} for -days"))
+}
+
 fn ca_create(args: &[String]) -> Result<(), String> {
     const FLAGS: &[(&str, FlagKind)] = &[
         ("days", FlagKind::Value),
@@ -70,12 +76,7 @@ fn ca_create(args: &[String]) -> Result<(), String> {
     let mut common_name = None;
     for flag in flags {
         match flag.name.as_str() {
-            "days" => {
-                days = flag
-                    .value
-                    .parse()
-                    .map_err(|_| format!("invalid value {:?} for -days", flag.value))?
-            }
+            "days" => days = parse_days(&flag.value)?,
             "domain" => domain = flag.value,
             "common-name" => common_name = Some(flag.value),
             _ => {}
@@ -125,12 +126,7 @@ fn cert_create(args: &[String]) -> Result<(), String> {
             "cli" if truthy => roles.push(Role::Cli),
             "ca" => ca = Some(flag.value),
             "key" => key = Some(flag.value),
-            "days" => {
-                days = flag
-                    .value
-                    .parse()
-                    .map_err(|_| format!("invalid value {:?} for -days", flag.value))?
-            }
+            "days" => days = parse_days(&flag.value)?,
             "domain" => domain = flag.value,
             "region" => region = flag.value,
             "additional-dnsname" => dns.push(flag.value),
