@@ -25,7 +25,7 @@ use tokio::sync::watch as channel;
 pub use command::{Command, CommandResult};
 pub use state::{
     secret_digest, secrets_equal, AclPoliciesTable, AclTokensTable, NodesTable, State, Table,
-    TOKENS_BY_SECRET_DIGEST,
+    ALLOCS_BY_NODE, TOKENS_BY_SECRET_DIGEST,
 };
 pub use table::{Index, IndexedTable, Schema, Touched};
 pub use watch::{Watch, WatchKey};

@@ -81,6 +81,10 @@ impl Schema for AclTokensTable {
     }
 }
 
+/// The name the allocations table's index by node will have (allocations
+/// are not stored yet; node allocation queries already wait on its keys).
+pub const ALLOCS_BY_NODE: &str = "node";
+
 /// One consistent version of every table. Every field defaults, so a
 /// snapshot written before a table existed reads back with it empty.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

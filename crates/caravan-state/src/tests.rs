@@ -711,7 +711,16 @@ async fn snapshot_at_least_waits_for_the_index() {
         .snapshot_at_least(5, Duration::from_millis(10))
         .await
         .unwrap_err();
-    assert!(matches!(error, StateError::Timeout { wanted: 5, applied: 3 }), "{error}");
+    assert!(
+        matches!(
+            error,
+            StateError::Timeout {
+                wanted: 5,
+                applied: 3
+            }
+        ),
+        "{error}"
+    );
     let waiter = {
         let store = std::sync::Arc::clone(&store);
         tokio::spawn(async move { store.snapshot_at_least(5, Duration::from_secs(60)).await })
