@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Nodes benchmarks (issue 4): 10,000 simulated nodes against one server
 # (time to register, server CPU and RSS at steady state, heartbeat latency),
-# GET /v1/nodes with 10,000 nodes, and 1,000 blocking queries woken by one
-# change. Needs wrk (Debian). Everything runs on loopback and stops by itself.
+# GET /v1/nodes with 10,000 nodes, 1,000 blocking queries woken by one
+# change, and how many of 1,000 queries on different nodes one change wakes. Needs wrk (Debian). Everything runs on loopback and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${BENCH_DATA:-/work/caravan-bench-nodes}
@@ -16,6 +16,10 @@ rm -rf "$DATA" && mkdir -p "$DATA"
 cat > "$DATA/server.hcl" <<HCL
 server {
   max_heartbeats_per_second = 200
+}
+# The blocking benchmarks hold 1,000 connections from one address.
+limits {
+  http_max_conns_per_client = 0
 }
 HCL
 $BIN agent -server -bootstrap-expect 1 -data-dir "$DATA/server" -bind 127.0.0.1 \
@@ -52,6 +56,9 @@ done
 
 echo "== 1000 blocking queries woken by one change"
 target/release/caravan-bench blocking-wakeup 127.0.0.1:4646 "$NODE" 1000
+
+echo "== 1000 blocking queries on 1000 different nodes, one node changes (target: 1 woken)"
+target/release/caravan-bench blocking-spread 127.0.0.1:4646 1000
 
 wait $SIM
 echo "simulator: $(cat "$DATA/sim.json")"

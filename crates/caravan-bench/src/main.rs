@@ -4,6 +4,12 @@
 //! `waiters` blocking queries on one node, changes that node once, and
 //! reports how long each query took to return after the write was
 //! acknowledged. Everything is bounded: one write, waits of at most 120 s.
+//!
+//! `caravan-bench blocking-spread <http-addr> <waiters>` opens one blocking
+//! `GET /v1/node/:id?index=N` on each of `waiters` different nodes (the
+//! cluster must have that many), changes one of those nodes once, and counts
+//! how many queries return within 3 s of the write (the target is 1: a write
+//! wakes only the waiters of what it touched). Waits are 30 s at most.
 
 use std::time::{Duration, Instant};
 
@@ -87,6 +93,144 @@ async fn blocking_wakeup(http_addr: &str, node_id: &str, waiters: usize) -> Resu
     Ok(())
 }
 
+async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<(Option<u64>, serde_json::Value), String> {
+    let reply = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let index = reply
+        .headers()
+        .get("x-nomad-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body = reply.json().await.map_err(|e| e.to_string())?;
+    Ok((index, body))
+}
+
+/// `stats.state.<key>` of `/v1/agent/self`, if the server reports it.
+async fn state_stat(client: &reqwest::Client, http_addr: &str, key: &str) -> Option<u64> {
+    let (_, body) = get_json(client, &format!("http://{http_addr}/v1/agent/self"))
+        .await
+        .ok()?;
+    body["stats"]["state"][key].as_str()?.parse().ok()
+}
+
+async fn blocking_spread(http_addr: &str, waiters: usize) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(waiters + 8)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (_, list) = get_json(&client, &format!("http://{http_addr}/v1/nodes")).await?;
+    let ids: Vec<String> = list
+        .as_array()
+        .ok_or("the node list is not an array")?
+        .iter()
+        .filter_map(|node| node["ID"].as_str().map(str::to_string))
+        .take(waiters)
+        .collect();
+    if ids.len() < waiters {
+        return Err(format!("only {} nodes, {waiters} needed", ids.len()));
+    }
+    let mut indexes = Vec::with_capacity(waiters);
+    for id in &ids {
+        let (index, _) = get_json(&client, &format!("http://{http_addr}/v1/node/{id}")).await?;
+        indexes.push(index.ok_or("no index header")?);
+    }
+    let waiting_before = state_stat(&client, http_addr, "blocking_waiters").await;
+    let (returned_tx, mut returned) = tokio::sync::mpsc::unbounded_channel();
+    for (position, (id, index)) in ids.iter().zip(&indexes).enumerate() {
+        let client = client.clone();
+        let url = format!("http://{http_addr}/v1/node/{id}?index={index}&wait=30s");
+        let returned_tx = returned_tx.clone();
+        tokio::spawn(async move {
+            let outcome = match client.get(&url).send().await {
+                Ok(response) => response
+                    .bytes()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            let _ = returned_tx.send((position, Instant::now(), outcome));
+        });
+    }
+    // Every query must be registered and waiting before the write: by the
+    // server's count when it reports one, else after a pause.
+    let registered_by = Instant::now() + Duration::from_secs(20);
+    match waiting_before {
+        Some(before) => loop {
+            let now = state_stat(&client, http_addr, "blocking_waiters")
+                .await
+                .unwrap_or(0);
+            if now >= before + waiters as u64 {
+                break;
+            }
+            if Instant::now() > registered_by {
+                return Err(format!(
+                    "only {} of {waiters} queries waiting",
+                    now - before
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        },
+        None => tokio::time::sleep(Duration::from_secs(3)).await,
+    }
+    if let Ok((position, _, outcome)) = returned.try_recv() {
+        return Err(format!(
+            "query {position} returned before the change: {outcome:?}"
+        ));
+    }
+    let woken_before = state_stat(&client, http_addr, "woken_waiters").await;
+    let changed = waiters / 2;
+    let node_url = format!("http://{http_addr}/v1/node/{}", ids[changed]);
+    let (_, node) = get_json(&client, &node_url).await?;
+    let next = if node["SchedulingEligibility"] == "eligible" {
+        "ineligible"
+    } else {
+        "eligible"
+    };
+    let sent = Instant::now();
+    let write = client
+        .post(format!("{node_url}/eligibility"))
+        .body(serde_json::json!({"Eligibility": next}).to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !write.status().is_success() {
+        return Err(format!("the write failed: {}", write.status()));
+    }
+    let window = sent + Duration::from_secs(3);
+    let mut woken = Vec::new();
+    while let Ok(Some((position, at, outcome))) =
+        tokio::time::timeout_at(window.into(), returned.recv()).await
+    {
+        outcome.map_err(|error| format!("query {position} failed: {error}"))?;
+        woken.push((
+            position,
+            at.saturating_duration_since(sent).as_secs_f64() * 1000.0,
+        ));
+    }
+    let woken_by_server = match (
+        woken_before,
+        state_stat(&client, http_addr, "woken_waiters").await,
+    ) {
+        (Some(before), Some(after)) => serde_json::json!(after - before),
+        _ => serde_json::Value::Null,
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "waiters": waiters,
+            "distinct_nodes": waiters,
+            "returned_within_3s_of_the_write": woken.len(),
+            "the_changed_nodes_query_returned": woken.iter().any(|(position, _)| *position == changed),
+            "woken_by_the_server_count": woken_by_server,
+            "first_return_after_write_ms": woken.first().map(|(_, ms)| (ms * 100.0).round() / 100.0),
+        })
+    );
+    Ok(())
+}
+
 fn main() {
     caravan_tls::install_default_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -106,9 +250,17 @@ fn main() {
             }
             _ => Err("waiters must be between 1 and 5000".to_string()),
         },
-        _ => {
-            Err("usage: caravan-bench blocking-wakeup <http-addr> <node-id> <waiters>".to_string())
-        }
+        ["blocking-spread", addr, waiters] => match waiters.parse::<usize>() {
+            Ok(waiters) if (1..=5000).contains(&waiters) => {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())
+                    .and_then(|runtime| runtime.block_on(blocking_spread(addr, waiters)))
+            }
+            _ => Err("waiters must be between 1 and 5000".to_string()),
+        },
+        _ => Err("usage: caravan-bench blocking-wakeup <http-addr> <node-id> <waiters> | blocking-spread <http-addr> <waiters>".to_string()),
     };
     if let Err(error) = outcome {
         eprintln!("caravan-bench: {error}");

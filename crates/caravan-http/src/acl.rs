@@ -195,7 +195,7 @@ async fn list_policies(request: Request) -> Result<Reply, ApiError> {
     require_enabled(&request)?;
     let prefix = request.query.prefix.clone();
     let identity = request.identity.clone();
-    let (index, stubs) = blocking_query(&request, &[Table::AclPolicies], |state| {
+    let (index, stubs) = blocking_query(&request, &[Table::AclPolicies.into()], |state| {
         let stubs: Vec<AclPolicyListStub> = state
             .acl_policies()
             .filter(|policy| policy.name.starts_with(&prefix))
@@ -214,7 +214,7 @@ async fn get_policy(request: Request) -> Result<Reply, ApiError> {
     if !request.identity.holds_policy(&name) {
         return Err(ApiError::permission_denied());
     }
-    let (index, policy) = blocking_query(&request, &[Table::AclPolicies], |state| {
+    let (index, policy) = blocking_query(&request, &[Table::AclPolicies.into()], |state| {
         Ok((
             state.table_index(Table::AclPolicies),
             state.acl_policy(&name).cloned(),
@@ -276,7 +276,7 @@ async fn delete_policy(request: Request) -> Result<Reply, ApiError> {
 async fn list_tokens(request: Request) -> Result<Reply, ApiError> {
     require_enabled(&request)?;
     let prefix = request.query.prefix.clone();
-    let (index, stubs) = blocking_query(&request, &[Table::AclTokens], |state| {
+    let (index, stubs) = blocking_query(&request, &[Table::AclTokens.into()], |state| {
         let stubs: Vec<AclTokenListStub> = state
             .acl_tokens()
             .filter(|token| token.accessor_id.starts_with(&prefix))
@@ -451,7 +451,7 @@ async fn get_token(request: Request) -> Result<Reply, ApiError> {
     if !own {
         request.require(Capability::Management)?;
     }
-    let (_, reply) = blocking_query(&request, &[Table::AclTokens], |state| {
+    let (_, reply) = blocking_query(&request, &[Table::AclTokens.into()], |state| {
         Ok((
             state.table_index(Table::AclTokens),
             token_reply(state, &accessor),

@@ -108,6 +108,18 @@ async fn agent_self(request: Request) -> Result<Reply, ApiError> {
             }),
         );
         stats.insert("raft".to_string(), json!(server.raft_stats()));
+        // The state store's keyed watches: blocking queries waiting now,
+        // waiters woken so far, states published (one per applied batch).
+        let store = server.store();
+        stats.insert(
+            "state".to_string(),
+            json!({
+                "blocking_waiters": store.registered_waiters().to_string(),
+                "woken_waiters": store.woken_waiters().to_string(),
+                "publishes": store.publishes().to_string(),
+                "latest_index": store.snapshot().latest_index().to_string(),
+            }),
+        );
     }
     if let Some(gossip) = &ctx.gossip {
         let members = gossip.members();

@@ -3,39 +3,42 @@
 
 use std::time::Duration;
 
-use caravan_state::{State, Table};
+use caravan_state::{State, WatchKey};
 use rand::Rng;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
 use crate::route::Request;
 
-/// Runs `query` against the state, again each time one of `tables` changes,
-/// until its index passes the request's `?index` or the wait is over.
-/// Returns the index to report and the result.
+/// Runs `query` against the state, again each time a write touches one of
+/// `keys` (what the query reads: a table, a row, an index value), until its
+/// index passes the request's `?index` or the wait is over. Returns the
+/// index to report and the result.
 pub async fn blocking_query<T>(
     request: &Request,
-    tables: &[Table],
+    keys: &[WatchKey],
     query: impl Fn(&State) -> Result<(u64, T), ApiError>,
 ) -> Result<(u64, T), ApiError> {
     let server = request.server()?;
     let store = server.store();
     let min_index = request.query.min_index;
-    let mut watches: Vec<_> = tables.iter().map(|table| store.watch(*table)).collect();
+    if min_index == 0 {
+        let state = store.snapshot();
+        return query(&state);
+    }
     let deadline = Instant::now() + wait_with_jitter(request.query.blocking_wait());
     loop {
-        for watch in &mut watches {
-            watch.borrow_and_update();
-        }
+        // Registered before the read, so a write published after the read
+        // fires it.
+        let watch = store.watch_keys(keys);
         let state = store.snapshot();
         let (index, result) = query(&state)?;
-        if min_index == 0 || index > min_index || Instant::now() >= deadline {
+        if index > min_index || Instant::now() >= deadline {
             return Ok((index, result));
         }
-        let changes =
-            futures::future::select_all(watches.iter_mut().map(|watch| Box::pin(watch.changed())));
+        drop(state);
         tokio::select! {
-            _ = changes => {}
+            _ = watch.fired() => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }

@@ -7,7 +7,7 @@ use caravan_api_types::node::{
     NodeUpdateDrainRequest, NodeUpdateEligibilityRequest, NodeUpdateResponse, ELIGIBLE, INELIGIBLE,
 };
 use caravan_config::flags::parse_go_bool;
-use caravan_state::{Command, CommandResult, Table};
+use caravan_state::{Command, CommandResult, Table, WatchKey, ALLOCS_BY_NODE};
 use chrono::Utc;
 use http::StatusCode;
 
@@ -129,7 +129,7 @@ async fn list(request: Request) -> Result<Reply, ApiError> {
         "nodes|{}|{resources}|{os}|{}|{}|{}",
         query.prefix, query.filter, query.per_page, query.next_token
     );
-    let (index, (body, next_token)) = blocking_query(&request, &[Table::Nodes], |state| {
+    let (index, (body, next_token)) = blocking_query(&request, &[Table::Nodes.into()], |state| {
         let index = state.table_index(Table::Nodes);
         if let Some(hit) = cache.get(&key, index) {
             return Ok((index, hit));
@@ -157,7 +157,10 @@ async fn list(request: Request) -> Result<Reply, ApiError> {
 
 async fn get(request: Request) -> Result<Reply, ApiError> {
     let id = node_id(&request)?;
-    let (index, node) = blocking_query(&request, &[Table::Nodes], |state| {
+    // Only a write to this node (its registration, change or removal)
+    // wakes the query.
+    let watch = [WatchKey::Row(Table::Nodes, id.clone())];
+    let (index, node) = blocking_query(&request, &watch, |state| {
         Ok(match state.node(&id) {
             Some(node) => (node.modify_index, Some(Arc::clone(node))),
             None => (state.table_index(Table::Nodes), None),
@@ -172,8 +175,11 @@ async fn get(request: Request) -> Result<Reply, ApiError> {
 /// the index is the allocation table's, never 0 (so a blocking query waits
 /// instead of spinning), as in Nomad.
 async fn allocations(request: Request) -> Result<Reply, ApiError> {
-    node_id(&request)?;
-    let (index, allocations) = blocking_query(&request, &[Table::Allocs], |state| {
+    let id = node_id(&request)?;
+    // The allocations of this node: what the allocations table's by-node
+    // index fires once allocations are written.
+    let watch = [WatchKey::Index(Table::Allocs, ALLOCS_BY_NODE, id)];
+    let (index, allocations) = blocking_query(&request, &watch, |state| {
         Ok((
             state.table_index(Table::Allocs).max(1),
             Vec::<serde_json::Value>::new(),

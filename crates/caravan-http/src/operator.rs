@@ -196,7 +196,7 @@ async fn autopilot_health(request: Request) -> Result<Reply, ApiError> {
 }
 
 async fn get_autopilot(request: Request) -> Result<Reply, ApiError> {
-    let (index, config) = blocking_query(&request, &[Table::AutopilotConfig], |state| {
+    let (index, config) = blocking_query(&request, &[Table::AutopilotConfig.into()], |state| {
         let config = state
             .autopilot_config()
             .cloned()
@@ -224,7 +224,7 @@ async fn put_autopilot(request: Request) -> Result<Reply, ApiError> {
 }
 
 async fn get_scheduler(request: Request) -> Result<Reply, ApiError> {
-    let (index, config) = blocking_query(&request, &[Table::SchedulerConfig], |state| {
+    let (index, config) = blocking_query(&request, &[Table::SchedulerConfig.into()], |state| {
         let config = state
             .scheduler_config()
             .cloned()

@@ -323,32 +323,58 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        while let Some((entry, responder)) = entries.try_next().await? {
-            let index = entry.log_id.index;
-            let response = {
-                let mut applied = lock(&self.shared.applied);
-                let response = match entry.payload {
-                    EntryPayload::Blank => {
-                        self.shared.store.note_index(index);
-                        RaftResponse(None)
-                    }
-                    EntryPayload::Normal(request) => {
-                        RaftResponse(Some(self.shared.store.apply(index, &request.0)))
-                    }
-                    EntryPayload::Membership(membership) => {
-                        applied.membership = StoredMembership::new(Some(entry.log_id), membership);
-                        self.shared.store.note_index(index);
-                        RaftResponse(None)
-                    }
-                };
-                applied.last_applied = Some(entry.log_id);
-                response
+        // The whole batch is applied to one copy of the state, published
+        // (and its watches fired) once; writers hear back after that, so a
+        // reader they tell sees their write.
+        let mut batch = self.shared.store.batch();
+        let mut last_applied = None;
+        let mut membership = None;
+        let mut responders = Vec::new();
+        let mut failed = None;
+        loop {
+            let (entry, responder) = match entries.try_next().await {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
             };
+            let index = entry.log_id.index;
+            let response = match entry.payload {
+                EntryPayload::Blank => {
+                    batch.note_index(index);
+                    RaftResponse(None)
+                }
+                EntryPayload::Normal(request) => RaftResponse(Some(batch.apply(index, &request.0))),
+                EntryPayload::Membership(changed) => {
+                    membership = Some(StoredMembership::new(Some(entry.log_id), changed));
+                    batch.note_index(index);
+                    RaftResponse(None)
+                }
+            };
+            last_applied = Some(entry.log_id);
+            responders.push((responder, response));
+        }
+        {
+            let mut applied = lock(&self.shared.applied);
+            batch.commit();
+            if let Some(membership) = membership {
+                applied.membership = membership;
+            }
+            if last_applied.is_some() {
+                applied.last_applied = last_applied;
+            }
+        }
+        for (responder, response) in responders {
             if let Some(responder) = responder {
                 responder.send(response);
             }
         }
-        Ok(())
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

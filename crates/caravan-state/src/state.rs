@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::command::{Command, CommandResult};
 use crate::nodes::{self, DrainUpdate, NODE_NOT_FOUND};
+use crate::table::{Index, IndexedTable, Schema, Touched};
 
 /// The tables of the state, each with its own Raft index (Nomad's `index`
 /// table), which blocking queries compare against `?index=`.
@@ -36,23 +37,71 @@ impl Table {
     ];
 }
 
-/// One consistent version of every table.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The nodes table: nodes by ID. Values are shared so a write copies
+/// pointers, not nodes.
+pub struct NodesTable;
+
+impl Schema for NodesTable {
+    type Key = String;
+    type Value = Arc<Node>;
+    const TABLE: Table = Table::Nodes;
+    fn indexes() -> &'static [Index<Arc<Node>>] {
+        &[]
+    }
+}
+
+/// ACL policies by name.
+pub struct AclPoliciesTable;
+
+impl Schema for AclPoliciesTable {
+    type Key = String;
+    type Value = AclPolicy;
+    const TABLE: Table = Table::AclPolicies;
+    fn indexes() -> &'static [Index<AclPolicy>] {
+        &[]
+    }
+}
+
+/// ACL tokens by accessor ID, indexed by the SHA-256 of their secret so a
+/// lookup never compares secrets byte by byte in a data structure.
+pub struct AclTokensTable;
+
+/// The index of [`AclTokensTable`] by secret digest.
+pub const TOKENS_BY_SECRET_DIGEST: &str = "secret_digest";
+
+impl Schema for AclTokensTable {
+    type Key = String;
+    type Value = AclToken;
+    const TABLE: Table = Table::AclTokens;
+    fn indexes() -> &'static [Index<AclToken>] {
+        &[Index {
+            name: TOKENS_BY_SECRET_DIGEST,
+            values: |token| vec![secret_digest(&token.secret_id)],
+        }]
+    }
+}
+
+/// The name the allocations table's index by node will have (allocations
+/// are not stored yet; node allocation queries already wait on its keys).
+pub const ALLOCS_BY_NODE: &str = "node";
+
+/// One consistent version of every table. Every field defaults, so a
+/// snapshot written before a table existed reads back with it empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct State {
     /// The Raft index of the last applied entry.
     latest_index: u64,
     table_indexes: imbl::OrdMap<Table, u64>,
     scheduler_config: Option<SchedulerConfiguration>,
     autopilot_config: Option<AutopilotConfiguration>,
-    acl_policies: imbl::OrdMap<String, AclPolicy>,
-    acl_tokens: imbl::OrdMap<String, AclToken>,
-    /// SHA-256 of each secret → accessor, so a lookup never compares
-    /// secrets byte by byte in a data structure.
-    acl_secret_digests: imbl::HashMap<String, String>,
+    acl_policies: IndexedTable<AclPoliciesTable>,
+    /// (Snapshots before the digest index also carry `acl_secret_digests`,
+    /// which is now rebuilt from the tokens and ignored when read.)
+    acl_tokens: IndexedTable<AclTokensTable>,
     /// Raft index of the last ACL bootstrap (0: never bootstrapped).
     acl_bootstrap_index: u64,
-    /// Nodes by ID. Values are shared so a write copies pointers, not nodes.
-    nodes: imbl::OrdMap<String, Arc<Node>>,
+    nodes: IndexedTable<NodesTable>,
 }
 
 /// Hex SHA-256 of a token secret.
@@ -121,10 +170,9 @@ impl State {
 
     /// The token whose secret is `secret`, compared in constant time.
     pub fn acl_token_by_secret(&self, secret: &str) -> Option<&AclToken> {
-        let accessor = self.acl_secret_digests.get(&secret_digest(secret))?;
         self.acl_tokens
-            .get(accessor)
-            .filter(|token| secrets_equal(&token.secret_id, secret))
+            .by_index(TOKENS_BY_SECRET_DIGEST, &secret_digest(secret))
+            .find(|token| secrets_equal(&token.secret_id, secret))
     }
 
     /// Raft index of the last ACL bootstrap, 0 if never.
@@ -144,7 +192,7 @@ impl State {
     /// Nodes whose ID starts with `prefix`, in ID order.
     pub fn nodes_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a Arc<Node>> {
         self.nodes
-            .range(prefix.to_string()..)
+            .range_from(prefix.to_string())
             .take_while(move |(id, _)| id.starts_with(prefix))
             .map(|(_, node)| node)
     }
@@ -153,24 +201,25 @@ impl State {
         self.nodes.len()
     }
 
-    fn put_node(&mut self, node: Node, index: u64) -> (CommandResult, Vec<Table>) {
-        self.nodes.insert(node.id.clone(), Arc::new(node));
-        self.touch(Table::Nodes, index);
-        (CommandResult::Done, vec![Table::Nodes])
+    fn put_node(&mut self, node: Node, index: u64, touched: &mut Touched) -> CommandResult {
+        self.nodes.insert(node.id.clone(), Arc::new(node), touched);
+        self.touch(Table::Nodes, index, touched);
+        CommandResult::Done
     }
 
     fn with_node(
         &mut self,
         id: &str,
         index: u64,
+        touched: &mut Touched,
         change: impl FnOnce(&Node) -> Result<Node, String>,
-    ) -> (CommandResult, Vec<Table>) {
+    ) -> CommandResult {
         let Some(stored) = self.nodes.get(id).cloned() else {
-            return (CommandResult::Refused(NODE_NOT_FOUND.to_string()), vec![]);
+            return CommandResult::Refused(NODE_NOT_FOUND.to_string());
         };
         match change(&stored) {
-            Ok(node) => self.put_node(node, index),
-            Err(reason) => (CommandResult::Refused(reason), vec![]),
+            Ok(node) => self.put_node(node, index, touched),
+            Err(reason) => CommandResult::Refused(reason),
         }
     }
 
@@ -178,18 +227,25 @@ impl State {
         self.latest_index = self.latest_index.max(index);
     }
 
-    fn touch(&mut self, table: Table, index: u64) {
+    /// Moves `table`'s index to `index` and records the table as touched.
+    fn touch(&mut self, table: Table, index: u64, touched: &mut Touched) {
         self.table_indexes.insert(table, index);
+        touched.table(table);
     }
 
-    /// Applies `command` at `index`; returns its result and the tables it
-    /// changed.
-    pub(crate) fn apply(&mut self, index: u64, command: &Command) -> (CommandResult, Vec<Table>) {
+    /// Applies `command` at `index`; returns its result and records in
+    /// `touched` every watch key it changed.
+    pub(crate) fn apply(
+        &mut self,
+        index: u64,
+        command: &Command,
+        touched: &mut Touched,
+    ) -> CommandResult {
         match command {
             Command::SchedulerConfigSet { config, cas } => {
                 let current = self.scheduler_config.as_ref().map(|c| c.modify_index);
                 if !cas_matches(*cas, current) {
-                    return (CommandResult::Cas(false), vec![]);
+                    return CommandResult::Cas(false);
                 }
                 let create_index = self
                     .scheduler_config
@@ -200,25 +256,25 @@ impl State {
                     modify_index: index,
                     ..config.clone()
                 });
-                self.touch(Table::SchedulerConfig, index);
-                (cas_result(*cas), vec![Table::SchedulerConfig])
+                self.touch(Table::SchedulerConfig, index, touched);
+                cas_result(*cas)
             }
             Command::SchedulerConfigInit { config } => {
                 if self.scheduler_config.is_some() {
-                    return (CommandResult::Done, vec![]);
+                    return CommandResult::Done;
                 }
                 self.scheduler_config = Some(SchedulerConfiguration {
                     create_index: index,
                     modify_index: index,
                     ..config.clone()
                 });
-                self.touch(Table::SchedulerConfig, index);
-                (CommandResult::Done, vec![Table::SchedulerConfig])
+                self.touch(Table::SchedulerConfig, index, touched);
+                CommandResult::Done
             }
             Command::AutopilotConfigSet { config, cas } => {
                 let current = self.autopilot_config.as_ref().map(|c| c.modify_index);
                 if !cas_matches(*cas, current) {
-                    return (CommandResult::Cas(false), vec![]);
+                    return CommandResult::Cas(false);
                 }
                 let create_index = self
                     .autopilot_config
@@ -229,35 +285,32 @@ impl State {
                     modify_index: index,
                     ..config.clone()
                 });
-                self.touch(Table::AutopilotConfig, index);
-                (cas_result(*cas), vec![Table::AutopilotConfig])
+                self.touch(Table::AutopilotConfig, index, touched);
+                cas_result(*cas)
             }
             Command::AutopilotConfigInit { config } => {
                 if self.autopilot_config.is_some() {
-                    return (CommandResult::Done, vec![]);
+                    return CommandResult::Done;
                 }
                 self.autopilot_config = Some(AutopilotConfiguration {
                     create_index: index,
                     modify_index: index,
                     ..config.clone()
                 });
-                self.touch(Table::AutopilotConfig, index);
-                (CommandResult::Done, vec![Table::AutopilotConfig])
+                self.touch(Table::AutopilotConfig, index, touched);
+                CommandResult::Done
             }
             Command::AclBootstrap { token, reset_index } => {
                 let done = self.acl_bootstrap_index;
                 if done != 0 && *reset_index != Some(done) {
-                    return (
-                        CommandResult::Refused(format!(
-                            "ACL bootstrap already done (reset index: {done})"
-                        )),
-                        vec![],
-                    );
+                    return CommandResult::Refused(format!(
+                        "ACL bootstrap already done (reset index: {done})"
+                    ));
                 }
                 self.acl_bootstrap_index = index;
-                self.put_token(token, index);
-                self.touch(Table::AclTokens, index);
-                (CommandResult::Done, vec![Table::AclTokens])
+                self.put_token(token, index, touched);
+                self.touch(Table::AclTokens, index, touched);
+                CommandResult::Done
             }
             Command::AclPolicyUpsert { policies } => {
                 for policy in policies {
@@ -272,30 +325,31 @@ impl State {
                             modify_index: index,
                             ..policy.clone()
                         },
+                        touched,
                     );
                 }
-                self.touch(Table::AclPolicies, index);
-                (CommandResult::Done, vec![Table::AclPolicies])
+                self.touch(Table::AclPolicies, index, touched);
+                CommandResult::Done
             }
             Command::AclPolicyDelete { names } => {
                 for name in names {
-                    self.acl_policies.remove(name);
+                    self.acl_policies.remove(name, touched);
                 }
-                self.touch(Table::AclPolicies, index);
-                (CommandResult::Done, vec![Table::AclPolicies])
+                self.touch(Table::AclPolicies, index, touched);
+                CommandResult::Done
             }
             Command::AclTokenUpsert { tokens } => {
                 for token in tokens {
-                    self.put_token(token, index);
+                    self.put_token(token, index, touched);
                 }
-                self.touch(Table::AclTokens, index);
-                (CommandResult::Done, vec![Table::AclTokens])
+                self.touch(Table::AclTokens, index, touched);
+                CommandResult::Done
             }
             Command::NodeRegister { node, now } => {
                 let existing = self.nodes.get(&node.id).cloned();
                 match nodes::register(existing.as_deref(), node, *now, index) {
-                    Ok(node) => self.put_node(node, index),
-                    Err(reason) => (CommandResult::Refused(reason), vec![]),
+                    Ok(node) => self.put_node(node, index, touched),
+                    Err(reason) => CommandResult::Refused(reason),
                 }
             }
             Command::NodeUpdateStatus {
@@ -303,7 +357,7 @@ impl State {
                 status,
                 event,
                 now,
-            } => self.with_node(node_id, index, |stored| {
+            } => self.with_node(node_id, index, touched, |stored| {
                 Ok(nodes::update_status(
                     stored,
                     status,
@@ -316,7 +370,7 @@ impl State {
                 node_id,
                 eligibility,
                 now,
-            } => self.with_node(node_id, index, |stored| {
+            } => self.with_node(node_id, index, touched, |stored| {
                 nodes::update_eligibility(stored, eligibility, *now, index)
             }),
             Command::NodeUpdateDrain {
@@ -326,7 +380,7 @@ impl State {
                 meta,
                 accessor,
                 now,
-            } => self.with_node(node_id, index, |stored| {
+            } => self.with_node(node_id, index, touched, |stored| {
                 let update = DrainUpdate {
                     spec: spec.as_ref(),
                     mark_eligible: *mark_eligible,
@@ -340,7 +394,7 @@ impl State {
                 node_id,
                 deadline_reached,
                 now,
-            } => self.with_node(node_id, index, |stored| {
+            } => self.with_node(node_id, index, touched, |stored| {
                 if !stored.is_draining() {
                     return Err("node is not draining".to_string());
                 }
@@ -352,7 +406,7 @@ impl State {
                 ))
             }),
             Command::NodeEmitEvents { node_id, events } => {
-                self.with_node(node_id, index, |stored| {
+                self.with_node(node_id, index, touched, |stored| {
                     let mut node = stored.clone();
                     for event in events {
                         node.push_event(caravan_api_types::node::NodeEvent {
@@ -367,38 +421,29 @@ impl State {
             Command::NodeDeregister { node_ids } => {
                 if let Some(missing) = node_ids.iter().find(|id| !self.nodes.contains_key(*id)) {
                     let _ = missing;
-                    return (CommandResult::Refused(NODE_NOT_FOUND.to_string()), vec![]);
+                    return CommandResult::Refused(NODE_NOT_FOUND.to_string());
                 }
                 for id in node_ids {
-                    self.nodes.remove(id);
+                    self.nodes.remove(id, touched);
                 }
-                self.touch(Table::Nodes, index);
-                (CommandResult::Done, vec![Table::Nodes])
+                self.touch(Table::Nodes, index, touched);
+                CommandResult::Done
             }
             Command::AclTokenDelete { accessors } => {
                 for accessor in accessors {
-                    if let Some(token) = self.acl_tokens.remove(accessor) {
-                        self.acl_secret_digests
-                            .remove(&secret_digest(&token.secret_id));
-                    }
+                    self.acl_tokens.remove(accessor, touched);
                 }
-                self.touch(Table::AclTokens, index);
-                (CommandResult::Done, vec![Table::AclTokens])
+                self.touch(Table::AclTokens, index, touched);
+                CommandResult::Done
             }
         }
     }
 
-    fn put_token(&mut self, token: &AclToken, index: u64) {
+    fn put_token(&mut self, token: &AclToken, index: u64, touched: &mut Touched) {
         let create_index = self
             .acl_tokens
             .get(&token.accessor_id)
             .map_or(index, |existing| existing.create_index);
-        if let Some(previous) = self.acl_tokens.get(&token.accessor_id) {
-            self.acl_secret_digests
-                .remove(&secret_digest(&previous.secret_id));
-        }
-        self.acl_secret_digests
-            .insert(secret_digest(&token.secret_id), token.accessor_id.clone());
         self.acl_tokens.insert(
             token.accessor_id.clone(),
             AclToken {
@@ -406,6 +451,7 @@ impl State {
                 modify_index: index,
                 ..token.clone()
             },
+            touched,
         );
     }
 }

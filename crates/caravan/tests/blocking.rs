@@ -21,9 +21,11 @@ fn a_write_wakes_a_blocking_query() {
             ))
         })
     };
-    // The waiter must still be waiting: nothing has changed.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The waiter registers its watch (a query that returned at once never
+    // would), and is still waiting: nothing has changed.
+    agent.wait_for_blocking_waiters(1);
     assert!(!waiter.is_finished(), "returned before any change");
+    let woken_before = agent.state_stat("woken_waiters");
 
     let write = agent.put(
         "/v1/operator/scheduler/configuration",
@@ -32,6 +34,8 @@ fn a_write_wakes_a_blocking_query() {
     let written: u64 = write.json()["Index"].as_u64().unwrap();
 
     let woken = waiter.join().unwrap();
+    assert_eq!(agent.state_stat("woken_waiters") - woken_before, 1);
+    assert_eq!(agent.state_stat("blocking_waiters"), 0);
     assert_eq!(woken.status, 200);
     let woken_index: u64 = woken.header("x-nomad-index").unwrap().parse().unwrap();
     assert_eq!(woken_index, written);
@@ -75,15 +79,23 @@ fn writes_to_one_table_do_not_wake_readers_of_another() {
         let index = index.clone();
         std::thread::spawn(move || {
             agent.get(&format!(
-                "/v1/operator/autopilot/configuration?index={index}&wait=1s"
+                "/v1/operator/autopilot/configuration?index={index}&wait=2s"
             ))
         })
     };
+    agent.wait_for_blocking_waiters(1);
+    let woken_before = agent.state_stat("woken_waiters");
     agent.put(
         "/v1/operator/scheduler/configuration",
         r#"{"SchedulerAlgorithm":"spread"}"#,
     );
+    // A write answers only after its watches fired: the autopilot reader
+    // was not woken (a spurious wake would count here, even though the
+    // query's own loop would hide it).
+    assert_eq!(agent.state_stat("woken_waiters"), woken_before);
+    assert!(!waiter.is_finished());
     let reply = waiter.join().unwrap();
     // It ran out its wait and reports the autopilot table's unchanged index.
     assert_eq!(reply.header("x-nomad-index").unwrap(), index);
+    assert_eq!(agent.state_stat("woken_waiters"), woken_before);
 }

@@ -446,7 +446,7 @@ fn an_eligibility_change_wakes_a_blocking_node_list() {
         let index = index.clone();
         std::thread::spawn(move || agent.get(&format!("/v1/nodes?index={index}&wait=60s")))
     };
-    std::thread::sleep(Duration::from_millis(300));
+    agent.wait_for_blocking_waiters(1);
     assert!(
         !waiter.is_finished(),
         "the query returned before any change"
@@ -459,6 +459,58 @@ fn an_eligibility_change_wakes_a_blocking_node_list() {
     let woken = waiter.join().unwrap();
     assert_eq!(woken.header("x-nomad-index").unwrap(), written.to_string());
     assert_eq!(woken.json()[0]["SchedulingEligibility"], "ineligible");
+}
+
+#[test]
+fn a_change_to_one_node_wakes_only_the_queries_on_that_node() {
+    let server = Arc::new(Agent::server());
+    let ids: Vec<String> = (0..20)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        register_fake(&server, id, &format!("fake-{i}"), "batch");
+    }
+    let indexes: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let reply = server.get(&format!("/v1/node/{id}"));
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            reply.header("x-nomad-index").unwrap()
+        })
+        .collect();
+    let waiters: Vec<_> = ids
+        .iter()
+        .zip(&indexes)
+        .enumerate()
+        .map(|(i, (id, index))| {
+            let server = Arc::clone(&server);
+            // The changed node's query could wait long; the others run out.
+            let wait = if i == 7 { "60s" } else { "3s" };
+            let path = format!("/v1/node/{id}?index={index}&wait={wait}");
+            std::thread::spawn(move || server.get(&path))
+        })
+        .collect();
+    server.wait_for_blocking_waiters(ids.len() as u64);
+    let woken_before = server.state_stat("woken_waiters");
+    let write = server.post(
+        &format!("/v1/node/{}/eligibility", ids[7]),
+        r#"{"Eligibility": "ineligible"}"#,
+    );
+    let written = write.json()["Index"].as_u64().unwrap();
+    // The write answered after its watches fired: exactly one woke.
+    assert_eq!(server.state_stat("woken_waiters") - woken_before, 1);
+    for (i, waiter) in waiters.into_iter().enumerate() {
+        let reply = waiter.join().unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let index = reply.header("x-nomad-index").unwrap();
+        if i == 7 {
+            assert_eq!(index, written.to_string());
+            assert_eq!(reply.json()["SchedulingEligibility"], "ineligible");
+        } else {
+            assert_eq!(index, indexes[i], "node {i} moved");
+        }
+    }
+    assert_eq!(server.state_stat("woken_waiters") - woken_before, 1);
 }
 
 #[test]

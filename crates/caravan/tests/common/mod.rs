@@ -462,3 +462,33 @@ pub fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
     )
 }
 pub mod cluster;
+
+/// The state store's watch counters, from `/v1/agent/self` (servers only).
+impl Agent {
+    /// `stats.state.<key>` as a number: `blocking_waiters` (blocking
+    /// queries waiting now), `woken_waiters` (woken so far), `publishes`.
+    pub fn state_stat(&self, key: &str) -> u64 {
+        let body = self.get("/v1/agent/self").json();
+        body["stats"]["state"][key]
+            .as_str()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or_else(|| panic!("stats.state.{key} = {}", body["stats"]["state"][key]))
+    }
+
+    /// Waits until `count` blocking queries are registered: a query that
+    /// returned early never registers, so this fails it deterministically.
+    pub fn wait_for_blocking_waiters(&self, count: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let waiting = self.state_stat("blocking_waiters");
+            if waiting == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{waiting} blocking queries waiting, expected {count}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
