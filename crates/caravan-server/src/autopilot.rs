@@ -10,6 +10,7 @@ use std::time::Duration;
 use caravan_api_types::operator::{AutopilotConfiguration, OperatorHealthReply, ServerHealth};
 use chrono::{DateTime, Utc};
 
+use crate::leader::LeaderToken;
 use crate::raft_types::{raft_id_of, ServerNode};
 use crate::server::Server;
 
@@ -256,11 +257,18 @@ impl Autopilot {
     }
 }
 
-/// Runs autopilot rounds while this server is the ready leader.
-pub async fn run(server: Arc<Server>) {
+/// Runs autopilot rounds until `token`'s term of leadership ends (a
+/// leader duty). A round is skipped while the leader has lost its quorum's
+/// acknowledgements (its lease), as Raft would refuse its changes.
+pub async fn run(server: Arc<Server>, token: LeaderToken) {
     loop {
-        tokio::time::sleep(AUTOPILOT_INTERVAL).await;
-        if !server.is_ready_leader() {
+        // Biased: a simulation must replay branch choices from its seed.
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(AUTOPILOT_INTERVAL) => {}
+        }
+        if !server.holds_lease() {
             continue;
         }
         let config = server

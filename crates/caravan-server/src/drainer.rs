@@ -11,37 +11,46 @@ use std::time::Duration;
 
 use caravan_state::{Command, Table};
 
+use crate::leader::LeaderToken;
 use crate::server::Server;
 
-/// Completes drains while this server leads.
-pub async fn run(server: Arc<Server>) {
+/// Completes drains until `token`'s term of leadership ends (a leader
+/// duty).
+pub async fn run(server: Arc<Server>, token: LeaderToken) {
     let mut nodes = server.store().watch(Table::Nodes);
-    loop {
-        if server.is_ready_leader() {
-            let draining: Vec<String> = server
-                .store()
-                .snapshot()
-                .nodes()
-                .filter(|node| node.is_draining())
-                .map(|node| node.id.clone())
-                .collect();
-            for node_id in draining {
-                let command = Command::NodeDrainComplete {
-                    node_id: node_id.clone(),
-                    deadline_reached: false,
-                    now: chrono::Utc::now(),
-                };
-                if let Err(error) = server.apply(command).await {
-                    tracing::warn!(%node_id, %error, "failed to complete a drain");
-                }
+    while !token.is_cancelled() {
+        let draining: Vec<String> = server
+            .store()
+            .snapshot()
+            .nodes()
+            .filter(|node| node.is_draining())
+            .map(|node| node.id.clone())
+            .collect();
+        let mut failed = false;
+        for node_id in draining {
+            let command = Command::NodeDrainComplete {
+                node_id: node_id.clone(),
+                deadline_reached: false,
+                now: chrono::Utc::now(),
+            };
+            if let Err(error) = server.apply(command).await {
+                tracing::warn!(%node_id, %error, "failed to complete a drain");
+                failed = true;
             }
         }
-        // Leadership changes are not table writes: look again now and then.
+        // A failed write is tried again after a while; otherwise the next
+        // change to the nodes brings the drainer round.
+        let retry = if failed {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3600)
+        };
         // Biased: a simulation must replay branch choices from its seed.
         tokio::select! {
             biased;
+            _ = token.cancelled() => return,
             changed = nodes.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(retry) => {}
         }
     }
 }

@@ -12,6 +12,8 @@ use rand::Rng;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::leader::LeaderToken;
+
 /// Nomad's `server` heartbeat settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HeartbeatConfig {
@@ -121,31 +123,29 @@ impl HeartbeatTracker {
         (expired, deadlines.values().min().copied())
     }
 
-    /// Marks nodes down as their timers run out, for as long as `is_leader`
-    /// says this server leads.
-    pub async fn run<F, A>(self: Arc<Self>, is_leader: F, apply: A)
+    /// Marks nodes down as their timers run out, until `token`'s term of
+    /// leadership ends (a leader duty).
+    pub async fn run<A>(self: Arc<Self>, token: LeaderToken, apply: A)
     where
-        F: Fn() -> bool + Send + Sync,
         A: Fn(Command) -> futures::future::BoxFuture<'static, ()> + Send + Sync,
     {
-        loop {
+        while !token.is_cancelled() {
             let (expired, next) = self.take_expired();
-            if is_leader() {
-                for node_id in expired {
-                    tracing::info!(%node_id, "node missed its heartbeat; marking it down");
-                    apply(Command::NodeUpdateStatus {
-                        node_id,
-                        status: NODE_STATUS_DOWN.to_string(),
-                        event: Some(NodeEvent::new(SUBSYSTEM_CLUSTER, "Node heartbeat missed")),
-                        now: chrono::Utc::now(),
-                    })
-                    .await;
-                }
+            for node_id in expired {
+                tracing::info!(%node_id, "node missed its heartbeat; marking it down");
+                apply(Command::NodeUpdateStatus {
+                    node_id,
+                    status: NODE_STATUS_DOWN.to_string(),
+                    event: Some(NodeEvent::new(SUBSYSTEM_CLUSTER, "Node heartbeat missed")),
+                    now: chrono::Utc::now(),
+                })
+                .await;
             }
             let wait = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             // Biased: a simulation must replay branch choices from its seed.
             tokio::select! {
                 biased;
+                _ = token.cancelled() => {}
                 _ = tokio::time::sleep_until(wait) => {}
                 _ = self.changed.notified() => {}
             }

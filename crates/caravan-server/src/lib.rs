@@ -16,6 +16,7 @@ mod drainer;
 pub mod gossip;
 pub mod heartbeat;
 pub mod keyring;
+pub mod leader;
 pub mod log_store;
 pub mod memory_disk;
 pub mod raft_types;

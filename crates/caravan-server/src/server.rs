@@ -22,6 +22,7 @@ use caravan_rpc::{
 };
 
 use crate::heartbeat::{HeartbeatConfig, HeartbeatTracker};
+use crate::leader::Leadership;
 use crate::log_store::LogStore;
 use crate::raft_types::{raft_id_of, Raft, RaftId, RaftRequest, ServerNode, TypeConfig};
 use crate::state_machine::{split_snapshot, StateMachine};
@@ -127,6 +128,8 @@ pub struct Server {
     ready_term: AtomicU64,
     heartbeats: Arc<HeartbeatTracker>,
     autopilot: crate::autopilot::Autopilot,
+    /// The leader duties, started per established term.
+    leadership: Leadership<Arc<Server>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -190,16 +193,13 @@ impl Server {
             ready_term: AtomicU64::new(0),
             heartbeats: Arc::new(HeartbeatTracker::new(heartbeat)),
             autopilot: crate::autopilot::Autopilot::new(members),
+            leadership: Leadership::new(),
             tasks: Mutex::new(Vec::new()),
         });
+        server.register_leader_duties();
         server.bootstrap().await?;
-        let tasks = vec![
-            tokio::spawn(Arc::clone(&server).run_leader_duties()),
-            tokio::spawn(Arc::clone(&server).run_heartbeat_timers()),
-            tokio::spawn(crate::drainer::run(Arc::clone(&server))),
-            tokio::spawn(crate::autopilot::run(Arc::clone(&server))),
-        ];
-        lock(&server.tasks).extend(tasks);
+        let task = tokio::spawn(Arc::clone(&server).run_leader_duties());
+        lock(&server.tasks).push(task);
         Ok(server)
     }
 
@@ -259,6 +259,20 @@ impl Server {
         metrics.state == ServerState::Leader
             && self.ready_term.load(Ordering::SeqCst) == metrics.current_term
             && self.lease_valid(&metrics)
+    }
+
+    /// Whether a quorum acknowledged this server as leader within the
+    /// lease: false on a leader cut off from its quorum, whose writes Raft
+    /// would refuse.
+    pub fn holds_lease(&self) -> bool {
+        let metrics = self.metrics();
+        metrics.state == ServerState::Leader && self.lease_valid(&metrics)
+    }
+
+    /// The leadership lifecycle: the registered duties and the term they
+    /// run for.
+    pub fn leadership(&self) -> &Leadership<Arc<Server>> {
+        &self.leadership
     }
 
     /// Raft's longest election timeout, which is also the leader lease.
@@ -909,23 +923,30 @@ impl Server {
         }
     }
 
-    /// Marks nodes down when their heartbeats lapse, while this server leads.
-    async fn run_heartbeat_timers(self: Arc<Self>) {
-        let leader = Arc::clone(&self);
-        let writer = Arc::clone(&self);
-        Arc::clone(&self.heartbeats)
-            .run(
-                move || leader.is_ready_leader(),
-                move |command| {
-                    let server = Arc::clone(&writer);
+    /// Registers what the leader does while it leads: heartbeat timers,
+    /// the drainer and autopilot (the eval broker, blocked evals, plan
+    /// applier, deployment watcher and GC will join them the same way).
+    fn register_leader_duties(&self) {
+        self.leadership
+            .register_fn("heartbeat timers", |server: Arc<Server>, token| {
+                let heartbeats = Arc::clone(&server.heartbeats);
+                heartbeats.run(token, move |command| {
+                    let server = Arc::clone(&server);
                     Box::pin(async move {
+                        // A leader cut off from its quorum cannot write;
+                        // the next leader gives the node a fresh TTL.
+                        if !server.holds_lease() {
+                            return;
+                        }
                         if let Err(error) = server.apply(command).await {
                             tracing::warn!(%error, "failed to mark a node down");
                         }
                     })
-                },
-            )
-            .await;
+                })
+            });
+        self.leadership.register_fn("drainer", crate::drainer::run);
+        self.leadership
+            .register_fn("autopilot", crate::autopilot::run);
     }
 
     /// Stops Raft and the server's tasks.
@@ -933,32 +954,35 @@ impl Server {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
+        self.leadership.abort();
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "raft did not shut down cleanly");
         }
     }
 
     /// Watches for this server becoming leader and does what a new leader
-    /// must: Nomad's `establishLeadership`.
+    /// must (Nomad's `establishLeadership`), then starts the leader duties
+    /// for that term; stops them when the term's leadership ends.
     async fn run_leader_duties(self: Arc<Self>) {
         let mut metrics = self.raft.metrics();
-        let mut was_leader = false;
         loop {
             let (state, term) = {
                 let current = metrics.borrow_watched();
                 (current.state, current.current_term)
             };
-            if state != ServerState::Leader && was_leader {
-                was_leader = false;
-                self.heartbeats.clear_all();
-                tracing::info!(term, "cluster leadership lost");
+            if let Some(led) = self.leadership.term() {
+                if state != ServerState::Leader || term != led {
+                    self.leadership.stop().await;
+                    self.heartbeats.clear_all();
+                    tracing::info!(term = led, "cluster leadership lost");
+                }
             }
             if state == ServerState::Leader && self.ready_term.load(Ordering::SeqCst) != term {
                 match self.establish_leadership().await {
                     Ok(()) => {
                         self.heartbeats.initialize(&self.store.snapshot());
                         self.ready_term.store(term, Ordering::SeqCst);
-                        was_leader = true;
+                        self.leadership.start(Arc::clone(&self), term);
                         tracing::info!(term, "cluster leadership acquired");
                     }
                     Err(error) => {
