@@ -21,12 +21,13 @@ use caravan_rpc::{
     paths, ClusterKey, NodeEvents, NodeHeartbeat, NodeRpcReply, RpcClient, RpcError,
 };
 
-use crate::heartbeat::{HeartbeatConfig, HeartbeatTracker};
+use crate::leader::heartbeat::{HeartbeatConfig, HeartbeatTracker};
 use crate::leader::Leadership;
-use crate::log_store::LogStore;
-use crate::raft_types::{raft_id_of, Raft, RaftId, RaftRequest, ServerNode, TypeConfig};
-use crate::state_machine::{split_snapshot, StateMachine};
-use crate::transport::{Network, RaftMessage, RaftReply, RaftTransport};
+use crate::raft::log_store::LogStore;
+use crate::raft::state_machine::{split_snapshot, StateMachine};
+use crate::raft::transport::{Network, RaftMessage, RaftReply, RaftTransport};
+use crate::raft::types::{raft_id_of, RaftId, RaftRequest, ServerNode, TypeConfig};
+use crate::raft::Raft;
 
 /// How long a request waits for a leader before failing, like Nomad's
 /// `RPCHoldTimeout`.
@@ -52,7 +53,7 @@ pub struct ServerOptions {
     pub autopilot: AutopilotConfiguration,
     pub heartbeat: HeartbeatConfig,
     /// Where the log and snapshots live (disk, or memory in simulations).
-    pub storage: crate::memory_disk::Storage,
+    pub storage: crate::raft::memory_disk::Storage,
     /// The key server-to-server calls are signed with and checked against;
     /// `None` leaves the server-only routes open (the agent warns).
     pub cluster_key: Option<Arc<ClusterKey>>,
@@ -127,7 +128,7 @@ pub struct Server {
     /// The term in which this server finished establishing leadership.
     ready_term: AtomicU64,
     heartbeats: Arc<HeartbeatTracker>,
-    autopilot: crate::autopilot::Autopilot,
+    autopilot: crate::cluster::autopilot::Autopilot,
     /// The leader duties, started per established term.
     leadership: Leadership<Arc<Server>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -139,7 +140,7 @@ impl Server {
         options: ServerOptions,
         transport: Arc<dyn RaftTransport>,
         rpc_client: reqwest::Client,
-        members: Arc<dyn crate::autopilot::MemberView>,
+        members: Arc<dyn crate::cluster::autopilot::MemberView>,
     ) -> Result<Arc<Self>, ServerError> {
         let storage = |error: std::io::Error| ServerError::Storage(error.to_string());
         caravan_files::create_private_dir(&options.data_dir).map_err(storage)?;
@@ -153,15 +154,15 @@ impl Server {
         };
         let store = Arc::new(StateStore::new());
         let (log_store, state_machine) = match &options.storage {
-            crate::memory_disk::Storage::Disk => (
+            crate::raft::memory_disk::Storage::Disk => (
                 LogStore::open(&options.data_dir.join("raft.redb")).map_err(storage)?,
                 StateMachine::open(&options.data_dir.join("snapshots"), Arc::clone(&store))
                     .map_err(storage)?,
             ),
-            crate::memory_disk::Storage::Memory(disk) => (
+            crate::raft::memory_disk::Storage::Memory(disk) => (
                 LogStore::in_memory(disk.clone()).map_err(storage)?,
                 StateMachine::open_at(
-                    crate::state_machine::SnapshotPlace::Memory(disk.clone()),
+                    crate::raft::state_machine::SnapshotPlace::Memory(disk.clone()),
                     Arc::clone(&store),
                 )
                 .map_err(storage)?,
@@ -192,7 +193,7 @@ impl Server {
             last_leader_contact: Mutex::new(None),
             ready_term: AtomicU64::new(0),
             heartbeats: Arc::new(HeartbeatTracker::new(heartbeat)),
-            autopilot: crate::autopilot::Autopilot::new(members),
+            autopilot: crate::cluster::autopilot::Autopilot::new(members),
             leadership: Leadership::new(),
             tasks: Mutex::new(Vec::new()),
         });
@@ -388,11 +389,11 @@ impl Server {
     /// Refuses Raft messages whose terms or indexes no real cluster
     /// reaches, before openraft sees them.
     fn check_raft_bounds(message: &RaftMessage) -> Result<(), RpcError> {
-        fn log_id_ok(log_id: Option<&crate::raft_types::LogId>) -> bool {
+        fn log_id_ok(log_id: Option<&crate::raft::types::LogId>) -> bool {
             log_id
                 .is_none_or(|id| id.index < MAX_RAFT_NUMBER && id.leader_id.term < MAX_RAFT_NUMBER)
         }
-        fn vote_ok(vote: &crate::raft_types::Vote) -> bool {
+        fn vote_ok(vote: &crate::raft::types::Vote) -> bool {
             vote.leader_id.term < MAX_RAFT_NUMBER
         }
         let ok = match message {
@@ -450,7 +451,7 @@ impl Server {
                 .map_err(|error| failed(error.to_string())),
             RaftMessage::InstallSnapshot { vote, data } => {
                 let (meta, _) = split_snapshot(&data).map_err(|error| failed(error.to_string()))?;
-                let snapshot = crate::raft_types::Snapshot {
+                let snapshot = crate::raft::types::Snapshot {
                     meta,
                     snapshot: std::io::Cursor::new(data),
                 };
@@ -566,7 +567,7 @@ impl Server {
         .collect()
     }
 
-    pub fn autopilot(&self) -> &crate::autopilot::Autopilot {
+    pub fn autopilot(&self) -> &crate::cluster::autopilot::Autopilot {
         &self.autopilot
     }
 
@@ -944,9 +945,10 @@ impl Server {
                     })
                 })
             });
-        self.leadership.register_fn("drainer", crate::drainer::run);
         self.leadership
-            .register_fn("autopilot", crate::autopilot::run);
+            .register_fn("drainer", crate::leader::drainer::run);
+        self.leadership
+            .register_fn("autopilot", crate::cluster::autopilot::run);
     }
 
     /// Stops Raft and the server's tasks.

@@ -46,7 +46,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = ServerNode,
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
-        AsyncRuntime = crate::runtime::CaravanRuntime,
+        AsyncRuntime = crate::raft::runtime::CaravanRuntime,
 );
 
 pub type RaftId = u64;
@@ -57,7 +57,6 @@ pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<Typ
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
 pub type SnapshotData = Cursor<Vec<u8>>;
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
-pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
 
 /// Raft's numeric id for a server, taken from its node UUID so that every
 /// server computes the same number for the same peer.

@@ -11,7 +11,7 @@ use caravan_api_types::operator::{AutopilotConfiguration, OperatorHealthReply, S
 use chrono::{DateTime, Utc};
 
 use crate::leader::LeaderToken;
-use crate::raft_types::{raft_id_of, ServerNode};
+use crate::raft::types::{raft_id_of, ServerNode};
 use crate::server::Server;
 
 /// How often autopilot looks at the servers.
