@@ -11,7 +11,9 @@
 
 pub mod cluster;
 pub mod endpoints;
+mod error;
 pub mod leader;
+mod options;
 pub mod raft;
 mod server;
 
@@ -23,7 +25,7 @@ pub use raft::types as raft_types;
 pub use raft::{log_store, memory_disk, runtime, state_machine, transport};
 
 pub use caravan_rpc::{NodeEvents, NodeHeartbeat, NodeRpcReply};
-pub use server::{
-    load_or_create_node_id, AppliedWrite, FollowerProgress, RaftMember, Server, ServerError,
-    ServerOptions, LEADER_WAIT, MAX_RAFT_NUMBER,
-};
+pub use error::ServerError;
+pub use options::ServerOptions;
+pub use raft::types::{AppliedWrite, FollowerProgress, RaftMember, MAX_RAFT_NUMBER};
+pub use server::{load_or_create_node_id, Server, LEADER_WAIT};

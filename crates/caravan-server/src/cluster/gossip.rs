@@ -28,8 +28,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 
-use crate::cluster::autopilot::{MemberView, SerfStatus};
 use crate::cluster::keyring::{Dropped, Keyring, OVERHEAD};
+use crate::cluster::membership::{MemberView, SerfStatus};
 use crate::raft::types::ServerNode;
 
 /// Serf's default port.

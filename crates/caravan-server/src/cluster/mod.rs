@@ -6,5 +6,6 @@ pub mod autopilot;
 pub mod formation;
 pub mod gossip;
 pub mod keyring;
+pub mod membership;
 
 pub use formation::bootstrap_expect;

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use caravan_state::{Command, Table};
 
-use crate::leader::LeaderToken;
-use crate::server::Server;
+use crate::leader::context::LeaderServer;
+use crate::leader::lifecycle::LeaderToken;
 
 /// Completes drains until `token`'s term of leadership ends (a leader
 /// duty).
-pub async fn run(server: Arc<Server>, token: LeaderToken) {
+pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
     let mut nodes = server.store().watch(Table::Nodes);
     while !token.is_cancelled() {
         let draining: Vec<String> = server

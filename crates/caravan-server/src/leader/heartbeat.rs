@@ -12,7 +12,7 @@ use rand::Rng;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::leader::LeaderToken;
+use crate::leader::lifecycle::LeaderToken;
 
 /// Nomad's `server` heartbeat settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

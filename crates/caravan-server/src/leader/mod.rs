@@ -1,7 +1,10 @@
 //! What the leader does while it leads: the leadership lifecycle and the
-//! duties it starts and stops (heartbeat timers, the drainer).
+//! duties it starts and stops (heartbeat timers, the drainer), which see the server through
+//! [`context::LeaderServer`].
 
+pub mod context;
 pub mod drainer;
+mod establish;
 pub mod heartbeat;
 pub mod lifecycle;
 

@@ -2,6 +2,8 @@
 //! state store, the transport between servers and the runtime openraft
 //! runs on.
 
+pub(crate) mod config;
+mod control;
 pub mod log_store;
 pub mod memory_disk;
 pub mod runtime;

@@ -2,6 +2,7 @@
 //! server is named inside Raft.
 
 use std::io::Cursor;
+use std::time::Duration;
 
 use caravan_state::{Command, CommandResult};
 use serde::{Deserialize, Serialize};
@@ -79,3 +80,34 @@ pub fn raft_id_of(node_id: &str) -> RaftId {
         }
     }
 }
+
+/// A write that went through Raft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedWrite {
+    /// The Raft index the write was committed at.
+    pub index: u64,
+    pub result: CommandResult,
+}
+
+/// What the leader knows of a follower's replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    pub last_index: u64,
+    pub last_term: u64,
+    /// Since the follower last acknowledged the leader; `None` if never.
+    pub last_contact: Option<Duration>,
+}
+
+/// One member of the Raft configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftMember {
+    pub node: ServerNode,
+    pub voter: bool,
+    pub leader: bool,
+}
+
+/// The highest term or log index a peer may send. Real clusters never come
+/// near it (a term is one election); a forged message with a term near
+/// `u64::MAX` would make openraft overflow and panic at the next election,
+/// and, being persisted, again at every restart.
+pub const MAX_RAFT_NUMBER: u64 = 1 << 48;
