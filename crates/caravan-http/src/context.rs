@@ -7,7 +7,7 @@ use caravan_client::Client;
 use caravan_config::AgentConfig;
 use caravan_server::Server;
 
-use crate::acl_check::AclCache;
+use crate::acl_cache::AclCache;
 
 /// The addresses this agent advertises, resolved after its listeners bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
