@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use caravan_acl::{AclSet, Policy};
 use caravan_api_types::acl::{AclPolicy, AclToken, ANONYMOUS_POLICY};
+use caravan_api_types::sync::lock;
 
 /// Who is calling and what they may do.
 #[derive(Debug, Clone)]
@@ -63,10 +64,7 @@ pub struct AclCache {
 impl AclCache {
     fn parsed(&self, policy: &AclPolicy) -> Option<Arc<Policy>> {
         let key = (policy.name.clone(), policy.modify_index);
-        let mut cache = match self.policies.lock() {
-            Ok(cache) => cache,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut cache = lock(&self.policies);
         if let Some(parsed) = cache.get(&key) {
             return Some(Arc::clone(parsed));
         }

@@ -13,6 +13,8 @@ use caravan_state::State;
 use http::HeaderMap;
 
 pub use crate::acl_cache::{AclCache, Identity};
+use caravan_api_types::sync::lock;
+
 use crate::context::AgentContext;
 use crate::error::ApiError;
 
@@ -115,10 +117,7 @@ async fn resolve_through_server(ctx: &AgentContext, secret: &str) -> Result<Iden
     for server in servers {
         match fetch_identity(ctx, &server, secret).await {
             Ok(identity) => {
-                let mut resolved = match ctx.acl_cache.resolved.lock() {
-                    Ok(resolved) => resolved,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
+                let mut resolved = lock(&ctx.acl_cache.resolved);
                 resolved.insert(secret.to_string(), (identity.clone(), Instant::now()));
                 return Ok(identity);
             }
@@ -130,10 +129,7 @@ async fn resolve_through_server(ctx: &AgentContext, secret: &str) -> Result<Iden
 }
 
 fn cached(cache: &AclCache, secret: &str, ttl: Duration) -> Option<Identity> {
-    let resolved = match cache.resolved.lock() {
-        Ok(resolved) => resolved,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let resolved = lock(&cache.resolved);
     resolved
         .get(secret)
         .filter(|(_, at)| at.elapsed() < ttl)

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use caravan_api_types::node::{NodeEvent, NODE_STATUS_DOWN, SUBSYSTEM_CLUSTER};
+use caravan_api_types::sync::lock;
 use caravan_state::{Command, State};
 use rand::Rng;
 use tokio::sync::Notify;
@@ -51,10 +52,7 @@ impl HeartbeatTracker {
     }
 
     fn deadlines(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
-        match self.deadlines.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.deadlines)
     }
 
     /// The TTL Nomad hands out: `max(min_ttl, nodes / rate)` plus up to as
