@@ -7,6 +7,7 @@ pub mod agent;
 pub mod duration;
 pub mod node;
 pub mod operator;
+pub mod sync;
 pub mod time;
 
 /// What `Debug` shows in place of a secret: secrets travel over the wire

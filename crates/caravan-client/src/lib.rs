@@ -10,10 +10,11 @@ mod servers;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use caravan_api_types::node::{DriverInfo, Node, NODE_STATUS_READY};
+use caravan_api_types::sync::lock;
 use caravan_rpc::{NodeHeartbeat, NodeRpcReply, RpcError as ServerRpcError};
 
 pub use identity::NodeIdentity;
@@ -76,13 +77,6 @@ pub struct Client {
     node: Mutex<Node>,
     driver_states: Mutex<BTreeMap<String, DriverState>>,
     heartbeat: Mutex<HeartbeatState>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 impl Client {

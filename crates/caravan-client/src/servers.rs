@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 use std::sync::RwLock;
+
+use caravan_api_types::sync::{read, write};
 use std::time::Duration;
 
 use caravan_rpc::paths::PING as PING_PATH;
@@ -45,18 +47,12 @@ impl ServerList {
 
     /// The known servers, the one that last answered first.
     pub fn get(&self) -> Vec<String> {
-        match self.servers.read() {
-            Ok(servers) => servers.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read(&self.servers).clone()
     }
 
     /// Moves `server` to the front: the one that answered is tried first.
     pub fn promote(&self, server: &str) {
-        let mut servers = match self.servers.write() {
-            Ok(servers) => servers,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut servers = write(&self.servers);
         if let Some(position) = servers.iter().position(|known| known == server) {
             let found = servers.remove(position);
             servers.insert(0, found);
@@ -66,10 +62,7 @@ impl ServerList {
     /// Adds servers a server told us about (Nomad's clients learn the
     /// cluster's servers from heartbeat answers).
     pub fn learn(&self, addresses: &[String]) {
-        let mut servers = match self.servers.write() {
-            Ok(servers) => servers,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut servers = write(&self.servers);
         for address in addresses {
             if !servers.contains(address) {
                 servers.push(address.clone());
@@ -102,10 +95,7 @@ impl ServerList {
         }
         reachable.sort();
         reachable.dedup();
-        match self.servers.write() {
-            Ok(mut servers) => *servers = reachable,
-            Err(poisoned) => *poisoned.into_inner() = reachable,
-        }
+        *write(&self.servers) = reachable;
         Ok(())
     }
 

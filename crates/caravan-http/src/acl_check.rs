@@ -5,59 +5,18 @@
 //! (`/v1/acl/token/self`, `/v1/acl/policy/:name`) and keeps the answer for
 //! `acl.token_ttl`, as Nomad's clients cache theirs.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use caravan_acl::{AclSet, Policy};
+use caravan_acl::AclSet;
 use caravan_api_types::acl::{AclPolicy, AclToken, ANONYMOUS_POLICY};
 use caravan_state::State;
 use http::HeaderMap;
 
+pub use crate::acl_cache::{AclCache, Identity};
+use caravan_api_types::sync::lock;
+
 use crate::context::AgentContext;
 use crate::error::ApiError;
-
-/// Who is calling and what they may do.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub acl: AclSet,
-    /// The caller's token; `None` for the anonymous caller and when ACLs
-    /// are disabled.
-    pub token: Option<AclToken>,
-    pub acls_enabled: bool,
-}
-
-impl Identity {
-    /// Everyone may do everything: ACLs are off.
-    pub fn unrestricted() -> Self {
-        Self {
-            acl: AclSet::management(),
-            token: None,
-            acls_enabled: false,
-        }
-    }
-
-    /// Nomad's caller identity string (`token:<accessor>`,
-    /// `token:acls-disabled`, `token:anonymous`).
-    pub fn identity_string(&self) -> String {
-        match (&self.token, self.acls_enabled) {
-            (_, false) => "token:acls-disabled".to_string(),
-            (Some(token), true) => format!("token:{}", token.accessor_id),
-            (None, true) => "token:anonymous".to_string(),
-        }
-    }
-
-    /// Whether the caller holds the named policy (management holds all).
-    pub fn holds_policy(&self, name: &str) -> bool {
-        if self.acl.is_management() {
-            return true;
-        }
-        match &self.token {
-            Some(token) => token.policies.iter().any(|policy| policy == name),
-            None => name == ANONYMOUS_POLICY,
-        }
-    }
-}
 
 /// The secret a request carries: `X-Nomad-Token`, else
 /// `Authorization: Bearer <secret>`.
@@ -84,42 +43,6 @@ pub fn request_secret(headers: &HeaderMap) -> String {
 
 fn token_not_found() -> ApiError {
     ApiError::new(http::StatusCode::FORBIDDEN, "ACL token not found")
-}
-
-/// Parsed policies and client-side resolutions, reused between requests.
-#[derive(Default)]
-pub struct AclCache {
-    /// (name, modify index) → parsed rules.
-    policies: Mutex<HashMap<(String, u64), Arc<Policy>>>,
-    /// Client-only agents: secret → (identity, when it was fetched).
-    resolved: Mutex<HashMap<String, (Identity, Instant)>>,
-}
-
-impl AclCache {
-    fn parsed(&self, policy: &AclPolicy) -> Option<Arc<Policy>> {
-        let key = (policy.name.clone(), policy.modify_index);
-        let mut cache = match self.policies.lock() {
-            Ok(cache) => cache,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(parsed) = cache.get(&key) {
-            return Some(Arc::clone(parsed));
-        }
-        let parsed = Arc::new(caravan_acl::parse(&policy.rules).ok()?);
-        if cache.len() > 4096 {
-            cache.clear();
-        }
-        cache.insert(key, Arc::clone(&parsed));
-        Some(parsed)
-    }
-
-    fn compile<'a>(&self, policies: impl IntoIterator<Item = &'a AclPolicy>) -> AclSet {
-        let parsed: Vec<Arc<Policy>> = policies
-            .into_iter()
-            .filter_map(|policy| self.parsed(policy))
-            .collect();
-        AclSet::from_policies(parsed.iter().map(|policy| policy.as_ref()))
-    }
 }
 
 /// Resolves the caller of a request.
@@ -194,10 +117,7 @@ async fn resolve_through_server(ctx: &AgentContext, secret: &str) -> Result<Iden
     for server in servers {
         match fetch_identity(ctx, &server, secret).await {
             Ok(identity) => {
-                let mut resolved = match ctx.acl_cache.resolved.lock() {
-                    Ok(resolved) => resolved,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
+                let mut resolved = lock(&ctx.acl_cache.resolved);
                 resolved.insert(secret.to_string(), (identity.clone(), Instant::now()));
                 return Ok(identity);
             }
@@ -209,10 +129,7 @@ async fn resolve_through_server(ctx: &AgentContext, secret: &str) -> Result<Iden
 }
 
 fn cached(cache: &AclCache, secret: &str, ttl: Duration) -> Option<Identity> {
-    let resolved = match cache.resolved.lock() {
-        Ok(resolved) => resolved,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let resolved = lock(&cache.resolved);
     resolved
         .get(secret)
         .filter(|(_, at)| at.elapsed() < ttl)

@@ -7,7 +7,9 @@ use caravan_client::Client;
 use caravan_config::AgentConfig;
 use caravan_server::Server;
 
-use crate::acl_check::AclCache;
+use caravan_api_types::sync::lock;
+
+use crate::acl_cache::AclCache;
 
 /// The addresses this agent advertises, resolved after its listeners bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,20 +50,14 @@ impl ListCache {
     const MAX_ENTRIES: usize = 32;
 
     pub fn get(&self, key: &str, index: u64) -> Option<CachedList> {
-        let entries = match self.entries.lock() {
-            Ok(entries) => entries,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let entries = lock(&self.entries);
         (entries.0 == index)
             .then(|| entries.1.get(key).cloned())
             .flatten()
     }
 
     pub fn put(&self, key: String, index: u64, value: CachedList) {
-        let mut entries = match self.entries.lock() {
-            Ok(entries) => entries,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut entries = lock(&self.entries);
         if entries.0 != index || entries.1.len() >= Self::MAX_ENTRIES {
             *entries = (index, std::collections::HashMap::new());
         }

@@ -13,11 +13,11 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::consistency::Consistency;
 use crate::context::AgentContext;
 use crate::error::ApiError;
 use crate::query::QueryOptions;
 use crate::render::render_error;
-use crate::route::Consistency;
 
 /// Header carrying how many times a request was forwarded.
 pub const FORWARDED_HEADER: &str = "x-caravan-forwarded";

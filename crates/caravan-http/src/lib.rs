@@ -6,10 +6,12 @@
 //! leader forwarding, the handler, and Nomad's headers and errors.
 
 pub mod acl;
+mod acl_cache;
 mod acl_check;
 pub mod agent;
 mod agent_config;
 pub mod blocking;
+pub mod consistency;
 pub mod context;
 mod decode;
 pub mod error;

@@ -186,7 +186,7 @@ async fn autopilot_health(request: Request) -> Result<Reply, ApiError> {
         .autopilot_config()
         .cloned()
         .ok_or_else(|| ApiError::internal("autopilot config not initialized yet"))?;
-    let health = server.autopilot().health(server, &config);
+    let health = server.autopilot().health(&**server, &config);
     let status = if health.healthy {
         StatusCode::OK
     } else {

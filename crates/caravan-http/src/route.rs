@@ -17,6 +17,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::acl_check::{self, Identity};
+pub use crate::consistency::Consistency;
 use crate::context::AgentContext;
 use crate::error::ApiError;
 use crate::forward::{forward, forwarded_hops, plan, Plan};
@@ -47,19 +48,6 @@ pub const NODE_WRITE: Acl = Acl::Require(Capability::NodeWrite);
 pub const OPERATOR_READ: Acl = Acl::Require(Capability::OperatorRead);
 pub const OPERATOR_WRITE: Acl = Acl::Require(Capability::OperatorWrite);
 pub const MANAGEMENT: Acl = Acl::Require(Capability::Management);
-
-/// Where an endpoint runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consistency {
-    /// On the agent that received it (agent endpoints).
-    Local,
-    /// On any server: locally on a server, forwarded by a client.
-    AnyServer,
-    /// On the leader; followers and clients forward.
-    Leader,
-    /// On the leader, or locally with `?stale`.
-    LeaderUnlessStale,
-}
 
 /// A handler: takes the parsed request, answers a reply or an API error.
 pub type Handler =

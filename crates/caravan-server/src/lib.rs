@@ -5,29 +5,27 @@
 //! A write's path: [`Server::apply`] on the leader (requests reach it as
 //! forwarded HTTP requests, never as raw commands) → openraft
 //! `client_write` → the entry is appended
-//! to the log by [`log_store::LogStore`] (group-committed) and replicated →
-//! once committed, [`state_machine::StateMachine`] applies it to the
+//! to the log by [`raft::log_store::LogStore`] (group-committed) and replicated →
+//! once committed, [`raft::state_machine::StateMachine`] applies it to the
 //! [`caravan_state::StateStore`] → watches wake blocking queries.
 
-pub mod address;
-pub mod autopilot;
 pub mod cluster;
-mod drainer;
-pub mod gossip;
-pub mod heartbeat;
-pub mod keyring;
-pub mod log_store;
-pub mod memory_disk;
-pub mod raft_types;
-pub mod rpc;
-pub mod runtime;
+pub mod endpoints;
+mod error;
+pub mod leader;
+mod options;
+pub mod raft;
 mod server;
-pub use server::load_or_create_node_id;
-pub mod state_machine;
-pub mod transport;
+
+// The paths other crates use, kept from before the server was split.
+pub use cluster::{autopilot, gossip, keyring};
+pub use endpoints::rpc;
+pub use leader::heartbeat;
+pub use raft::types as raft_types;
+pub use raft::{log_store, memory_disk, runtime, state_machine, transport};
 
 pub use caravan_rpc::{NodeEvents, NodeHeartbeat, NodeRpcReply};
-pub use server::{
-    AppliedWrite, FollowerProgress, RaftMember, Server, ServerError, ServerOptions, LEADER_WAIT,
-    MAX_RAFT_NUMBER,
-};
+pub use error::ServerError;
+pub use options::ServerOptions;
+pub use raft::types::{AppliedWrite, FollowerProgress, RaftMember, MAX_RAFT_NUMBER};
+pub use server::{load_or_create_node_id, Server, LEADER_WAIT};

@@ -1,7 +1,6 @@
 //! The server role: one Raft member with its log, FSM and leader duties.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,128 +8,55 @@ use std::time::Duration;
 // Tokio's clock, not the OS's: a simulation controls it.
 use tokio::time::Instant;
 
-use caravan_api_types::node::Node;
-use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
+use caravan_api_types::sync::lock;
 use caravan_state::{Command, CommandResult, StateStore};
+use futures::future::BoxFuture;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
-use openraft::{ChangeMembers, RaftMetrics, ServerState, SnapshotPolicy};
-use serde::{Deserialize, Serialize};
+use openraft::{RaftMetrics, ServerState};
 
-use caravan_rpc::{
-    paths, ClusterKey, NodeEvents, NodeHeartbeat, NodeRpcReply, RpcClient, RpcError,
+use caravan_rpc::RpcClient;
+
+use crate::cluster::autopilot::{Autopilot, AutopilotServer};
+use crate::cluster::membership::MemberView;
+use crate::error::ServerError;
+use crate::leader::context::LeaderServer;
+use crate::leader::heartbeat::HeartbeatTracker;
+use crate::leader::lifecycle::Leadership;
+use crate::options::ServerOptions;
+use crate::raft::config::{raft_config, ELECTION_TIMEOUT_MAX_MS, HEARTBEAT_INTERVAL_MS};
+use crate::raft::log_store::LogStore;
+use crate::raft::state_machine::StateMachine;
+use crate::raft::transport::{Network, RaftTransport};
+use crate::raft::types::{
+    raft_id_of, AppliedWrite, FollowerProgress, RaftId, RaftMember, RaftRequest, ServerNode,
+    TypeConfig,
 };
-
-use crate::heartbeat::{HeartbeatConfig, HeartbeatTracker};
-use crate::log_store::LogStore;
-use crate::raft_types::{raft_id_of, Raft, RaftId, RaftRequest, ServerNode, TypeConfig};
-use crate::state_machine::{split_snapshot, StateMachine};
-use crate::transport::{Network, RaftMessage, RaftReply, RaftTransport};
+use crate::raft::Raft;
 
 /// How long a request waits for a leader before failing, like Nomad's
 /// `RPCHoldTimeout`.
 pub const LEADER_WAIT: Duration = Duration::from_secs(5);
 
-/// What the server needs to start.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// Where the Raft log, snapshots and node ID live (`data_dir/server`).
-    pub data_dir: PathBuf,
-    /// Node name without the region.
-    pub node_name: String,
-    pub region: String,
-    pub datacenter: String,
-    pub rpc_advertise: String,
-    pub http_advertise: String,
-    pub bootstrap_expect: u32,
-    /// Scales Raft's timings, as Nomad's `raft_multiplier`.
-    pub raft_multiplier: u32,
-    pub snapshot_threshold: u64,
-    pub trailing_logs: u64,
-    pub default_scheduler_config: SchedulerConfiguration,
-    pub autopilot: AutopilotConfiguration,
-    pub heartbeat: HeartbeatConfig,
-    /// Where the log and snapshots live (disk, or memory in simulations).
-    pub storage: crate::memory_disk::Storage,
-    /// The key server-to-server calls are signed with and checked against;
-    /// `None` leaves the server-only routes open (the agent warns).
-    pub cluster_key: Option<Arc<ClusterKey>>,
-    /// Whether the RPC port is TLS: server-only routes then require a
-    /// server certificate of this region.
-    pub rpc_tls: bool,
-}
-
-/// Why a server operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ServerError {
-    #[error("No cluster leader")]
-    NoLeader,
-    #[error("{0}")]
-    Storage(String),
-    #[error("{0}")]
-    Raft(String),
-    #[error("failed to forward to the leader: {0}")]
-    Forward(String),
-}
-
-impl From<ServerError> for RpcError {
-    fn from(error: ServerError) -> Self {
-        match error {
-            ServerError::NoLeader => RpcError::NoLeader,
-            ServerError::Forward(text) => RpcError::Forward(text),
-            ServerError::Storage(text) | ServerError::Raft(text) => RpcError::Internal(text),
-        }
-    }
-}
-
-/// A write that went through Raft.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppliedWrite {
-    /// The Raft index the write was committed at.
-    pub index: u64,
-    pub result: CommandResult,
-}
-
-/// The highest term or log index a peer may send. Real clusters never come
-/// near it (a term is one election); a forged message with a term near
-/// `u64::MAX` would make openraft overflow and panic at the next election,
-/// and, being persisted, again at every restart.
-pub const MAX_RAFT_NUMBER: u64 = 1 << 48;
-
-/// What the leader knows of a follower's replication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FollowerProgress {
-    pub last_index: u64,
-    pub last_term: u64,
-    /// Since the follower last acknowledged the leader; `None` if never.
-    pub last_contact: Option<Duration>,
-}
-
-/// One member of the Raft configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RaftMember {
-    pub node: ServerNode,
-    pub voter: bool,
-    pub leader: bool,
-}
-
 /// A running server.
 pub struct Server {
-    options: ServerOptions,
-    node: ServerNode,
-    raft_id: RaftId,
-    raft: Raft,
-    store: Arc<StateStore>,
-    log_store: LogStore,
-    state_machine: StateMachine,
-    rpc: RpcClient,
+    pub(crate) options: ServerOptions,
+    pub(crate) node: ServerNode,
+    pub(crate) raft_id: RaftId,
+    pub(crate) raft: Raft,
+    pub(crate) store: Arc<StateStore>,
+    pub(crate) log_store: LogStore,
+    pub(crate) state_machine: StateMachine,
+    pub(crate) rpc: RpcClient,
     /// When a leader's message was last accepted (followers only).
-    last_leader_contact: Mutex<Option<Instant>>,
+    pub(crate) last_leader_contact: Mutex<Option<Instant>>,
     /// The term in which this server finished establishing leadership.
-    ready_term: AtomicU64,
-    heartbeats: Arc<HeartbeatTracker>,
-    autopilot: crate::autopilot::Autopilot,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    pub(crate) ready_term: AtomicU64,
+    pub(crate) heartbeats: Arc<HeartbeatTracker>,
+    pub(crate) autopilot: Autopilot,
+    /// The leader duties, started per established term.
+    pub(crate) leadership: Leadership<Arc<Server>>,
+    pub(crate) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Server {
@@ -139,7 +65,7 @@ impl Server {
         options: ServerOptions,
         transport: Arc<dyn RaftTransport>,
         rpc_client: reqwest::Client,
-        members: Arc<dyn crate::autopilot::MemberView>,
+        members: Arc<dyn MemberView>,
     ) -> Result<Arc<Self>, ServerError> {
         let storage = |error: std::io::Error| ServerError::Storage(error.to_string());
         caravan_files::create_private_dir(&options.data_dir).map_err(storage)?;
@@ -153,15 +79,15 @@ impl Server {
         };
         let store = Arc::new(StateStore::new());
         let (log_store, state_machine) = match &options.storage {
-            crate::memory_disk::Storage::Disk => (
+            crate::raft::memory_disk::Storage::Disk => (
                 LogStore::open(&options.data_dir.join("raft.redb")).map_err(storage)?,
                 StateMachine::open(&options.data_dir.join("snapshots"), Arc::clone(&store))
                     .map_err(storage)?,
             ),
-            crate::memory_disk::Storage::Memory(disk) => (
+            crate::raft::memory_disk::Storage::Memory(disk) => (
                 LogStore::in_memory(disk.clone()).map_err(storage)?,
                 StateMachine::open_at(
-                    crate::state_machine::SnapshotPlace::Memory(disk.clone()),
+                    crate::raft::state_machine::SnapshotPlace::Memory(disk.clone()),
                     Arc::clone(&store),
                 )
                 .map_err(storage)?,
@@ -193,17 +119,14 @@ impl Server {
             last_leader_contact: Mutex::new(None),
             ready_term: AtomicU64::new(0),
             heartbeats: Arc::new(HeartbeatTracker::new(heartbeat)),
-            autopilot: crate::autopilot::Autopilot::new(members),
+            autopilot: Autopilot::new(members),
+            leadership: Leadership::new(),
             tasks: Mutex::new(Vec::new()),
         });
+        server.register_leader_duties();
         server.bootstrap().await?;
-        let tasks = vec![
-            tokio::spawn(Arc::clone(&server).run_leader_duties()),
-            tokio::spawn(Arc::clone(&server).run_heartbeat_timers()),
-            tokio::spawn(crate::drainer::run(Arc::clone(&server))),
-            tokio::spawn(crate::autopilot::run(Arc::clone(&server))),
-        ];
-        lock(&server.tasks).extend(tasks);
+        let task = tokio::spawn(Arc::clone(&server).run_leader_duties());
+        lock(&server.tasks).push(task);
         Ok(server)
     }
 
@@ -263,6 +186,20 @@ impl Server {
         metrics.state == ServerState::Leader
             && self.ready_term.load(Ordering::SeqCst) == metrics.current_term
             && self.lease_valid(&metrics)
+    }
+
+    /// Whether a quorum acknowledged this server as leader within the
+    /// lease: false on a leader cut off from its quorum, whose writes Raft
+    /// would refuse.
+    pub fn holds_lease(&self) -> bool {
+        let metrics = self.metrics();
+        metrics.state == ServerState::Leader && self.lease_valid(&metrics)
+    }
+
+    /// The leadership lifecycle: the registered duties and the term they
+    /// run for.
+    pub fn leadership(&self) -> &Leadership<Arc<Server>> {
+        &self.leadership
     }
 
     /// Raft's longest election timeout, which is also the leader lease.
@@ -375,346 +312,13 @@ impl Server {
         }
     }
 
-    /// Refuses Raft messages whose terms or indexes no real cluster
-    /// reaches, before openraft sees them.
-    fn check_raft_bounds(message: &RaftMessage) -> Result<(), RpcError> {
-        fn log_id_ok(log_id: Option<&crate::raft_types::LogId>) -> bool {
-            log_id
-                .is_none_or(|id| id.index < MAX_RAFT_NUMBER && id.leader_id.term < MAX_RAFT_NUMBER)
-        }
-        fn vote_ok(vote: &crate::raft_types::Vote) -> bool {
-            vote.leader_id.term < MAX_RAFT_NUMBER
-        }
-        let ok = match message {
-            RaftMessage::Append(request) => {
-                vote_ok(&request.vote)
-                    && log_id_ok(request.prev_log_id.as_ref())
-                    && log_id_ok(request.leader_commit.as_ref())
-                    && request
-                        .entries
-                        .iter()
-                        .all(|entry| log_id_ok(Some(&entry.log_id)))
-            }
-            RaftMessage::Vote(request) | RaftMessage::PreVote(request) => {
-                vote_ok(&request.vote) && log_id_ok(request.last_log_id.as_ref())
-            }
-            RaftMessage::InstallSnapshot { vote, .. } => vote_ok(vote),
-            RaftMessage::TransferLeader(request) => {
-                vote_ok(request.from_leader()) && log_id_ok(request.last_log_id())
-            }
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(RpcError::Invalid(format!(
-                "raft message with a term or index beyond {MAX_RAFT_NUMBER} refused"
-            )))
-        }
-    }
-
-    /// Handles a Raft message from a peer.
-    pub async fn handle_raft(&self, message: RaftMessage) -> Result<RaftReply, RpcError> {
-        Self::check_raft_bounds(&message)?;
-        let failed = |error: String| RpcError::Internal(error);
-        match message {
-            RaftMessage::Append(request) => {
-                let reply = self
-                    .raft
-                    .append_entries(request)
-                    .await
-                    .map_err(|error| failed(error.to_string()))?;
-                *lock(&self.last_leader_contact) = Some(Instant::now());
-                Ok(RaftReply::Append(reply))
-            }
-            RaftMessage::Vote(request) => self
-                .raft
-                .vote(request)
-                .await
-                .map(RaftReply::Vote)
-                .map_err(|error| failed(error.to_string())),
-            RaftMessage::PreVote(request) => self
-                .raft
-                .pre_vote(request)
-                .await
-                .map(RaftReply::Vote)
-                .map_err(|error| failed(error.to_string())),
-            RaftMessage::InstallSnapshot { vote, data } => {
-                let (meta, _) = split_snapshot(&data).map_err(|error| failed(error.to_string()))?;
-                let snapshot = crate::raft_types::Snapshot {
-                    meta,
-                    snapshot: std::io::Cursor::new(data),
-                };
-                let reply = self
-                    .raft
-                    .install_full_snapshot(vote, snapshot)
-                    .await
-                    .map_err(|error| failed(error.to_string()))?;
-                *lock(&self.last_leader_contact) = Some(Instant::now());
-                Ok(RaftReply::InstallSnapshot(reply))
-            }
-            RaftMessage::TransferLeader(request) => self
-                .raft
-                .handle_transfer_leader(request)
-                .await
-                .map(RaftReply::TransferLeader)
-                .map_err(|error| failed(error.to_string())),
-        }
-    }
-
-    /// The Raft configuration: its index and every member.
-    pub fn raft_configuration(&self) -> (u64, Vec<RaftMember>) {
-        let metrics = self.metrics();
-        let membership = metrics.membership_config.membership();
-        let voters: BTreeSet<RaftId> = membership.voter_ids().collect();
-        let index = metrics
-            .membership_config
-            .log_id()
-            .map_or(0, |log_id| log_id.index);
-        let members = membership
-            .nodes()
-            .map(|(id, node)| RaftMember {
-                node: node.clone(),
-                voter: voters.contains(id),
-                leader: metrics.current_leader == Some(*id),
-            })
-            .collect();
-        (index, members)
-    }
-
-    /// Raft figures for `/v1/agent/self`, named as hashicorp/raft names them.
-    pub fn raft_stats(&self) -> BTreeMap<String, String> {
-        let metrics = self.metrics();
-        let (config_index, members) = self.raft_configuration();
-        let last_log = self.log_store.last_log_id();
-        let snapshot = self.state_machine.snapshot_log_id();
-        let last_contact = match self.last_contact() {
-            Some(elapsed) if !elapsed.is_zero() => {
-                caravan_api_types::duration::format_go_duration(elapsed)
-            }
-            Some(_) => "0".to_string(),
-            None => "never".to_string(),
-        };
-        let state = match metrics.state {
-            ServerState::Leader => "Leader",
-            ServerState::Follower => "Follower",
-            ServerState::Candidate => "Candidate",
-            ServerState::Learner => "Follower",
-            ServerState::Shutdown => "Shutdown",
-        };
-        let configuration = members
-            .iter()
-            .map(|member| {
-                format!(
-                    "{{Suffrage:{} ID:{} Address:{}}}",
-                    if member.voter { "Voter" } else { "Nonvoter" },
-                    member.node.id,
-                    member.node.rpc_addr
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
-        let applied = metrics.last_applied.map_or(0, |log_id| log_id.index);
-        let committed = metrics
-            .local_committed
-            .map_or(applied, |log_id| log_id.index);
-        let pending = committed.saturating_sub(applied);
-        [
-            ("state", state.to_string()),
-            ("term", metrics.current_term.to_string()),
-            (
-                "last_log_index",
-                last_log.map_or(0, |l| l.index).to_string(),
-            ),
-            (
-                "last_log_term",
-                last_log.map_or(0, |l| l.leader_id.term).to_string(),
-            ),
-            ("commit_index", committed.to_string()),
-            ("applied_index", applied.to_string()),
-            ("fsm_pending", pending.to_string()),
-            (
-                "last_snapshot_index",
-                snapshot.map_or(0, |l| l.index).to_string(),
-            ),
-            (
-                "last_snapshot_term",
-                snapshot.map_or(0, |l| l.leader_id.term).to_string(),
-            ),
-            ("last_contact", last_contact),
-            ("num_peers", members.len().saturating_sub(1).to_string()),
-            ("latest_configuration", format!("[{configuration}]")),
-            ("latest_configuration_index", config_index.to_string()),
-            ("protocol_version", "3".to_string()),
-            ("protocol_version_min", "0".to_string()),
-            ("protocol_version_max", "3".to_string()),
-            ("snapshot_version_min", "0".to_string()),
-            ("snapshot_version_max", "1".to_string()),
-            ("logstore_backend", "redb".to_string()),
-        ]
-        .into_iter()
-        .map(|(key, value)| (key.to_string(), value))
-        .collect()
-    }
-
-    pub fn autopilot(&self) -> &crate::autopilot::Autopilot {
+    pub fn autopilot(&self) -> &Autopilot {
         &self.autopilot
     }
 
     /// The Raft id of this server.
     pub fn raft_id(&self) -> RaftId {
         self.raft_id
-    }
-
-    /// Whether this server has a Raft configuration (bootstrapped or
-    /// joined).
-    pub async fn is_initialized(&self) -> bool {
-        self.raft.is_initialized().await.unwrap_or(false)
-    }
-
-    /// Bootstraps a multi-server cluster with exactly these voters; every
-    /// server that forms the cluster calls this with the same set.
-    pub async fn initialize_cluster(&self, members: Vec<ServerNode>) -> Result<(), ServerError> {
-        let members: BTreeMap<RaftId, ServerNode> = members
-            .into_iter()
-            .map(|node| (raft_id_of(&node.id), node))
-            .collect();
-        self.raft
-            .initialize(members)
-            .await
-            .map_err(|error| ServerError::Raft(error.to_string()))
-    }
-
-    /// Adds a server as a non-voter (leader only); autopilot promotes it.
-    pub async fn add_nonvoter(&self, node: ServerNode) -> Result<(), ServerError> {
-        self.raft
-            .add_learner(raft_id_of(&node.id), node, false)
-            .await
-            .map(|_| ())
-            .map_err(|error| ServerError::Raft(error.to_string()))
-    }
-
-    /// Makes a non-voter a voter (leader only).
-    pub async fn promote(&self, id: RaftId) -> Result<(), ServerError> {
-        let change = ChangeMembers::<RaftId, ServerNode>::AddVoterIds(BTreeSet::from([id]));
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map(|_| ())
-            .map_err(|error| ServerError::Raft(error.to_string()))
-    }
-
-    /// Removes a server from the Raft configuration entirely (leader only).
-    /// Removing the leader makes it step down once the change commits.
-    pub async fn remove_server(&self, id: RaftId) -> Result<(), ServerError> {
-        let (is_voter, is_member, other_voter) = {
-            let metrics = self.metrics();
-            let membership = metrics.membership_config.membership();
-            let voters: Vec<RaftId> = membership.voter_ids().collect();
-            let is_member = membership.nodes().any(|(node_id, _)| *node_id == id);
-            (
-                voters.contains(&id),
-                is_member,
-                voters.into_iter().find(|voter| *voter != id),
-            )
-        };
-        if !is_member {
-            return Err(ServerError::Raft(format!(
-                "server {id} is not in the Raft configuration"
-            )));
-        }
-        if id == self.raft_id {
-            // The leader removes itself by handing leadership to another
-            // voter, which then removes it.
-            let to = other_voter
-                .ok_or_else(|| ServerError::Raft("cannot remove the only voter".to_string()))?;
-            self.transfer_leadership(to).await?;
-            let node_id = self.node.id.clone();
-            let deadline = Instant::now() + LEADER_WAIT;
-            loop {
-                if let Some(leader) = self.leader() {
-                    if leader.id != node_id {
-                        return self
-                            .forward_to_leader::<_, ()>(paths::RAFT_REMOVE_PEER, &node_id)
-                            .await
-                            .map_err(|error| ServerError::Raft(error.to_string()));
-                    }
-                }
-                if Instant::now() >= deadline {
-                    return Err(ServerError::NoLeader);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        // A voter is removed with its node in one change (retain = false).
-        let change = if is_voter {
-            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
-        } else {
-            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
-        };
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map(|_| ())
-            .map_err(|error| ServerError::Raft(error.to_string()))
-    }
-
-    /// Removes the server with this node UUID from Raft, on the leader (a
-    /// follower passes the request on).
-    pub async fn remove_server_by_node_id(&self, node_id: &str) -> Result<(), RpcError> {
-        if !self.leads_or_waits().await? {
-            return self
-                .forward_to_leader(paths::RAFT_REMOVE_PEER, &node_id.to_string())
-                .await;
-        }
-        Ok(self.remove_server(raft_id_of(node_id)).await?)
-    }
-
-    /// Hands leadership to another voter.
-    pub async fn transfer_leadership(&self, to: RaftId) -> Result<(), ServerError> {
-        self.raft
-            .trigger()
-            .transfer_leader(to)
-            .await
-            .map_err(|error| ServerError::Raft(error.to_string()))
-    }
-
-    /// Per-follower replication progress on the leader: matched log index
-    /// and term, and time since the follower last acknowledged.
-    pub fn follower_progress(&self) -> BTreeMap<RaftId, FollowerProgress> {
-        use openraft::Instant as _;
-        let metrics = self.metrics();
-        let mut progress = BTreeMap::new();
-        if let Some(replication) = &metrics.replication {
-            for (id, matched) in replication {
-                progress.insert(
-                    *id,
-                    FollowerProgress {
-                        last_index: matched.map_or(0, |log_id| log_id.index),
-                        last_term: matched.map_or(0, |log_id| log_id.leader_id.term),
-                        last_contact: None,
-                    },
-                );
-            }
-        }
-        if let Some(heartbeats) = &metrics.heartbeat {
-            for (id, acked) in heartbeats {
-                if let (Some(entry), Some(acked)) = (progress.get_mut(id), acked) {
-                    entry.last_contact = Some(acked.elapsed());
-                }
-            }
-        }
-        progress
-    }
-
-    /// The leader's last log index and current term.
-    pub fn leader_position(&self) -> (u64, u64) {
-        let metrics = self.metrics();
-        (
-            self.log_store
-                .last_log_id()
-                .map_or(0, |log_id| log_id.index),
-            metrics.current_term,
-        )
     }
 
     /// The leader's heartbeat timers.
@@ -731,320 +335,16 @@ impl Server {
             .collect()
     }
 
-    fn node_reply(&self, ttl: Duration, index: u64) -> NodeRpcReply {
-        NodeRpcReply {
-            heartbeat_ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
-            index,
-            leader_rpc_addr: self.node.rpc_addr.clone(),
-            servers: self.server_rpc_addresses(),
-            num_nodes: self.store.snapshot().node_count() as u64,
-        }
-    }
-
-    /// A client registers its node (Nomad's `Node.Register`). Runs on the
-    /// leader, which owns the heartbeat timers; followers pass it on. A
-    /// node already known must present its own secret (Nomad's rule), so
-    /// nobody can take over another node's ID.
-    pub async fn node_register(&self, node: Node) -> Result<NodeRpcReply, RpcError> {
-        if !self.is_ready_leader() {
-            return self.forward_to_leader(paths::NODE_REGISTER, &node).await;
-        }
-        if uuid::Uuid::parse_str(&node.id).is_err() {
-            return Err(RpcError::Invalid(format!(
-                "invalid node ID {:?}: must be a UUID",
-                short(&node.id)
-            )));
-        }
-        if node.secret_id.is_empty() {
-            return Err(RpcError::Invalid("missing node secret ID".to_string()));
-        }
-        if !node.status.is_empty() {
-            validate_node_status(&node.status)?;
-        }
-        if let Some(stored) = self.store.snapshot().node(&node.id) {
-            if !caravan_state::secrets_equal(&stored.secret_id, &node.secret_id) {
-                return Err(RpcError::SecretMismatch);
-            }
-        }
-        let node_id = node.id.clone();
-        let write = self
-            .apply(Command::NodeRegister {
-                node: Box::new(node),
-                now: chrono::Utc::now(),
-            })
-            .await?;
-        if let CommandResult::Refused(reason) = write.result {
-            return Err(RpcError::Refused(reason));
-        }
-        let ttl = self.heartbeats.reset(&node_id);
-        Ok(self.node_reply(ttl, write.index))
-    }
-
-    /// The stored node whose secret the caller presented.
-    fn authenticated_node(&self, node_id: &str, secret_id: &str) -> Result<Arc<Node>, RpcError> {
-        let stored = self.store.snapshot().node(node_id).cloned();
-        let Some(stored) = stored else {
-            return Err(RpcError::NodeNotFound);
-        };
-        if !caravan_state::secrets_equal(&stored.secret_id, secret_id) {
-            return Err(RpcError::SecretMismatch);
-        }
-        Ok(stored)
-    }
-
-    /// A client's heartbeat (Nomad's `Node.UpdateStatus`): resets the
-    /// node's timer and writes only when the status changes.
-    pub async fn node_heartbeat(&self, beat: NodeHeartbeat) -> Result<NodeRpcReply, RpcError> {
-        if !self.is_ready_leader() {
-            return self.forward_to_leader(paths::NODE_HEARTBEAT, &beat).await;
-        }
-        validate_node_status(&beat.status)?;
-        let stored = self.authenticated_node(&beat.node_id, &beat.secret_id)?;
-        let mut index = 0;
-        if stored.status != beat.status {
-            let write = self
-                .apply(Command::NodeUpdateStatus {
-                    node_id: beat.node_id.clone(),
-                    status: beat.status.clone(),
-                    event: None,
-                    now: chrono::Utc::now(),
-                })
-                .await?;
-            if let CommandResult::Refused(reason) = write.result {
-                return Err(RpcError::Refused(reason));
-            }
-            index = write.index;
-        }
-        let ttl = self.heartbeats.reset(&beat.node_id);
-        Ok(self.node_reply(ttl, index))
-    }
-
-    /// The leader's commit index, confirmed by a quorum (Raft's ReadIndex).
-    pub async fn read_index(&self) -> Result<u64, RpcError> {
-        self.raft
-            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
-            .await
-            .map(|read| read.index())
-            .map_err(|error| RpcError::Internal(error.to_string()))
-    }
-
-    /// Brings this server's state up to everything the leader had committed
-    /// when this was called: a follower asks the leader for its read index
-    /// and waits to apply up to it. Lets a follower answer as of "now".
-    pub async fn read_barrier(&self) -> Result<(), RpcError> {
-        if self.is_ready_leader() {
-            return Ok(());
-        }
-        let leader = self.leader().ok_or(RpcError::NoLeader)?;
-        let index: u64 = self
-            .rpc
-            .get(&leader.rpc_addr, paths::RAFT_READ_INDEX, LEADER_WAIT)
-            .await
-            .map_err(call_error)?;
-        self.raft
-            .wait(Some(LEADER_WAIT))
-            .applied_index_at_least(Some(index), "read barrier")
-            .await
-            .map(|_| ())
-            .map_err(|error| RpcError::Internal(error.to_string()))
-    }
-
-    /// Whether this server is the ready leader, waiting (up to the hold
-    /// time) for a leader when none is known; `Err` when none appears.
-    async fn leads_or_waits(&self) -> Result<bool, RpcError> {
-        if self.is_ready_leader() {
-            return Ok(true);
-        }
-        match self.wait_for_leader(LEADER_WAIT).await {
-            Some(leader) => Ok(leader.id == self.node.id),
-            None => Err(RpcError::NoLeader),
-        }
-    }
-
-    /// Stores events a client reports about its node (Nomad's
-    /// `Node.EmitEvents`).
-    pub async fn node_emit_events(&self, report: NodeEvents) -> Result<u64, RpcError> {
-        if !self.leads_or_waits().await? {
-            return self.forward_to_leader(paths::NODE_EVENTS, &report).await;
-        }
-        self.authenticated_node(&report.node_id, &report.secret_id)?;
-        let write = self
-            .apply(Command::NodeEmitEvents {
-                node_id: report.node_id,
-                events: report.events,
-            })
-            .await?;
-        match write.result {
-            CommandResult::Refused(reason) => Err(RpcError::Refused(reason)),
-            _ => Ok(write.index),
-        }
-    }
-
-    /// Hands an RPC to the leader, waiting (within the hold time) for one
-    /// to be elected, and retrying while the leader changes under it, as
-    /// Nomad's `RPCHoldTimeout` does.
-    async fn forward_to_leader<T: Serialize, R: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &T,
-    ) -> Result<R, RpcError> {
-        let deadline = Instant::now() + LEADER_WAIT;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let leader = self
-                .wait_for_leader(remaining)
-                .await
-                .ok_or(RpcError::NoLeader)?;
-            if leader.id == self.node.id {
-                return Err(RpcError::NoLeader);
-            }
-            match self
-                .rpc
-                .post(&leader.rpc_addr, path, body, LEADER_WAIT)
-                .await
-            {
-                Ok(reply) => return Ok(reply),
-                Err(error) if error.is_retryable() && Instant::now() < deadline => {
-                    tracing::debug!(%error, "forwarding to the leader failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(error) => return Err(call_error(error)),
-            }
-        }
-    }
-
-    /// Marks nodes down when their heartbeats lapse, while this server leads.
-    async fn run_heartbeat_timers(self: Arc<Self>) {
-        let leader = Arc::clone(&self);
-        let writer = Arc::clone(&self);
-        Arc::clone(&self.heartbeats)
-            .run(
-                move || leader.is_ready_leader(),
-                move |command| {
-                    let server = Arc::clone(&writer);
-                    Box::pin(async move {
-                        if let Err(error) = server.apply(command).await {
-                            tracing::warn!(%error, "failed to mark a node down");
-                        }
-                    })
-                },
-            )
-            .await;
-    }
-
     /// Stops Raft and the server's tasks.
     pub async fn shutdown(&self) {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
+        self.leadership.abort();
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "raft did not shut down cleanly");
         }
     }
-
-    /// Watches for this server becoming leader and does what a new leader
-    /// must: Nomad's `establishLeadership`.
-    async fn run_leader_duties(self: Arc<Self>) {
-        let mut metrics = self.raft.metrics();
-        let mut was_leader = false;
-        loop {
-            let (state, term) = {
-                let current = metrics.borrow_watched();
-                (current.state, current.current_term)
-            };
-            if state != ServerState::Leader && was_leader {
-                was_leader = false;
-                self.heartbeats.clear_all();
-                tracing::info!(term, "cluster leadership lost");
-            }
-            if state == ServerState::Leader && self.ready_term.load(Ordering::SeqCst) != term {
-                match self.establish_leadership().await {
-                    Ok(()) => {
-                        self.heartbeats.initialize(&self.store.snapshot());
-                        self.ready_term.store(term, Ordering::SeqCst);
-                        was_leader = true;
-                        tracing::info!(term, "cluster leadership acquired");
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "establishing leadership failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                }
-            }
-            if metrics.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
-    async fn establish_leadership(&self) -> Result<(), ServerError> {
-        self.refresh_own_address().await?;
-        for command in [
-            Command::SchedulerConfigInit {
-                config: self.options.default_scheduler_config.clone(),
-            },
-            Command::AutopilotConfigInit {
-                config: self.options.autopilot.clone(),
-            },
-        ] {
-            self.raft
-                .client_write(RaftRequest(command))
-                .await
-                .map_err(|error| ServerError::Raft(error.to_string()))?;
-        }
-        Ok(())
-    }
-
-    /// A server restarted with other addresses updates its own entry in the
-    /// Raft configuration, so peers and `status/leader` use the new ones.
-    async fn refresh_own_address(&self) -> Result<(), ServerError> {
-        let metrics = self.metrics();
-        let recorded = metrics
-            .membership_config
-            .membership()
-            .get_node(&self.raft_id)
-            .cloned();
-        if recorded.as_ref() == Some(&self.node) || recorded.is_none() {
-            return Ok(());
-        }
-        let change = ChangeMembers::<RaftId, ServerNode>::SetNodes(BTreeMap::from([(
-            self.raft_id,
-            self.node.clone(),
-        )]));
-        self.raft
-            .change_membership(change, true)
-            .await
-            .map(|_| ())
-            .map_err(|error| ServerError::Raft(error.to_string()))
-    }
-}
-
-/// Raft timings at `raft_multiplier = 1`: a heartbeat every 100 ms; a
-/// follower that hears nothing for 400–800 ms stands for election (and the
-/// leader lease is the longer figure). Failover lands near a second.
-const HEARTBEAT_INTERVAL_MS: u64 = 100;
-const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
-const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
-
-fn raft_config(options: &ServerOptions) -> Result<openraft::Config, ServerError> {
-    let multiplier = u64::from(options.raft_multiplier.max(1));
-    openraft::Config {
-        cluster_name: format!("caravan-{}", options.region),
-        heartbeat_interval: HEARTBEAT_INTERVAL_MS * multiplier,
-        election_timeout_min: ELECTION_TIMEOUT_MIN_MS * multiplier,
-        election_timeout_max: ELECTION_TIMEOUT_MAX_MS * multiplier,
-        install_snapshot_timeout: 60_000,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_threshold.max(1)),
-        max_in_snapshot_log_to_keep: options.trailing_logs,
-        purge_batch_size: 256,
-        // A server that rejoins after being cut off (or removed) must not
-        // depose a healthy leader by bumping the term.
-        enable_pre_vote: Some(true),
-        ..Default::default()
-    }
-    .validate()
-    .map_err(|error| ServerError::Raft(error.to_string()))
 }
 
 /// The server's node UUID, created on first start and kept in `data_dir`.
@@ -1052,36 +352,50 @@ pub fn load_or_create_node_id(dir: &std::path::Path) -> std::io::Result<String> 
     caravan_files::load_or_create_uuid(&dir.join("node-id"))
 }
 
-/// The statuses a client may report (Nomad's `ValidNodeStatus`).
-fn validate_node_status(status: &str) -> Result<(), RpcError> {
-    match status {
-        "initializing" | "ready" | "down" | "disconnected" => Ok(()),
-        other => Err(RpcError::Invalid(format!(
-            "invalid status for node: {:?}",
-            short(other)
-        ))),
+impl LeaderServer for Server {
+    fn store(&self) -> &Arc<StateStore> {
+        &self.store
+    }
+
+    fn holds_lease(&self) -> bool {
+        Server::holds_lease(self)
+    }
+
+    fn apply(&self, command: Command) -> BoxFuture<'_, Result<AppliedWrite, ServerError>> {
+        Box::pin(Server::apply(self, command))
     }
 }
 
-/// At most a short prefix of caller-supplied text, for error messages.
-fn short(text: &str) -> String {
-    const LIMIT: usize = 64;
-    match text.char_indices().nth(LIMIT) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_string(),
+impl AutopilotServer for Server {
+    fn node(&self) -> &ServerNode {
+        &self.node
     }
-}
 
-fn call_error(error: caravan_rpc::CallError) -> RpcError {
-    match error {
-        caravan_rpc::CallError::Remote(remote) => remote,
-        other => RpcError::Forward(other.to_string()),
+    fn autopilot(&self) -> &Autopilot {
+        &self.autopilot
     }
-}
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
+    fn raft_configuration(&self) -> (u64, Vec<RaftMember>) {
+        Server::raft_configuration(self)
+    }
+
+    fn follower_progress(&self) -> BTreeMap<RaftId, FollowerProgress> {
+        Server::follower_progress(self)
+    }
+
+    fn leader_position(&self) -> (u64, u64) {
+        Server::leader_position(self)
+    }
+
+    fn add_nonvoter(&self, node: ServerNode) -> BoxFuture<'_, Result<(), ServerError>> {
+        Box::pin(Server::add_nonvoter(self, node))
+    }
+
+    fn promote(&self, id: RaftId) -> BoxFuture<'_, Result<(), ServerError>> {
+        Box::pin(Server::promote(self, id))
+    }
+
+    fn remove_server(&self, id: RaftId) -> BoxFuture<'_, Result<(), ServerError>> {
+        Box::pin(Server::remove_server(self, id))
     }
 }

@@ -243,19 +243,9 @@ impl State {
     ) -> CommandResult {
         match command {
             Command::SchedulerConfigSet { config, cas } => {
-                let current = self.scheduler_config.as_ref().map(|c| c.modify_index);
-                if !cas_matches(*cas, current) {
+                if !set_singleton(&mut self.scheduler_config, config, *cas, index) {
                     return CommandResult::Cas(false);
                 }
-                let create_index = self
-                    .scheduler_config
-                    .as_ref()
-                    .map_or(index, |c| c.create_index);
-                self.scheduler_config = Some(SchedulerConfiguration {
-                    create_index,
-                    modify_index: index,
-                    ..config.clone()
-                });
                 self.touch(Table::SchedulerConfig, index, touched);
                 cas_result(*cas)
             }
@@ -272,19 +262,9 @@ impl State {
                 CommandResult::Done
             }
             Command::AutopilotConfigSet { config, cas } => {
-                let current = self.autopilot_config.as_ref().map(|c| c.modify_index);
-                if !cas_matches(*cas, current) {
+                if !set_singleton(&mut self.autopilot_config, config, *cas, index) {
                     return CommandResult::Cas(false);
                 }
-                let create_index = self
-                    .autopilot_config
-                    .as_ref()
-                    .map_or(index, |c| c.create_index);
-                self.autopilot_config = Some(AutopilotConfiguration {
-                    create_index,
-                    modify_index: index,
-                    ..config.clone()
-                });
                 self.touch(Table::AutopilotConfig, index, touched);
                 cas_result(*cas)
             }
@@ -458,6 +438,56 @@ impl State {
 
 /// Nomad's check-and-set rule: a write with `cas` applies only when the
 /// stored modify index equals it (0 matching "nothing stored yet").
+/// A configuration the state holds one of, with its Raft indexes.
+trait Singleton: Clone {
+    fn indexes(&self) -> (u64, u64);
+    fn at(self, create_index: u64, modify_index: u64) -> Self;
+}
+
+impl Singleton for SchedulerConfiguration {
+    fn indexes(&self) -> (u64, u64) {
+        (self.create_index, self.modify_index)
+    }
+    fn at(self, create_index: u64, modify_index: u64) -> Self {
+        Self {
+            create_index,
+            modify_index,
+            ..self
+        }
+    }
+}
+
+impl Singleton for AutopilotConfiguration {
+    fn indexes(&self) -> (u64, u64) {
+        (self.create_index, self.modify_index)
+    }
+    fn at(self, create_index: u64, modify_index: u64) -> Self {
+        Self {
+            create_index,
+            modify_index,
+            ..self
+        }
+    }
+}
+
+/// Stores `config` in `slot` at `index`, keeping the first create index;
+/// with `cas`, only when the stored modify index (0 when none is stored)
+/// equals it. Returns whether it stored.
+fn set_singleton<T: Singleton>(
+    slot: &mut Option<T>,
+    config: &T,
+    cas: Option<u64>,
+    index: u64,
+) -> bool {
+    let stored = slot.as_ref().map(Singleton::indexes);
+    if !cas_matches(cas, stored.map(|(_, modify)| modify)) {
+        return false;
+    }
+    let create_index = stored.map_or(index, |(create, _)| create);
+    *slot = Some(config.clone().at(create_index, index));
+    true
+}
+
 fn cas_matches(cas: Option<u64>, current: Option<u64>) -> bool {
     match cas {
         None => true,

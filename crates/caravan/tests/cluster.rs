@@ -577,3 +577,62 @@ fn leadership_moves_to_the_server_named() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     eventually("the named server to lead", || cluster.leader() == target);
 }
+
+/// The leader duties run on whichever server leads: after the leader is
+/// killed, the new leader's heartbeat timers mark down a node that stopped
+/// heartbeating (after the failover TTL, not before), and its drainer
+/// completes a drain.
+#[test]
+fn a_new_leader_starts_the_leader_duties() {
+    let mut cluster = Cluster::start(
+        3,
+        "server {\n  min_heartbeat_ttl = \"1s\"\n  heartbeat_grace = \"1s\"\n  failover_heartbeat_ttl = \"4s\"\n}\n",
+    );
+    let old = cluster.leader();
+    let silent = uuid(41);
+    cluster.eventually("the silent node registering", || {
+        register_node(&cluster.servers[old].rpc_address(), &silent)
+    });
+    cluster.servers[old].kill9();
+    let killed_at = std::time::Instant::now();
+    let leader = cluster.leader();
+    assert_ne!(leader, old);
+
+    // The new leader gives the silent node the failover TTL, then its own
+    // heartbeat timers mark it down.
+    let status = |index: usize| {
+        let reply = cluster.get(index, &format!("/v1/node/{silent}?stale"));
+        (reply.status == 200).then(|| reply.json())
+    };
+    cluster.eventually("the new leader marking the silent node down", || {
+        status(leader).is_some_and(|node| node["Status"] == "down")
+    });
+    assert!(
+        killed_at.elapsed() >= Duration::from_secs(4),
+        "marked down before the failover TTL ran out"
+    );
+    let node = status(leader).unwrap();
+    let events: Vec<&str> = node["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|event| event["Message"].as_str())
+        .collect();
+    assert!(events.contains(&"Node heartbeat missed"), "{events:?}");
+
+    // The new leader's drainer completes a drain with nothing to move.
+    let drained = uuid(42);
+    cluster.eventually("a node registering with the new leader", || {
+        register_node(&cluster.servers[leader].rpc_address(), &drained)
+    });
+    let body = json!({"DrainSpec": {"Deadline": 3_600_000_000_000i64}});
+    let reply =
+        cluster.servers[leader].post(&format!("/v1/node/{drained}/drain"), &body.to_string());
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    cluster.eventually("the new leader completing the drain", || {
+        let reply = cluster.get(leader, &format!("/v1/node/{drained}"));
+        reply.status == 200
+            && reply.json()["DrainStrategy"].is_null()
+            && reply.json()["SchedulingEligibility"] == "ineligible"
+    });
+}

@@ -79,7 +79,7 @@ fn snapshots_and_compaction_keep_the_state() {
     let before = scheduler(&agent);
     let snapshot = agent.data_dir().join("server/snapshots/state.snap");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let stats = loop {
+    loop {
         let stats = agent.get("/v1/agent/self").json()["stats"]["raft"].clone();
         let snapshot_index: u64 = stats["last_snapshot_index"]
             .as_str()
@@ -87,16 +87,15 @@ fn snapshots_and_compaction_keep_the_state() {
             .parse()
             .unwrap();
         if snapshot.exists() && snapshot_index > 8 {
-            break stats;
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "no snapshot taken: {stats}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    }
     assert!(snapshot.exists());
-    let _ = stats;
 
     agent.restart();
 

@@ -2,6 +2,7 @@
 //! server is named inside Raft.
 
 use std::io::Cursor;
+use std::time::Duration;
 
 use caravan_state::{Command, CommandResult};
 use serde::{Deserialize, Serialize};
@@ -46,7 +47,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = ServerNode,
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
-        AsyncRuntime = crate::runtime::CaravanRuntime,
+        AsyncRuntime = crate::raft::runtime::CaravanRuntime,
 );
 
 pub type RaftId = u64;
@@ -57,7 +58,6 @@ pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<Typ
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
 pub type SnapshotData = Cursor<Vec<u8>>;
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
-pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
 
 /// Raft's numeric id for a server, taken from its node UUID so that every
 /// server computes the same number for the same peer.
@@ -80,3 +80,34 @@ pub fn raft_id_of(node_id: &str) -> RaftId {
         }
     }
 }
+
+/// A write that went through Raft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedWrite {
+    /// The Raft index the write was committed at.
+    pub index: u64,
+    pub result: CommandResult,
+}
+
+/// What the leader knows of a follower's replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    pub last_index: u64,
+    pub last_term: u64,
+    /// Since the follower last acknowledged the leader; `None` if never.
+    pub last_contact: Option<Duration>,
+}
+
+/// One member of the Raft configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftMember {
+    pub node: ServerNode,
+    pub voter: bool,
+    pub leader: bool,
+}
+
+/// The highest term or log index a peer may send. Real clusters never come
+/// near it (a term is one election); a forged message with a term near
+/// `u64::MAX` would make openraft overflow and panic at the next election,
+/// and, being persisted, again at every restart.
+pub const MAX_RAFT_NUMBER: u64 = 1 << 48;

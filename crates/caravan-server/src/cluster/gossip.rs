@@ -8,7 +8,7 @@
 //!
 //! With a gossip key (`encrypt`) every datagram is sealed with the
 //! keyring's primary key and every one received must open with one of its
-//! keys ([`crate::keyring`]); others are dropped before foca sees them.
+//! keys ([`crate::cluster::keyring`]); others are dropped before foca sees them.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
@@ -28,9 +28,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 
-use crate::autopilot::{MemberView, SerfStatus};
-use crate::keyring::{Dropped, Keyring, OVERHEAD};
-use crate::raft_types::ServerNode;
+use crate::cluster::keyring::{Dropped, Keyring, OVERHEAD};
+use crate::cluster::membership::{MemberView, SerfStatus};
+use crate::raft::types::ServerNode;
 
 /// Serf's default port.
 pub const DEFAULT_SERF_PORT: u16 = 4648;
@@ -193,7 +193,7 @@ pub struct Gossip {
 
 /// Resolves `host[:port]`, defaulting to the serf port.
 pub fn resolve_gossip_address(address: &str) -> Result<SocketAddr, String> {
-    crate::address::resolve(address, DEFAULT_SERF_PORT)
+    crate::cluster::address::resolve(address, DEFAULT_SERF_PORT)
 }
 
 impl Gossip {

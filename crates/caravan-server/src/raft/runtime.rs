@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use caravan_api_types::sync::lock;
 use openraft::OptionalSend;
 use openraft_rt_tokio::TokioRuntime;
 use rand010::rngs::SmallRng;
@@ -17,18 +18,12 @@ static SEEDS: Mutex<Option<SmallRng>> = Mutex::new(None);
 
 /// Makes every later draw reproducible from `seed`.
 pub fn seed_randomness(seed: u64) {
-    let mut seeds = match SEEDS.lock() {
-        Ok(seeds) => seeds,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let mut seeds = lock(&SEEDS);
     *seeds = Some(SmallRng::seed_from_u64(seed));
 }
 
 fn next_seed() -> u64 {
-    let mut seeds = match SEEDS.lock() {
-        Ok(seeds) => seeds,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let mut seeds = lock(&SEEDS);
     seeds.get_or_insert_with(rand010::make_rng).random()
 }
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::autopilot::MemberView;
-use crate::gossip::Gossip;
+use crate::cluster::gossip::Gossip;
+use crate::cluster::membership::MemberView;
 use crate::server::Server;
 
 pub use caravan_rpc::paths::RAFT_STATUS as RAFT_STATUS_PATH;

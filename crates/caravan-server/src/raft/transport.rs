@@ -17,7 +17,7 @@ use openraft::raft::{
 use openraft::OptionalSend;
 use serde::{Deserialize, Serialize};
 
-use crate::raft_types::{RaftId, ServerNode, Snapshot, SnapshotData, TypeConfig, Vote};
+use crate::raft::types::{RaftId, ServerNode, Snapshot, SnapshotData, TypeConfig, Vote};
 
 /// One Raft message from one server to another.
 #[derive(Debug, Clone, Serialize, Deserialize)]

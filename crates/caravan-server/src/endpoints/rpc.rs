@@ -29,8 +29,8 @@ use caravan_rpc::{
     paths, ClusterKey, NodeEvents, NodeHeartbeat, NodeRpcReply, PeerIdentity, PingReply, RpcError,
 };
 
+use crate::raft::transport::{RaftMessage, RaftReply};
 use crate::server::Server;
-use crate::transport::{RaftMessage, RaftReply};
 
 pub use caravan_rpc::paths::{
     NODE_EVENTS as NODE_EVENTS_PATH, NODE_HEARTBEAT as NODE_HEARTBEAT_PATH,

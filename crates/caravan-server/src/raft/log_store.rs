@@ -27,9 +27,9 @@ use openraft::{OptionalSend, RaftLogReader};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
-use crate::memory_disk::{DiskImage, MemoryDisk};
-use crate::raft_types::{Entry, LogId, SnapshotMeta, TypeConfig, Vote};
-use crate::state_machine::{split_snapshot, SNAPSHOT_DIR, SNAPSHOT_FILE};
+use crate::raft::memory_disk::{DiskImage, MemoryDisk};
+use crate::raft::state_machine::{split_snapshot, SNAPSHOT_DIR, SNAPSHOT_FILE};
+use crate::raft::types::{Entry, LogId, SnapshotMeta, TypeConfig, Vote};
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -550,7 +550,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state_machine::tests::snapshot_bytes;
+    use crate::raft::state_machine::tests::snapshot_bytes;
 
     /// Opens again once the previous handle's writer thread let go.
     fn reopen(path: &Path) -> io::Result<LogStore> {

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use sha2::{Digest, Sha256};
 
-use crate::memory_disk::MemoryDisk;
-use crate::raft_types::{
+use crate::raft::memory_disk::MemoryDisk;
+use crate::raft::types::{
     LogId, RaftResponse, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
 };
 

@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use caravan_api_types::node::{NodeEvent, NODE_STATUS_DOWN, SUBSYSTEM_CLUSTER};
+use caravan_api_types::sync::lock;
 use caravan_state::{Command, State};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::leader::lifecycle::LeaderToken;
 
 /// Nomad's `server` heartbeat settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,10 +52,7 @@ impl HeartbeatTracker {
     }
 
     fn deadlines(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
-        match self.deadlines.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.deadlines)
     }
 
     /// The TTL Nomad hands out: `max(min_ttl, nodes / rate)` plus up to as
@@ -121,31 +121,29 @@ impl HeartbeatTracker {
         (expired, deadlines.values().min().copied())
     }
 
-    /// Marks nodes down as their timers run out, for as long as `is_leader`
-    /// says this server leads.
-    pub async fn run<F, A>(self: Arc<Self>, is_leader: F, apply: A)
+    /// Marks nodes down as their timers run out, until `token`'s term of
+    /// leadership ends (a leader duty).
+    pub async fn run<A>(self: Arc<Self>, token: LeaderToken, apply: A)
     where
-        F: Fn() -> bool + Send + Sync,
         A: Fn(Command) -> futures::future::BoxFuture<'static, ()> + Send + Sync,
     {
-        loop {
+        while !token.is_cancelled() {
             let (expired, next) = self.take_expired();
-            if is_leader() {
-                for node_id in expired {
-                    tracing::info!(%node_id, "node missed its heartbeat; marking it down");
-                    apply(Command::NodeUpdateStatus {
-                        node_id,
-                        status: NODE_STATUS_DOWN.to_string(),
-                        event: Some(NodeEvent::new(SUBSYSTEM_CLUSTER, "Node heartbeat missed")),
-                        now: chrono::Utc::now(),
-                    })
-                    .await;
-                }
+            for node_id in expired {
+                tracing::info!(%node_id, "node missed its heartbeat; marking it down");
+                apply(Command::NodeUpdateStatus {
+                    node_id,
+                    status: NODE_STATUS_DOWN.to_string(),
+                    event: Some(NodeEvent::new(SUBSYSTEM_CLUSTER, "Node heartbeat missed")),
+                    now: chrono::Utc::now(),
+                })
+                .await;
             }
             let wait = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             // Biased: a simulation must replay branch choices from its seed.
             tokio::select! {
                 biased;
+                _ = token.cancelled() => {}
                 _ = tokio::time::sleep_until(wait) => {}
                 _ = self.changed.notified() => {}
             }

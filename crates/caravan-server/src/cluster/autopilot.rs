@@ -4,65 +4,43 @@
 //! servers that gossip finds but Raft does not yet know.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use caravan_api_types::operator::{AutopilotConfiguration, OperatorHealthReply, ServerHealth};
+use caravan_api_types::sync::lock;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 
-use crate::raft_types::{raft_id_of, ServerNode};
-use crate::server::Server;
+pub use crate::cluster::membership::{MemberView, NoGossip, SerfStatus};
+use crate::error::ServerError;
+use crate::leader::context::LeaderServer;
+use crate::leader::lifecycle::LeaderToken;
+use crate::raft::types::{raft_id_of, FollowerProgress, RaftId, RaftMember, ServerNode};
+
+/// What autopilot needs of the server it runs on: the Raft configuration,
+/// replication progress, and the membership changes it makes.
+pub trait AutopilotServer: LeaderServer {
+    /// This server as Raft knows it.
+    fn node(&self) -> &ServerNode;
+    /// Autopilot's state on this server.
+    fn autopilot(&self) -> &Autopilot;
+    /// The Raft configuration: its index and every member.
+    fn raft_configuration(&self) -> (u64, Vec<RaftMember>);
+    /// Per-follower replication progress on the leader.
+    fn follower_progress(&self) -> BTreeMap<RaftId, FollowerProgress>;
+    /// The leader's last log index and current term.
+    fn leader_position(&self) -> (u64, u64);
+    /// Adds a server as a non-voter.
+    fn add_nonvoter(&self, node: ServerNode) -> BoxFuture<'_, Result<(), ServerError>>;
+    /// Makes a non-voter a voter.
+    fn promote(&self, id: RaftId) -> BoxFuture<'_, Result<(), ServerError>>;
+    /// Removes a server from the Raft configuration.
+    fn remove_server(&self, id: RaftId) -> BoxFuture<'_, Result<(), ServerError>>;
+}
 
 /// How often autopilot looks at the servers.
 pub const AUTOPILOT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A server's gossip status, as Serf names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SerfStatus {
-    Alive,
-    Leaving,
-    Left,
-    Failed,
-    /// Not known to gossip at all.
-    None,
-}
-
-impl SerfStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SerfStatus::Alive => "alive",
-            SerfStatus::Leaving => "leaving",
-            SerfStatus::Left => "left",
-            SerfStatus::Failed => "failed",
-            SerfStatus::None => "none",
-        }
-    }
-}
-
-/// What autopilot needs from gossip.
-pub trait MemberView: Send + Sync + 'static {
-    /// The gossip status of the server with this node UUID.
-    fn serf_status(&self, node_id: &str) -> SerfStatus;
-    /// Servers of this region that gossip reports alive.
-    fn alive_servers(&self) -> Vec<ServerNode>;
-    /// The build version a server reports.
-    fn version_of(&self, node_id: &str) -> String;
-}
-
-/// A cluster without gossip: only this server exists.
-pub struct NoGossip;
-
-impl MemberView for NoGossip {
-    fn serf_status(&self, _: &str) -> SerfStatus {
-        SerfStatus::Alive
-    }
-    fn alive_servers(&self) -> Vec<ServerNode> {
-        Vec::new()
-    }
-    fn version_of(&self, _: &str) -> String {
-        String::new()
-    }
-}
 
 #[derive(Default)]
 struct Stability {
@@ -76,13 +54,6 @@ pub struct Autopilot {
     stability: Mutex<Stability>,
     last_health: Mutex<Option<OperatorHealthReply>>,
     started: tokio::time::Instant,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 impl Autopilot {
@@ -100,9 +71,12 @@ impl Autopilot {
     }
 
     /// Computes every server's health now (leader only).
-    pub fn health(&self, server: &Server, config: &AutopilotConfiguration) -> OperatorHealthReply {
-        let (members_index, members) = server.raft_configuration();
-        let _ = members_index;
+    pub fn health<S: AutopilotServer + ?Sized>(
+        &self,
+        server: &S,
+        config: &AutopilotConfiguration,
+    ) -> OperatorHealthReply {
+        let (_, members) = server.raft_configuration();
         let progress = server.follower_progress();
         let (leader_index, leader_term) = server.leader_position();
         let threshold =
@@ -200,7 +174,11 @@ impl Autopilot {
     }
 
     /// One round of autopilot on the leader.
-    pub async fn reconcile(&self, server: &Server, config: &AutopilotConfiguration) {
+    pub async fn reconcile<S: AutopilotServer + ?Sized>(
+        &self,
+        server: &S,
+        config: &AutopilotConfiguration,
+    ) {
         let health = self.health(server, config);
         let (_, members) = server.raft_configuration();
         let in_raft: BTreeMap<String, bool> = members
@@ -256,11 +234,18 @@ impl Autopilot {
     }
 }
 
-/// Runs autopilot rounds while this server is the ready leader.
-pub async fn run(server: Arc<Server>) {
+/// Runs autopilot rounds until `token`'s term of leadership ends (a
+/// leader duty). A round is skipped while the leader has lost its quorum's
+/// acknowledgements (its lease), as Raft would refuse its changes.
+pub async fn run<S: AutopilotServer>(server: Arc<S>, token: LeaderToken) {
     loop {
-        tokio::time::sleep(AUTOPILOT_INTERVAL).await;
-        if !server.is_ready_leader() {
+        // Biased: a simulation must replay branch choices from its seed.
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(AUTOPILOT_INTERVAL) => {}
+        }
+        if !server.holds_lease() {
             continue;
         }
         let config = server
@@ -269,17 +254,6 @@ pub async fn run(server: Arc<Server>) {
             .autopilot_config()
             .cloned()
             .unwrap_or_else(AutopilotConfiguration::initial);
-        server.autopilot().reconcile(&server, &config).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serf_status_names() {
-        assert_eq!(SerfStatus::Alive.as_str(), "alive");
-        assert_eq!(SerfStatus::None.as_str(), "none");
+        server.autopilot().reconcile(&*server, &config).await;
     }
 }

@@ -1,0 +1,39 @@
+//! What a server needs to start.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
+use caravan_rpc::ClusterKey;
+
+use crate::leader::heartbeat::HeartbeatConfig;
+use crate::raft::memory_disk::Storage;
+
+/// What the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Where the Raft log, snapshots and node ID live (`data_dir/server`).
+    pub data_dir: PathBuf,
+    /// Node name without the region.
+    pub node_name: String,
+    pub region: String,
+    pub datacenter: String,
+    pub rpc_advertise: String,
+    pub http_advertise: String,
+    pub bootstrap_expect: u32,
+    /// Scales Raft's timings, as Nomad's `raft_multiplier`.
+    pub raft_multiplier: u32,
+    pub snapshot_threshold: u64,
+    pub trailing_logs: u64,
+    pub default_scheduler_config: SchedulerConfiguration,
+    pub autopilot: AutopilotConfiguration,
+    pub heartbeat: HeartbeatConfig,
+    /// Where the log and snapshots live (disk, or memory in simulations).
+    pub storage: Storage,
+    /// The key server-to-server calls are signed with and checked against;
+    /// `None` leaves the server-only routes open (the agent warns).
+    pub cluster_key: Option<Arc<ClusterKey>>,
+    /// Whether the RPC port is TLS: server-only routes then require a
+    /// server certificate of this region.
+    pub rpc_tls: bool,
+}
