@@ -72,6 +72,9 @@ else
     echo "==> No Docker engine: the partition test will report that it was skipped"
 fi
 
+echo "==> Module cycles (none allowed)"
+python3 scripts/module-cycles.py crates/caravan-server crates/caravan-http
+
 echo "==> Rust tests (unit, integration, cluster)"
 cargo nextest run --workspace --no-fail-fast
 

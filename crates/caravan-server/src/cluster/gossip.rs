@@ -192,8 +192,10 @@ pub struct Gossip {
 }
 
 /// Resolves `host[:port]`, defaulting to the serf port.
-pub fn resolve_gossip_address(address: &str) -> Result<SocketAddr, String> {
-    crate::cluster::address::resolve(address, DEFAULT_SERF_PORT)
+pub async fn resolve_gossip_address(address: &str) -> Result<SocketAddr, String> {
+    caravan_rpc::address::resolve(address, DEFAULT_SERF_PORT)
+        .await
+        .map_err(|error| error.to_string())
 }
 
 impl Gossip {
@@ -278,7 +280,7 @@ impl Gossip {
         let mut errors = Vec::new();
         let mut targets = Vec::new();
         for address in addresses {
-            match resolve_gossip_address(address) {
+            match resolve_gossip_address(address).await {
                 Ok(addr) if addr == self.local_addr => targets.push(addr),
                 Ok(addr) => targets.push(addr),
                 Err(error) => errors.push(error),
@@ -473,10 +475,14 @@ async fn run(
                 // Alone: keep announcing to the join addresses and to members
                 // we lost, which also heals after a partition.
                 if actor.foca.num_members() == 0 {
-                    let resolved: Vec<SocketAddr> = seeds
-                        .iter()
-                        .filter_map(|seed| resolve_gossip_address(seed).ok())
-                        .collect();
+                    // Resolved without blocking the runtime: a seed may be a
+                    // name whose lookup takes seconds.
+                    let mut resolved: Vec<SocketAddr> = Vec::new();
+                    for seed in &seeds {
+                        if let Ok(address) = resolve_gossip_address(seed).await {
+                            resolved.push(address);
+                        }
+                    }
                     actor.announce_to(&resolved);
                     let lost: Vec<NodeId> = actor
                         .foca
@@ -820,14 +826,20 @@ mod tests {
         assert_eq!(status_of(&a, "b.global"), Some(SerfStatus::Alive));
     }
 
-    #[test]
-    fn gossip_addresses_default_the_serf_port() {
+    #[tokio::test]
+    async fn gossip_addresses_default_the_serf_port() {
         assert_eq!(
-            resolve_gossip_address("10.1.1.1").unwrap().to_string(),
+            resolve_gossip_address("10.1.1.1")
+                .await
+                .unwrap()
+                .to_string(),
             "10.1.1.1:4648"
         );
         assert_eq!(
-            resolve_gossip_address("10.1.1.1:99").unwrap().to_string(),
+            resolve_gossip_address("10.1.1.1:99")
+                .await
+                .unwrap()
+                .to_string(),
             "10.1.1.1:99"
         );
     }

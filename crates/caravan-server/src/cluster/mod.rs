@@ -1,7 +1,6 @@
 //! The cluster of servers: gossip membership (and its keyring), cluster
 //! formation with `bootstrap_expect`, and autopilot.
 
-pub mod address;
 pub mod autopilot;
 pub mod formation;
 pub mod gossip;
