@@ -1133,4 +1133,49 @@ mod tests {
         let all = store.try_get_log_entries(1..=10_000).await.unwrap();
         assert_eq!(all.len(), 10_000);
     }
+
+    #[test]
+    fn entries_carry_a_format_version() {
+        let written = entry(2, 9, 0);
+        let bytes = encode_entry(&written).unwrap();
+        assert_eq!(bytes[0], ENTRY_FORMAT);
+        assert_eq!(decode_entry(9, &bytes).unwrap(), written);
+        // Unversioned JSON of older versions still reads.
+        assert_eq!(decode_entry(9, &bytes[1..]).unwrap(), written);
+        // An unknown version is an error naming the index.
+        let mut future = bytes.clone();
+        future[0] = 7;
+        let error = decode_entry(9, &future).unwrap_err().to_string();
+        assert!(
+            error.starts_with("raft log entry 9: unknown entry format version 7"),
+            "{error}"
+        );
+        assert!(decode_entry(9, b"").is_err());
+        // An entry stored under the wrong index is refused.
+        let error = decode_entry(10, &bytes).unwrap_err().to_string();
+        assert!(error.contains("holds the entry for index 9"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_command_in_the_log_is_an_error_naming_index_and_variant() {
+        let disk = MemoryDisk::new();
+        let mut store = LogStore::in_memory(disk.clone()).unwrap();
+        store.save_vote(&Vote::new(1, 1)).await.unwrap();
+        append_range(&mut store, 1, 1..3).await;
+        drop(store);
+        let json = String::from_utf8(encode_entry(&entry(1, 3, 0)).unwrap()[1..].to_vec()).unwrap();
+        let future = json.replace(
+            "\"AclPolicyDelete\":{\"names\"",
+            "\"NodePoolUpsert\":{\"pools\"",
+        );
+        assert_ne!(future, json);
+        let mut bytes = vec![ENTRY_FORMAT];
+        bytes.extend_from_slice(future.as_bytes());
+        disk.image().logs.insert(3, bytes);
+        let error = error_of(LogStore::in_memory(disk.clone()));
+        assert!(
+            error.starts_with("raft log entry 3: unknown command \"NodePoolUpsert\""),
+            "{error}"
+        );
+    }
 }

@@ -385,6 +385,8 @@ impl State {
                 self.touch(Table::AclTokens, index);
                 (CommandResult::Done, vec![Table::AclTokens])
             }
+            // An ignorable command of a newer version: nothing changes.
+            Command::Unknown { .. } => (CommandResult::Done, vec![]),
         }
     }
 
