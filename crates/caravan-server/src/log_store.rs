@@ -214,15 +214,22 @@ enum WriteOp {
     },
 }
 
-/// Where writes go: the group-commit thread in front of redb, or straight
-/// into an in-memory disk (simulations).
+/// Where writes go: the group-commit thread in front of redb, or the same
+/// protocol as a task in front of an in-memory disk (simulations).
 enum Writer {
     Thread {
         sender: Mutex<mpsc::Sender<WriteOp>>,
         db: Arc<Database>,
     },
-    Memory(MemoryDisk),
+    Memory {
+        sender: tokio::sync::mpsc::UnboundedSender<WriteOp>,
+        disk: MemoryDisk,
+    },
 }
+
+/// How long the in-memory disk's fsync takes (simulated time): a crash
+/// meanwhile loses the batch being synced.
+const MEMORY_FSYNC: std::time::Duration = std::time::Duration::from_millis(5);
 
 struct Shared {
     cache: Arc<Mutex<LogCache>>,
@@ -315,10 +322,14 @@ impl LogStore {
         })
     }
 
-    /// A log kept on an in-memory disk, written synchronously.
+    /// A log kept on an in-memory disk. Opening it is a restart after a
+    /// crash: the disk's unsynced writes are dropped first. Writes go
+    /// through a task (spawned on the current tokio runtime, a simulated
+    /// host's under turmoil) that follows the writer thread's protocol.
     pub fn in_memory(disk: MemoryDisk) -> io::Result<Self> {
         let (cache, snapshot) = {
-            let image = disk.image();
+            let mut image = disk.image();
+            image.crash();
             let snapshot = match &image.snapshot {
                 Some(bytes) => Some(
                     split_snapshot(bytes)
@@ -335,10 +346,17 @@ impl LogStore {
             "the in-memory log",
             "the in-memory snapshot",
         )?;
+        let cache = Arc::new(Mutex::new(cache));
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(memory_writer_loop(
+            disk.clone(),
+            Arc::clone(&cache),
+            receiver,
+        ));
         Ok(Self {
             shared: Arc::new(Shared {
-                cache: Arc::new(Mutex::new(cache)),
-                writer: Writer::Memory(disk),
+                cache,
+                writer: Writer::Memory { sender, disk },
             }),
         })
     }
@@ -374,7 +392,7 @@ impl LogStore {
                 }
                 Ok(entries)
             }
-            Writer::Memory(disk) => disk
+            Writer::Memory { disk, .. } => disk
                 .image()
                 .logs
                 .range(from..to)
@@ -388,14 +406,9 @@ impl LogStore {
             Writer::Thread { sender, .. } => lock(sender)
                 .send(op)
                 .map_err(|_| io::Error::other("the raft log writer has stopped")),
-            Writer::Memory(disk) => {
-                apply_to_image(&mut disk.image(), &op);
-                if let WriteOp::Append { log_ids, .. } = &op {
-                    self.cache().made_durable(log_ids);
-                }
-                complete(op, &Ok(()));
-                Ok(())
-            }
+            Writer::Memory { sender, .. } => sender
+                .send(op)
+                .map_err(|_| io::Error::other("the raft log writer has stopped")),
         }
     }
 
@@ -623,6 +636,52 @@ fn writer_loop(db: &Database, cache: &Mutex<LogCache>, receiver: mpsc::Receiver<
         }
         for op in batch {
             complete(op, &outcome);
+        }
+    }
+}
+
+/// The writer thread's protocol on an in-memory disk, as a task: take every
+/// queued write, write them all, sync once (taking [`MEMORY_FSYNC`] of
+/// simulated time), and only then mark them durable and report them done.
+///
+/// The real thread cannot run under turmoil: it blocks on a std channel
+/// and on redb's real file I/O and fsync in real time, outside the
+/// simulation's single-threaded scheduler, so when its completions arrive
+/// relative to simulated steps would differ from run to run and a seed
+/// would no longer replay; and a crash of a simulated host would not stop
+/// it mid-batch. This loop keeps the same batching and ordering, so a
+/// crash between the write and the sync loses the batch, as it would.
+async fn memory_writer_loop(
+    disk: MemoryDisk,
+    cache: Arc<Mutex<LogCache>>,
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<WriteOp>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        {
+            let mut image = disk.image();
+            for op in &batch {
+                apply_to_image(&mut image, op);
+            }
+        }
+        tokio::time::sleep(MEMORY_FSYNC).await;
+        disk.image().sync();
+        {
+            let mut cache = lock(&cache);
+            for op in &batch {
+                if let WriteOp::Append { log_ids, .. } = op {
+                    cache.made_durable(log_ids);
+                }
+            }
+        }
+        for op in batch {
+            complete(op, &Ok(()));
         }
     }
 }
@@ -1172,6 +1231,7 @@ mod tests {
         let mut bytes = vec![ENTRY_FORMAT];
         bytes.extend_from_slice(future.as_bytes());
         disk.image().logs.insert(3, bytes);
+        disk.image().sync();
         let error = error_of(LogStore::in_memory(disk.clone()));
         assert!(
             error.starts_with("raft log entry 3: unknown command \"NodePoolUpsert\""),
