@@ -52,6 +52,10 @@ const MAX_BATCH: usize = 4096;
 pub const CACHE_MAX_ENTRIES: usize = 1024;
 /// At most this many bytes of (encoded) entries are kept in memory.
 pub const CACHE_MAX_BYTES: usize = 16 << 20;
+/// redb's own page cache for the log file (its default is 1 GiB, which
+/// would keep every page written in memory). Reads past the entry cache
+/// are rare (a lagging follower, the replay at start), so this stays small.
+pub const REDB_CACHE_BYTES: usize = 16 << 20;
 /// The format version byte in front of every stored entry.
 pub const ENTRY_FORMAT: u8 = 1;
 
@@ -288,7 +292,10 @@ impl LogStore {
             ));
         }
         caravan_files::ensure_private_file(path)?;
-        let db = Database::create(path).map_err(|error| in_file(&log_name, error))?;
+        let db = Database::builder()
+            .set_cache_size(REDB_CACHE_BYTES)
+            .create(path)
+            .map_err(|error| in_file(&log_name, error))?;
         {
             let txn = db
                 .begin_write()
