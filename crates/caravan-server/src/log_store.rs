@@ -1245,4 +1245,54 @@ mod tests {
             "{error}"
         );
     }
+
+    type RuntimeOneshot = <crate::runtime::CaravanRuntime as openraft::AsyncRuntime>::Oneshot;
+
+    fn flush_signal() -> (
+        <RuntimeOneshot as openraft::rt::Oneshot>::Sender<io::Result<()>>,
+        <RuntimeOneshot as openraft::rt::Oneshot>::Receiver<io::Result<()>>,
+    ) {
+        <RuntimeOneshot as openraft::rt::Oneshot>::channel()
+    }
+
+    /// The in-memory writer's protocol: a batch is written, then synced,
+    /// and only then acknowledged; a crash in between loses it.
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_between_write_and_sync_loses_the_batch() {
+        let disk = MemoryDisk::new();
+        let mut store = LogStore::in_memory(disk.clone()).unwrap();
+        store.save_vote(&Vote::new(1, 1)).await.unwrap();
+        append_range(&mut store, 1, 1..4).await;
+        settle(&mut store).await;
+        let (sender, mut flushed) = flush_signal();
+        store
+            .append(vec![entry(1, 4, 16)], IOFlushed::signal(sender))
+            .await
+            .unwrap();
+        // The writer takes the batch and writes it, then waits for the sync.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(disk.image().logs.contains_key(&4), "written");
+        assert!(
+            futures::FutureExt::now_or_never(&mut flushed).is_none(),
+            "acknowledged before the sync"
+        );
+        // The server crashes now.
+        drop(store);
+        let mut store = LogStore::in_memory(disk.clone()).unwrap();
+        assert_eq!(store.last_log_id(), Some(LogId::new_term_index(1, 3)));
+        assert_eq!(disk.lost_to_crashes(), 1);
+        check_all(&mut store, 1..=3, |_| 1).await;
+        // Had the sync run, the entry would have been kept and acknowledged.
+        let (sender, flushed) = flush_signal();
+        store
+            .append(vec![entry(1, 4, 16)], IOFlushed::signal(sender))
+            .await
+            .unwrap();
+        flushed.await.unwrap().unwrap();
+        drop(store);
+        let store = LogStore::in_memory(disk.clone()).unwrap();
+        assert_eq!(store.last_log_id(), Some(LogId::new_term_index(1, 4)));
+    }
 }
