@@ -97,6 +97,18 @@ pub enum Command {
         node_id: String,
         events: Vec<NodeEvent>,
     },
+    /// A command of a newer version that this one does not know, which
+    /// that version flagged ignorable: applied as a no-op. Never written by
+    /// this version; the Raft log and replication carry its original JSON
+    /// (`raw`) unchanged. Not (de)serialised as a `Command`: the Raft entry
+    /// payload (`RaftRequest` in caravan-server) reads and writes it.
+    #[serde(skip)]
+    Unknown {
+        /// The command's variant name.
+        variant: String,
+        /// The payload exactly as it was read.
+        raw: serde_json::Value,
+    },
 }
 
 impl Command {
@@ -119,6 +131,7 @@ impl Command {
             Command::NodeDrainComplete { .. } => "NodeDrainComplete",
             Command::NodeDeregister { .. } => "NodeDeregister",
             Command::NodeEmitEvents { .. } => "NodeEmitEvents",
+            Command::Unknown { .. } => "Unknown",
         }
     }
 }
@@ -186,6 +199,7 @@ impl std::fmt::Display for Command {
             Command::NodeEmitEvents { node_id, events } => {
                 write!(f, "{kind}(node={node_id:?}, events={})", events.len())
             }
+            Command::Unknown { variant, .. } => write!(f, "{kind}(variant={variant:?})"),
         }
     }
 }

@@ -416,6 +416,8 @@ impl State {
                 self.touch(Table::AclTokens, index, touched);
                 CommandResult::Done
             }
+            // An ignorable command of a newer version: nothing changes.
+            Command::Unknown { .. } => CommandResult::Done,
         }
     }
 

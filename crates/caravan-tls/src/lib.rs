@@ -14,6 +14,8 @@
 //!   this region, which is what server-only RPC routes require under TLS.
 //! - [`generate`]: `caravan tls ca create` and `caravan tls cert create`.
 
+use std::sync::Arc;
+
 pub mod generate;
 mod load;
 mod verify;
@@ -27,6 +29,17 @@ pub use verify::peer_is_server;
 pub fn install_default_provider() {
     // An error only says a provider is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The TLS configuration of an HTTP client that never speaks HTTPS (no
+/// `tls.rpc`): no roots at all. Without it reqwest loads the system's CA
+/// store, which a minimal container does not have, and refuses to build.
+pub fn no_tls_client_config() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
 }
 
 /// The name every server certificate of `region` carries.

@@ -112,12 +112,15 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
     };
     let tls = load_tls(&config)?;
     let mut http_client = reqwest::Client::builder().pool_max_idle_per_host(64);
-    if let (Some(tls), true) = (&tls, config.tls.rpc) {
-        // Every outgoing call of the agent goes to an RPC port (Raft,
-        // forwarding, the client's node RPCs), so it speaks that port's TLS.
-        let client_config = tls.client_config().context("failed to set up TLS")?;
-        http_client = http_client.tls_backend_preconfigured(client_config);
-    }
+    // Every outgoing call of the agent goes to an RPC port (Raft,
+    // forwarding, the client's node RPCs), so it speaks that port's TLS, or
+    // none: the system's CA store is never used (a minimal container has
+    // none, and no call goes anywhere else).
+    let client_config = match (&tls, config.tls.rpc) {
+        (Some(tls), true) => tls.client_config().context("failed to set up TLS")?,
+        _ => caravan_tls::no_tls_client_config(),
+    };
+    http_client = http_client.tls_backend_preconfigured(client_config);
     let http_client = http_client
         .build()
         .context("failed to build the HTTP client")?;

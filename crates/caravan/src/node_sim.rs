@@ -104,6 +104,7 @@ fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
 
 async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
     let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(caravan_tls::no_tls_client_config())
         .pool_max_idle_per_host(settings.concurrency)
         .build()
         .map_err(|error| error.to_string())?;

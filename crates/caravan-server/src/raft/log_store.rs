@@ -11,9 +11,19 @@
 //! refuses to start when acknowledged writes would be missing: see
 //! [`check_against_snapshot`].
 //!
-//! Entries are also kept in memory from the moment `append` is called (the
-//! log between snapshots is bounded by the snapshot policy), so replication
-//! and the state machine read without touching the disk.
+//! The most recent entries are also kept in memory, from the moment
+//! `append` is called: at most [`CACHE_MAX_ENTRIES`] entries and
+//! [`CACHE_MAX_BYTES`] of encoded entries. The cache always holds a
+//! contiguous tail of the log, so a read takes the part of its range
+//! before the cache from redb (a lagging follower's replication, the
+//! replay at start) and the rest from memory. Only entries the writer
+//! has made durable are ever evicted, oldest first, so whatever is not
+//! cached is in redb.
+//!
+//! Each entry is stored as a one-byte format version ([`ENTRY_FORMAT`])
+//! followed by the entry's JSON. Values that start with `{` are the
+//! unversioned JSON of older versions and are read as before; any other
+//! version is refused with an error naming the index.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -38,18 +48,158 @@ const KEY_COMMITTED: &str = "committed";
 const KEY_PURGED: &str = "last_purged";
 /// Upper bound on operations folded into one transaction.
 const MAX_BATCH: usize = 4096;
+/// At most this many entries are kept in memory.
+pub const CACHE_MAX_ENTRIES: usize = 1024;
+/// At most this many bytes of (encoded) entries are kept in memory.
+pub const CACHE_MAX_BYTES: usize = 16 << 20;
+/// redb's own page cache for the log file (its default is 1 GiB, which
+/// would keep every page written in memory). Reads past the entry cache
+/// are rare (a lagging follower, the replay at start), so this stays small.
+pub const REDB_CACHE_BYTES: usize = 16 << 20;
+/// The format version byte in front of every stored entry.
+pub const ENTRY_FORMAT: u8 = 1;
+
+struct Cached {
+    entry: Entry,
+    /// Its encoded size, what the cache's byte bound counts.
+    bytes: usize,
+    /// Whether the writer has made it durable (only those are evicted).
+    durable: bool,
+}
 
 #[derive(Default)]
 struct LogCache {
     vote: Option<Vote>,
     committed: Option<LogId>,
     last_purged: Option<LogId>,
-    entries: BTreeMap<u64, Entry>,
+    /// The last entry in the log, cached or not (`None` when the log holds
+    /// no entry past the purged ones).
+    last: Option<LogId>,
+    /// A contiguous tail of the log: every entry from the first key to
+    /// `last`. Entries before it are read from the disk.
+    entries: BTreeMap<u64, Cached>,
+    bytes: usize,
+}
+
+impl LogCache {
+    fn insert(&mut self, entry: Entry, bytes: usize, durable: bool) {
+        let index = entry.log_id.index;
+        // An append after a conflict replaces the tail from its index on.
+        self.drop_from(index);
+        self.last = Some(entry.log_id);
+        self.bytes += bytes;
+        self.entries.insert(
+            index,
+            Cached {
+                entry,
+                bytes,
+                durable,
+            },
+        );
+    }
+
+    /// Drops the cached entries from `index` on.
+    fn drop_from(&mut self, index: u64) {
+        for (_, cached) in self.entries.split_off(&index) {
+            self.bytes -= cached.bytes;
+        }
+    }
+
+    /// Drops the cached entries up to and including `index`.
+    fn drop_up_to(&mut self, index: u64) {
+        let kept = self.entries.split_off(&(index.saturating_add(1)));
+        for cached in std::mem::replace(&mut self.entries, kept).into_values() {
+            self.bytes -= cached.bytes;
+        }
+    }
+
+    /// The first index the cache answers for; reads before it go to the disk.
+    fn start(&self) -> u64 {
+        match self.entries.keys().next() {
+            Some(first) => *first,
+            None => self.last.map_or(0, |last| last.index + 1),
+        }
+    }
+
+    /// Marks these appended entries durable, then evicts what is over the
+    /// bounds.
+    fn made_durable(&mut self, log_ids: &[LogId]) {
+        for log_id in log_ids {
+            if let Some(cached) = self.entries.get_mut(&log_id.index) {
+                if cached.entry.log_id == *log_id {
+                    cached.durable = true;
+                }
+            }
+        }
+        self.evict();
+    }
+
+    /// Evicts the oldest durable entries while the cache is over a bound.
+    fn evict(&mut self) {
+        while self.entries.len() > CACHE_MAX_ENTRIES || self.bytes > CACHE_MAX_BYTES {
+            let Some(mut first) = self.entries.first_entry() else {
+                break;
+            };
+            if !first.get_mut().durable {
+                break;
+            }
+            self.bytes -= first.remove().bytes;
+        }
+    }
+}
+
+/// An entry as stored: the format version byte, then its JSON.
+pub fn encode_entry(entry: &Entry) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![ENTRY_FORMAT];
+    serde_json::to_writer(&mut bytes, entry).map_err(storage_error)?;
+    Ok(bytes)
+}
+
+/// Reads a stored entry; an unknown format version, a damaged entry or a
+/// command this version cannot apply is an error naming the index.
+pub fn decode_entry(index: u64, bytes: &[u8]) -> io::Result<Entry> {
+    let json = match bytes.first() {
+        Some(&ENTRY_FORMAT) => &bytes[1..],
+        // Unversioned, from before the format byte.
+        Some(b'{') => bytes,
+        Some(version) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "raft log entry {index}: unknown entry format version {version} (this \
+                     version reads format {ENTRY_FORMAT}); was it written by a newer Caravan?"
+                ),
+            ))
+        }
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("raft log entry {index}: empty value"),
+            ))
+        }
+    };
+    let entry: Entry = serde_json::from_slice(json).map_err(|error| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("raft log entry {index}: {error}"),
+        )
+    })?;
+    if entry.log_id.index != index {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "raft log entry {index}: holds the entry for index {}",
+                entry.log_id.index
+            ),
+        ));
+    }
+    Ok(entry)
 }
 
 enum WriteOp {
     Append {
         entries: Vec<(u64, Vec<u8>)>,
+        log_ids: Vec<LogId>,
         done: IOFlushed<TypeConfig>,
     },
     Meta {
@@ -68,15 +218,25 @@ enum WriteOp {
     },
 }
 
-/// Where writes go: the group-commit thread in front of redb, or straight
-/// into an in-memory disk (simulations).
+/// Where writes go: the group-commit thread in front of redb, or the same
+/// protocol as a task in front of an in-memory disk (simulations).
 enum Writer {
-    Thread(Mutex<mpsc::Sender<WriteOp>>),
-    Memory(MemoryDisk),
+    Thread {
+        sender: Mutex<mpsc::Sender<WriteOp>>,
+        db: Arc<Database>,
+    },
+    Memory {
+        sender: tokio::sync::mpsc::UnboundedSender<WriteOp>,
+        disk: MemoryDisk,
+    },
 }
 
+/// How long the in-memory disk's fsync takes (simulated time): a crash
+/// meanwhile loses the batch being synced.
+const MEMORY_FSYNC: std::time::Duration = std::time::Duration::from_millis(5);
+
 struct Shared {
-    cache: Mutex<LogCache>,
+    cache: Arc<Mutex<LogCache>>,
     writer: Writer,
 }
 
@@ -132,7 +292,10 @@ impl LogStore {
             ));
         }
         caravan_files::ensure_private_file(path)?;
-        let db = Database::create(path).map_err(|error| in_file(&log_name, error))?;
+        let db = Database::builder()
+            .set_cache_size(REDB_CACHE_BYTES)
+            .create(path)
+            .map_err(|error| in_file(&log_name, error))?;
         {
             let txn = db
                 .begin_write()
@@ -145,22 +308,35 @@ impl LogStore {
         }
         let cache = load(&db).map_err(|error| in_file(&log_name, error))?;
         check_against_snapshot(&cache, snapshot.as_ref(), &log_name, &snapshot_name)?;
+        let cache = Arc::new(Mutex::new(cache));
+        let db = Arc::new(db);
         let (sender, receiver) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("raft-log-writer".to_string())
-            .spawn(move || writer_loop(db, receiver))?;
+        {
+            let db = Arc::clone(&db);
+            let cache = Arc::clone(&cache);
+            std::thread::Builder::new()
+                .name("raft-log-writer".to_string())
+                .spawn(move || writer_loop(&db, &cache, receiver))?;
+        }
         Ok(Self {
             shared: Arc::new(Shared {
-                cache: Mutex::new(cache),
-                writer: Writer::Thread(Mutex::new(sender)),
+                cache,
+                writer: Writer::Thread {
+                    sender: Mutex::new(sender),
+                    db,
+                },
             }),
         })
     }
 
-    /// A log kept on an in-memory disk, written synchronously.
+    /// A log kept on an in-memory disk. Opening it is a restart after a
+    /// crash: the disk's unsynced writes are dropped first. Writes go
+    /// through a task (spawned on the current tokio runtime, a simulated
+    /// host's under turmoil) that follows the writer thread's protocol.
     pub fn in_memory(disk: MemoryDisk) -> io::Result<Self> {
         let (cache, snapshot) = {
-            let image = disk.image();
+            let mut image = disk.image();
+            image.crash();
             let snapshot = match &image.snapshot {
                 Some(bytes) => Some(
                     split_snapshot(bytes)
@@ -177,49 +353,76 @@ impl LogStore {
             "the in-memory log",
             "the in-memory snapshot",
         )?;
+        let cache = Arc::new(Mutex::new(cache));
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(memory_writer_loop(
+            disk.clone(),
+            Arc::clone(&cache),
+            receiver,
+        ));
         Ok(Self {
             shared: Arc::new(Shared {
-                cache: Mutex::new(cache),
-                writer: Writer::Memory(disk),
+                cache,
+                writer: Writer::Memory { sender, disk },
             }),
         })
     }
 
     fn cache(&self) -> MutexGuard<'_, LogCache> {
-        match self.shared.cache.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
+        lock(&self.shared.cache)
+    }
+
+    /// How many entries the in-memory cache holds.
+    pub fn cached_len(&self) -> usize {
+        self.cache().entries.len()
+    }
+
+    /// How many bytes of encoded entries the in-memory cache holds.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache().bytes
+    }
+
+    /// Reads the entries `from..to` from the disk (all of them durable:
+    /// only durable entries leave the cache).
+    fn read_disk(&self, from: u64, to: u64) -> io::Result<Vec<Entry>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        match &self.shared.writer {
+            Writer::Thread { db, .. } => {
+                let txn = db.begin_read().map_err(storage_error)?;
+                let logs = txn.open_table(LOGS).map_err(storage_error)?;
+                let mut entries = Vec::new();
+                for item in logs.range(from..to).map_err(storage_error)? {
+                    let (index, value) = item.map_err(storage_error)?;
+                    entries.push(decode_entry(index.value(), value.value())?);
+                }
+                Ok(entries)
+            }
+            Writer::Memory { disk, .. } => disk
+                .image()
+                .logs
+                .range(from..to)
+                .map(|(index, bytes)| decode_entry(*index, bytes))
+                .collect(),
         }
     }
 
     fn send(&self, op: WriteOp) -> io::Result<()> {
         match &self.shared.writer {
-            Writer::Thread(sender) => {
-                let sender = match sender.lock() {
-                    Ok(guard) => guard,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                sender
-                    .send(op)
-                    .map_err(|_| io::Error::other("the raft log writer has stopped"))
-            }
-            Writer::Memory(disk) => {
-                apply_to_image(&mut disk.image(), &op);
-                complete(op, &Ok(()));
-                Ok(())
-            }
+            Writer::Thread { sender, .. } => lock(sender)
+                .send(op)
+                .map_err(|_| io::Error::other("the raft log writer has stopped")),
+            Writer::Memory { sender, .. } => sender
+                .send(op)
+                .map_err(|_| io::Error::other("the raft log writer has stopped")),
         }
     }
 
     /// The id of the last entry in the log (or the last purged one).
     pub fn last_log_id(&self) -> Option<LogId> {
         let cache = self.cache();
-        cache
-            .entries
-            .values()
-            .next_back()
-            .map(|entry| entry.log_id)
-            .or(cache.last_purged)
+        cache.last.or(cache.last_purged)
     }
 
     async fn wait(receiver: oneshot::Receiver<Result<(), String>>) -> io::Result<()> {
@@ -227,6 +430,13 @@ impl LogStore {
             .await
             .map_err(|_| io::Error::other("the raft log writer has stopped"))?
             .map_err(io::Error::other)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -316,12 +526,37 @@ fn load(db: &Database) -> io::Result<LogCache> {
         cache.last_purged = serde_json::from_slice(&bytes).map_err(storage_error)?;
     }
     let logs = txn.open_table(LOGS).map_err(storage_error)?;
-    for item in logs.iter().map_err(storage_error)? {
+    let mut tail = Vec::new();
+    for item in logs.iter().map_err(storage_error)?.rev() {
         let (index, value) = item.map_err(storage_error)?;
-        let entry: Entry = serde_json::from_slice(value.value()).map_err(storage_error)?;
-        cache.entries.insert(index.value(), entry);
+        tail.push((index.value(), value.value().to_vec()));
+        if !fill_tail(&mut cache, &mut tail)? {
+            break;
+        }
     }
     Ok(cache)
+}
+
+/// Loading newest first: moves the entry just read into the cache, and
+/// says whether the cache has room for an older one.
+fn fill_tail(cache: &mut LogCache, tail: &mut Vec<(u64, Vec<u8>)>) -> io::Result<bool> {
+    let Some((index, bytes)) = tail.pop() else {
+        return Ok(true);
+    };
+    let entry = decode_entry(index, &bytes)?;
+    if cache.last.is_none() {
+        cache.last = Some(entry.log_id);
+    }
+    cache.bytes += bytes.len();
+    cache.entries.insert(
+        index,
+        Cached {
+            entry,
+            bytes: bytes.len(),
+            durable: true,
+        },
+    );
+    Ok(cache.entries.len() < CACHE_MAX_ENTRIES && cache.bytes < CACHE_MAX_BYTES)
 }
 
 fn load_image(image: &DiskImage) -> io::Result<LogCache> {
@@ -338,8 +573,12 @@ fn load_image(image: &DiskImage) -> io::Result<LogCache> {
     if let Some(bytes) = image.meta.get(KEY_PURGED) {
         cache.last_purged = decode(bytes)?;
     }
-    for (index, bytes) in &image.logs {
-        cache.entries.insert(*index, decode(bytes)?);
+    let mut tail = Vec::new();
+    for (index, bytes) in image.logs.iter().rev() {
+        tail.push((*index, bytes.clone()));
+        if !fill_tail(&mut cache, &mut tail)? {
+            break;
+        }
     }
     Ok(cache)
 }
@@ -381,7 +620,7 @@ fn complete(op: WriteOp, outcome: &Result<(), String>) {
     }
 }
 
-fn writer_loop(db: Database, receiver: mpsc::Receiver<WriteOp>) {
+fn writer_loop(db: &Database, cache: &Mutex<LogCache>, receiver: mpsc::Receiver<WriteOp>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -390,12 +629,66 @@ fn writer_loop(db: Database, receiver: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        let outcome = write_batch(&db, &batch).map_err(|error| error.to_string());
-        if let Err(error) = &outcome {
-            tracing::error!(%error, "raft log write failed");
+        let outcome = write_batch(db, &batch).map_err(|error| error.to_string());
+        match &outcome {
+            Ok(()) => {
+                let mut cache = lock(cache);
+                for op in &batch {
+                    if let WriteOp::Append { log_ids, .. } = op {
+                        cache.made_durable(log_ids);
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "raft log write failed"),
         }
         for op in batch {
             complete(op, &outcome);
+        }
+    }
+}
+
+/// The writer thread's protocol on an in-memory disk, as a task: take every
+/// queued write, write them all, sync once (taking [`MEMORY_FSYNC`] of
+/// simulated time), and only then mark them durable and report them done.
+///
+/// The real thread cannot run under turmoil: it blocks on a std channel
+/// and on redb's real file I/O and fsync in real time, outside the
+/// simulation's single-threaded scheduler, so when its completions arrive
+/// relative to simulated steps would differ from run to run and a seed
+/// would no longer replay; and a crash of a simulated host would not stop
+/// it mid-batch. This loop keeps the same batching and ordering, so a
+/// crash between the write and the sync loses the batch, as it would.
+async fn memory_writer_loop(
+    disk: MemoryDisk,
+    cache: Arc<Mutex<LogCache>>,
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<WriteOp>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        {
+            let mut image = disk.image();
+            for op in &batch {
+                apply_to_image(&mut image, op);
+            }
+        }
+        tokio::time::sleep(MEMORY_FSYNC).await;
+        disk.image().sync();
+        {
+            let mut cache = lock(&cache);
+            for op in &batch {
+                if let WriteOp::Append { log_ids, .. } = op {
+                    cache.made_durable(log_ids);
+                }
+            }
+        }
+        for op in batch {
+            complete(op, &Ok(()));
         }
     }
 }
@@ -434,12 +727,37 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        Ok(self
-            .cache()
-            .entries
-            .range(range)
-            .map(|(_, entry)| entry.clone())
-            .collect())
+        use std::ops::Bound;
+        let from = match range.start_bound() {
+            Bound::Included(start) => *start,
+            Bound::Excluded(start) => start.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(end) => end.saturating_add(1),
+            Bound::Excluded(end) => *end,
+            Bound::Unbounded => u64::MAX,
+        };
+        let (start, cached) = {
+            let cache = self.cache();
+            // Nothing past the last entry (a truncated tail may still be on
+            // the disk until the writer gets to it).
+            let to = to.min(cache.last.map_or(0, |last| last.index + 1));
+            let start = cache.start();
+            let cached: Vec<Entry> = if from.max(start) < to {
+                cache
+                    .entries
+                    .range(from.max(start)..to)
+                    .map(|(_, cached)| cached.entry.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (start.min(to), cached)
+        };
+        let mut entries = self.read_disk(from, start)?;
+        entries.extend(cached);
+        Ok(entries)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -452,15 +770,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let cache = self.cache();
-        let last = cache
-            .entries
-            .values()
-            .next_back()
-            .map(|entry| entry.log_id)
-            .or(cache.last_purged);
         Ok(LogState {
             last_purged_log_id: cache.last_purged,
-            last_log_id: last,
+            last_log_id: cache.last.or(cache.last_purged),
         })
     }
 
@@ -507,23 +819,35 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut encoded = Vec::new();
+        let mut log_ids = Vec::new();
         {
             let mut cache = self.cache();
             for entry in entries {
                 let index = entry.log_id.index;
-                encoded.push((index, serde_json::to_vec(&entry).map_err(storage_error)?));
-                cache.entries.insert(index, entry);
+                let bytes = encode_entry(&entry)?;
+                log_ids.push(entry.log_id);
+                cache.insert(entry, bytes.len(), false);
+                encoded.push((index, bytes));
             }
         }
         self.send(WriteOp::Append {
             entries: encoded,
+            log_ids,
             done: callback,
         })
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map_or(0, |log_id| log_id.index + 1);
-        drop(self.cache().entries.split_off(&from));
+        {
+            let mut cache = self.cache();
+            cache.drop_from(from);
+            cache.last = last_log_id.filter(|log_id| {
+                cache
+                    .last_purged
+                    .is_none_or(|purged| log_id.index > purged.index)
+            });
+        }
         let (done, receiver) = oneshot::channel();
         self.send(WriteOp::TruncateFrom { index: from, done })?;
         Self::wait(receiver).await
@@ -532,8 +856,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         {
             let mut cache = self.cache();
-            let kept = cache.entries.split_off(&(log_id.index + 1));
-            cache.entries = kept;
+            cache.drop_up_to(log_id.index);
+            if cache.last.is_some_and(|last| last.index <= log_id.index) {
+                cache.last = None;
+            }
             cache.last_purged = Some(log_id);
         }
         let purged = serde_json::to_vec(&Some(log_id)).map_err(storage_error)?;
@@ -680,5 +1006,293 @@ mod tests {
         place_snapshot(dir.path(), 5);
         let mut store = reopen(&path).unwrap();
         assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(1, 1)));
+    }
+
+    fn entry(term: u64, index: u64, padding: usize) -> Entry {
+        use crate::raft_types::RaftRequest;
+        use caravan_state::Command;
+        Entry {
+            log_id: LogId::new_term_index(term, index),
+            payload: openraft::EntryPayload::Normal(RaftRequest(Command::AclPolicyDelete {
+                names: vec![format!("p-{term}-{index}-{}", "x".repeat(padding))],
+            })),
+        }
+    }
+
+    async fn append_range(store: &mut LogStore, term: u64, indexes: std::ops::Range<u64>) {
+        let entries: Vec<Entry> = indexes.map(|index| entry(term, index, 16)).collect();
+        store.append(entries, IOFlushed::noop()).await.unwrap();
+    }
+
+    /// Returns once every write sent before it is durable (the writer keeps
+    /// them in order).
+    async fn settle(store: &mut LogStore) {
+        let vote = store.read_vote().await.unwrap().unwrap_or(Vote::new(1, 1));
+        store.save_vote(&vote).await.unwrap();
+    }
+
+    async fn check_all(
+        store: &mut LogStore,
+        range: std::ops::RangeInclusive<u64>,
+        term_of: impl Fn(u64) -> u64,
+    ) {
+        let entries = store.try_get_log_entries(range.clone()).await.unwrap();
+        assert_eq!(entries.len() as u64, range.end() - range.start() + 1);
+        for (entry_read, index) in entries.into_iter().zip(range) {
+            assert_eq!(entry_read.log_id.index, index);
+            assert_eq!(
+                entry_read,
+                entry(term_of(index), index, 16),
+                "entry {index}"
+            );
+        }
+    }
+
+    fn assert_bounded(store: &LogStore) {
+        assert!(
+            store.cached_len() <= CACHE_MAX_ENTRIES,
+            "{}",
+            store.cached_len()
+        );
+        assert!(
+            store.cached_bytes() <= CACHE_MAX_BYTES,
+            "{}",
+            store.cached_bytes()
+        );
+    }
+
+    /// A log several times the cache: every entry reads back, from redb
+    /// or the cache, after a conflict's truncation, a purge and a reopen.
+    async fn a_large_log_reads_back(mut open: impl FnMut() -> LogStore, cover: impl FnOnce()) {
+        let total = 4000;
+        let mut store = open();
+        store.save_vote(&Vote::new(1, 1)).await.unwrap();
+        for chunk in 0..total / 100 {
+            append_range(&mut store, 1, chunk * 100 + 1..chunk * 100 + 101).await;
+        }
+        settle(&mut store).await;
+        assert_bounded(&store);
+        assert_eq!(store.cached_len(), CACHE_MAX_ENTRIES);
+        check_all(&mut store, 1..=total, |_| 1).await;
+        // Odd ranges across the cache's edge.
+        let edge = total - CACHE_MAX_ENTRIES as u64;
+        let some = store.try_get_log_entries(edge - 3..edge + 3).await.unwrap();
+        assert_eq!(some.len(), 6);
+        assert_eq!(some[0].log_id.index, edge - 3);
+
+        // A conflict: the tail from index 1000 (on disk only) is replaced
+        // by entries of term 2.
+        store
+            .truncate_after(Some(LogId::new_term_index(1, 999)))
+            .await
+            .unwrap();
+        assert_eq!(store.last_log_id(), Some(LogId::new_term_index(1, 999)));
+        assert_eq!(store.cached_len(), 0);
+        assert_eq!(store.cached_bytes(), 0);
+        assert!(store.try_get_log_entries(1000..).await.unwrap().is_empty());
+        append_range(&mut store, 2, 1000..1500).await;
+        settle(&mut store).await;
+        let term_of = |index: u64| if index >= 1000 { 2 } else { 1 };
+        check_all(&mut store, 1..=1499, term_of).await;
+        // A truncation inside the cache.
+        store
+            .truncate_after(Some(LogId::new_term_index(2, 1400)))
+            .await
+            .unwrap();
+        assert_eq!(store.cached_len(), 401);
+        check_all(&mut store, 1..=1400, term_of).await;
+
+        // Compaction drops the old ones.
+        store.purge(LogId::new_term_index(1, 600)).await.unwrap();
+        check_all(&mut store, 601..=1400, term_of).await;
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(
+            state.last_purged_log_id,
+            Some(LogId::new_term_index(1, 600))
+        );
+        assert_eq!(state.last_log_id, Some(LogId::new_term_index(2, 1400)));
+        drop(store);
+        cover();
+
+        // Reopened: the newest entries are cached again, the rest on disk.
+        let mut store = open();
+        assert_bounded(&store);
+        assert_eq!(store.cached_len(), 800);
+        check_all(&mut store, 601..=1400, term_of).await;
+        append_range(&mut store, 3, 1401..3001).await;
+        settle(&mut store).await;
+        assert_bounded(&store);
+        check_all(&mut store, 601..=3000, |index| {
+            if index > 1400 {
+                3
+            } else {
+                term_of(index)
+            }
+        })
+        .await;
+        // A purge past the last entry (a snapshot installed) empties it.
+        store.purge(LogId::new_term_index(4, 4000)).await.unwrap();
+        assert_eq!(store.cached_len(), 0);
+        assert_eq!(store.last_log_id(), Some(LogId::new_term_index(4, 4000)));
+    }
+
+    #[tokio::test]
+    async fn a_large_redb_log_reads_back_through_a_bounded_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let root = dir.path().to_path_buf();
+        a_large_log_reads_back(
+            || reopen(&path).unwrap(),
+            || drop(place_snapshot(&root, 5000)),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_large_in_memory_log_reads_back_through_a_bounded_cache() {
+        let disk = MemoryDisk::new();
+        let image = disk.clone();
+        a_large_log_reads_back(
+            || LogStore::in_memory(disk.clone()).unwrap(),
+            move || image.image().snapshot = Some(snapshot_bytes(5000)),
+        )
+        .await;
+    }
+
+    fn rss_kib() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// 10,000 node-register-sized (about 3 KB) entries: the cache stays at
+    /// its bound. Prints the numbers (`--nocapture`).
+    #[tokio::test]
+    async fn ten_thousand_node_sized_entries_stay_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let mut store = LogStore::open(&path).unwrap();
+        store.save_vote(&Vote::new(1, 1)).await.unwrap();
+        let before = rss_kib();
+        let mut encoded = 0usize;
+        for chunk in 0..100u64 {
+            let entries: Vec<Entry> = (chunk * 100 + 1..chunk * 100 + 101)
+                .map(|index| entry(1, index, 3000))
+                .collect();
+            encoded += entries
+                .iter()
+                .map(|entry| encode_entry(entry).unwrap().len())
+                .sum::<usize>();
+            store.append(entries, IOFlushed::noop()).await.unwrap();
+        }
+        settle(&mut store).await;
+        let after = rss_kib();
+        eprintln!(
+            "10,000 entries, {encoded} bytes encoded: cache holds {} entries, {} bytes; \
+             RSS {before:?} KiB before, {after:?} KiB after",
+            store.cached_len(),
+            store.cached_bytes()
+        );
+        assert_bounded(&store);
+        assert_eq!(store.cached_len(), CACHE_MAX_ENTRIES);
+        assert!(store.cached_bytes() < encoded / 9);
+        let all = store.try_get_log_entries(1..=10_000).await.unwrap();
+        assert_eq!(all.len(), 10_000);
+    }
+
+    #[test]
+    fn entries_carry_a_format_version() {
+        let written = entry(2, 9, 0);
+        let bytes = encode_entry(&written).unwrap();
+        assert_eq!(bytes[0], ENTRY_FORMAT);
+        assert_eq!(decode_entry(9, &bytes).unwrap(), written);
+        // Unversioned JSON of older versions still reads.
+        assert_eq!(decode_entry(9, &bytes[1..]).unwrap(), written);
+        // An unknown version is an error naming the index.
+        let mut future = bytes.clone();
+        future[0] = 7;
+        let error = decode_entry(9, &future).unwrap_err().to_string();
+        assert!(
+            error.starts_with("raft log entry 9: unknown entry format version 7"),
+            "{error}"
+        );
+        assert!(decode_entry(9, b"").is_err());
+        // An entry stored under the wrong index is refused.
+        let error = decode_entry(10, &bytes).unwrap_err().to_string();
+        assert!(error.contains("holds the entry for index 9"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_command_in_the_log_is_an_error_naming_index_and_variant() {
+        let disk = MemoryDisk::new();
+        let mut store = LogStore::in_memory(disk.clone()).unwrap();
+        store.save_vote(&Vote::new(1, 1)).await.unwrap();
+        append_range(&mut store, 1, 1..3).await;
+        drop(store);
+        let json = String::from_utf8(encode_entry(&entry(1, 3, 0)).unwrap()[1..].to_vec()).unwrap();
+        let future = json.replace(
+            "\"AclPolicyDelete\":{\"names\"",
+            "\"NodePoolUpsert\":{\"pools\"",
+        );
+        assert_ne!(future, json);
+        let mut bytes = vec![ENTRY_FORMAT];
+        bytes.extend_from_slice(future.as_bytes());
+        disk.image().logs.insert(3, bytes);
+        disk.image().sync();
+        let error = error_of(LogStore::in_memory(disk.clone()));
+        assert!(
+            error.starts_with("raft log entry 3: unknown command \"NodePoolUpsert\""),
+            "{error}"
+        );
+    }
+
+    type RuntimeOneshot = <crate::runtime::CaravanRuntime as openraft::AsyncRuntime>::Oneshot;
+
+    fn flush_signal() -> (
+        <RuntimeOneshot as openraft::rt::Oneshot>::Sender<io::Result<()>>,
+        <RuntimeOneshot as openraft::rt::Oneshot>::Receiver<io::Result<()>>,
+    ) {
+        <RuntimeOneshot as openraft::rt::Oneshot>::channel()
+    }
+
+    /// The in-memory writer's protocol: a batch is written, then synced,
+    /// and only then acknowledged; a crash in between loses it.
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_between_write_and_sync_loses_the_batch() {
+        let disk = MemoryDisk::new();
+        let mut store = LogStore::in_memory(disk.clone()).unwrap();
+        store.save_vote(&Vote::new(1, 1)).await.unwrap();
+        append_range(&mut store, 1, 1..4).await;
+        settle(&mut store).await;
+        let (sender, mut flushed) = flush_signal();
+        store
+            .append(vec![entry(1, 4, 16)], IOFlushed::signal(sender))
+            .await
+            .unwrap();
+        // The writer takes the batch and writes it, then waits for the sync.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(disk.image().logs.contains_key(&4), "written");
+        assert!(
+            futures::FutureExt::now_or_never(&mut flushed).is_none(),
+            "acknowledged before the sync"
+        );
+        // The server crashes now.
+        drop(store);
+        let mut store = LogStore::in_memory(disk.clone()).unwrap();
+        assert_eq!(store.last_log_id(), Some(LogId::new_term_index(1, 3)));
+        assert_eq!(disk.lost_to_crashes(), 1);
+        check_all(&mut store, 1..=3, |_| 1).await;
+        // Had the sync run, the entry would have been kept and acknowledged.
+        let (sender, flushed) = flush_signal();
+        store
+            .append(vec![entry(1, 4, 16)], IOFlushed::signal(sender))
+            .await
+            .unwrap();
+        flushed.await.unwrap().unwrap();
+        drop(store);
+        let store = LogStore::in_memory(disk.clone()).unwrap();
+        assert_eq!(store.last_log_id(), Some(LogId::new_term_index(1, 4)));
     }
 }

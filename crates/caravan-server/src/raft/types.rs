@@ -25,8 +25,78 @@ pub struct ServerNode {
 /// What a log entry carries: one state command. Its `Display` (what
 /// openraft's log lines show) is the command's kind and keys, and its
 /// `Debug` redacts secrets; neither shows one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// On the wire and in the log it is the command's JSON
+/// (`{"<Variant>": {...}}`). A command that older versions may skip is
+/// written flagged, as `{"ignorable": true, "command": {"<Variant>": ...}}`
+/// (Nomad's rule for unknown message types): a version that does not know
+/// the variant reads a flagged one as [`Command::Unknown`], applied as a
+/// no-op with a warning and passed on unchanged, and refuses an unflagged
+/// one with an error naming the variant, so that the entry (and everything
+/// after it) is not applied rather than the state silently diverging.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RaftRequest(pub Command);
+
+/// The key that flags a command ignorable, and the key of the command then.
+const IGNORABLE: &str = "ignorable";
+const FLAGGED_COMMAND: &str = "command";
+
+impl Serialize for RaftRequest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Command::Unknown { raw, .. } => raw.serialize(serializer),
+            command => command.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RaftRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        decode_request(value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads a command, applying the rule for unknown variants.
+fn decode_request(value: serde_json::Value) -> Result<RaftRequest, String> {
+    let (ignorable, command) = match value.get(IGNORABLE) {
+        Some(flag) => (
+            flag.as_bool() == Some(true),
+            value
+                .get(FLAGGED_COMMAND)
+                .ok_or_else(|| format!("a flagged command without {FLAGGED_COMMAND:?}"))?,
+        ),
+        None => (false, &value),
+    };
+    let error = match Command::deserialize(command) {
+        Ok(command) => return Ok(RaftRequest(command)),
+        Err(error) => error,
+    };
+    let variant = match command {
+        serde_json::Value::String(name) => Some(name.clone()),
+        serde_json::Value::Object(map) if map.len() == 1 => map.keys().next().cloned(),
+        _ => None,
+    };
+    let unknown = error.to_string().starts_with("unknown variant");
+    match variant {
+        Some(variant) if unknown && ignorable => {
+            tracing::warn!(
+                %variant,
+                "skipping a command this version does not know (flagged ignorable)"
+            );
+            Ok(RaftRequest(Command::Unknown {
+                variant,
+                raw: value,
+            }))
+        }
+        Some(variant) if unknown => Err(format!(
+            "unknown command {variant:?}, not flagged ignorable: it was written by a newer \
+             Caravan, and this server refuses to apply it (or anything after it) rather \
+             than diverge from the servers that can; upgrade this server"
+        )),
+        _ => Err(format!("bad command: {error}")),
+    }
+}
 
 impl std::fmt::Display for RaftRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,3 +181,69 @@ pub struct RaftMember {
 /// `u64::MAX` would make openraft overflow and panic at the next election,
 /// and, being persisted, again at every restart.
 pub const MAX_RAFT_NUMBER: u64 = 1 << 48;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(json: &str) -> Result<RaftRequest, String> {
+        serde_json::from_str(json).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn known_commands_read_and_write_as_before() {
+        let command = Command::AclPolicyDelete {
+            names: vec!["a".into()],
+        };
+        let json = serde_json::to_string(&RaftRequest(command.clone())).unwrap();
+        assert_eq!(json, serde_json::to_string(&command).unwrap());
+        assert_eq!(read(&json).unwrap(), RaftRequest(command.clone()));
+        // Flagged ignorable by a newer version, a known command still applies.
+        let flagged = format!(r#"{{"ignorable":true,"command":{json}}}"#);
+        assert_eq!(read(&flagged).unwrap(), RaftRequest(command));
+    }
+
+    #[test]
+    fn an_unknown_ignorable_command_is_a_no_op_passed_on_unchanged() {
+        let json = r#"{"command":{"NodePoolUpsert":{"pools":[]}},"ignorable":true}"#;
+        let request = read(json).unwrap();
+        let Command::Unknown { variant, .. } = &request.0 else {
+            panic!("{request:?}");
+        };
+        assert_eq!(variant, "NodePoolUpsert");
+        assert_eq!(serde_json::to_string(&request).unwrap(), json);
+        // Applying it changes nothing but the index, as a blank entry.
+        let store = caravan_state::StateStore::new();
+        assert!(store.apply(7, &request.0).applied());
+        let blank = caravan_state::StateStore::new();
+        blank.note_index(7);
+        assert_eq!(
+            serde_json::to_value(&*store.snapshot()).unwrap(),
+            serde_json::to_value(&*blank.snapshot()).unwrap()
+        );
+    }
+
+    #[test]
+    fn an_unknown_command_not_flagged_is_refused_by_name() {
+        for json in [
+            r#"{"NodePoolUpsert":{"pools":[]}}"#,
+            r#"{"ignorable":false,"command":{"NodePoolUpsert":{}}}"#,
+            r#""NodePoolUpsert""#,
+        ] {
+            let error = read(json).unwrap_err();
+            assert!(
+                error.contains("unknown command \"NodePoolUpsert\""),
+                "{error}"
+            );
+            assert!(error.contains("refuses to apply"), "{error}");
+        }
+        // A known command with bad fields is an error too, flagged or not.
+        for json in [
+            r#"{"AclPolicyDelete":{"names":7}}"#,
+            r#"{"ignorable":true,"command":{"AclPolicyDelete":{"names":7}}}"#,
+        ] {
+            let error = read(json).unwrap_err();
+            assert!(error.starts_with("bad command"), "{error}");
+        }
+    }
+}
