@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${BENCH_DATA:-/work/caravan-bench-tls}
 DURATION=${DURATION:-10s}
-cargo build --release -p caravan
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p caravan
 BIN=$PWD/target/release/caravan
 rm -rf "$DATA"
 mkdir -p "$DATA/certs"

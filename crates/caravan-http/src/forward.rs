@@ -122,6 +122,16 @@ pub async fn forward(
             }
             match request.send().await {
                 Ok(response) => return relay(response).await,
+                // A write whose connection failed after it was sent may
+                // have been applied: sending it again could apply it twice
+                // (a second bootstrap, a second dispatch). Only a write
+                // that never reached the server is retried; reads always.
+                Err(error) if !is_query && !error.is_connect() => {
+                    tracing::debug!(%target, %error, "forwarded write failed after sending");
+                    let pretty = query.pretty;
+                    let failed = format!("failed to forward request to {target}: {error}");
+                    return render_error(ctx, ApiError::internal(failed), pretty, is_query);
+                }
                 Err(error) => {
                     tracing::debug!(%target, %error, "forwarding failed");
                     last_error = format!("failed to forward request to {target}: {error}");

@@ -111,7 +111,16 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         serf: config.advertised(&config.advertise.serf, serf_bound),
     };
     let tls = load_tls(&config)?;
-    let mut http_client = reqwest::Client::builder().pool_max_idle_per_host(64);
+    // Servers close a keep-alive connection that sends nothing for the
+    // handshake timeout; the pool lets idle connections go well before
+    // that, so a request is never sent on one the server is closing.
+    let idle = match config.limits.rpc_handshake_timeout / 2 {
+        idle if idle.is_zero() => std::time::Duration::from_secs(90),
+        idle => idle.min(std::time::Duration::from_secs(90)),
+    };
+    let mut http_client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .pool_idle_timeout(idle);
     // Every outgoing call of the agent goes to an RPC port (Raft,
     // forwarding, the client's node RPCs), so it speaks that port's TLS, or
     // none: the system's CA store is never used (a minimal container has

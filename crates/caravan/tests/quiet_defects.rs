@@ -88,9 +88,11 @@ fn writes_sent_to_a_follower_are_held_through_a_failover() {
     });
     stop.store(true, Ordering::SeqCst);
     let texts = writer.join().unwrap();
-    assert_eq!(
-        failed.load(Ordering::SeqCst),
-        0,
+    // The write in flight when the leader died may fail (it may or may not
+    // have been applied, so it is not sent again); every write after it is
+    // held until the new leader takes it. Before, all of them failed.
+    assert!(
+        failed.load(Ordering::SeqCst) <= 1,
         "writes failed during the failover: {:?}",
         texts.iter().take(5).collect::<Vec<_>>()
     );

@@ -91,6 +91,9 @@ fn a_dev_agent_refuses_unauthenticated_server_rpcs() {
     assert_eq!(status, 403);
     let (status, _) = rpc_get(&agent, "/rpc/raft/status");
     assert_eq!(status, 403);
+    // A snapshot install with a forged vote in its (signed) query.
+    let (status, _) = rpc_post(&agent, "/rpc/raft/snapshot?vote=7b7d", &json!({}));
+    assert_eq!(status, 403);
     // A header that merely looks right is refused too.
     let response = reqwest::blocking::Client::new()
         .get(format!(
@@ -166,6 +169,9 @@ fn a_node_cannot_be_registered_over_with_another_secret_or_a_bad_status() {
     );
     let wrong = json!({"node_id": id, "secret_id": "secret-two", "status": "down"});
     let (_, refused) = rpc_post(&agent, "/rpc/node/heartbeat", &wrong);
+    assert_eq!(refused["Err"], "SecretMismatch", "{refused}");
+    let empty = json!({"node_id": id, "secret_id": "", "status": "down"});
+    let (_, refused) = rpc_post(&agent, "/rpc/node/heartbeat", &empty);
     assert_eq!(refused["Err"], "SecretMismatch", "{refused}");
     let unknown = json!({
         "node_id": "00000000-0000-4000-8000-00000000dead",

@@ -67,7 +67,9 @@ impl Server {
         let Some(stored) = stored else {
             return Err(RpcError::NodeNotFound);
         };
-        if !caravan_state::secrets_equal(&stored.secret_id, secret_id) {
+        // An empty secret proves nothing, even against a node stored
+        // without one (old or restored data).
+        if secret_id.is_empty() || !caravan_state::secrets_equal(&stored.secret_id, secret_id) {
             return Err(RpcError::SecretMismatch);
         }
         Ok(stored)

@@ -3,7 +3,7 @@
 //! clients use to check a server before adopting it.
 //!
 //! Who may call what:
-//! - server-only routes ([`caravan_rpc::paths::is_server_only`]) need,
+//! - server-only routes ([`caravan_rpc::paths::SERVER_ONLY`]) need,
 //!   under `tls { rpc = true }`, a peer certificate naming a server of this
 //!   region (`server.<region>.nomad`); otherwise the cluster key's
 //!   signature ([`caravan_rpc::auth`]), checked from the headers before any
@@ -143,12 +143,24 @@ async fn authenticate(State(guard): State<ServerGuard>, request: Request, next: 
             RpcError::Unauthenticated(error.to_string()),
         );
     }
-    let bytes = match axum::body::to_bytes(body, body_limit(parts.uri.path())).await {
+    let limit = body_limit(parts.uri.path());
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
-        Err(_) => {
+        Err(_) if declared.is_some_and(|length| length > limit) => {
             return refuse(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                RpcError::Invalid("request body too large".to_string()),
+                RpcError::Invalid(format!("request body larger than {limit} bytes")),
+            )
+        }
+        Err(error) => {
+            return refuse(
+                axum::http::StatusCode::BAD_REQUEST,
+                RpcError::Invalid(format!("failed to read the request body: {error}")),
             )
         }
     };
@@ -171,15 +183,13 @@ async fn raft(
 
 async fn install_snapshot(
     State(server): State<Arc<Server>>,
-    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     body: axum::body::Bytes,
 ) -> Json<Result<RaftReply, RpcError>> {
-    let vote = headers
-        .get(paths::VOTE_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .ok_or_else(|| RpcError::Invalid("missing vote header".to_string()))
+    let vote = paths::vote_from_query(uri.query().unwrap_or_default())
+        .ok_or_else(|| RpcError::Invalid("missing vote".to_string()))
         .and_then(|text| {
-            serde_json::from_str(text).map_err(|error| RpcError::Invalid(error.to_string()))
+            serde_json::from_str(&text).map_err(|error| RpcError::Invalid(error.to_string()))
         });
     match vote {
         Ok(vote) => Json(

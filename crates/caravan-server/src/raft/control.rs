@@ -84,6 +84,19 @@ impl Server {
                 .map_err(|error| failed(error.to_string())),
             RaftMessage::InstallSnapshot { vote, data } => {
                 let (meta, _) = split_snapshot(&data).map_err(|error| failed(error.to_string()))?;
+                // The snapshot's own log ids are bounded like any message's.
+                let in_bounds = |log_id: Option<&crate::raft::types::LogId>| {
+                    log_id.is_none_or(|id| {
+                        id.index < MAX_RAFT_NUMBER && id.leader_id.term < MAX_RAFT_NUMBER
+                    })
+                };
+                if !in_bounds(meta.last_log_id.as_ref())
+                    || !in_bounds(meta.last_membership.log_id().as_ref())
+                {
+                    return Err(RpcError::Invalid(format!(
+                        "snapshot with a term or index beyond {MAX_RAFT_NUMBER} refused"
+                    )));
+                }
                 let snapshot = crate::raft::types::Snapshot {
                     meta,
                     snapshot: std::io::Cursor::new(data),

@@ -1009,7 +1009,7 @@ mod tests {
     }
 
     fn entry(term: u64, index: u64, padding: usize) -> Entry {
-        use crate::raft_types::RaftRequest;
+        use crate::raft::types::RaftRequest;
         use caravan_state::Command;
         Entry {
             log_id: LogId::new_term_index(term, index),
@@ -1246,7 +1246,7 @@ mod tests {
         );
     }
 
-    type RuntimeOneshot = <crate::runtime::CaravanRuntime as openraft::AsyncRuntime>::Oneshot;
+    type RuntimeOneshot = <crate::raft::runtime::CaravanRuntime as openraft::AsyncRuntime>::Oneshot;
 
     fn flush_signal() -> (
         <RuntimeOneshot as openraft::rt::Oneshot>::Sender<io::Result<()>>,

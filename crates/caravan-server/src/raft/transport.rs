@@ -252,7 +252,6 @@ pub use caravan_rpc::paths::RAFT as RAFT_PATH;
 /// Snapshots travel as a raw body with the vote in a header, since JSON
 /// would turn their bytes into arrays of numbers.
 pub use caravan_rpc::paths::RAFT_SNAPSHOT as SNAPSHOT_PATH;
-pub use caravan_rpc::paths::VOTE_HEADER;
 
 impl RaftTransport for HttpTransport {
     fn send(
@@ -271,9 +270,12 @@ impl RaftTransport for HttpTransport {
                         return Box::pin(async move { Err(error) });
                     }
                 };
-                self.client
-                    .request(post, &target.rpc_addr, SNAPSHOT_PATH, data)
-                    .header(VOTE_HEADER, vote)
+                self.client.request(
+                    post,
+                    &target.rpc_addr,
+                    &caravan_rpc::paths::snapshot_path(&vote),
+                    data,
+                )
             }
             message => {
                 let body = match serde_json::to_vec(&message) {
