@@ -438,8 +438,6 @@ impl State {
     }
 }
 
-/// Nomad's check-and-set rule: a write with `cas` applies only when the
-/// stored modify index equals it (0 matching "nothing stored yet").
 /// A configuration the state holds one of, with its Raft indexes.
 trait Singleton: Clone {
     fn indexes(&self) -> (u64, u64);
@@ -490,6 +488,8 @@ fn set_singleton<T: Singleton>(
     true
 }
 
+/// Nomad's check-and-set rule: a write with `cas` applies only when the
+/// stored modify index equals it (0 matching "nothing stored yet").
 fn cas_matches(cas: Option<u64>, current: Option<u64>) -> bool {
     match cas {
         None => true,
