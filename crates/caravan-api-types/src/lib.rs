@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod agent;
 pub mod duration;
+pub mod job;
 pub mod node;
 pub mod operator;
 pub mod sync;
