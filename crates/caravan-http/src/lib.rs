@@ -16,6 +16,7 @@ pub mod context;
 mod decode;
 pub mod error;
 mod forward;
+pub mod jobs;
 pub mod keyring;
 pub mod nodes;
 pub mod operator;
@@ -47,6 +48,7 @@ pub fn routes() -> Vec<Route> {
         status::routes(),
         regions::routes(),
         nodes::routes(),
+        jobs::routes(),
         operator::routes(),
     ]
     .into_iter()
