@@ -4,7 +4,9 @@
 
 pub mod acl;
 pub mod agent;
+pub mod alloc;
 pub mod duration;
+pub mod eval;
 pub mod job;
 pub mod node;
 pub mod operator;
