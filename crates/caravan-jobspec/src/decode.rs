@@ -69,6 +69,9 @@ pub(crate) fn decode_body(
                 })?;
                 out.insert(field.json.to_string(), value);
             }
+            Structure::Block(block) if block.ident.as_str() == "dynamic" => {
+                crate::dynamic::expand(ev, schema, block, &mut out)?;
+            }
             Structure::Block(block) => {
                 let name = block.ident.as_str();
                 let field = find(schema, name)
@@ -113,11 +116,25 @@ pub(crate) fn decode_body(
     Ok(out)
 }
 
+pub(crate) fn find_block_field<'s>(schema: &'s Schema, name: &str) -> Option<&'s Field> {
+    find(schema, name).filter(|f| {
+        matches!(
+            f.kind,
+            Kind::Block(_)
+                | Kind::Blocks(_)
+                | Kind::BlockMap(_)
+                | Kind::FreeMap
+                | Kind::StrMap
+                | Kind::StrListMap
+        )
+    })
+}
+
 fn find<'s>(schema: &'s Schema, name: &str) -> Option<&'s Field> {
     schema.fields.iter().find(|f| f.hcl == name)
 }
 
-fn decode_block(
+pub(crate) fn decode_block(
     ev: &Evaluator<'_>,
     field: &Field,
     block: &Block,
@@ -322,6 +339,12 @@ fn convert(kind: Kind, value: hcl::Value) -> Result<Value, String> {
             .collect::<Result<_, _>>()
             .map(Value::Array),
         (Kind::StrList, _) => Err("Unsuitable value: list of string required".to_string()),
+        (Kind::IntList, V::Array(items)) => items
+            .into_iter()
+            .map(|item| convert(Kind::Int, item))
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
+        (Kind::IntList, _) => Err("Unsuitable value: list of number required".to_string()),
         (Kind::StrMap | Kind::StrListMap, V::Object(map)) => {
             let inner = if matches!(kind, Kind::StrMap) {
                 Kind::Str

@@ -22,7 +22,10 @@ use crate::source::Source;
 /// locals.
 pub(crate) struct Evaluator<'s> {
     pub source: Source<'s>,
-    pub ctx: Context<'static>,
+    ctx: Context<'static>,
+    /// Iterator names of enclosing `dynamic` blocks, which expressions may
+    /// refer to besides `var` and `local`.
+    iterators: Vec<String>,
 }
 
 impl<'s> Evaluator<'s> {
@@ -37,12 +40,34 @@ impl<'s> Evaluator<'s> {
         crate::funcs::declare(&mut ctx);
         ctx.declare_var("var", Value::Object(vars));
         ctx.declare_var("local", Value::Object(locals));
-        Evaluator { source, ctx }
+        Evaluator {
+            source,
+            ctx,
+            iterators: Vec::new(),
+        }
     }
 
     /// The value of `expr`.
     pub fn value(&self, expr: &Expression) -> Result<Value, ParseError> {
-        evaluate(self.source, &self.ctx, expr)
+        evaluate_with(self.source, &self.ctx, &self.iterators, expr)
+    }
+
+    /// This evaluator plus a `dynamic` block's iterator `name` holding
+    /// `{key, value}`. (hcl-rs keeps child scopes private, so the context is
+    /// copied: cheap next to what a jobspec holds.)
+    pub fn with_iterator(&self, name: &str, key: Value, value: Value) -> Evaluator<'s> {
+        let mut ctx = self.ctx.clone();
+        let mut iterator = hcl::Map::new();
+        iterator.insert("key".to_string(), key);
+        iterator.insert("value".to_string(), value);
+        ctx.declare_var(name.to_string(), Value::Object(iterator));
+        let mut iterators = self.iterators.clone();
+        iterators.push(name.to_string());
+        Evaluator {
+            source: self.source,
+            ctx,
+            iterators,
+        }
     }
 }
 
@@ -52,10 +77,19 @@ pub(crate) fn evaluate(
     ctx: &Context<'_>,
     expr: &Expression,
 ) -> Result<Value, ParseError> {
+    evaluate_with(source, ctx, &[], expr)
+}
+
+fn evaluate_with(
+    source: Source<'_>,
+    ctx: &Context<'_>,
+    iterators: &[String],
+    expr: &Expression,
+) -> Result<Value, ParseError> {
     let mut rewritten = expr.clone();
     let mut keep = KeepRuntimeRefs {
         source,
-        scopes: Vec::new(),
+        scopes: iterators.to_vec(),
     };
     keep.visit_expr_mut(&mut rewritten);
     hcl::Expression::from(rewritten)
@@ -63,11 +97,22 @@ pub(crate) fn evaluate(
         .map_err(|error| {
             source.error_at(
                 ErrorKind::Eval {
-                    detail: error.to_string(),
+                    detail: describe(&error),
                 },
                 expr,
             )
         })
+}
+
+/// hcl-rs's message, naming the failing sub-expression only when it is
+/// short (the position already points at the argument).
+fn describe(error: &hcl::eval::Error) -> String {
+    match error.expr().map(ToString::to_string) {
+        Some(text) if text.len() <= 60 && !text.contains('\n') => {
+            format!("{} in `{text}`", error.kind())
+        }
+        _ => error.kind().to_string(),
+    }
 }
 
 /// The roots an expression may refer to: everything else is the client's.

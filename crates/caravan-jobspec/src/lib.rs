@@ -16,6 +16,7 @@
 //! left as text, and apply jobspec2's normalizations (`normalize`).
 
 mod decode;
+mod dynamic;
 mod error;
 mod eval;
 mod funcs;
@@ -26,6 +27,8 @@ mod variables;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_blocks;
 #[cfg(test)]
 mod tests_eval;
 

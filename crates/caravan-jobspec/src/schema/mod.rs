@@ -16,6 +16,7 @@ pub(crate) enum Kind {
     /// Go duration string (or integer ns) → integer nanoseconds.
     Dur,
     StrList,
+    IntList,
     /// `map[string]string`: a block or an attribute holding an object
     /// (`meta`, `env`: keys a block cannot spell, like `a.b`, need the
     /// attribute form).
@@ -73,6 +74,12 @@ macro_rules! f {
 }
 
 use Kind::*;
+
+mod service;
+mod task;
+
+pub(crate) use service::*;
+pub(crate) use task::*;
 
 pub(crate) static JOB: Schema = Schema {
     name: "job",
@@ -227,7 +234,7 @@ pub(crate) static SPREAD: Schema = Schema {
     post: None,
 };
 
-static SPREAD_TARGET: Schema = Schema {
+pub(crate) static SPREAD_TARGET: Schema = Schema {
     name: "target",
     label: Some("Value"),
     fields: &[f!("percent" => "Percent", Int)],
@@ -251,7 +258,7 @@ pub(crate) static UPDATE: Schema = Schema {
     post: None,
 };
 
-static MULTIREGION: Schema = Schema {
+pub(crate) static MULTIREGION: Schema = Schema {
     name: "multiregion",
     label: None,
     fields: &[
@@ -261,7 +268,7 @@ static MULTIREGION: Schema = Schema {
     post: None,
 };
 
-static MULTIREGION_STRATEGY: Schema = Schema {
+pub(crate) static MULTIREGION_STRATEGY: Schema = Schema {
     name: "strategy",
     label: None,
     fields: &[
@@ -271,7 +278,7 @@ static MULTIREGION_STRATEGY: Schema = Schema {
     post: None,
 };
 
-static MULTIREGION_REGION: Schema = Schema {
+pub(crate) static MULTIREGION_REGION: Schema = Schema {
     name: "region",
     label: Some("Name"),
     fields: &[
@@ -283,7 +290,7 @@ static MULTIREGION_REGION: Schema = Schema {
     post: None,
 };
 
-static PERIODIC: Schema = Schema {
+pub(crate) static PERIODIC: Schema = Schema {
     name: "periodic",
     label: None,
     fields: &[
@@ -296,7 +303,7 @@ static PERIODIC: Schema = Schema {
     post: Some(crate::normalize::periodic),
 };
 
-static PARAMETERIZED: Schema = Schema {
+pub(crate) static PARAMETERIZED: Schema = Schema {
     name: "parameterized",
     label: None,
     fields: &[
@@ -307,7 +314,7 @@ static PARAMETERIZED: Schema = Schema {
     post: None,
 };
 
-static RESCHEDULE: Schema = Schema {
+pub(crate) static RESCHEDULE: Schema = Schema {
     name: "reschedule",
     label: None,
     fields: &[
@@ -321,7 +328,7 @@ static RESCHEDULE: Schema = Schema {
     post: None,
 };
 
-static MIGRATE: Schema = Schema {
+pub(crate) static MIGRATE: Schema = Schema {
     name: "migrate",
     label: None,
     fields: &[
@@ -333,7 +340,7 @@ static MIGRATE: Schema = Schema {
     post: None,
 };
 
-static UI: Schema = Schema {
+pub(crate) static UI: Schema = Schema {
     name: "ui",
     label: None,
     fields: &[
@@ -343,14 +350,14 @@ static UI: Schema = Schema {
     post: None,
 };
 
-static UI_LINK: Schema = Schema {
+pub(crate) static UI_LINK: Schema = Schema {
     name: "link",
     label: None,
     fields: &[f!("label" => "Label", Str), f!("url" => "URL", Str)],
     post: None,
 };
 
-static RESTART: Schema = Schema {
+pub(crate) static RESTART: Schema = Schema {
     name: "restart",
     label: None,
     fields: &[
@@ -363,7 +370,7 @@ static RESTART: Schema = Schema {
     post: None,
 };
 
-static DISCONNECT: Schema = Schema {
+pub(crate) static DISCONNECT: Schema = Schema {
     name: "disconnect",
     label: None,
     fields: &[
@@ -375,7 +382,7 @@ static DISCONNECT: Schema = Schema {
     post: None,
 };
 
-static EPHEMERAL_DISK: Schema = Schema {
+pub(crate) static EPHEMERAL_DISK: Schema = Schema {
     name: "ephemeral_disk",
     label: None,
     fields: &[
@@ -386,7 +393,7 @@ static EPHEMERAL_DISK: Schema = Schema {
     post: None,
 };
 
-static VOLUME: Schema = Schema {
+pub(crate) static VOLUME: Schema = Schema {
     name: "volume",
     label: Some("Name"),
     fields: &[
@@ -402,7 +409,7 @@ static VOLUME: Schema = Schema {
     post: None,
 };
 
-static MOUNT_OPTIONS: Schema = Schema {
+pub(crate) static MOUNT_OPTIONS: Schema = Schema {
     name: "mount_options",
     label: None,
     fields: &[
@@ -412,7 +419,7 @@ static MOUNT_OPTIONS: Schema = Schema {
     post: None,
 };
 
-static VOLUME_MOUNT: Schema = Schema {
+pub(crate) static VOLUME_MOUNT: Schema = Schema {
     name: "volume_mount",
     label: None,
     fields: &[
@@ -443,7 +450,7 @@ pub(crate) static NETWORK: Schema = Schema {
     post: Some(crate::normalize::network_ports),
 };
 
-static PORT: Schema = Schema {
+pub(crate) static PORT: Schema = Schema {
     name: "port",
     label: Some("Label"),
     fields: &[
@@ -455,7 +462,7 @@ static PORT: Schema = Schema {
     post: None,
 };
 
-static DNS: Schema = Schema {
+pub(crate) static DNS: Schema = Schema {
     name: "dns",
     label: None,
     fields: &[
@@ -466,324 +473,9 @@ static DNS: Schema = Schema {
     post: None,
 };
 
-static CNI: Schema = Schema {
+pub(crate) static CNI: Schema = Schema {
     name: "cni",
     label: None,
     fields: &[f!("args" => "Args", StrMap)],
-    post: None,
-};
-
-static RESOURCES: Schema = Schema {
-    name: "resources",
-    label: None,
-    fields: &[
-        f!("cpu" => "CPU", Int),
-        f!("cores" => "Cores", Int),
-        f!("memory" => "MemoryMB", Int),
-        f!("memory_max" => "MemoryMaxMB", Int),
-        f!("disk" => "DiskMB", Int),
-        f!("network" => "Networks", Blocks(&NETWORK)),
-        f!("device" => "Devices", Blocks(&DEVICE)),
-        f!("numa" => "NUMA", Block(&NUMA)),
-        f!("secrets" => "SecretsMB", Int),
-        f!("iops" => "IOPS", Int),
-    ],
-    post: None,
-};
-
-static DEVICE: Schema = Schema {
-    name: "device",
-    label: Some("Name"),
-    fields: &[
-        f!("count" => "Count", Int),
-        f!("constraint" => "Constraints", Blocks(&CONSTRAINT)),
-        f!("affinity" => "Affinities", Blocks(&AFFINITY)),
-    ],
-    post: None,
-};
-
-static NUMA: Schema = Schema {
-    name: "numa",
-    label: None,
-    fields: &[
-        f!("affinity" => "Affinity", Str),
-        f!("devices" => "Devices", StrList),
-    ],
-    post: None,
-};
-
-static LIFECYCLE: Schema = Schema {
-    name: "lifecycle",
-    label: None,
-    fields: &[
-        f!("hook" => "Hook", Str, required),
-        f!("sidecar" => "Sidecar", Bool),
-    ],
-    post: None,
-};
-
-static LOGS: Schema = Schema {
-    name: "logs",
-    label: None,
-    fields: &[
-        f!("max_files" => "MaxFiles", Int),
-        f!("max_file_size" => "MaxFileSizeMB", Int),
-        f!("enabled" => "Enabled", Bool),
-        f!("disabled" => "Disabled", Bool),
-    ],
-    post: None,
-};
-
-static ARTIFACT: Schema = Schema {
-    name: "artifact",
-    label: None,
-    fields: &[
-        f!("source" => "GetterSource", Str),
-        f!("options" => "GetterOptions", StrMap),
-        f!("headers" => "GetterHeaders", StrMap),
-        f!("mode" => "GetterMode", Str),
-        f!("insecure" => "GetterInsecure", Bool),
-        f!("destination" => "RelativeDest", Str),
-        f!("chown" => "Chown", Bool),
-    ],
-    post: None,
-};
-
-static TEMPLATE: Schema = Schema {
-    name: "template",
-    label: None,
-    fields: &[
-        f!("source" => "SourcePath", Str),
-        f!("destination" => "DestPath", Str),
-        f!("data" => "EmbeddedTmpl", Str),
-        f!("change_mode" => "ChangeMode", Str),
-        f!("change_script" => "ChangeScript", Block(&CHANGE_SCRIPT)),
-        f!("change_signal" => "ChangeSignal", Str),
-        f!("once" => "Once", Bool),
-        f!("splay" => "Splay", Dur),
-        f!("perms" => "Perms", Str),
-        f!("uid" => "Uid", Int),
-        f!("gid" => "Gid", Int),
-        f!("left_delimiter" => "LeftDelim", Str),
-        f!("right_delimiter" => "RightDelim", Str),
-        f!("env" => "Envvars", Bool),
-        f!("vault_grace" => "VaultGrace", Dur),
-        f!("wait" => "Wait", Block(&TEMPLATE_WAIT)),
-        f!("error_on_missing_key" => "ErrMissingKey", Bool),
-    ],
-    post: Some(crate::normalize::template),
-};
-
-static CHANGE_SCRIPT: Schema = Schema {
-    name: "change_script",
-    label: None,
-    fields: &[
-        f!("command" => "Command", Str, required),
-        f!("args" => "Args", StrList),
-        f!("timeout" => "Timeout", Dur),
-        f!("fail_on_error" => "FailOnError", Bool, required),
-        f!("run_on_first_render" => "RunOnFirstRender", Bool),
-    ],
-    post: None,
-};
-
-static TEMPLATE_WAIT: Schema = Schema {
-    name: "wait",
-    label: None,
-    fields: &[
-        f!("min" => "Min", Dur, required),
-        f!("max" => "Max", Dur, required),
-    ],
-    post: None,
-};
-
-static DISPATCH_PAYLOAD: Schema = Schema {
-    name: "dispatch_payload",
-    label: None,
-    fields: &[f!("file" => "File", Str)],
-    post: None,
-};
-
-pub(crate) static VAULT: Schema = Schema {
-    name: "vault",
-    label: None,
-    fields: &[
-        f!("policies" => "Policies", StrList),
-        f!("role" => "Role", Str),
-        f!("namespace" => "Namespace", Str),
-        f!("cluster" => "Cluster", Str),
-        f!("env" => "Env", Bool),
-        f!("disable_file" => "DisableFile", Bool),
-        f!("change_mode" => "ChangeMode", Str),
-        f!("change_signal" => "ChangeSignal", Str),
-        f!("allow_token_expiration" => "AllowTokenExpiration", Bool),
-    ],
-    post: Some(crate::normalize::vault),
-};
-
-static CONSUL: Schema = Schema {
-    name: "consul",
-    label: None,
-    fields: &[
-        f!("namespace" => "Namespace", Str),
-        f!("cluster" => "Cluster", Str),
-        f!("partition" => "Partition", Str),
-    ],
-    post: None,
-};
-
-static SECRET: Schema = Schema {
-    name: "secret",
-    label: Some("Name"),
-    fields: &[
-        f!("provider" => "Provider", Str),
-        f!("path" => "Path", Str),
-        f!("config" => "Config", FreeMap),
-        f!("env" => "Env", StrMap),
-    ],
-    post: None,
-};
-
-static IDENTITY: Schema = Schema {
-    name: "identity",
-    label: None,
-    fields: &[
-        f!("name" => "Name", Str),
-        f!("aud" => "Audience", StrList),
-        f!("change_mode" => "ChangeMode", Str),
-        f!("change_signal" => "ChangeSignal", Str),
-        f!("env" => "Env", Bool),
-        f!("file" => "File", Bool),
-        f!("filepath" => "Filepath", Str),
-        f!("service_name" => "ServiceName", Str),
-        f!("ttl" => "TTL", Dur),
-        f!("extra_claims" => "ExtraClaims", StrList),
-    ],
-    post: None,
-};
-
-static ACTION: Schema = Schema {
-    name: "action",
-    label: Some("Name"),
-    fields: &[
-        f!("command" => "Command", Str, required),
-        f!("args" => "Args", StrList),
-    ],
-    post: None,
-};
-
-static CSI_PLUGIN: Schema = Schema {
-    name: "csi_plugin",
-    label: None,
-    fields: &[
-        f!("id" => "ID", Str),
-        f!("type" => "Type", Str),
-        f!("mount_dir" => "MountDir", Str),
-        f!("stage_publish_base_dir" => "StagePublishBaseDir", Str),
-        f!("health_timeout" => "HealthTimeout", Dur),
-    ],
-    post: None,
-};
-
-static GROUP_SCALING: Schema = Schema {
-    name: "scaling",
-    label: None,
-    fields: &[
-        f!("min" => "Min", Int),
-        f!("max" => "Max", Int),
-        f!("policy" => "Policy", FreeMap),
-        f!("enabled" => "Enabled", Bool),
-        f!("type" => "Type", Str),
-    ],
-    post: Some(crate::normalize::group_scaling),
-};
-
-static TASK_SCALING: Schema = Schema {
-    name: "scaling",
-    label: Some("__label"),
-    fields: GROUP_SCALING.fields,
-    post: Some(crate::normalize::task_scaling),
-};
-
-static SERVICE: Schema = Schema {
-    name: "service",
-    label: None,
-    fields: &[
-        f!("name" => "Name", Str),
-        f!("tags" => "Tags", StrList),
-        f!("canary_tags" => "CanaryTags", StrList),
-        f!("enable_tag_override" => "EnableTagOverride", Bool),
-        f!("port" => "PortLabel", Str),
-        f!("address_mode" => "AddressMode", Str),
-        f!("address" => "Address", Str),
-        f!("check" => "Checks", Blocks(&CHECK)),
-        f!("check_restart" => "CheckRestart", Block(&CHECK_RESTART)),
-        f!("meta" => "Meta", StrMap),
-        f!("canary_meta" => "CanaryMeta", StrMap),
-        f!("tagged_addresses" => "TaggedAddresses", StrMap),
-        f!("task" => "TaskName", Str),
-        f!("on_update" => "OnUpdate", Str),
-        f!("identity" => "Identity", Block(&IDENTITY)),
-        f!("weights" => "Weights", Block(&SERVICE_WEIGHTS)),
-        f!("provider" => "Provider", Str),
-        f!("cluster" => "Cluster", Str),
-        f!("kind" => "Kind", Str),
-    ],
-    post: None,
-};
-
-static CHECK: Schema = Schema {
-    name: "check",
-    label: None,
-    fields: &[
-        f!("name" => "Name", Str),
-        f!("type" => "Type", Str),
-        f!("command" => "Command", Str),
-        f!("args" => "Args", StrList),
-        f!("path" => "Path", Str),
-        f!("protocol" => "Protocol", Str),
-        f!("port" => "PortLabel", Str),
-        f!("expose" => "Expose", Bool),
-        f!("address_mode" => "AddressMode", Str),
-        f!("advertise" => "Advertise", Str),
-        f!("interval" => "Interval", Dur),
-        f!("timeout" => "Timeout", Dur),
-        f!("initial_status" => "InitialStatus", Str),
-        f!("notes" => "Notes", Str),
-        f!("tls_server_name" => "TLSServerName", Str),
-        f!("tls_skip_verify" => "TLSSkipVerify", Bool),
-        f!("header" => "Header", StrListMap),
-        f!("method" => "Method", Str),
-        f!("check_restart" => "CheckRestart", Block(&CHECK_RESTART)),
-        f!("grpc_service" => "GRPCService", Str),
-        f!("grpc_use_tls" => "GRPCUseTLS", Bool),
-        f!("task" => "TaskName", Str),
-        f!("success_before_passing" => "SuccessBeforePassing", Int),
-        f!("failures_before_critical" => "FailuresBeforeCritical", Int),
-        f!("failures_before_warning" => "FailuresBeforeWarning", Int),
-        f!("body" => "Body", Str),
-        f!("on_update" => "OnUpdate", Str),
-    ],
-    post: None,
-};
-
-static CHECK_RESTART: Schema = Schema {
-    name: "check_restart",
-    label: None,
-    fields: &[
-        f!("limit" => "Limit", Int),
-        f!("grace" => "Grace", Dur),
-        f!("ignore_warnings" => "IgnoreWarnings", Bool),
-    ],
-    post: None,
-};
-
-static SERVICE_WEIGHTS: Schema = Schema {
-    name: "weights",
-    label: None,
-    fields: &[
-        f!("passing" => "Passing", Int),
-        f!("warning" => "Warning", Int),
-    ],
     post: None,
 };
