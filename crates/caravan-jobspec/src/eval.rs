@@ -90,6 +90,7 @@ fn evaluate_with(
     let mut keep = KeepRuntimeRefs {
         source,
         scopes: iterators.to_vec(),
+        changed: false,
     };
     keep.visit_expr_mut(&mut rewritten);
     hcl::Expression::from(rewritten)
@@ -122,6 +123,8 @@ struct KeepRuntimeRefs<'s> {
     source: Source<'s>,
     /// Names bound by enclosing `for` expressions and directives.
     scopes: Vec<String>,
+    /// Whether a reference was rewritten.
+    changed: bool,
 }
 
 impl KeepRuntimeRefs<'_> {
@@ -129,7 +132,8 @@ impl KeepRuntimeRefs<'_> {
         KNOWN_ROOTS.contains(&name) || self.scopes.iter().any(|bound| bound == name)
     }
 
-    fn literal(&self, span: &Option<std::ops::Range<usize>>, fallback: String) -> Expression {
+    fn literal(&mut self, span: &Option<std::ops::Range<usize>>, fallback: String) -> Expression {
+        self.changed = true;
         let text = span
             .clone()
             .and_then(|span| self.source.text.get(span))
@@ -181,6 +185,26 @@ impl VisitMut for KeepRuntimeRefs<'_> {
     }
 
     fn visit_element_mut(&mut self, element: &mut Element) {
+        // An interpolation that refers to anything client-side is kept
+        // verbatim, spaces and all (`${ attr.a-b }` included: HCL reads the
+        // dashes as subtraction, Nomad keeps the text).
+        if let Element::Interpolation(interp) = element {
+            let mut probe = interp.expr.clone();
+            let mut inner = KeepRuntimeRefs {
+                source: self.source,
+                scopes: self.scopes.clone(),
+                changed: false,
+            };
+            inner.visit_expr_mut(&mut probe);
+            if inner.changed {
+                let verbatim = element.span().and_then(|span| self.source.text.get(span));
+                if let (Some(text), Element::Interpolation(interp)) = (verbatim, &mut *element) {
+                    self.changed = true;
+                    interp.expr = Expression::String(Decorated::new(text.to_string()));
+                    return;
+                }
+            }
+        }
         if let Element::Directive(directive) = element {
             if let Directive::For(for_directive) = directive.as_mut() {
                 let for_expr = &mut for_directive.for_expr;

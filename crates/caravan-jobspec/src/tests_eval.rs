@@ -299,3 +299,25 @@ fn evaluation_errors_name_the_expression() {
     .unwrap_err();
     assert!(e.to_string().contains("nosuchfn"), "{e}");
 }
+
+/// jobspec2's own cases: whatever a client-side interpolation looks like, it
+/// comes back exactly as written.
+#[test]
+fn odd_runtime_interpolations_are_kept_verbatim() {
+    for text in [
+        "plain",
+        "foo-${BAR}",
+        "foo-${attr.network.dev-us-east1-relay-vpc.external-ip.0}",
+        r#"${env["BLAH"]}"#,
+        r#"${mixed-indexing.0[3]["FOO"].5}"#,
+        r#"with spaces ${   root.  field[  "FOO"].5  }"#,
+    ] {
+        let hcl = format!("job \"example\" {{\n  region = \"{text}\"\n}}\n");
+        let job = run(&hcl, &ParseOptions::default()).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(job["Region"], text, "{hcl}");
+    }
+    assert_eq!(
+        ok("job \"example\" {\n  region = meta.mytest\n}\n")["Region"],
+        "${meta.mytest}"
+    );
+}
