@@ -240,6 +240,7 @@ fn labels(
             ErrorKind::Labels {
                 block: schema.name.to_string(),
                 expected,
+                given: block.labels.len(),
             },
             &block.ident,
         ));
@@ -255,6 +256,7 @@ fn no_labels(ev: &Evaluator<'_>, block: &Block) -> Result<(), ParseError> {
             ErrorKind::Labels {
                 block: block.ident.as_str().to_string(),
                 expected: 0,
+                given: block.labels.len(),
             },
             &block.ident,
         ))

@@ -28,6 +28,7 @@ pub(crate) fn expand(
                 ErrorKind::Labels {
                     block: "dynamic".into(),
                     expected: 1,
+                    given: block.labels.len(),
                 },
                 &block.ident,
             ))

@@ -71,8 +71,12 @@ pub enum ErrorKind {
     DuplicateArgument { name: String },
     #[error("Duplicate {name} block; Only one block of type \"{name}\" is allowed.")]
     DuplicateBlock { name: String },
-    #[error("Wrong labels for {block}; {block} blocks must have {expected} label(s).")]
-    Labels { block: String, expected: usize },
+    #[error("{}", labels_message(.block, *.expected, *.given))]
+    Labels {
+        block: String,
+        expected: usize,
+        given: usize,
+    },
     #[error("Missing job block; A job block is required")]
     MissingJob,
     #[error("Duplicate variable; Duplicate {name} variable definition found.")]
@@ -102,6 +106,17 @@ pub enum ErrorKind {
     Eval { detail: String },
     #[error("Invalid scaling policy name; scaling policy name must be \"cpu\" or \"mem\"")]
     ScalingName,
+}
+
+/// HCL's wording for a block with the wrong number of labels.
+fn labels_message(block: &str, expected: usize, given: usize) -> String {
+    if given < expected {
+        format!("Missing name for {block}; All {block} blocks must have {expected} labels (name).")
+    } else if expected == 0 {
+        format!("Extraneous label for {block}; No labels are expected for {block} blocks.")
+    } else {
+        format!("Extraneous label for {block}; Only {expected} labels (name) are expected for {block} blocks.")
+    }
 }
 
 /// A parse failure and, when it has one, its place in the source.

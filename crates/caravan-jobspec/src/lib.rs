@@ -46,6 +46,9 @@ pub struct ParseOptions {
     pub file_name: String,
     /// `-var name=value` assignments (values as typed on the command line).
     pub vars: HashMap<String, String>,
+    /// `NOMAD_VAR_<name>` environment values, keyed by `<name>`: the lowest
+    /// precedence, and ignored for variables the jobspec does not declare.
+    pub env_vars: HashMap<String, String>,
     /// The contents of a var file (`name = value` lines), if any.
     pub var_file: Option<String>,
     /// The name errors in `var_file` are reported against.
@@ -57,6 +60,7 @@ impl Default for ParseOptions {
         ParseOptions {
             file_name: "input.hcl".to_string(),
             vars: HashMap::new(),
+            env_vars: HashMap::new(),
             var_file: None,
             var_file_name: "variables.hcl".to_string(),
         }
@@ -74,7 +78,12 @@ pub fn parse(source: &str, options: &ParseOptions) -> Result<serde_json::Value, 
         file: &options.var_file_name,
         text,
     });
-    let resolved = variables::resolve(&body, src, var_file, &options.vars)?;
+    let inputs = variables::Inputs {
+        env: &options.env_vars,
+        var_file,
+        args: &options.vars,
+    };
+    let resolved = variables::resolve(&body, src, inputs)?;
     let ev = eval::Evaluator::new(src, resolved.vars, resolved.locals);
 
     let mut jobs = body.iter().filter_map(|s| match s {

@@ -448,10 +448,15 @@ fn unknown_block_and_misplaced_forms_are_refused() {
 
 #[test]
 fn wrong_labels_duplicates_and_missing_required() {
-    assert!(matches!(
-        err("job \"j\" {\n group {}\n}").kind,
-        ErrorKind::Labels { .. }
-    ));
+    assert_eq!(
+        err("job \"j\" {\n group {}\n}").to_string(),
+        "input.hcl:2,2-7: Missing name for group; All group blocks must have 1 labels (name)."
+    );
+    let e = err("job \"j\" {\n update \"x\" {}\n}");
+    assert_eq!(
+        e.to_string(),
+        "input.hcl:2,2-8: Extraneous label for update; No labels are expected for update blocks."
+    );
     assert!(matches!(
         err("job \"j\" {\n update {}\n update {}\n}").kind,
         ErrorKind::DuplicateBlock { .. }

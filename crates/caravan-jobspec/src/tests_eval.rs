@@ -100,6 +100,30 @@ fn variables_from_var_file_then_options() {
 }
 
 #[test]
+fn environment_values_rank_lowest_and_unknown_ones_are_ignored() {
+    let mut options = with(&[], None);
+    options.env_vars = [("image", "from-env"), ("count", "4"), ("unrelated", "x")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let job = run(WITH_VARS, &options).unwrap();
+    assert_eq!(first_task(&job)["Config"]["image"], "from-env-suffix");
+    assert_eq!(job["TaskGroups"][0]["Count"], 4);
+    options.var_file = Some("count = 7\n".into());
+    assert_eq!(
+        run(WITH_VARS, &options).unwrap()["TaskGroups"][0]["Count"],
+        7
+    );
+}
+
+#[test]
+fn heredocs_strip_indentation() {
+    let job =
+        ok("job \"j\" {\n  meta {\n    text = <<-EOT\n      a\n        b\n      EOT\n  }\n}\n");
+    assert_eq!(job["Meta"]["text"], "a\n  b\n");
+}
+
+#[test]
 fn missing_variable_is_an_error_naming_it() {
     let hcl = "variable \"region\" {}\n\njob \"j\" {\n  region = var.region\n}\n";
     let e = run(hcl, &ParseOptions::default()).unwrap_err();

@@ -46,11 +46,20 @@ pub(crate) struct Resolved {
     pub locals: Map<String, Value>,
 }
 
+/// The values given from outside the jobspec, lowest precedence first.
+pub(crate) struct Inputs<'a> {
+    /// `NOMAD_VAR_<name>` environment values (names without the prefix);
+    /// ones the jobspec does not declare are ignored, as in Nomad.
+    pub env: &'a HashMap<String, String>,
+    pub var_file: Option<Source<'a>>,
+    /// `-var name=value`.
+    pub args: &'a HashMap<String, String>,
+}
+
 pub(crate) fn resolve(
     body: &Body,
     source: Source<'_>,
-    var_file: Option<Source<'_>>,
-    args: &HashMap<String, String>,
+    inputs: Inputs<'_>,
 ) -> Result<Resolved, ParseError> {
     let plain = plain_context();
     let mut variables: Vec<Variable<'_>> = Vec::new();
@@ -120,41 +129,21 @@ pub(crate) fn resolve(
         }
     }
 
-    if let Some(var_source) = var_file {
+    for (name, text) in sorted(inputs.env) {
+        if let Some(variable) = variables.iter_mut().find(|v| &v.name == name) {
+            variable.value = Some((text_value(&plain, variable, text)?, "env"));
+        }
+    }
+    if let Some(var_source) = inputs.var_file {
         assign_from_var_file(&mut variables, var_source, &plain)?;
     }
-    let mut names: Vec<&String> = args.keys().collect();
-    names.sort();
-    for name in names {
+    for (name, text) in sorted(inputs.args) {
         let Some(variable) = variables.iter_mut().find(|v| &v.name == name) else {
             return Err(ParseError::new(ErrorKind::UndefinedArgVariable {
                 name: name.clone(),
             }));
         };
-        let text = &args[name];
-        let value = match variable.ty {
-            VarType::Unset | VarType::String | VarType::Number => Value::String(text.clone()),
-            _ => {
-                let arg_source = Source {
-                    file: "<value for var from arguments>",
-                    text,
-                };
-                let expr = hcl::edit::parser::parse_expr(text).map_err(|e| {
-                    ParseError::new(ErrorKind::VariableType {
-                        name: name.clone(),
-                        reason: e.message().to_string(),
-                    })
-                })?;
-                evaluate(arg_source, &plain, &expr)?
-            }
-        };
-        let value = convert(value, &variable.ty).map_err(|reason| {
-            ParseError::new(ErrorKind::VariableType {
-                name: name.clone(),
-                reason,
-            })
-        })?;
-        variable.value = Some((value, "cmd"));
+        variable.value = Some((text_value(&plain, variable, text)?, "cmd"));
     }
 
     let mut vars = Map::new();
@@ -176,6 +165,42 @@ pub(crate) fn resolve(
     Ok(Resolved { vars, locals })
 }
 
+fn sorted(map: &HashMap<String, String>) -> Vec<(&String, &String)> {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort();
+    entries
+}
+
+/// A value given as text (`-var`, environment): taken literally for string,
+/// number and untyped variables, parsed as an HCL expression for the others
+/// (so `-var 'dcs=["a","b"]'` gives a list), then converted to the type.
+fn text_value(
+    plain: &Context<'_>,
+    variable: &Variable<'_>,
+    text: &str,
+) -> Result<Value, ParseError> {
+    let name = &variable.name;
+    let type_error = |reason: String| {
+        ParseError::new(ErrorKind::VariableType {
+            name: name.clone(),
+            reason,
+        })
+    };
+    let value = match variable.ty {
+        VarType::Unset | VarType::String | VarType::Number => Value::String(text.to_string()),
+        _ => {
+            let expr = hcl::edit::parser::parse_expr(text)
+                .map_err(|e| type_error(e.message().to_string()))?;
+            let text_source = Source {
+                file: "<value for var from arguments>",
+                text,
+            };
+            evaluate(text_source, plain, &expr)?
+        }
+    };
+    convert(value, &variable.ty).map_err(type_error)
+}
+
 fn plain_context() -> Context<'static> {
     let mut ctx = Context::new();
     funcs::declare(&mut ctx);
@@ -189,6 +214,7 @@ pub(crate) fn single_label(source: Source<'_>, block: &Block) -> Result<String, 
             ErrorKind::Labels {
                 block: block.ident.as_str().to_string(),
                 expected: 1,
+                given: block.labels.len(),
             },
             &block.ident,
         )),
