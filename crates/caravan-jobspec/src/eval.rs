@@ -8,7 +8,7 @@
 //! hcl-rs has no such hook, so before evaluating we rewrite those references in
 //! the syntax tree into string literals holding that text.
 
-use hcl::edit::expr::Expression;
+use hcl::edit::expr::{BinaryOperator, Expression};
 use hcl::edit::template::{Directive, Element};
 use hcl::edit::visit_mut::{self, VisitMut};
 use hcl::edit::{Decorated, Span};
@@ -90,7 +90,6 @@ fn evaluate_with(
     let mut keep = KeepRuntimeRefs {
         source,
         scopes: iterators.to_vec(),
-        changed: false,
     };
     keep.visit_expr_mut(&mut rewritten);
     hcl::Expression::from(rewritten)
@@ -123,8 +122,6 @@ struct KeepRuntimeRefs<'s> {
     source: Source<'s>,
     /// Names bound by enclosing `for` expressions and directives.
     scopes: Vec<String>,
-    /// Whether a reference was rewritten.
-    changed: bool,
 }
 
 impl KeepRuntimeRefs<'_> {
@@ -133,13 +130,34 @@ impl KeepRuntimeRefs<'_> {
     }
 
     fn literal(&mut self, span: &Option<std::ops::Range<usize>>, fallback: String) -> Expression {
-        self.changed = true;
         let text = span
             .clone()
             .and_then(|span| self.source.text.get(span))
             .map(str::to_string)
             .unwrap_or(fallback);
         Expression::String(Decorated::new(format!("${{{}}}", text.trim())))
+    }
+
+    /// A reference to something only the client knows, or a dashed name
+    /// made of such references.
+    fn is_client_ref(&self, expr: &Expression) -> bool {
+        let unknown_root = |expr: &Expression| match expr {
+            Expression::Variable(ident) => !self.is_known(ident.as_str()),
+            Expression::Traversal(traversal) => {
+                matches!(&traversal.expr, Expression::Variable(ident) if !self.is_known(ident.as_str()))
+            }
+            _ => false,
+        };
+        match expr {
+            Expression::BinaryOp(op) if *op.operator.value() == BinaryOperator::Minus => {
+                let part =
+                    |e: &Expression| self.is_client_ref(e) || matches!(e, Expression::Number(_));
+                part(&op.lhs_expr)
+                    && part(&op.rhs_expr)
+                    && (self.is_client_ref(&op.lhs_expr) || self.is_client_ref(&op.rhs_expr))
+            }
+            other => unknown_root(other),
+        }
     }
 
     fn with_bound(&mut self, names: Vec<String>, f: impl FnOnce(&mut Self)) {
@@ -185,21 +203,15 @@ impl VisitMut for KeepRuntimeRefs<'_> {
     }
 
     fn visit_element_mut(&mut self, element: &mut Element) {
-        // An interpolation that refers to anything client-side is kept
-        // verbatim, spaces and all (`${ attr.a-b }` included: HCL reads the
-        // dashes as subtraction, Nomad keeps the text).
+        // An interpolation that is nothing but a client-side reference is
+        // kept verbatim, spaces and all. That includes names with dashes
+        // (`${attr.unique.network.dev-eu-1}`), which HCL reads as
+        // subtractions and Nomad keeps as written. Other interpolations are
+        // evaluated with their client-side references replaced.
         if let Element::Interpolation(interp) = element {
-            let mut probe = interp.expr.clone();
-            let mut inner = KeepRuntimeRefs {
-                source: self.source,
-                scopes: self.scopes.clone(),
-                changed: false,
-            };
-            inner.visit_expr_mut(&mut probe);
-            if inner.changed {
+            if self.is_client_ref(&interp.expr) {
                 let verbatim = element.span().and_then(|span| self.source.text.get(span));
                 if let (Some(text), Element::Interpolation(interp)) = (verbatim, &mut *element) {
-                    self.changed = true;
                     interp.expr = Expression::String(Decorated::new(text.to_string()));
                     return;
                 }

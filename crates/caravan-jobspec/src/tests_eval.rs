@@ -344,4 +344,16 @@ fn odd_runtime_interpolations_are_kept_verbatim() {
         ok("job \"example\" {\n  region = meta.mytest\n}\n")["Region"],
         "${meta.mytest}"
     );
+    // Inside a larger expression only the reference itself becomes text.
+    let job = ok(r#"
+variable "x" {
+  default = "a"
+}
+job "example" {
+  region    = "${var.x == "a" ? attr.y : "z"}"
+  namespace = "${upper(var.x)}-${node.class}"
+}
+"#);
+    assert_eq!(job["Region"], "${attr.y}");
+    assert_eq!(job["Namespace"], "A-${node.class}");
 }
