@@ -129,7 +129,7 @@ impl KeepRuntimeRefs<'_> {
         KNOWN_ROOTS.contains(&name) || self.scopes.iter().any(|bound| bound == name)
     }
 
-    fn literal(&mut self, span: &Option<std::ops::Range<usize>>, fallback: String) -> Expression {
+    fn literal(&self, span: &Option<std::ops::Range<usize>>, fallback: String) -> Expression {
         let text = span
             .clone()
             .and_then(|span| self.source.text.get(span))
