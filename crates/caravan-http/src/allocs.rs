@@ -177,6 +177,9 @@ async fn stop(request: Request) -> Result<Reply, ApiError> {
     let id = alloc_id(&request)?;
     let no_shutdown_delay = go_bool(&request, "no_shutdown_delay")?;
     let reschedule = go_bool(&request, "reschedule")?;
+    // The request's namespace first, so an unknown ID tells a caller
+    // without rights nothing; then the allocation's own.
+    crate::jobs::require_namespace(&request, &query_namespace(&request), "alloc-lifecycle")?;
     let alloc = request
         .server()?
         .store()

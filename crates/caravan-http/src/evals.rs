@@ -196,6 +196,7 @@ fn related_evals(state: &caravan_state::State, eval: &Evaluation) -> Vec<Evaluat
 
 async fn allocations(request: Request) -> Result<Reply, ApiError> {
     let id = eval_id(&request)?;
+    crate::jobs::require_namespace(&request, &namespace(&request), "read-job")?;
     let acl = request.identity.acl.clone();
     let watch = [WatchKey::Index(Table::Allocs, ALLOCS_BY_EVAL, id.clone())];
     let (index, stubs) = blocking_query(&request, &watch, |state| {
