@@ -237,7 +237,7 @@ enum Disk {
 /// A batch written to the disk but not yet durable.
 enum Unsynced {
     /// The open transaction: committing it is redb's fsync.
-    Redb(redb::WriteTransaction),
+    Redb(Box<redb::WriteTransaction>),
     /// In the memory disk's page cache.
     Memory,
 }
@@ -251,7 +251,7 @@ impl Disk {
     fn write(&self, batch: &[WriteOp]) -> Result<Unsynced, String> {
         match self {
             Disk::Redb(db) => write_batch(db, batch)
-                .map(Unsynced::Redb)
+                .map(|txn| Unsynced::Redb(Box::new(txn)))
                 .map_err(|error| error.to_string()),
             Disk::Memory(disk) => {
                 let mut image = disk.image();
