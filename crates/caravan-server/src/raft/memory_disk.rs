@@ -1,6 +1,8 @@
 //! A disk held in memory, for deterministic simulations: what a server
 //! "persisted" survives a simulated crash because the simulation keeps the
-//! `MemoryDisk`, and nothing touches the real filesystem or threads.
+//! `MemoryDisk`, and nothing touches the real filesystem. The Raft log's
+//! group-commit writer is the same one redb uses (`log_store`), run as a
+//! task of the simulated host rather than on a thread.
 //!
 //! Like a real disk it tells written data from synced data: the Raft log's
 //! writes land in `logs` and `meta` (the page cache) and survive a crash
