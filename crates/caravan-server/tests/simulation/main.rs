@@ -18,8 +18,8 @@
 //! - A client sends writes and reads to any server, followers included.
 //!   Each server handles them as the HTTP layer does: a request that needs
 //!   the leader is placed with `Server::place_on_leader` and forwarded
-//!   (over turmoil's TCP, with the HTTP layer's hop limit) with `forward::forward_with_hold`,
-//!   the same decisions the HTTP layer's forwarding takes (which leader,
+//!   over turmoil's TCP with `forward::forward_with_hold`, the same
+//!   decisions the HTTP layer's forwarding takes (hop limit, which leader,
 //!   whether to send again, how long to hold it); a write runs through
 //!   `Server::apply` on the leader. Reads take either the leader's path
 //!   (forwarded like a write, answered from the leader's state) or a
