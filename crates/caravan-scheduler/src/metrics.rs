@@ -34,30 +34,67 @@ pub fn exhaust_node(metrics: &mut AllocMetric, node: &Node, dimension: &str) {
     bump(&mut metrics.dimension_exhausted, dimension);
 }
 
-/// Keeps the best [`TOP_SCORES`] nodes by normalized score.
+/// One node's scores as the stack computes them: named values without
+/// allocating (turned into a [`NodeScoreMeta`] only if it makes the top).
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreRecord {
+    pub node: usize,
+    pub scores: [(&'static str, f64); 5],
+    pub len: usize,
+    pub norm: f64,
+}
+
+impl ScoreRecord {
+    pub fn new(node: usize) -> Self {
+        Self {
+            node,
+            scores: [("", 0.0); 5],
+            len: 0,
+            norm: 0.0,
+        }
+    }
+
+    pub fn push(&mut self, name: &'static str, value: f64) {
+        if self.len < self.scores.len() {
+            self.scores[self.len] = (name, value);
+            self.len += 1;
+        }
+    }
+
+    pub fn to_meta(&self, node_id: &str) -> NodeScoreMeta {
+        NodeScoreMeta {
+            node_id: node_id.to_string(),
+            scores: self.scores[..self.len]
+                .iter()
+                .map(|(name, value)| (name.to_string(), *value))
+                .collect(),
+            norm_score: self.norm,
+        }
+    }
+}
+
+/// Keeps the best [`TOP_SCORES`] nodes by normalized score (ties: first
+/// seen first).
 #[derive(Debug, Default, Clone)]
-pub struct TopScores(Vec<NodeScoreMeta>);
+pub struct TopScores(Vec<ScoreRecord>);
 
 impl TopScores {
-    pub fn offer(&mut self, meta: NodeScoreMeta) {
+    pub fn offer(&mut self, record: ScoreRecord) {
         if self.0.len() == TOP_SCORES
-            && self
-                .0
-                .last()
-                .is_some_and(|worst| worst.norm_score >= meta.norm_score)
+            && self.0.last().is_some_and(|worst| worst.norm >= record.norm)
         {
             return;
         }
         let at = self
             .0
             .iter()
-            .position(|have| have.norm_score < meta.norm_score)
+            .position(|have| have.norm < record.norm)
             .unwrap_or(self.0.len());
-        self.0.insert(at, meta);
+        self.0.insert(at, record);
         self.0.truncate(TOP_SCORES);
     }
 
-    pub fn into_vec(self) -> Vec<NodeScoreMeta> {
-        self.0
+    pub fn records(&self) -> &[ScoreRecord] {
+        &self.0
     }
 }

@@ -2,21 +2,26 @@
 //! distinct_property → fit → scores → limit → best (Nomad's `GenericStack`;
 //! the system stack is [`Stack::select_node`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use crate::rng::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use caravan_api_types::alloc::{
     AllocatedCpu, AllocatedMemory, AllocatedPortMapping, AllocatedResources,
     AllocatedSharedResources, AllocatedTaskResources, Allocation,
 };
-use caravan_api_types::eval::{AllocMetric, NodeScoreMeta};
-use caravan_api_types::job::{Job, Spread, TaskGroup, JOB_TYPE_BATCH};
+use caravan_api_types::eval::AllocMetric;
+use caravan_api_types::job::{Affinity, Job, Spread, TaskGroup, JOB_TYPE_BATCH};
 use caravan_api_types::node::Node;
 
 use crate::feasible::constraint::RegexCache;
-use crate::feasible::{in_datacenters, in_pool, node_ready, Feasibility, REASON_DISTINCT_HOSTS};
+use crate::feasible::{
+    in_datacenters, in_pool, node_ready, Feasibility, REASON_CLASS_INELIGIBLE,
+    REASON_DISTINCT_HOSTS,
+};
 use crate::fit::{Ask, Exhausted, NodeUsage};
-use crate::metrics::{exhaust_node, filter_node, TopScores};
+use crate::metrics::{exhaust_node, filter_node, ScoreRecord, TopScores};
 use crate::rank::spread::{spread_boost, PropertyCounts, SpreadScore};
 use crate::rank::{self, Algorithm};
 use crate::rng::SplitMix64;
@@ -68,13 +73,34 @@ pub struct Stack<'s> {
     position: usize,
     pub nodes_available: BTreeMap<String, i64>,
     feasibility: Feasibility,
-    node_states: HashMap<String, NodeState>,
+    /// Per node index, built on first use.
+    node_states: Vec<Option<NodeState>>,
+    index_of: HashMap<String, usize>,
     stopped: HashSet<String>,
     spreads: HashMap<String, Vec<SpreadScore>>,
     distinct: HashMap<String, Vec<(PropertyCounts, u64, bool)>>,
     rng: SplitMix64,
     options: StackOptions,
     regexes: RegexCache,
+    /// Each node's computed class as a small number ([`NO_CLASS`]: none).
+    class_of: Vec<u32>,
+    /// Per group (by position), per class: the feasibility verdict.
+    class_memo: Vec<Vec<Option<bool>>>,
+}
+
+const NO_CLASS: u32 = u32::MAX;
+
+/// One selection's group, with what is derived from it.
+struct GroupPlan<'g> {
+    group: &'g TaskGroup,
+    position: usize,
+    cacheable: bool,
+    distinct_group: bool,
+    has_ports: bool,
+    cores_wanted: usize,
+    penalty: &'g HashSet<String>,
+    full_rank: bool,
+    affinities: Vec<&'g Affinity>,
 }
 
 impl<'s> Stack<'s> {
@@ -101,17 +127,37 @@ impl<'s> Stack<'s> {
         for node in &ready {
             *nodes_available.entry(node.datacenter.clone()).or_insert(0) += 1;
         }
+        let index_of = ready
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+        let mut classes: HashMap<&str, u32> = HashMap::default();
+        let class_of = ready
+            .iter()
+            .map(|n| {
+                if n.computed_class.is_empty() {
+                    return NO_CLASS;
+                }
+                let next = classes.len() as u32;
+                *classes.entry(n.computed_class.as_str()).or_insert(next)
+            })
+            .collect();
+        let class_memo = job.task_groups.iter().map(|_| Vec::new()).collect();
         let mut stack = Self {
+            class_of,
+            class_memo,
+            node_states: ready.iter().map(|_| None).collect(),
+            index_of,
             state,
             feasibility: Feasibility::new(&job),
             job,
             nodes: ready,
             position: 0,
             nodes_available,
-            node_states: HashMap::new(),
             stopped,
-            spreads: HashMap::new(),
-            distinct: HashMap::new(),
+            spreads: HashMap::default(),
+            distinct: HashMap::default(),
             rng,
             options,
             regexes: RegexCache::default(),
@@ -188,20 +234,29 @@ impl<'s> Stack<'s> {
     }
 
     fn node_state<'m>(
-        states: &'m mut HashMap<String, NodeState>,
+        slot: &'m mut Option<NodeState>,
         state: &dyn StateView,
         stopped: &HashSet<String>,
         job: &Job,
         node: &Node,
     ) -> &'m mut NodeState {
-        states.entry(node.id.clone()).or_insert_with(|| {
+        slot.get_or_insert_with(|| Self::build_node_state(state, stopped, job, node))
+    }
+
+    fn build_node_state(
+        state: &dyn StateView,
+        stopped: &HashSet<String>,
+        job: &Job,
+        node: &Node,
+    ) -> NodeState {
+        {
             let allocs = state.allocs_by_node(&node.id);
             let live: Vec<&Allocation> = allocs
                 .iter()
                 .map(|a| a.as_ref())
                 .filter(|a| !a.terminal() && !stopped.contains(&a.id))
                 .collect();
-            let mut job_groups = HashMap::new();
+            let mut job_groups = HashMap::default();
             for alloc in &live {
                 if alloc.job_id == job.id && alloc.namespace == job.namespace {
                     *job_groups.entry(alloc.task_group.clone()).or_insert(0) += 1;
@@ -211,7 +266,7 @@ impl<'s> Stack<'s> {
                 usage: NodeUsage::new(node, live.iter().copied()),
                 job_groups,
             }
-        })
+        }
     }
 
     /// Counts an allocation as stopped by the plan. Call before selecting on
@@ -230,7 +285,8 @@ impl<'s> Stack<'s> {
     /// was not placed): it holds its resources again.
     pub fn unstop(&mut self, alloc: &Allocation) {
         self.stopped.remove(&alloc.id);
-        if let Some(node_state) = self.node_states.get_mut(&alloc.node_id) {
+        let slot = self.index_of.get(&alloc.node_id).copied();
+        if let Some(node_state) = slot.and_then(|i| self.node_states[i].as_mut()) {
             if let Some(resources) = &alloc.allocated_resources {
                 node_state.usage.commit(resources);
             }
@@ -267,45 +323,118 @@ impl<'s> Stack<'s> {
         (n.log2().ceil() as usize).max(2)
     }
 
-    /// Checks and scores node `index` for `group`.
+    /// What one selection for `group` needs, worked out once rather than
+    /// per node.
+    fn group_plan<'g>(
+        &self,
+        job: &'g Job,
+        group: &'g TaskGroup,
+        penalty: &'g HashSet<String>,
+        full_rank: bool,
+    ) -> GroupPlan<'g> {
+        let position = job
+            .task_groups
+            .iter()
+            .position(|g| g.name == group.name)
+            .unwrap_or(0);
+        let checks = self.feasibility.group(&group.name);
+        GroupPlan {
+            group,
+            position,
+            cacheable: checks.is_some_and(|g| !g.escaped) && !self.feasibility.job_escaped(),
+            distinct_group: checks.is_some_and(|g| g.distinct_hosts),
+            has_ports: group
+                .networks
+                .iter()
+                .flatten()
+                .any(|n| n.ports().next().is_some()),
+            cores_wanted: group
+                .tasks
+                .iter()
+                .map(|t| t.resources.cores.max(0) as usize)
+                .sum(),
+            penalty,
+            full_rank,
+            affinities: if full_rank {
+                rank::affinities(job, group)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Checks and scores node `index`. The hot path reads only this
+    /// stack's own compact per-node data, not the node, once the node's
+    /// class is known (nodes are scattered in memory; at 10,000 nodes the
+    /// cache misses were most of the cost).
     fn evaluate(
         &mut self,
         index: usize,
-        group: &TaskGroup,
-        penalty: &HashSet<String>,
-        full_rank: bool,
+        plan: &GroupPlan<'_>,
         metrics: &mut AllocMetric,
         top: &mut TopScores,
     ) -> Option<Candidate> {
-        let node = self.nodes[index].clone();
+        let Self {
+            state,
+            job,
+            nodes,
+            feasibility,
+            node_states,
+            stopped,
+            distinct,
+            spreads,
+            rng,
+            options,
+            regexes,
+            class_of,
+            class_memo,
+            ..
+        } = self;
+        let node: &Node = &nodes[index];
+        let group = plan.group;
         metrics.nodes_evaluated += 1;
-        if !self.feasibility.check(&group.name, &node, metrics) {
-            return None;
+        let class = class_of[index];
+        let memo = if plan.cacheable && class != NO_CLASS {
+            class_memo[plan.position]
+                .get(class as usize)
+                .copied()
+                .flatten()
+        } else {
+            None
+        };
+        match memo {
+            Some(false) => {
+                filter_node(metrics, node, REASON_CLASS_INELIGIBLE);
+                return None;
+            }
+            Some(true) => {}
+            None => {
+                let ok = feasibility.check(&group.name, node, metrics);
+                if plan.cacheable && class != NO_CLASS {
+                    let memo = &mut class_memo[plan.position];
+                    if memo.len() <= class as usize {
+                        memo.resize(class as usize + 1, None);
+                    }
+                    memo[class as usize] = Some(ok);
+                }
+                if !ok {
+                    return None;
+                }
+            }
         }
-        let node_state = Self::node_state(
-            &mut self.node_states,
-            self.state,
-            &self.stopped,
-            &self.job,
-            &node,
-        );
-        let group_checks = self.feasibility.group(&group.name);
-        let distinct_group = group_checks.is_some_and(|g| g.distinct_hosts);
+        let node_state = Self::node_state(&mut node_states[index], *state, stopped, job, node);
         let on_node_group = node_state.job_groups.get(&group.name).copied().unwrap_or(0);
         let on_node_job: u32 = node_state.job_groups.values().sum();
-        if (self.feasibility.job_distinct_hosts && on_node_job > 0)
-            || (distinct_group && on_node_group > 0)
+        if (feasibility.job_distinct_hosts && on_node_job > 0)
+            || (plan.distinct_group && on_node_group > 0)
         {
-            filter_node(metrics, &node, REASON_DISTINCT_HOSTS);
+            filter_node(metrics, node, REASON_DISTINCT_HOSTS);
             return None;
         }
-        for (counts, limit, _) in self.distinct.get(&group.name).into_iter().flatten() {
-            let Some(value) = counts.value_of(&node) else {
-                filter_node(
-                    metrics,
-                    &node,
-                    &format!("missing property \"{}\"", counts.property),
-                );
+        for (counts, limit, _) in distinct.get(&group.name).into_iter().flatten() {
+            let Some(value) = counts.value_of(node) else {
+                let reason = format!("missing property \"{}\"", counts.property);
+                filter_node(metrics, node, &reason);
                 return None;
             };
             let used = counts.get(&value);
@@ -314,87 +443,78 @@ impl<'s> Stack<'s> {
                     "distinct_property: {}={} used by {} allocs",
                     counts.property, value, used
                 );
-                filter_node(metrics, &node, &reason);
+                filter_node(metrics, node, &reason);
                 return None;
             }
         }
-        let networks = group.networks.as_deref().unwrap_or_default();
-        let ports = if networks.iter().any(|n| n.ports().next().is_some()) {
-            let index = node_state.usage.network_index(&node);
-            match index.assign_ports(&node, networks, &mut self.rng) {
+        let ports = if plan.has_ports {
+            let networks = group.networks.as_deref().unwrap_or_default();
+            let index = node_state.usage.network_index(node);
+            match index.assign_ports(node, networks, rng) {
                 Ok(ports) => ports,
                 Err(error) => {
-                    exhaust_node(metrics, &node, &Exhausted::Network(error).to_string());
+                    exhaust_node(metrics, node, &Exhausted::Network(error).to_string());
                     return None;
                 }
             }
         } else {
             Vec::new()
         };
-        let cores_wanted: usize = group
-            .tasks
-            .iter()
-            .map(|t| t.resources.cores.max(0) as usize)
-            .sum();
-        let cores = if cores_wanted > 0 {
-            match node_state.usage.free_cores(&node, cores_wanted) {
+        let cores = if plan.cores_wanted > 0 {
+            match node_state.usage.free_cores(node, plan.cores_wanted) {
                 Some(cores) => cores,
                 None => {
-                    exhaust_node(metrics, &node, &Exhausted::Cores.to_string());
+                    exhaust_node(metrics, node, &Exhausted::Cores.to_string());
                     return None;
                 }
             }
         } else {
             Vec::new()
         };
-        let ask = ask_for(group, &node, &cores, &ports);
-        if let Err(exhausted) = node_state.usage.check(&node, &ask) {
-            exhaust_node(metrics, &node, &exhausted.to_string());
+        let ask = ask_for(group, node, &cores, &ports);
+        if let Err(exhausted) = node_state.usage.check(node, &ask) {
+            exhaust_node(metrics, node, &exhausted.to_string());
             return None;
         }
         let (free_cpu, free_mem) = node_state.usage.free_fractions(ask.cpu, ask.memory_mb);
-        let fit = self.options.algorithm.fit(free_cpu, free_mem) / rank::MAX_FIT;
-        let mut scores = BTreeMap::new();
-        scores.insert(rank::SCORER_BINPACK.to_string(), fit);
+        let fit = options.algorithm.fit(free_cpu, free_mem) / rank::MAX_FIT;
+        let mut record = ScoreRecord::new(index);
+        record.push(rank::SCORER_BINPACK, fit);
         let mut sum = fit;
         let mut n = 1.0;
-        if full_rank {
+        if plan.full_rank {
             if let Some(value) = rank::anti_affinity(on_node_group, group.count) {
-                scores.insert(rank::SCORER_ANTI_AFFINITY.to_string(), value);
+                record.push(rank::SCORER_ANTI_AFFINITY, value);
                 sum += value;
                 n += 1.0;
             }
-            let penalized = penalty.contains(&node.id);
-            scores.insert(
-                rank::SCORER_RESCHEDULE_PENALTY.to_string(),
+            let penalized = !plan.penalty.is_empty() && plan.penalty.contains(&node.id);
+            record.push(
+                rank::SCORER_RESCHEDULE_PENALTY,
                 if penalized { -1.0 } else { 0.0 },
             );
             if penalized {
                 sum -= 1.0;
                 n += 1.0;
             }
-            let affinities = rank::affinities(&self.job, group);
-            if !affinities.is_empty() {
-                let value = rank::affinity_score(&affinities, &node, &mut self.regexes);
-                scores.insert(rank::SCORER_AFFINITY.to_string(), value);
+            if !plan.affinities.is_empty() {
+                let value = rank::affinity_score(&plan.affinities, node, regexes);
+                record.push(rank::SCORER_AFFINITY, value);
                 sum += value;
                 n += 1.0;
             }
-            if let Some(spreads) = self.spreads.get(&group.name) {
-                let value = spread_boost(spreads, &node);
+            if let Some(spreads) = spreads.get(&group.name) {
+                let value = spread_boost(spreads, node);
                 if value != 0.0 {
-                    scores.insert(rank::SCORER_SPREAD.to_string(), value);
+                    record.push(rank::SCORER_SPREAD, value);
                     sum += value;
                     n += 1.0;
                 }
             }
         }
         let score = sum / n;
-        top.offer(NodeScoreMeta {
-            node_id: node.id.clone(),
-            scores,
-            norm_score: score,
-        });
+        record.norm = score;
+        top.offer(record);
         Some(Candidate {
             node: index,
             ports,
@@ -414,15 +534,15 @@ impl<'s> Stack<'s> {
         let mut metrics = self.base_metrics();
         let mut top = TopScores::default();
         let limit = self.limit(group);
+        let job = self.job.clone();
+        let plan = self.group_plan(&job, group, penalty, true);
         let total = self.nodes.len();
         let mut passed: Vec<Candidate> = Vec::new();
         let mut skipped: Vec<Candidate> = Vec::new();
         for _ in 0..total {
             let index = self.position;
             self.position = (self.position + 1) % total;
-            let Some(candidate) =
-                self.evaluate(index, group, penalty, true, &mut metrics, &mut top)
-            else {
+            let Some(candidate) = self.evaluate(index, &plan, &mut metrics, &mut top) else {
                 continue;
             };
             if candidate.score <= 0.0 && skipped.len() < MAX_SKIP {
@@ -448,9 +568,11 @@ impl<'s> Stack<'s> {
         let mut metrics = self.base_metrics();
         let mut top = TopScores::default();
         let mut passed = Vec::new();
-        if let Some(index) = self.nodes.iter().position(|n| n.id == node_id) {
+        if let Some(index) = self.index_of.get(node_id).copied() {
             let none = HashSet::new();
-            passed.extend(self.evaluate(index, group, &none, false, &mut metrics, &mut top));
+            let job = self.job.clone();
+            let plan = self.group_plan(&job, group, &none, false);
+            passed.extend(self.evaluate(index, &plan, &mut metrics, &mut top));
         }
         self.finish(group, passed, metrics, top)
     }
@@ -462,9 +584,13 @@ impl<'s> Stack<'s> {
         mut metrics: AllocMetric,
         top: TopScores,
     ) -> (Option<Chosen>, AllocMetric) {
-        let top = top.into_vec();
-        if !top.is_empty() {
-            metrics.score_meta_data = Some(top);
+        if !top.records().is_empty() {
+            let metas = top
+                .records()
+                .iter()
+                .map(|r| r.to_meta(&self.nodes[r.node].id))
+                .collect();
+            metrics.score_meta_data = Some(metas);
         }
         // Highest score; ties keep the first seen.
         let best = passed
@@ -482,7 +608,7 @@ impl<'s> Stack<'s> {
             self.options.memory_oversubscription,
         );
         let node_state = Self::node_state(
-            &mut self.node_states,
+            &mut self.node_states[best.node],
             self.state,
             &self.stopped,
             &self.job,

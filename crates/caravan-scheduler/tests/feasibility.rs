@@ -35,7 +35,10 @@ fn ordering_numeric_then_lexical() {
     assert!(op(">", Some("10"), Some("9")));
     assert!(op("<=", Some("10"), Some("10")));
     assert!(op(">=", Some("2.5"), Some("2.25")), "floats");
-    assert!(op("<", Some("abc"), Some("abd")), "strings compare lexically");
+    assert!(
+        op("<", Some("abc"), Some("abd")),
+        "strings compare lexically"
+    );
     assert!(!op("<", Some("b"), Some("a")));
     assert!(!op("<", None, Some("1")), "missing target fails");
 }
@@ -52,7 +55,10 @@ fn set_and_presence_operators() {
     assert!(op("is_not_set", None, None));
     assert!(!op("is_not_set", Some("x"), None));
     assert!(!op("no_such_operator", Some("x"), Some("x")));
-    assert!(op("distinct_hosts", None, None), "judged by its own iterator");
+    assert!(
+        op("distinct_hosts", None, None),
+        "judged by its own iterator"
+    );
 }
 
 #[test]
@@ -60,14 +66,20 @@ fn regexp_is_unanchored() {
     assert!(op("regexp", Some("linux-5.15"), Some("5\\.1")));
     assert!(op("regexp", Some("abc"), Some("^a.c$")));
     assert!(!op("regexp", Some("abc"), Some("^b")));
-    assert!(!op("regexp", Some("abc"), Some("(")), "a bad pattern never matches");
+    assert!(
+        !op("regexp", Some("abc"), Some("(")),
+        "a bad pattern never matches"
+    );
 }
 
 #[test]
 fn version_constraints() {
     assert!(satisfies("1.5.0", ">= 1.2, < 2.0", Flavor::GoVersion));
     assert!(!satisfies("2.0.0", ">= 1.2, < 2.0", Flavor::GoVersion));
-    assert!(satisfies("v1.2", "= 1.2.0", Flavor::GoVersion), "lenient parse");
+    assert!(
+        satisfies("v1.2", "= 1.2.0", Flavor::GoVersion),
+        "lenient parse"
+    );
     assert!(satisfies("1.4.7", "~> 1.4.3", Flavor::GoVersion));
     assert!(!satisfies("1.5.0", "~> 1.4.3", Flavor::GoVersion));
     assert!(satisfies("1.9", "~> 1.2", Flavor::GoVersion));
@@ -75,8 +87,15 @@ fn version_constraints() {
     assert!(satisfies("1.3.0", "!= 1.2.0", Flavor::GoVersion));
     // A pre-release only matches constraints naming a pre-release of it.
     assert!(!satisfies("1.3.0-beta1", ">= 1.2.0", Flavor::GoVersion));
-    assert!(satisfies("1.3.0-beta2", ">= 1.3.0-beta1", Flavor::GoVersion));
-    assert!(satisfies("1.3.0", "> 1.3.0-rc1", Flavor::GoVersion), "release above its pre-release");
+    assert!(satisfies(
+        "1.3.0-beta2",
+        ">= 1.3.0-beta1",
+        Flavor::GoVersion
+    ));
+    assert!(
+        satisfies("1.3.0", "> 1.3.0-rc1", Flavor::GoVersion),
+        "release above its pre-release"
+    );
     assert!(!satisfies("not-a-version", ">= 1.0", Flavor::GoVersion));
     // semver: strict three-part constraints, no pessimistic operator.
     assert!(satisfies("1.2.3", ">= 1.2.0, < 1.3.0", Flavor::Semver));
@@ -122,7 +141,10 @@ fn datacenter_globs() {
     web.datacenters = Some(vec!["dc-*".into()]);
     let eval = state.upsert_job(web);
     let result = state.schedule(&eval, 0, &mut SequentialIds::default());
-    assert_eq!(result.plan.node_allocation.keys().collect::<Vec<_>>(), ["a"]);
+    assert_eq!(
+        result.plan.node_allocation.keys().collect::<Vec<_>>(),
+        ["a"]
+    );
     assert_eq!(result.plan.placements().count(), 4);
 }
 
@@ -141,12 +163,24 @@ fn unhealthy_driver_is_filtered() {
     state.upsert_node(sick);
     let mut attr_only = node("attr", "dc1", 4000, 8000);
     attr_only.drivers.clear();
-    attr_only.attributes.insert("driver.raw_exec".into(), "1".into());
+    attr_only
+        .attributes
+        .insert("driver.raw_exec".into(), "1".into());
     state.upsert_node(attr_only);
     let eval = state.upsert_job(job("web", "service", 3));
     let result = state.schedule(&eval, 0, &mut SequentialIds::default());
-    assert_eq!(result.plan.node_allocation.keys().collect::<Vec<_>>(), ["attr"]);
-    let metrics = result.plan.placements().next().unwrap().metrics.clone().unwrap();
+    assert_eq!(
+        result.plan.node_allocation.keys().collect::<Vec<_>>(),
+        ["attr"]
+    );
+    let metrics = result
+        .plan
+        .placements()
+        .next()
+        .unwrap()
+        .metrics
+        .clone()
+        .unwrap();
     assert_eq!(
         metrics.constraint_filtered.unwrap().get("missing drivers"),
         Some(&1)
@@ -164,9 +198,16 @@ fn distinct_hosts_one_per_node() {
     let eval = state.upsert_job(web);
     let result = state.schedule(&eval, 0, &mut SequentialIds::default());
     assert_eq!(result.plan.placements().count(), 3);
-    assert!(result.plan.node_allocation.values().all(|allocs| allocs.len() == 1));
+    assert!(result
+        .plan
+        .node_allocation
+        .values()
+        .all(|allocs| allocs.len() == 1));
     let failed = &result.failed_tg_allocs["group"];
-    assert_eq!(failed.constraint_filtered.as_ref().unwrap()["distinct_hosts"], 3);
+    assert_eq!(
+        failed.constraint_filtered.as_ref().unwrap()["distinct_hosts"],
+        3
+    );
     assert_eq!(result.queued_allocations["group"], 1);
 }
 
@@ -179,13 +220,22 @@ fn distinct_property_limits_per_value() {
         state.upsert_node(n);
     }
     let mut web = job("web", "service", 3);
-    web.constraints = Some(vec![Constraint::new("${meta.rack}", "distinct_property", "1")]);
+    web.constraints = Some(vec![Constraint::new(
+        "${meta.rack}",
+        "distinct_property",
+        "1",
+    )]);
     let eval = state.upsert_job(web);
     let result = state.schedule(&eval, 0, &mut SequentialIds::default());
     assert_eq!(result.plan.placements().count(), 2, "one per rack");
     let failed = &result.failed_tg_allocs["group"];
     let reasons = failed.constraint_filtered.as_ref().unwrap();
-    assert!(reasons.keys().any(|r| r.starts_with("distinct_property: ${meta.rack}=")), "{reasons:?}");
+    assert!(
+        reasons
+            .keys()
+            .any(|r| r.starts_with("distinct_property: ${meta.rack}=")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -202,7 +252,10 @@ fn class_memo_skips_repeated_checks() {
     let reasons = metrics.constraint_filtered.unwrap();
     assert_eq!(reasons["${attr.kernel.name} = windows"], 1);
     assert_eq!(reasons["computed class ineligible"], 1);
-    assert_eq!(feasibility.class_eligibility()[&linux.computed_class], false);
+    assert_eq!(
+        feasibility.class_eligibility()[&linux.computed_class],
+        false
+    );
 
     // A constraint on a unique attribute escapes the memo.
     let mut pinned = job("pinned", "service", 1);

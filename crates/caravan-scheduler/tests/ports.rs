@@ -25,8 +25,15 @@ fn all_ports(alloc: &Allocation) -> Vec<i32> {
 
 #[test]
 fn port_lists_parse_like_nomad() {
-    assert_eq!(parse_port_list("22, 80,8000-8002"), vec![22, 80, 8000, 8001, 8002]);
-    assert_eq!(parse_port_list("x,,99999,5"), vec![5], "bad entries are skipped");
+    assert_eq!(
+        parse_port_list("22, 80,8000-8002"),
+        vec![22, 80, 8000, 8001, 8002]
+    );
+    assert_eq!(
+        parse_port_list("x,,99999,5"),
+        vec![5],
+        "bad entries are skipped"
+    );
 }
 
 #[test]
@@ -40,25 +47,41 @@ fn static_port_collision_moves_to_another_node_then_exhausts() {
     let mut ids = SequentialIds::default();
     let result = state.run(&eval, 0, &mut ids);
     assert_eq!(result.plan.placements().count(), 2);
-    assert_eq!(result.plan.node_allocation.len(), 2, "one per node: 8080 is taken");
+    assert_eq!(
+        result.plan.node_allocation.len(),
+        2,
+        "one per node: 8080 is taken"
+    );
     let failed = &result.failed_tg_allocs["group"];
     let dims = failed.dimension_exhausted.as_ref().unwrap();
-    assert_eq!(dims["network: reserved port collision http=8080"], 2, "{dims:?}");
+    assert_eq!(
+        dims["network: reserved port collision http=8080"], 2,
+        "{dims:?}"
+    );
 }
 
 #[test]
 fn node_reserved_ports_are_never_given() {
     let mut n = node("a", "dc1", 10_000, 10_000);
     n.reserved_resources = Some(NodeReservedResources::default());
-    n.reserved_resources.as_mut().unwrap().networks.reserved_host_ports = "20000-31999".into();
+    n.reserved_resources
+        .as_mut()
+        .unwrap()
+        .networks
+        .reserved_host_ports = "20000-31999".into();
     let index = NetworkIndex::new(&n);
     let mut rng = SplitMix64::new(7);
-    let offer = index.assign_ports(&n, &[ports(&[], &["a"])], &mut rng).unwrap();
+    let offer = index
+        .assign_ports(&n, &[ports(&[], &["a"])], &mut rng)
+        .unwrap();
     assert_eq!(offer[0].value, 32000, "the only free dynamic port");
     let offer = index.assign_ports(&n, &[ports(&[], &["a", "b"])], &mut rng);
     assert_eq!(offer, Err(NetworkError::DynamicPortSelectionFailed));
     let offer = index.assign_ports(&n, &[ports(&[("ssh", 20001)], &[])], &mut rng);
-    assert!(matches!(offer, Err(NetworkError::ReservedPortCollision { .. })));
+    assert!(matches!(
+        offer,
+        Err(NetworkError::ReservedPortCollision { .. })
+    ));
 }
 
 #[test]
@@ -79,7 +102,10 @@ fn fit_names_the_exhausted_dimension() {
     assert_eq!(fit(&n, &[&existing], &ask), Err(Exhausted::Cpu));
     assert_eq!(Exhausted::Cpu.to_string(), "cpu");
     ask.tasks.get_mut("t").unwrap().cpu.cpu_shares = 100;
-    assert_eq!(fit(&n, &[&existing], &ask).map_err(|e| e.to_string()), Err("memory".into()));
+    assert_eq!(
+        fit(&n, &[&existing], &ask).map_err(|e| e.to_string()),
+        Err("memory".into())
+    );
     ask.tasks.get_mut("t").unwrap().memory.memory_mb = 100;
     ask.shared.disk_mb = 1_000_000;
     assert_eq!(fit(&n, &[&existing], &ask), Err(Exhausted::Disk));
@@ -110,7 +136,13 @@ fn reserved_cores_are_exclusive() {
             }
         }
     }
-    assert_eq!(result.failed_tg_allocs["group"].dimension_exhausted.as_ref().unwrap()["cores"], 1);
+    assert_eq!(
+        result.failed_tg_allocs["group"]
+            .dimension_exhausted
+            .as_ref()
+            .unwrap()["cores"],
+        1
+    );
 }
 
 proptest! {

@@ -26,8 +26,14 @@ fn half_full() -> MemoryState {
 
 #[test]
 fn fit_scores_follow_nomads_formulas() {
-    assert!(Algorithm::BinPack.fit(1.0, 1.0) == 0.0, "an empty node scores 0");
-    assert!(Algorithm::BinPack.fit(0.0, 0.0) == 18.0, "a full node scores 18");
+    assert!(
+        Algorithm::BinPack.fit(1.0, 1.0) == 0.0,
+        "an empty node scores 0"
+    );
+    assert!(
+        Algorithm::BinPack.fit(0.0, 0.0) == 18.0,
+        "a full node scores 18"
+    );
     assert!(Algorithm::Spread.fit(1.0, 1.0) == 18.0);
     assert!(Algorithm::Spread.fit(0.0, 0.0) == 0.0);
     let half = Algorithm::BinPack.fit(0.5, 0.5);
@@ -41,7 +47,13 @@ fn binpack_prefers_the_fuller_node() {
     let result = state.schedule(&eval, 0, &mut SequentialIds::default());
     let placed = result.plan.placements().next().unwrap();
     assert_eq!(placed.node_id, "full");
-    let top = placed.metrics.as_ref().unwrap().score_meta_data.clone().unwrap();
+    let top = placed
+        .metrics
+        .as_ref()
+        .unwrap()
+        .score_meta_data
+        .clone()
+        .unwrap();
     assert_eq!(top[0].node_id, "full");
     assert!(top[0].norm_score > top[1].norm_score);
     assert!(top[0].scores.contains_key("binpack"));
@@ -90,7 +102,13 @@ fn affinity_pulls_toward_matching_nodes() {
     let result = state.schedule(&eval, 0, &mut SequentialIds::default());
     let placed = result.plan.placements().next().unwrap();
     assert_eq!(placed.node_id, "b");
-    let top = placed.metrics.as_ref().unwrap().score_meta_data.clone().unwrap();
+    let top = placed
+        .metrics
+        .as_ref()
+        .unwrap()
+        .score_meta_data
+        .clone()
+        .unwrap();
     assert_eq!(top[0].scores["node-affinity"], 1.0);
 }
 
@@ -106,13 +124,23 @@ fn spread_targets_split_by_percent() {
         attribute: "${node.datacenter}".into(),
         weight: 100,
         spread_target: Some(vec![
-            SpreadTarget { value: "east".into(), percent: 70 },
-            SpreadTarget { value: "west".into(), percent: 30 },
+            SpreadTarget {
+                value: "east".into(),
+                percent: 70,
+            },
+            SpreadTarget {
+                value: "west".into(),
+                percent: 30,
+            },
         ]),
     }]);
     let eval = state.upsert_job(web);
     let result = state.schedule(&eval, 0, &mut SequentialIds::default());
-    let east = result.plan.placements().filter(|a| a.node_id.starts_with("east")).count();
+    let east = result
+        .plan
+        .placements()
+        .filter(|a| a.node_id.starts_with("east"))
+        .count();
     assert_eq!(result.plan.placements().count(), 10);
     assert_eq!(east, 7);
 }
@@ -142,7 +170,10 @@ fn unsatisfiable_constraint_fails_the_group_and_blocks_the_eval() {
     let blocked = &result.blocked_evals[0];
     assert_eq!(blocked.status, "blocked");
     assert_eq!(blocked.triggered_by, "queued-allocs");
-    assert_eq!(blocked.status_description, "created to place remaining allocations");
+    assert_eq!(
+        blocked.status_description,
+        "created to place remaining allocations"
+    );
     let classes = blocked.class_eligibility.as_ref().unwrap();
     assert_eq!(classes.values().collect::<Vec<_>>(), [&false]);
     assert_eq!(result.eval.blocked_eval, blocked.id);

@@ -15,7 +15,11 @@ fn cluster(nodes: usize) -> MemoryState {
 }
 
 fn nodes_of(state: &MemoryState, job_id: &str) -> Vec<String> {
-    let mut nodes: Vec<String> = state.live_allocs(job_id).iter().map(|a| a.node_id.clone()).collect();
+    let mut nodes: Vec<String> = state
+        .live_allocs(job_id)
+        .iter()
+        .map(|a| a.node_id.clone())
+        .collect();
     nodes.sort();
     nodes
 }
@@ -28,7 +32,10 @@ fn system_job_runs_on_every_node_and_a_new_node_gets_one() {
     let result = state.run(&eval, 0, &mut ids);
     assert!(result.failed_tg_allocs.is_empty());
     assert_eq!(nodes_of(&state, "agent"), ["n0", "n1", "n2"]);
-    assert!(state.live_allocs("agent").iter().all(|a| a.name == "agent.group[0]"));
+    assert!(state
+        .live_allocs("agent")
+        .iter()
+        .all(|a| a.name == "agent.group[0]"));
 
     // Running it again changes nothing.
     assert!(state.schedule(&eval, 0, &mut ids).plan.is_no_op());
@@ -36,14 +43,20 @@ fn system_job_runs_on_every_node_and_a_new_node_gets_one() {
     state.upsert_node(node("n3", "dc1", 4000, 8192));
     let job = state.jobs[&("default".into(), "agent".into())].clone();
     let result = state.run(&eval_for(&job, "node-update"), 0, &mut ids);
-    assert_eq!(result.plan.node_allocation.keys().collect::<Vec<_>>(), ["n3"]);
+    assert_eq!(
+        result.plan.node_allocation.keys().collect::<Vec<_>>(),
+        ["n3"]
+    );
     assert_eq!(nodes_of(&state, "agent"), ["n0", "n1", "n2", "n3"]);
 
     // An ineligible node keeps what it runs but gets nothing new.
     state.upsert_node(node("n4", "dc1", 4000, 8192));
     state.update_node("n4", |n| n.scheduling_eligibility = INELIGIBLE.into());
     state.update_node("n0", |n| n.scheduling_eligibility = INELIGIBLE.into());
-    assert!(state.schedule(&eval_for(&job, "node-update"), 0, &mut ids).plan.is_no_op());
+    assert!(state
+        .schedule(&eval_for(&job, "node-update"), 0, &mut ids)
+        .plan
+        .is_no_op());
 }
 
 #[test]
@@ -60,9 +73,19 @@ fn nodes_no_longer_feasible_lose_their_allocation() {
     });
     let job = state.jobs[&("default".into(), "agent".into())].clone();
     let result = state.run(&eval_for(&job, "node-update"), 0, &mut ids);
-    assert_eq!(result.plan.stops().map(|a| a.node_id.as_str()).collect::<Vec<_>>(), ["n1"]);
+    assert_eq!(
+        result
+            .plan
+            .stops()
+            .map(|a| a.node_id.as_str())
+            .collect::<Vec<_>>(),
+        ["n1"]
+    );
     assert_eq!(nodes_of(&state, "agent"), ["n0", "n2"]);
-    assert!(result.failed_tg_allocs.is_empty(), "a filtered node is not a failure");
+    assert!(
+        result.failed_tg_allocs.is_empty(),
+        "a filtered node is not a failure"
+    );
 }
 
 #[test]
@@ -90,16 +113,25 @@ fn sysbatch_does_not_rerun_completed_work_until_the_job_changes() {
     let eval = state.upsert_job(once.clone());
     state.run(&eval, 0, &mut ids);
     for alloc in state.live_allocs("once") {
-        state.update_alloc(&alloc.id, |a| a.client_status = ALLOC_CLIENT_COMPLETE.into());
+        state.update_alloc(&alloc.id, |a| {
+            a.client_status = ALLOC_CLIENT_COMPLETE.into()
+        });
     }
     let job_now = state.jobs[&("default".into(), "once".into())].clone();
-    assert!(state.schedule(&eval_for(&job_now, "node-update"), 0, &mut ids).plan.is_no_op());
+    assert!(state
+        .schedule(&eval_for(&job_now, "node-update"), 0, &mut ids)
+        .plan
+        .is_no_op());
 
     let mut changed = once;
     changed.task_groups[0].tasks[0].env = Some([("RUN".to_string(), "2".to_string())].into());
     let eval = state.upsert_job(changed);
     let result = state.run(&eval, 0, &mut ids);
-    assert_eq!(result.plan.placements().count(), 2, "a new version runs again");
+    assert_eq!(
+        result.plan.placements().count(),
+        2,
+        "a new version runs again"
+    );
 }
 
 #[test]

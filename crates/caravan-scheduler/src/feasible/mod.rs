@@ -7,7 +7,9 @@
 pub mod constraint;
 pub mod version;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use crate::rng::FxHashMap as HashMap;
 
 use caravan_api_types::eval::AllocMetric;
 use caravan_api_types::job::{Constraint, Job, NetworkResource, TaskGroup};
@@ -209,14 +211,19 @@ impl Feasibility {
                 .iter()
                 .map(|g| (g.name.clone(), GroupChecks::new(g)))
                 .collect(),
-            job_class: HashMap::new(),
-            group_class: HashMap::new(),
+            job_class: HashMap::default(),
+            group_class: HashMap::default(),
             regexes: RegexCache::default(),
         }
     }
 
     pub fn group(&self, name: &str) -> Option<&GroupChecks> {
         self.groups.get(name)
+    }
+
+    /// Whether a job-level constraint escapes class caching.
+    pub fn job_escaped(&self) -> bool {
+        self.job_escaped
     }
 
     /// Whether any constraint of the job or a group escapes class caching.
