@@ -104,7 +104,7 @@ def test_register_read_list_and_version_a_job(job_agent):
     assert [e["ID"] for e in evals] == [answer["EvalID"]]
     assert evals[0]["TriggeredBy"] == "job-register"
     one = client.evaluation.get_evaluation(answer["EvalID"])
-    assert one["JobID"] == "reg" and one["Status"] == "pending"
+    assert one["JobID"] == "reg" and one["Status"] in ("pending", "complete")
 
     # The same spec again makes no new version; a changed one does.
     again = client.job.register_job("reg", {"Job": job(ID="reg")})
@@ -168,3 +168,66 @@ def test_parse_hcl_keeps_runtime_interpolations(job_agent):
     with pytest.raises(nomad.api.exceptions.BadRequestNomadException) as refused:
         client.jobs.parse('job "x" {\n  group "g" {\n    count = \n  }\n}\n')
     assert refused.value.nomad_resp.text.startswith("Failed to parse job: input.hcl:3,")
+
+
+def wait_for(predicate, what, timeout=30):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def live(allocs):
+    return sorted(a["Name"] for a in allocs if a["DesiredStatus"] == "run")
+
+
+def test_the_scheduler_places_scales_and_stops(job_agent):
+    client = nomad.Nomad(address=job_agent.address, timeout=10)
+    spec = job(ID="placed")
+    spec["TaskGroups"][0]["Count"] = 3
+    answer = client.jobs.register_job({"Job": spec})
+    allocs = wait_for(lambda: len(live(client.job.get_allocations("placed"))) == 3
+                      and client.job.get_allocations("placed"), "three placements")
+    assert live(allocs) == ["placed.web[0]", "placed.web[1]", "placed.web[2]"]
+    node_id = client.nodes.get_nodes()[0]["ID"]
+    assert {a["NodeID"] for a in allocs} == {node_id}
+    one = client.allocation.get_allocation(allocs[0]["ID"])
+    assert one["Job"]["ID"] == "placed"
+    assert one["AllocatedResources"]["Tasks"]["app"]["Memory"]["MemoryMB"] == 300
+    done = wait_for(lambda: client.evaluation.get_evaluation(answer["EvalID"])["Status"]
+                    == "complete", "the eval to complete")
+    assert done
+    assert len(client.evaluation.get_allocations(answer["EvalID"])) == 3
+    assert any(a["JobID"] == "placed" for a in client.allocations.get_allocations())
+
+    spec["TaskGroups"][0]["Count"] = 1
+    client.jobs.register_job({"Job": spec})
+    wait_for(lambda: live(client.job.get_allocations("placed")) == ["placed.web[0]"],
+             "the scale down to stop the highest indexes")
+    stopped = [a for a in client.job.get_allocations("placed") if a["DesiredStatus"] == "stop"]
+    assert {a["DesiredDescription"] for a in stopped} == {"alloc not needed due to job update"}
+
+    client.job.deregister_job("placed")
+    wait_for(lambda: live(client.job.get_allocations("placed")) == [], "the stop")
+
+
+def test_an_unsatisfiable_constraint_is_reported_and_blocked(job_agent):
+    client = nomad.Nomad(address=job_agent.address, timeout=10)
+    spec = job(ID="nowhere")
+    spec["TaskGroups"][0]["Constraints"] = [
+        {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "plan9"}]
+    answer = client.jobs.register_job({"Job": spec})
+    evaluation = wait_for(
+        lambda: (e := client.evaluation.get_evaluation(answer["EvalID"]))["Status"]
+        == "complete" and e, "the eval to complete")
+    failed = evaluation["FailedTGAllocs"]["web"]
+    assert failed["ConstraintFiltered"] == {"${attr.kernel.name} = plan9": 1}
+    assert failed["NodesEvaluated"] == 1
+    blocked = client.evaluation.get_evaluation(evaluation["BlockedEval"])
+    assert blocked["Status"] == "blocked" and blocked["TriggeredBy"] == "queued-allocs"
+    assert client.job.get_allocations("nowhere") == []
+    assert client.job.get_summary("nowhere")["Summary"]["web"]["Queued"] == 1

@@ -47,7 +47,7 @@ pub struct AllocStop {
 
 /// What a scheduler's plan commits, after the plan applier checked every
 /// node against the latest state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanResult {
     /// The job the placed allocations run (the version the scheduler saw).
     pub job: Option<Arc<Job>>,
