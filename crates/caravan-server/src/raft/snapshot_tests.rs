@@ -205,7 +205,7 @@ fn unsupported_versions_are_refused_before_any_state_is_read() {
             bytes: &future,
             taken: 0,
         };
-        let error = read(&mut input, None).err().expect("refused").to_string();
+        let error = read(&mut input, None).expect_err("refused").to_string();
         assert!(
             error.contains(&format!("unsupported snapshot version \"{version}\"")),
             "{error}"
@@ -218,7 +218,7 @@ fn unsupported_versions_are_refused_before_any_state_is_read() {
         bytes: &bytes,
         taken: 0,
     };
-    let error = read(&mut input, Some(&meta(8))).err().expect("refused");
+    let error = read(&mut input, Some(&meta(8))).expect_err("refused");
     assert!(error.to_string().contains("does not match"), "{error}");
     assert!(input.taken < 1024, "read {} bytes", input.taken);
     assert!(read(b"garbage\n".as_slice(), None).is_err());
@@ -259,7 +259,6 @@ fn versions_1_and_2_still_load() {
 /// A section of a newer version's table is read past; the rest loads.
 #[test]
 fn unknown_sections_are_skipped() {
-    struct Extra<'a>(&'a mut HashingWriter<Vec<u8>>);
     let state = full_state();
     let mut out = HashingWriter {
         inner: Vec::new(),
@@ -267,12 +266,12 @@ fn unknown_sections_are_skipped() {
     };
     writeln!(out, "{SNAPSHOT_MAGIC} {SNAPSHOT_VERSION}").unwrap();
     let header = caravan_state::codec::encode(&Header { meta: meta(3) }).unwrap();
-    out.write_all(&(header.len() as u32).to_be_bytes()).unwrap();
+    out.write_all(&u32::try_from(header.len()).unwrap().to_be_bytes())
+        .unwrap();
     out.write_all(&header).unwrap();
-    let extra = Extra(&mut out);
-    extra.0.section("from_the_future", 2).unwrap();
-    extra.0.row(b"\x81\xa1a\x01").unwrap();
-    extra.0.row(b"\xc0").unwrap();
+    out.section("from_the_future", 2).unwrap();
+    out.row(b"\x81\xa1a\x01").unwrap();
+    out.row(b"\xc0").unwrap();
     state.write_sections(&mut out).unwrap();
     out.write_all(&[FRAME_END]).unwrap();
     let digest = out.hasher.finalize();
