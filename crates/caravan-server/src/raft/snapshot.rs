@@ -279,6 +279,7 @@ fn read_frame(input: &mut impl Read, buffer: &mut Vec<u8>, max: u32, what: &str)
     // Read as it comes rather than allocated up front: a damaged length
     // must not cost a 64 MiB allocation before the data runs out.
     buffer.clear();
+    buffer.reserve((length as usize).min(1 << 20));
     let read = input.take(u64::from(length)).read_to_end(buffer)?;
     if read != length as usize {
         return Err(corrupt("the file ends early (truncated)"));
