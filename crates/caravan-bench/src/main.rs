@@ -10,8 +10,16 @@
 //! cluster must have that many), changes one of those nodes once, and counts
 //! how many queries return within 3 s of the write (the target is 1: a write
 //! wakes only the waiters of what it touched). Waits are 30 s at most.
+//!
+//! `caravan-bench snapshot-write <dir> <nodes> <v2|v3>` builds a state of
+//! `nodes` fingerprinted nodes and writes its Raft snapshot into `dir` in
+//! the given format; `caravan-bench snapshot-read <dir>` restores it as a
+//! server does at start. Each prints its time, file size and peak RSS as
+//! JSON (`bench/snapshot.sh` runs them).
 
 use std::time::{Duration, Instant};
+
+mod snapshot;
 
 fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     if sorted.is_empty() {
@@ -231,6 +239,10 @@ async fn blocking_spread(http_addr: &str, waiters: usize) -> Result<(), String> 
     Ok(())
 }
 
+fn print_json(value: serde_json::Value) {
+    println!("{value}");
+}
+
 fn main() {
     caravan_tls::install_default_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -260,7 +272,12 @@ fn main() {
             }
             _ => Err("waiters must be between 1 and 5000".to_string()),
         },
-        _ => Err("usage: caravan-bench blocking-wakeup <http-addr> <node-id> <waiters> | blocking-spread <http-addr> <waiters>".to_string()),
+        ["snapshot-write", dir, nodes, format] => match nodes.parse::<usize>() {
+            Ok(nodes) if (1..=1_000_000).contains(&nodes) => snapshot::write(dir, nodes, format).map(print_json),
+            _ => Err("nodes must be between 1 and 1000000".to_string()),
+        },
+        ["snapshot-read", dir] => snapshot::read(dir).map(print_json),
+        _ => Err("usage: caravan-bench blocking-wakeup <http-addr> <node-id> <waiters> | blocking-spread <http-addr> <waiters> | snapshot-write <dir> <nodes> <v2|v3> | snapshot-read <dir>".to_string()),
     };
     if let Err(error) = outcome {
         eprintln!("caravan-bench: {error}");

@@ -54,7 +54,7 @@ pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
 /// existing one `0600`. For files another library then opens itself (a
 /// database), so they are never readable by others, not even for a moment.
 pub fn ensure_private_file(path: &Path) -> io::Result<()> {
-    match open_private(path) {
+    match open_private_rw(path) {
         Ok(file) => {
             file.sync_all()?;
             if let Some(dir) = path.parent() {
@@ -75,20 +75,35 @@ pub fn ensure_private_file(path: &Path) -> io::Result<()> {
 /// old file or the new one, never a mixture, and after a crash the new one
 /// is there once this returned.
 pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_private_atomic_with(path, |file| file.write_all(bytes)).map(|_| ())
+}
+
+/// [`write_private_atomic`] for contents too large to hold in memory:
+/// `write` streams them into the temporary file (buffer it; it is flushed
+/// by `write`'s return), which is then fsynced and renamed over `path`.
+/// Returns the file, still open (for reading back, or handing on).
+pub fn write_private_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<File> {
     let dir = parent_of(path);
     let temporary = temporary_path(path);
-    let written = (|| -> io::Result<()> {
-        let mut file = open_private(&temporary)?;
-        file.write_all(bytes)?;
+    let written = (|| -> io::Result<File> {
+        let mut file = open_private_rw(&temporary)?;
+        write(&mut file)?;
         file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temporary, path)
+        std::fs::rename(&temporary, path)?;
+        Ok(file)
     })();
-    if let Err(error) = written {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(annotate(error, "failed to write", path));
-    }
-    sync_dir(&dir).map_err(|error| annotate(error, "failed to sync directory", &dir))
+    let file = match written {
+        Ok(file) => file,
+        Err(error) => {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(annotate(error, "failed to write", path));
+        }
+    };
+    sync_dir(&dir).map_err(|error| annotate(error, "failed to sync directory", &dir))?;
+    Ok(file)
 }
 
 /// Removes the temporary files [`write_private_atomic`] leaves beside
@@ -155,10 +170,10 @@ pub fn load_or_create_uuid(path: &Path) -> io::Result<String> {
     }
 }
 
-/// Creates a new file, `0600` from the start.
-fn open_private(path: &Path) -> io::Result<File> {
+/// Creates a new file, `0600` from the start, open for reading too.
+fn open_private_rw(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
+    options.read(true).write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -1,27 +1,37 @@
-//! Files written by an earlier version that this and every later version
-//! must still read: a Raft log (the values redb stores, entry format 1) and
-//! a snapshot (format 2, with its checksum), in `tests/golden/`.
+//! Files written by earlier versions that this and every later version
+//! must still read, in `tests/golden/`: Raft logs (the values redb stores)
+//! in entry format 1 (JSON) and 2 (MessagePack), and snapshots in format 2
+//! (one JSON document with a checksum line) and 3 (streamed sections with
+//! a checksum trailer).
 //!
 //! Never regenerate them to make this test pass: a change that breaks it
 //! breaks the upgrade of every existing data dir. When a format changes,
-//! add files for the new one beside these (`CARAVAN_WRITE_GOLDEN=1` writes
-//! the current version's files under new names once they are renamed
-//! below) and keep reading the old ones.
+//! add files for the new one beside these (point `LOG_FILE_CURRENT` and
+//! `SNAPSHOT_CURRENT` at new names, then `CARAVAN_WRITE_GOLDEN=1 cargo
+//! nextest run -p caravan-server --test golden` writes them) and keep
+//! reading the old ones.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use caravan_api_types::acl::{AclPolicy, AclToken};
 use caravan_api_types::operator::SchedulerConfiguration;
-use caravan_server::log_store::{decode_entry, encode_entry, ENTRY_FORMAT};
+use caravan_server::log_store::{decode_entry, encode_entry, encode_entry_json, ENTRY_FORMAT};
+use caravan_server::raft::snapshot;
 use caravan_server::raft_types::{Entry, LogId, RaftRequest, ServerNode, SnapshotMeta};
-use caravan_server::state_machine::{split_snapshot, StateMachine, SNAPSHOT_FILE};
+use caravan_server::state_machine::{StateMachine, SNAPSHOT_FILE};
 use caravan_state::{Command, State, StateStore};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, Membership};
 
-const LOG_FILE: &str = "raft-log-format-1.jsonl";
-const SNAPSHOT: &str = "state-format-2.snap";
+/// Written by the version before MessagePack: `{"index","format":1,"json"}`.
+const LOG_FILE_1: &str = "raft-log-format-1.jsonl";
+const SNAPSHOT_2: &str = "state-format-2.snap";
+/// What this version writes: `{"index","format":2,"hex"}` lines (the
+/// stored value after its format byte, hex-encoded), and a version 3
+/// snapshot.
+const LOG_FILE_CURRENT: &str = "raft-log-format-2.jsonl";
+const SNAPSHOT_CURRENT: &str = "state-format-3.snap";
 
 fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -93,17 +103,33 @@ fn entries() -> Vec<Entry> {
     ]
 }
 
-/// The stored value bytes, one line each: `{"index":..,"format":..,"json":..}`.
-fn read_log() -> Vec<(u64, Vec<u8>)> {
-    let text = std::fs::read_to_string(golden(LOG_FILE)).expect("the golden log");
+/// The stored value bytes, one line each: `{"index":..,"format":..,"json":..}`
+/// (format 1) or `{"index":..,"format":..,"hex":..}` (format 2).
+fn read_log(name: &str) -> Vec<(u64, Vec<u8>)> {
+    let text = std::fs::read_to_string(golden(name)).expect("the golden log");
     text.lines()
         .map(|line| {
             let line: serde_json::Value = serde_json::from_str(line).unwrap();
             let mut bytes = vec![u8::try_from(line["format"].as_u64().unwrap()).unwrap()];
-            bytes.extend_from_slice(line["json"].as_str().unwrap().as_bytes());
+            match (line["json"].as_str(), line["hex"].as_str()) {
+                (Some(json), None) => bytes.extend_from_slice(json.as_bytes()),
+                (None, Some(hex)) => bytes.extend(from_hex(hex)),
+                _ => panic!("bad golden line {line}"),
+            }
             (line["index"].as_u64().unwrap(), bytes)
         })
         .collect()
+}
+
+fn from_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).unwrap())
+        .collect()
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn check_state(state: &State) {
@@ -128,15 +154,15 @@ fn check_state(state: &State) {
     assert_eq!(state.acl_tokens().count(), 1);
 }
 
-/// Every entry of the golden log decodes to what was written, and applying
+/// Every entry of a golden log decodes to what was written, and applying
 /// them gives the expected state.
-#[test]
-fn the_golden_log_still_reads() {
-    let stored = read_log();
+fn check_log(name: &str, format: u8) {
+    let stored = read_log(name);
     let expected = entries();
     assert_eq!(stored.len(), expected.len() + 1);
     let store = StateStore::new();
     for (index, bytes) in &stored {
+        assert_eq!(bytes[0], format, "entry {index}");
         let entry = decode_entry(*index, bytes).unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(entry.log_id.index, *index);
         match expected.iter().find(|known| known.log_id.index == *index) {
@@ -146,8 +172,13 @@ fn the_golden_log_still_reads() {
             None => match &entry.payload {
                 EntryPayload::Normal(RaftRequest(Command::Unknown { variant, .. })) => {
                     assert_eq!(variant, "FromTheFuture");
-                    // It is passed on exactly as it came.
-                    assert_eq!(&encode_entry(&entry).unwrap(), bytes);
+                    // It is passed on exactly as it came: written again
+                    // (in the current format) it reads back the same.
+                    let again = encode_entry(&entry).unwrap();
+                    assert_eq!(decode_entry(*index, &again).unwrap(), entry);
+                    if format == 1 {
+                        assert_eq!(&encode_entry_json(&entry).unwrap(), bytes);
+                    }
                 }
                 other => panic!("entry {index}: {other:?}"),
             },
@@ -163,17 +194,30 @@ fn the_golden_log_still_reads() {
     assert_eq!(store.snapshot().latest_index(), 5);
 }
 
-/// The golden snapshot passes its checksum and loads into a state with the
-/// expected contents, both as bytes and as a state machine's file.
 #[test]
-fn the_golden_snapshot_still_loads() {
-    let bytes = std::fs::read(golden(SNAPSHOT)).expect("the golden snapshot");
-    let (meta, state) = split_snapshot(&bytes).unwrap_or_else(|error| panic!("{error}"));
+fn the_golden_log_still_reads() {
+    check_log(LOG_FILE_1, 1);
+}
+
+#[test]
+fn the_golden_format_2_log_still_reads() {
+    check_log(LOG_FILE_CURRENT, 2);
+}
+
+/// A golden snapshot passes its checksum and loads into a state with the
+/// expected contents, both as bytes and as a state machine's file.
+fn check_snapshot(name: &str, version: u32) {
+    let bytes = std::fs::read(golden(name)).expect("the golden snapshot");
+    let loaded = snapshot::read(bytes.as_slice(), None).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(loaded.version, version);
+    let meta = &loaded.meta;
     assert_eq!(meta.last_log_id, Some(LogId::new_term_index(1, 4)));
     assert!(meta.last_membership.membership().voter_ids().count() == 1);
-    let store = StateStore::new();
-    store.restore(state).unwrap();
-    check_state(&store.snapshot());
+    assert_eq!(
+        snapshot::read_meta(bytes.as_slice()).unwrap().last_log_id,
+        meta.last_log_id
+    );
+    check_state(&loaded.state);
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(SNAPSHOT_FILE), &bytes).unwrap();
@@ -183,24 +227,36 @@ fn the_golden_snapshot_still_loads() {
     check_state(&store.snapshot());
 }
 
-/// Writes the files above from this version (run with
-/// `CARAVAN_WRITE_GOLDEN=1`; only when adding files for a new format).
+#[test]
+fn the_golden_snapshot_still_loads() {
+    check_snapshot(SNAPSHOT_2, 2);
+}
+
+#[test]
+fn the_golden_version_3_snapshot_still_loads() {
+    check_snapshot(SNAPSHOT_CURRENT, 3);
+}
+
+/// Writes the current version's files (run with `CARAVAN_WRITE_GOLDEN=1`;
+/// only when adding files for a new format, see the top of this file).
 #[tokio::test]
 async fn write_golden_files() {
     if std::env::var_os("CARAVAN_WRITE_GOLDEN").is_none() {
         return;
     }
+    let line = |index: u64, bytes: &[u8]| {
+        let line = serde_json::json!({
+            "index": index,
+            "format": bytes[0],
+            "hex": to_hex(&bytes[1..]),
+        });
+        format!("{line}\n")
+    };
     let mut lines = String::new();
     for entry in entries() {
         let bytes = encode_entry(&entry).unwrap();
         assert_eq!(bytes[0], ENTRY_FORMAT);
-        let line = serde_json::json!({
-            "index": entry.log_id.index,
-            "format": bytes[0],
-            "json": std::str::from_utf8(&bytes[1..]).unwrap(),
-        });
-        lines.push_str(&line.to_string());
-        lines.push('\n');
+        lines.push_str(&line(entry.log_id.index, &bytes));
     }
     // A newer version's command, flagged ignorable.
     let mut future = serde_json::to_value(Entry {
@@ -211,12 +267,10 @@ async fn write_golden_files() {
     future["payload"] = serde_json::json!({
         "Normal": {"ignorable": true, "command": {"FromTheFuture": {"x": 1}}}
     });
-    lines.push_str(
-        &serde_json::json!({"index": 5, "format": ENTRY_FORMAT, "json": future.to_string()})
-            .to_string(),
-    );
-    lines.push('\n');
-    std::fs::write(golden(LOG_FILE), lines).unwrap();
+    let mut bytes = vec![ENTRY_FORMAT];
+    bytes.extend(caravan_state::codec::encode(&future).unwrap());
+    lines.push_str(&line(5, &bytes));
+    std::fs::write(golden(LOG_FILE_CURRENT), lines).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let mut machine = StateMachine::open(dir.path(), Arc::new(StateStore::new())).unwrap();
@@ -227,5 +281,9 @@ async fn write_golden_files() {
     machine.apply(futures::stream::iter(applied)).await.unwrap();
     let snapshot = machine.build_snapshot().await.unwrap();
     let _: &SnapshotMeta = &snapshot.meta;
-    std::fs::write(golden(SNAPSHOT), snapshot.snapshot.into_inner()).unwrap();
+    std::fs::write(
+        golden(SNAPSHOT_CURRENT),
+        snapshot.snapshot.into_bytes().unwrap(),
+    )
+    .unwrap();
 }

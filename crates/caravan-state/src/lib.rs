@@ -9,9 +9,11 @@
 //! Blocking queries register [`Watch`]es on the [`WatchKey`]s they read (a
 //! table, a row, an index value); a batch fires only the keys it touched.
 
+pub mod codec;
 mod command;
 pub mod job_commands;
 pub mod nodes;
+pub mod snapshot;
 mod state;
 pub mod table;
 pub mod watch;
@@ -24,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::watch as channel;
 
 pub use command::{Command, CommandResult};
+pub use snapshot::{SectionError, SectionSink, StateRestore};
 pub use state::jobs::{
     new_eval, ns_key, version_key, AllocsTable, EvalsTable, JobSummariesTable, JobVersionsTable,
     JobsTable, ALLOCS_BY_EVAL, ALLOCS_BY_JOB, EVALS_BY_JOB, JOBS_BY_PARENT, JOBS_BY_TYPE,
@@ -195,22 +198,29 @@ impl StateStore {
         batch.commit();
     }
 
-    /// Serialises the whole state for a Raft snapshot.
+    /// Serialises the whole state as JSON (the version 1 and 2 snapshots'
+    /// body; version 3 writes sections, see [`snapshot`]).
     pub fn to_snapshot_bytes(&self) -> Result<Vec<u8>, StateError> {
         Ok(serde_json::to_vec(&*self.snapshot())?)
     }
 
-    /// Replaces the whole state with a snapshot's (its indexes rebuilt) and
-    /// wakes every watcher.
+    /// Replaces the whole state with a JSON snapshot's (its indexes
+    /// rebuilt) and wakes every watcher.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), StateError> {
         let restored: State = serde_json::from_slice(bytes)?;
+        self.install(restored);
+        Ok(())
+    }
+
+    /// Replaces the whole state with `state` (rebuilt apart from the live
+    /// one, from a snapshot) and wakes every watcher.
+    pub fn install(&self, state: State) {
         let mut touched = Touched::new();
         for table in Table::ALL {
             touched.table(*table);
         }
-        self.swap(restored, &touched);
+        self.swap(state, &touched);
         self.keyed.fire_all();
-        Ok(())
     }
 
     /// A receiver that changes whenever `table`'s index moves.

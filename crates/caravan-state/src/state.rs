@@ -98,22 +98,22 @@ pub const ALLOCS_BY_NODE: &str = "node";
 #[serde(default)]
 pub struct State {
     /// The Raft index of the last applied entry.
-    latest_index: u64,
-    table_indexes: imbl::OrdMap<Table, u64>,
-    scheduler_config: Option<SchedulerConfiguration>,
-    autopilot_config: Option<AutopilotConfiguration>,
-    acl_policies: IndexedTable<AclPoliciesTable>,
+    pub(crate) latest_index: u64,
+    pub(crate) table_indexes: imbl::OrdMap<Table, u64>,
+    pub(crate) scheduler_config: Option<SchedulerConfiguration>,
+    pub(crate) autopilot_config: Option<AutopilotConfiguration>,
+    pub(crate) acl_policies: IndexedTable<AclPoliciesTable>,
     /// (Snapshots before the digest index also carry `acl_secret_digests`,
     /// which is now rebuilt from the tokens and ignored when read.)
-    acl_tokens: IndexedTable<AclTokensTable>,
+    pub(crate) acl_tokens: IndexedTable<AclTokensTable>,
     /// Raft index of the last ACL bootstrap (0: never bootstrapped).
-    acl_bootstrap_index: u64,
-    nodes: IndexedTable<NodesTable>,
-    jobs: IndexedTable<jobs::JobsTable>,
-    job_versions: IndexedTable<jobs::JobVersionsTable>,
-    job_summaries: IndexedTable<jobs::JobSummariesTable>,
-    evals: IndexedTable<jobs::EvalsTable>,
-    allocs: IndexedTable<jobs::AllocsTable>,
+    pub(crate) acl_bootstrap_index: u64,
+    pub(crate) nodes: IndexedTable<NodesTable>,
+    pub(crate) jobs: IndexedTable<jobs::JobsTable>,
+    pub(crate) job_versions: IndexedTable<jobs::JobVersionsTable>,
+    pub(crate) job_summaries: IndexedTable<jobs::JobSummariesTable>,
+    pub(crate) evals: IndexedTable<jobs::EvalsTable>,
+    pub(crate) allocs: IndexedTable<jobs::AllocsTable>,
 }
 
 /// Hex SHA-256 of a token secret.

@@ -11,7 +11,7 @@ use openraft::{ChangeMembers, ServerState};
 use tokio::time::Instant;
 
 use crate::error::ServerError;
-use crate::raft::state_machine::split_snapshot;
+use crate::raft::snapshot::read_meta;
 use crate::raft::transport::{RaftMessage, RaftReply};
 use crate::raft::types::{
     raft_id_of, FollowerProgress, RaftId, RaftMember, ServerNode, MAX_RAFT_NUMBER,
@@ -83,7 +83,8 @@ impl Server {
                 .map(RaftReply::Vote)
                 .map_err(|error| failed(error.to_string())),
             RaftMessage::InstallSnapshot { vote, data } => {
-                let (meta, _) = split_snapshot(&data).map_err(|error| failed(error.to_string()))?;
+                // The header only: installing verifies the whole snapshot.
+                let meta = read_meta(data.as_slice()).map_err(|error| failed(error.to_string()))?;
                 // The snapshot's own log ids are bounded like any message's.
                 let in_bounds = |log_id: Option<&crate::raft::types::LogId>| {
                     log_id.is_none_or(|id| {
@@ -99,7 +100,7 @@ impl Server {
                 }
                 let snapshot = crate::raft::types::Snapshot {
                     meta,
-                    snapshot: std::io::Cursor::new(data),
+                    snapshot: crate::raft::types::SnapshotData::from(data),
                 };
                 let reply = self
                     .raft

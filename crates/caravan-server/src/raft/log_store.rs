@@ -27,10 +27,12 @@
 //! has made durable are ever evicted, oldest first, so whatever is not
 //! cached is in redb.
 //!
-//! Each entry is stored as a one-byte format version ([`ENTRY_FORMAT`])
-//! followed by the entry's JSON. Values that start with `{` are the
-//! unversioned JSON of older versions and are read as before; any other
-//! version is refused with an error naming the index.
+//! Each entry is stored as a one-byte format version ([`ENTRY_FORMAT`],
+//! 2: the entry in MessagePack with named fields, see
+//! `caravan_state::codec`) followed by the entry. Format 1 (the entry's
+//! JSON) and values that start with `{` (the unversioned JSON of older
+//! versions) are read as before; any other version is refused with an
+//! error naming the index.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -45,7 +47,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::raft::memory_disk::{DiskImage, MemoryDisk};
-use crate::raft::state_machine::{split_snapshot, SNAPSHOT_DIR, SNAPSHOT_FILE};
+use crate::raft::snapshot::read_meta;
+use crate::raft::state_machine::{SNAPSHOT_DIR, SNAPSHOT_FILE};
 use crate::raft::types::{Entry, LogId, SnapshotMeta, TypeConfig, Vote};
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
@@ -63,8 +66,10 @@ pub const CACHE_MAX_BYTES: usize = 16 << 20;
 /// would keep every page written in memory). Reads past the entry cache
 /// are rare (a lagging follower, the replay at start), so this stays small.
 pub const REDB_CACHE_BYTES: usize = 16 << 20;
-/// The format version byte in front of every stored entry.
-pub const ENTRY_FORMAT: u8 = 1;
+/// The format version byte in front of every stored entry: 2, MessagePack.
+pub const ENTRY_FORMAT: u8 = 2;
+/// The format of older versions, still read: the entry's JSON.
+pub const ENTRY_FORMAT_JSON: u8 = 1;
 
 struct Cached {
     entry: Entry,
@@ -155,9 +160,17 @@ impl LogCache {
     }
 }
 
-/// An entry as stored: the format version byte, then its JSON.
+/// An entry as stored: the format version byte, then its MessagePack.
 pub fn encode_entry(entry: &Entry) -> io::Result<Vec<u8>> {
     let mut bytes = vec![ENTRY_FORMAT];
+    caravan_state::codec::encode_into(entry, &mut bytes).map_err(storage_error)?;
+    Ok(bytes)
+}
+
+/// An entry in format 1, as older versions stored it (for tests that
+/// check those entries still read).
+pub fn encode_entry_json(entry: &Entry) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![ENTRY_FORMAT_JSON];
     serde_json::to_writer(&mut bytes, entry).map_err(storage_error)?;
     Ok(bytes)
 }
@@ -165,16 +178,26 @@ pub fn encode_entry(entry: &Entry) -> io::Result<Vec<u8>> {
 /// Reads a stored entry; an unknown format version, a damaged entry or a
 /// command this version cannot apply is an error naming the index.
 pub fn decode_entry(index: u64, bytes: &[u8]) -> io::Result<Entry> {
-    let json = match bytes.first() {
-        Some(&ENTRY_FORMAT) => &bytes[1..],
+    let bad = |error: &dyn std::fmt::Display| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("raft log entry {index}: {error}"),
+        )
+    };
+    let entry: Entry = match bytes.first() {
+        Some(&ENTRY_FORMAT) => {
+            caravan_state::codec::decode(&bytes[1..]).map_err(|error| bad(&error))?
+        }
+        Some(&ENTRY_FORMAT_JSON) => serde_json::from_slice(&bytes[1..]).map_err(|e| bad(&e))?,
         // Unversioned, from before the format byte.
-        Some(b'{') => bytes,
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|error| bad(&error))?,
         Some(version) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
                     "raft log entry {index}: unknown entry format version {version} (this \
-                     version reads format {ENTRY_FORMAT}); was it written by a newer Caravan?"
+                     version reads formats {ENTRY_FORMAT_JSON} and {ENTRY_FORMAT}); was it \
+                     written by a newer Caravan?"
                 ),
             ))
         }
@@ -185,12 +208,6 @@ pub fn decode_entry(index: u64, bytes: &[u8]) -> io::Result<Entry> {
             ))
         }
     };
-    let entry: Entry = serde_json::from_slice(json).map_err(|error| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("raft log entry {index}: {error}"),
-        )
-    })?;
     if entry.log_id.index != index {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -331,11 +348,11 @@ impl LogStore {
         let snapshot_path = dir.join(SNAPSHOT_DIR).join(SNAPSHOT_FILE);
         let snapshot_name = snapshot_path.display().to_string();
         let log_name = path.display().to_string();
-        let snapshot = match std::fs::read(&snapshot_path) {
-            Ok(bytes) => Some(
-                split_snapshot(&bytes)
-                    .map_err(|error| data_loss(&snapshot_name, error))?
-                    .0,
+        // Only the header: the state machine reads and verifies the rest.
+        let snapshot = match std::fs::File::open(&snapshot_path) {
+            Ok(file) => Some(
+                read_meta(std::io::BufReader::new(file))
+                    .map_err(|error| data_loss(&snapshot_name, error))?,
             ),
             Err(error) if error.kind() == io::ErrorKind::NotFound => None,
             Err(error) => {
@@ -404,9 +421,8 @@ impl LogStore {
             image.crash();
             let snapshot = match &image.snapshot {
                 Some(bytes) => Some(
-                    split_snapshot(bytes)
-                        .map_err(|error| data_loss("the in-memory snapshot", error))?
-                        .0,
+                    read_meta(bytes.as_slice())
+                        .map_err(|error| data_loss("the in-memory snapshot", error))?,
                 ),
                 None => None,
             };
@@ -891,6 +907,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 }
 
 #[cfg(test)]
+#[path = "entry_format_tests.rs"]
+mod entry_format_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::raft::state_machine::tests::snapshot_bytes;
@@ -975,20 +995,22 @@ mod tests {
         assert!(error.contains("no vote"), "{error}");
     }
 
+    /// The log store reads only the snapshot's header (the state machine
+    /// reads and verifies the whole file once, after it); a damaged
+    /// header is refused here already.
     #[test]
     fn a_damaged_snapshot_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let snapshot = place_snapshot(dir.path(), 3);
         let mut bytes = std::fs::read(&snapshot).unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x04;
+        bytes[0] ^= 0x04;
         std::fs::write(&snapshot, bytes).unwrap();
         let error = error_of(LogStore::open(&dir.path().join("raft.redb")));
         assert!(
             error.starts_with(&format!("data loss: {}", snapshot.display())),
             "{error}"
         );
-        assert!(error.contains("checksum mismatch"), "{error}");
+        assert!(error.contains("corrupt snapshot"), "{error}");
     }
 
     #[tokio::test]
@@ -1223,8 +1245,11 @@ mod tests {
         let bytes = encode_entry(&written).unwrap();
         assert_eq!(bytes[0], ENTRY_FORMAT);
         assert_eq!(decode_entry(9, &bytes).unwrap(), written);
-        // Unversioned JSON of older versions still reads.
-        assert_eq!(decode_entry(9, &bytes[1..]).unwrap(), written);
+        // Format 1 and the unversioned JSON of older versions still read.
+        let json = encode_entry_json(&written).unwrap();
+        assert_eq!(json[0], ENTRY_FORMAT_JSON);
+        assert_eq!(decode_entry(9, &json).unwrap(), written);
+        assert_eq!(decode_entry(9, &json[1..]).unwrap(), written);
         // An unknown version is an error naming the index.
         let mut future = bytes.clone();
         future[0] = 7;
@@ -1246,13 +1271,14 @@ mod tests {
         store.save_vote(&Vote::new(1, 1)).await.unwrap();
         append_range(&mut store, 1, 1..3).await;
         drop(store);
-        let json = String::from_utf8(encode_entry(&entry(1, 3, 0)).unwrap()[1..].to_vec()).unwrap();
+        let json =
+            String::from_utf8(encode_entry_json(&entry(1, 3, 0)).unwrap()[1..].to_vec()).unwrap();
         let future = json.replace(
             "\"AclPolicyDelete\":{\"names\"",
             "\"NodePoolUpsert\":{\"pools\"",
         );
         assert_ne!(future, json);
-        let mut bytes = vec![ENTRY_FORMAT];
+        let mut bytes = vec![ENTRY_FORMAT_JSON];
         bytes.extend_from_slice(future.as_bytes());
         disk.image().logs.insert(3, bytes);
         disk.image().sync();

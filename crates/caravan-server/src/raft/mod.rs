@@ -7,6 +7,7 @@ mod control;
 pub mod log_store;
 pub mod memory_disk;
 pub mod runtime;
+pub mod snapshot;
 pub mod state_machine;
 pub mod transport;
 pub mod types;

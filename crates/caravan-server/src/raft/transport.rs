@@ -208,10 +208,20 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let message = RaftMessage::InstallSnapshot {
-            vote,
-            data: snapshot.snapshot.into_inner(),
+        // The transport sends a snapshot as one body (see ARCHITECTURE.md);
+        // reading the file blocks, so it is read off the async threads.
+        let data = match snapshot.snapshot {
+            SnapshotData::Bytes(bytes) => Ok(bytes.into_inner()),
+            file => tokio::task::spawn_blocking(move || file.into_bytes())
+                .await
+                .unwrap_or_else(|error| Err(std::io::Error::other(error))),
         };
+        let data = data.map_err(|error| {
+            StreamingError::from(RPCError::Network(NetworkError::from_string(format!(
+                "reading the snapshot to send: {error}"
+            ))))
+        })?;
+        let message = RaftMessage::InstallSnapshot { vote, data };
         // Biased: a simulation must replay branch choices from its seed.
         tokio::select! {
             biased;

@@ -1,7 +1,7 @@
 //! The openraft type configuration: what a log entry carries and how a
 //! server is named inside Raft.
 
-use std::io::Cursor;
+use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::time::Duration;
 
 use caravan_state::{Command, CommandResult};
@@ -126,7 +126,56 @@ pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
 pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
-pub type SnapshotData = Cursor<Vec<u8>>;
+
+/// A snapshot as openraft hands it around: the snapshot file itself (a
+/// server's data dir), or its bytes (the simulations' in-memory disk, and
+/// a snapshot that arrived from a leader as one HTTP body).
+#[derive(Debug)]
+pub enum SnapshotData {
+    File(std::fs::File),
+    Bytes(Cursor<Vec<u8>>),
+}
+
+impl From<Vec<u8>> for SnapshotData {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::Bytes(Cursor::new(bytes))
+    }
+}
+
+impl Read for SnapshotData {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::File(file) => file.read(buffer),
+            Self::Bytes(bytes) => bytes.read(buffer),
+        }
+    }
+}
+
+impl Seek for SnapshotData {
+    fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
+        match self {
+            Self::File(file) => file.seek(position),
+            Self::Bytes(bytes) => bytes.seek(position),
+        }
+    }
+}
+
+impl SnapshotData {
+    /// The whole snapshot, from its start, as bytes (what the transport
+    /// sends). Reading a file blocks: call it off the async threads.
+    pub fn into_bytes(self) -> io::Result<Vec<u8>> {
+        match self {
+            Self::Bytes(bytes) => Ok(bytes.into_inner()),
+            Self::File(mut file) => {
+                file.seek(SeekFrom::Start(0))?;
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes)?;
+                Ok(bytes)
+            }
+        }
+    }
+}
+
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
 
 /// Raft's numeric id for a server, taken from its node UUID so that every

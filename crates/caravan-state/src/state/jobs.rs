@@ -166,6 +166,32 @@ fn enforce_refusal(expected: u64, stored: Option<u64>) -> Option<String> {
 }
 
 impl State {
+    /// Points every allocation's job at the stored version it equals (after
+    /// a restore, where each was read as its own copy).
+    pub(crate) fn share_alloc_jobs(&mut self) {
+        let mut touched = Touched::new();
+        let relinked: Vec<(String, Arc<Allocation>)> = self
+            .allocs
+            .iter()
+            .filter_map(|(id, alloc)| {
+                let job = alloc.job.as_ref()?;
+                let stored =
+                    self.job_versions
+                        .get(&version_key(&job.namespace, &job.id, job.version))?;
+                (!Arc::ptr_eq(stored, job) && **stored == **job).then(|| {
+                    let shared = Allocation {
+                        job: Some(Arc::clone(stored)),
+                        ..(**alloc).clone()
+                    };
+                    (id.clone(), Arc::new(shared))
+                })
+            })
+            .collect();
+        for (id, alloc) in relinked {
+            self.allocs.insert(id, alloc, &mut touched);
+        }
+    }
+
     pub fn job(&self, namespace: &str, id: &str) -> Option<&Arc<Job>> {
         self.jobs.get(&ns_key(namespace, id))
     }

@@ -301,3 +301,63 @@ fn job_tables_survive_a_snapshot_round_trip_with_their_indexes() {
     assert_eq!(back.allocs_by_node("n1").count(), 1);
     assert_eq!(back.evals_by_job("default", "web").count(), 1);
 }
+
+/// Sections kept in memory, as the snapshot file would hold them.
+#[derive(Default)]
+struct Sections(Vec<(String, Vec<Vec<u8>>)>);
+
+impl crate::SectionSink for Sections {
+    fn section(&mut self, name: &str, _rows: u64) -> std::io::Result<()> {
+        self.0.push((name.to_string(), Vec::new()));
+        Ok(())
+    }
+    fn row(&mut self, encoded: &[u8]) -> std::io::Result<()> {
+        self.0.last_mut().unwrap().1.push(encoded.to_vec());
+        Ok(())
+    }
+}
+
+#[test]
+fn job_tables_survive_the_sectioned_snapshot_and_share_jobs_again() {
+    let store = StateStore::new();
+    let spec = job("web", 2);
+    register(&store, 5, spec.clone(), "e1");
+    let stored = store.snapshot().job("default", "web").unwrap().clone();
+    let mut second = alloc("a2", &spec, "n2", "e1");
+    second.name = "web.web[1]".into();
+    store.apply(
+        6,
+        &Command::PlanApply(Box::new(PlanResult {
+            job: Some(stored),
+            allocs: vec![alloc("a1", &spec, "n1", "e1"), second],
+            stops: vec![],
+            evals: vec![],
+            now: 1,
+        })),
+    );
+    let state = store.snapshot();
+    let mut sections = Sections::default();
+    state.write_sections(&mut sections).unwrap();
+    let names: Vec<&str> = sections.0.iter().map(|(name, _)| name.as_str()).collect();
+    for table in ["jobs", "job_versions", "job_summaries", "evals", "allocs"] {
+        assert!(names.contains(&table), "{table} missing from {names:?}");
+    }
+    let mut restore = crate::StateRestore::new();
+    for (name, rows) in &sections.0 {
+        let mut rows = rows.iter();
+        restore
+            .section(name, rows.len() as u64, |buffer| {
+                buffer.clear();
+                buffer.extend_from_slice(rows.next().unwrap());
+                Ok(())
+            })
+            .unwrap();
+    }
+    let back = restore.finish();
+    assert_eq!(back, *state);
+    assert_eq!(back.allocs_by_node("n2").count(), 1);
+    let (a1, a2) = (back.alloc("a1").unwrap(), back.alloc("a2").unwrap());
+    let version = back.job_version("default", "web", 0).unwrap();
+    assert!(Arc::ptr_eq(a1.job.as_ref().unwrap(), version));
+    assert!(Arc::ptr_eq(a2.job.as_ref().unwrap(), version));
+}
