@@ -143,6 +143,7 @@ impl Server {
         let metrics = self.metrics();
         let (config_index, members) = self.raft_configuration();
         let last_log = self.log_store.last_log_id();
+        let writer = self.log_store.writer_figures();
         let snapshot = self.state_machine.snapshot_log_id();
         let last_contact = match self.last_contact() {
             Some(elapsed) if !elapsed.is_zero() => {
@@ -207,6 +208,13 @@ impl Server {
             ("snapshot_version_min", "0".to_string()),
             ("snapshot_version_max", "1".to_string()),
             ("logstore_backend", "redb".to_string()),
+            // Not hashicorp/raft's: the group commit's counters (one
+            // fsync per batch), to see entries per fsync under load.
+            ("log_write_batches", writer.batches.to_string()),
+            ("log_write_unsynced_batches", writer.unsynced.to_string()),
+            ("log_write_entries", writer.entries.to_string()),
+            ("log_write_max_entries", writer.max_entries.to_string()),
+            ("log_write_busy_us", writer.busy_micros.to_string()),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_string(), value))

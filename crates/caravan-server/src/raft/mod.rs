@@ -10,6 +10,7 @@ pub mod runtime;
 pub mod state_machine;
 pub mod transport;
 pub mod types;
+pub mod writer_stats;
 
 /// This server's Raft instance.
 pub type Raft = openraft::Raft<types::TypeConfig, state_machine::StateMachine>;
