@@ -17,6 +17,7 @@ mod decode;
 pub mod error;
 mod forward;
 pub mod keyring;
+mod node_stubs;
 pub mod nodes;
 pub mod operator;
 mod paginate;
@@ -36,6 +37,7 @@ use axum::Router;
 pub use acl_check::AclCache;
 pub use context::{AdvertisedAddresses, AgentContext, ListCache};
 pub use forward::FORWARDED_HEADER;
+pub use node_stubs::NodeStubCache;
 pub use route::{Acl, Consistency, Route};
 
 /// Every API route, one module per API page.
