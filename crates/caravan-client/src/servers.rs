@@ -7,6 +7,7 @@ use caravan_api_types::sync::{read, write};
 use std::time::Duration;
 
 use caravan_rpc::paths::PING as PING_PATH;
+use caravan_rpc::CallError;
 
 /// Servers listen for RPC here unless told otherwise.
 pub const DEFAULT_RPC_PORT: u16 = 4647;
@@ -57,6 +58,35 @@ impl ServerList {
             let found = servers.remove(position);
             servers.insert(0, found);
         }
+    }
+
+    /// Calls `call` against the known servers in turn, the one that last
+    /// answered first, until one answers; that one moves to the front. An
+    /// error the server answered with that no other server would answer
+    /// differently (a bad secret, say) ends the round at once.
+    pub async fn call_with_failover<T, F, Fut>(&self, call: F) -> Result<T, CallError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let mut last = CallError::Unreachable {
+            server: String::new(),
+            message: "no known servers".to_string(),
+        };
+        for server in self.get() {
+            match call(server.clone()).await {
+                Ok(reply) => {
+                    self.promote(&server);
+                    return Ok(reply);
+                }
+                Err(error) if !error.is_retryable() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%server, %error, "server unreachable; trying the next");
+                    last = error;
+                }
+            }
+        }
+        Err(last)
     }
 
     /// Adds servers a server told us about (Nomad's clients learn the
