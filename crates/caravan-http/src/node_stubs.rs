@@ -52,29 +52,45 @@ impl NodeStubCache {
         live: usize,
         current: impl Fn(&str) -> Option<&'a Node>,
     ) -> Result<Bytes, serde_json::Error> {
-        let mut shapes = lock(&self.shapes);
-        let cache = &mut shapes[usize::from(resources) * 2 + usize::from(os)];
+        let shape = usize::from(resources) * 2 + usize::from(os);
+        // The lock is held only to look up and to store, never while
+        // encoding: a first list of 10,000 nodes takes tens of milliseconds
+        // to encode, and other requests must not wait on it.
+        let cached: Vec<Option<Bytes>> = {
+            let shapes = lock(&self.shapes);
+            nodes
+                .iter()
+                .map(|node| {
+                    shapes[shape]
+                        .get(&node.id)
+                        .filter(|stub| stub.is_for(node))
+                        .map(|stub| stub.bytes.clone())
+                })
+                .collect()
+        };
         let mut parts = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            let cached = cache.get(&node.id).filter(|stub| stub.is_for(node));
+        let mut fresh = Vec::new();
+        for (node, cached) in nodes.iter().zip(cached) {
             let bytes = match cached {
-                Some(stub) => stub.bytes.clone(),
+                Some(bytes) => bytes,
                 None => {
-                    let bytes = Bytes::from(serde_json::to_vec(&NodeListStubView::of(
-                        node, resources, os,
-                    ))?);
-                    cache.insert(
-                        node.id.clone(),
-                        Stub {
-                            create_index: node.create_index,
-                            modify_index: node.modify_index,
-                            bytes: bytes.clone(),
-                        },
-                    );
+                    let view = NodeListStubView::of(node, resources, os);
+                    let bytes = Bytes::from(serde_json::to_vec(&view)?);
+                    fresh.push((*node, bytes.clone()));
                     bytes
                 }
             };
             parts.push(bytes);
+        }
+        let mut shapes = lock(&self.shapes);
+        let cache = &mut shapes[shape];
+        for (node, bytes) in fresh {
+            let stub = Stub {
+                create_index: node.create_index,
+                modify_index: node.modify_index,
+                bytes,
+            };
+            cache.insert(node.id.clone(), stub);
         }
         if cache.len() > live {
             cache.retain(|id, stub| current(id).is_some_and(|node| stub.is_for(node)));
