@@ -73,7 +73,7 @@ else
 fi
 
 echo "==> Module cycles (none allowed)"
-python3 scripts/module-cycles.py crates/caravan-server crates/caravan-http
+python3 scripts/module-cycles.py crates/caravan-server crates/caravan-http crates/caravan-config
 
 echo "==> Rust tests (unit, integration, cluster)"
 cargo nextest run --workspace --no-fail-fast

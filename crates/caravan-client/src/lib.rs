@@ -138,25 +138,7 @@ impl Client {
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<NodeRpcReply, RpcError>>,
     {
-        let servers = self.servers.get();
-        let mut last = RpcError::Unreachable {
-            server: String::new(),
-            message: "no known servers".to_string(),
-        };
-        for server in servers {
-            match call(server.clone()).await {
-                Ok(reply) => {
-                    self.servers.promote(&server);
-                    return Ok(reply);
-                }
-                Err(error) if !error.is_retryable() => return Err(error),
-                Err(error) => {
-                    tracing::warn!(%server, %error, "server unreachable; trying the next");
-                    last = error;
-                }
-            }
-        }
-        Err(last)
+        self.servers.call_with_failover(call).await
     }
 
     async fn register(&self) -> Result<NodeRpcReply, RpcError> {

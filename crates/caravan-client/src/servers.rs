@@ -7,6 +7,7 @@ use caravan_api_types::sync::{read, write};
 use std::time::Duration;
 
 use caravan_rpc::paths::PING as PING_PATH;
+use caravan_rpc::CallError;
 
 /// Servers listen for RPC here unless told otherwise.
 pub const DEFAULT_RPC_PORT: u16 = 4647;
@@ -57,6 +58,35 @@ impl ServerList {
             let found = servers.remove(position);
             servers.insert(0, found);
         }
+    }
+
+    /// Calls `call` against the known servers in turn, the one that last
+    /// answered first, until one answers; that one moves to the front. An
+    /// error the server answered with that no other server would answer
+    /// differently (a bad secret, say) ends the round at once.
+    pub async fn call_with_failover<T, F, Fut>(&self, call: F) -> Result<T, CallError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let mut last = CallError::Unreachable {
+            server: String::new(),
+            message: "no known servers".to_string(),
+        };
+        for server in self.get() {
+            match call(server.clone()).await {
+                Ok(reply) => {
+                    self.promote(&server);
+                    return Ok(reply);
+                }
+                Err(error) if !error.is_retryable() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%server, %error, "server unreachable; trying the next");
+                    last = error;
+                }
+            }
+        }
+        Err(last)
     }
 
     /// Adds servers a server told us about (Nomad's clients learn the
@@ -130,6 +160,63 @@ pub async fn resolve(address: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn list_client() -> caravan_rpc::RpcClient {
+        // No call in these tests reaches the network; the list only needs
+        // a client to hold.
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(caravan_tls::no_tls_client_config())
+            .build()
+            .unwrap();
+        caravan_rpc::RpcClient::new(http, None)
+    }
+
+    #[tokio::test]
+    async fn failover_tries_the_next_server_and_remembers_the_one_that_answered() {
+        let servers = ServerList::new(
+            vec!["10.0.0.1:4647".to_string(), "10.0.0.2:4647".to_string()],
+            list_client(),
+        )
+        .await;
+        let tried = std::sync::Mutex::new(Vec::new());
+        let answer = servers
+            .call_with_failover(|server| {
+                tried.lock().unwrap().push(server.clone());
+                async move {
+                    if server == "10.0.0.1:4647" {
+                        Err(CallError::Unreachable {
+                            server,
+                            message: "refused".to_string(),
+                        })
+                    } else {
+                        Ok(server)
+                    }
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer, "10.0.0.2:4647");
+        assert_eq!(tried.lock().unwrap().len(), 2);
+        assert_eq!(
+            servers.get()[0],
+            "10.0.0.2:4647",
+            "the one that answered first"
+        );
+
+        // An answer no other server would change ends the round at once.
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let refused: Result<(), CallError> = servers
+            .call_with_failover(|_| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Err(CallError::Remote(caravan_rpc::RpcError::NodeNotFound)) }
+            })
+            .await;
+        assert!(matches!(
+            refused,
+            Err(CallError::Remote(caravan_rpc::RpcError::NodeNotFound))
+        ));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     #[tokio::test]
     async fn resolves_with_default_port() {

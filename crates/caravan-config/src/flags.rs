@@ -2,7 +2,7 @@
 //! Nomad users (and python-nomad's CI) write `-dev`, `--acl-enabled`,
 //! `-node=name` and `-node name` interchangeably.
 
-use crate::ConfigError;
+use crate::error::ConfigError;
 
 /// Whether a flag takes a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::file::ConfigDuration;
+use crate::duration::ConfigDuration;
 
 /// The `limits` block as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -53,7 +53,7 @@ impl Limits {
             }
             Ok(())
         }
-        crate::set_duration(
+        crate::merge::set_duration(
             &mut self.https_handshake_timeout,
             &file.https_handshake_timeout,
             "limits.https_handshake_timeout",
@@ -63,7 +63,7 @@ impl Limits {
             &file.http_max_conns_per_client,
             "limits.http_max_conns_per_client",
         )?;
-        crate::set_duration(
+        crate::merge::set_duration(
             &mut self.rpc_handshake_timeout,
             &file.rpc_handshake_timeout,
             "limits.rpc_handshake_timeout",

@@ -10,6 +10,7 @@ use caravan_server::Server;
 use caravan_api_types::sync::lock;
 
 use crate::acl_cache::AclCache;
+use crate::node_stubs::NodeStubCache;
 
 /// The addresses this agent advertises, resolved after its listeners bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,9 @@ pub struct AgentContext {
     pub acl_cache: AclCache,
     /// Encoded answers of large lists, reused while their table is unchanged.
     pub list_cache: ListCache,
+    /// Each node's encoded `/v1/nodes` entry, reused while the node is
+    /// unchanged (what a list is built from when the table has moved).
+    pub node_stubs: NodeStubCache,
 }
 
 /// Encoded list answers keyed by their query, valid for one table index.

@@ -20,6 +20,7 @@ pub mod evals;
 mod forward;
 pub mod jobs;
 pub mod keyring;
+mod node_stubs;
 pub mod nodes;
 pub mod operator;
 mod paginate;
@@ -39,6 +40,7 @@ use axum::Router;
 pub use acl_check::AclCache;
 pub use context::{AdvertisedAddresses, AgentContext, ListCache};
 pub use forward::FORWARDED_HEADER;
+pub use node_stubs::NodeStubCache;
 pub use route::{Acl, Consistency, Route};
 
 /// Every API route, one module per API page.

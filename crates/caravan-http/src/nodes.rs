@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use caravan_api_types::node::{
-    DrainSpec, Node, NodeDrainUpdateResponse, NodeListStubView, NodeServerInfo,
-    NodeUpdateDrainRequest, NodeUpdateEligibilityRequest, NodeUpdateResponse, ELIGIBLE, INELIGIBLE,
+    DrainSpec, Node, NodeDrainUpdateResponse, NodeServerInfo, NodeUpdateDrainRequest,
+    NodeUpdateEligibilityRequest, NodeUpdateResponse, ELIGIBLE, INELIGIBLE,
 };
 use caravan_config::flags::parse_go_bool;
 use caravan_state::{Command, CommandResult, Table, WatchKey, ALLOCS_BY_NODE};
@@ -138,14 +138,16 @@ async fn list(request: Request) -> Result<Reply, ApiError> {
             .nodes_with_prefix(&query.prefix)
             .map(|node| node.as_ref());
         let page = paginate(nodes, &query, filter.as_ref(), public, |node| &node.id)?;
-        let stubs: Vec<NodeListStubView<'_>> = page
-            .items
-            .into_iter()
-            .map(|node| NodeListStubView::of(node, resources, os))
-            .collect();
-        let body = serde_json::to_vec(&stubs)
+        // Built from each node's cached entry: after one node changes, only
+        // that node is encoded again.
+        let body = request
+            .ctx
+            .node_stubs
+            .encode(&page.items, resources, os, state.node_count(), |id| {
+                state.node(id).map(Arc::as_ref)
+            })
             .map_err(|error| ApiError::internal(format!("failed to encode response: {error}")))?;
-        let rendered = (bytes::Bytes::from(body), page.next_token);
+        let rendered = (body, page.next_token);
         cache.put(key.clone(), index, rendered.clone());
         Ok((index, rendered))
     })

@@ -189,6 +189,7 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         started_at,
         acl_cache: caravan_http::AclCache::default(),
         list_cache: caravan_http::ListCache::default(),
+        node_stubs: caravan_http::NodeStubCache::default(),
     });
     let api = caravan_http::api_router(Arc::clone(&ctx));
     let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);

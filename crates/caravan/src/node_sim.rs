@@ -1,6 +1,11 @@
 //! `caravan node-sim`: registers and heartbeats many fake nodes from one
 //! process through the same RPC real clients use, for tests and benchmarks.
 //! Every loop is bounded by `-count` and `-duration`.
+//!
+//! Each node keeps its own [`ServerList`] of `-servers`, as a real client
+//! does, and fails over through it: node N starts on server N mod the
+//! count (Nomad's clients shuffle their list, so a cluster's nodes are
+//! spread over its servers) and learns servers from heartbeat answers.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -9,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use caravan_api_types::node::{DriverInfo, NODE_STATUS_READY};
 use caravan_client::drivers::DriverState;
-use caravan_client::{fingerprint, rpc, ClientOptions, NodeIdentity, ReservedOptions};
+use caravan_client::{fingerprint, rpc, ClientOptions, NodeIdentity, ReservedOptions, ServerList};
 use caravan_config::flags::{parse_go_flags, FlagKind};
 use caravan_rpc::NodeHeartbeat;
 use tokio::sync::{Mutex, Semaphore};
@@ -124,7 +129,12 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
         .iter()
         .map(|(name, state)| (name.clone(), state.to_info(now)))
         .collect();
-    let server = settings.servers[0].clone();
+    let all_servers = ServerList::new(settings.servers.clone(), http.clone())
+        .await
+        .get();
+    if all_servers.is_empty() {
+        return Err("no usable server address in -servers".to_string());
+    }
     let deadline = Instant::now() + settings.duration;
     let limit = Arc::new(Semaphore::new(settings.concurrency));
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
@@ -160,11 +170,16 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
         };
         let node = fingerprint::build_node(&options, &facts, &drivers, &driver_states);
         let http = http.clone();
-        let server = server.clone();
+        let servers = ServerList::new(all_servers.clone(), http.clone()).await;
+        servers.promote(&all_servers[number % all_servers.len()]);
         let limit = Arc::clone(&limit);
         registrations.push(tokio::spawn(async move {
             let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
-            rpc::register(&http, &server, &node)
+            servers
+                .call_with_failover(|server| {
+                    let (http, node) = (&http, &node);
+                    async move { rpc::register(http, &server, node).await }
+                })
                 .await
                 .map_err(|error| error.to_string())?;
             let beat = NodeHeartbeat {
@@ -172,10 +187,15 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
                 secret_id: node.secret_id.clone(),
                 status: NODE_STATUS_READY.to_string(),
             };
-            let reply = rpc::heartbeat(&http, &server, &beat)
+            let reply = servers
+                .call_with_failover(|server| {
+                    let (http, beat) = (&http, &beat);
+                    async move { rpc::heartbeat(http, &server, beat).await }
+                })
                 .await
                 .map_err(|error| error.to_string())?;
-            Ok::<_, String>((beat, reply.heartbeat_ttl_ms))
+            servers.learn(&reply.servers);
+            Ok::<_, String>((servers, beat, reply.heartbeat_ttl_ms))
         }));
     }
     let mut beats = Vec::new();
@@ -190,9 +210,8 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
 
     // Heartbeat every node at the TTL the server gave it, until the end.
     let mut loops = Vec::new();
-    for (beat, ttl_ms) in beats {
+    for (servers, beat, ttl_ms) in beats {
         let http = http.clone();
-        let server = server.clone();
         let latencies = Arc::clone(&latencies);
         let failures = Arc::clone(&failures);
         loops.push(tokio::spawn(async move {
@@ -204,10 +223,17 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
                 }
                 tokio::time::sleep_until(next.into()).await;
                 let sent = Instant::now();
-                match rpc::heartbeat(&http, &server, &beat).await {
+                let outcome = servers
+                    .call_with_failover(|server| {
+                        let (http, beat) = (&http, &beat);
+                        async move { rpc::heartbeat(http, &server, beat).await }
+                    })
+                    .await;
+                match outcome {
                     Ok(reply) => {
                         latencies.lock().await.push(sent.elapsed());
                         ttl = Duration::from_millis(reply.heartbeat_ttl_ms);
+                        servers.learn(&reply.servers);
                     }
                     Err(_) => {
                         failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
