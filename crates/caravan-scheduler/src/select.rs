@@ -46,7 +46,45 @@ pub struct StackOptions {
 #[derive(Debug)]
 struct NodeState {
     usage: NodeUsage,
-    job_groups: HashMap<String, u32>,
+    job_groups: GroupCounts,
+}
+
+/// This job's allocations on one node, per group position, kept inline
+/// (a map per node cost a cache miss per node scored).
+#[derive(Debug, Default)]
+struct GroupCounts {
+    inline: [u32; 4],
+    rest: Vec<u32>,
+    total: u32,
+}
+
+impl GroupCounts {
+    fn get(&self, position: Option<usize>) -> u32 {
+        match position {
+            Some(p) if p < 4 => self.inline[p],
+            Some(p) => self.rest.get(p - 4).copied().unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    fn add(&mut self, position: Option<usize>, delta: i64) {
+        let apply = |count: &mut u32| *count = count.saturating_add_signed(delta as i32);
+        apply(&mut self.total);
+        match position {
+            Some(p) if p < 4 => apply(&mut self.inline[p]),
+            Some(p) => {
+                if self.rest.len() <= p - 4 {
+                    self.rest.resize(p - 3, 0);
+                }
+                apply(&mut self.rest[p - 4]);
+            }
+            None => {}
+        }
+    }
+}
+
+fn group_position(job: &Job, name: &str) -> Option<usize> {
+    job.task_groups.iter().position(|g| g.name == name)
 }
 
 /// A node that passed, and what it would give.
@@ -256,10 +294,10 @@ impl<'s> Stack<'s> {
                 .map(|a| a.as_ref())
                 .filter(|a| !a.terminal() && !stopped.contains(&a.id))
                 .collect();
-            let mut job_groups = HashMap::default();
+            let mut job_groups = GroupCounts::default();
             for alloc in &live {
                 if alloc.job_id == job.id && alloc.namespace == job.namespace {
-                    *job_groups.entry(alloc.task_group.clone()).or_insert(0) += 1;
+                    job_groups.add(group_position(job, &alloc.task_group), 1);
                 }
             }
             NodeState {
@@ -290,10 +328,8 @@ impl<'s> Stack<'s> {
             if let Some(resources) = &alloc.allocated_resources {
                 node_state.usage.commit(resources);
             }
-            *node_state
-                .job_groups
-                .entry(alloc.task_group.clone())
-                .or_insert(0) += 1;
+            let position = group_position(&self.job, &alloc.task_group);
+            node_state.job_groups.add(position, 1);
         }
     }
 
@@ -423,8 +459,8 @@ impl<'s> Stack<'s> {
             }
         }
         let node_state = Self::node_state(&mut node_states[index], *state, stopped, job, node);
-        let on_node_group = node_state.job_groups.get(&group.name).copied().unwrap_or(0);
-        let on_node_job: u32 = node_state.job_groups.values().sum();
+        let on_node_group = node_state.job_groups.get(Some(plan.position));
+        let on_node_job = node_state.job_groups.total;
         if (feasibility.job_distinct_hosts && on_node_job > 0)
             || (plan.distinct_group && on_node_group > 0)
         {
@@ -615,7 +651,8 @@ impl<'s> Stack<'s> {
             &node,
         );
         node_state.usage.commit(&resources);
-        *node_state.job_groups.entry(group.name.clone()).or_insert(0) += 1;
+        let position = group_position(&self.job, &group.name);
+        node_state.job_groups.add(position, 1);
         self.count_placement(&group.name, &node, 1);
         let chosen = Chosen {
             node,
