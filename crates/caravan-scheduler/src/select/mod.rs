@@ -7,10 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::rng::FxHashMap as HashMap;
 use std::sync::Arc;
 
-use caravan_api_types::alloc::{
-    AllocatedCpu, AllocatedMemory, AllocatedPortMapping, AllocatedResources,
-    AllocatedSharedResources, AllocatedTaskResources, Allocation,
-};
+use caravan_api_types::alloc::{AllocatedPortMapping, AllocatedResources, Allocation};
 use caravan_api_types::eval::AllocMetric;
 use caravan_api_types::job::{Affinity, Job, Spread, TaskGroup, JOB_TYPE_BATCH};
 use caravan_api_types::node::Node;
@@ -20,12 +17,18 @@ use crate::feasible::{
     in_datacenters, in_pool, node_ready, Feasibility, REASON_CLASS_INELIGIBLE,
     REASON_DISTINCT_HOSTS,
 };
-use crate::fit::{Ask, Exhausted, NodeUsage};
+use crate::fit::{Exhausted, NodeUsage};
 use crate::metrics::{exhaust_node, filter_node, ScoreRecord, TopScores};
 use crate::rank::spread::{spread_boost, PropertyCounts, SpreadScore};
 use crate::rank::{self, Algorithm};
 use crate::rng::SplitMix64;
 use crate::state::StateView;
+use counts::{group_position, GroupCounts};
+use resources::ask_for;
+pub use resources::build_resources;
+
+mod counts;
+mod resources;
 
 /// Nodes with a score ≤ 0 the limit may pass over (Nomad's `maxSkip`).
 const MAX_SKIP: usize = 3;
@@ -47,44 +50,6 @@ pub struct StackOptions {
 struct NodeState {
     usage: NodeUsage,
     job_groups: GroupCounts,
-}
-
-/// This job's allocations on one node, per group position, kept inline
-/// (a map per node cost a cache miss per node scored).
-#[derive(Debug, Default)]
-struct GroupCounts {
-    inline: [u32; 4],
-    rest: Vec<u32>,
-    total: u32,
-}
-
-impl GroupCounts {
-    fn get(&self, position: Option<usize>) -> u32 {
-        match position {
-            Some(p) if p < 4 => self.inline[p],
-            Some(p) => self.rest.get(p - 4).copied().unwrap_or(0),
-            None => 0,
-        }
-    }
-
-    fn add(&mut self, position: Option<usize>, delta: i64) {
-        let apply = |count: &mut u32| *count = count.saturating_add_signed(delta as i32);
-        apply(&mut self.total);
-        match position {
-            Some(p) if p < 4 => apply(&mut self.inline[p]),
-            Some(p) => {
-                if self.rest.len() <= p - 4 {
-                    self.rest.resize(p - 3, 0);
-                }
-                apply(&mut self.rest[p - 4]);
-            }
-            None => {}
-        }
-    }
-}
-
-fn group_position(job: &Job, name: &str) -> Option<usize> {
-    job.task_groups.iter().position(|g| g.name == name)
 }
 
 /// A node that passed, and what it would give.
@@ -660,118 +625,5 @@ impl<'s> Stack<'s> {
             score: best.score,
         };
         (Some(chosen), metrics)
-    }
-}
-
-fn cpu_per_core(node: &Node) -> i64 {
-    node.node_resources
-        .as_ref()
-        .filter(|r| r.cpu.total_cpu_cores > 0)
-        .map_or(0, |r| (r.cpu.cpu_shares / r.cpu.total_cpu_cores) as i64)
-}
-
-fn task_cpu(task_cpu: i64, task_cores: i64, node: &Node) -> i64 {
-    if task_cores > 0 {
-        task_cores * cpu_per_core(node)
-    } else {
-        task_cpu
-    }
-}
-
-fn ask_for(group: &TaskGroup, node: &Node, cores: &[u16], ports: &[AllocatedPortMapping]) -> Ask {
-    Ask {
-        cpu: group
-            .tasks
-            .iter()
-            .map(|t| task_cpu(t.resources.cpu, t.resources.cores, node))
-            .sum(),
-        memory_mb: group.tasks.iter().map(|t| t.resources.memory_mb).sum(),
-        disk_mb: group.ephemeral_disk.size_mb,
-        cores: cores.to_vec(),
-        ports: ports
-            .iter()
-            .filter_map(|p| {
-                Some((
-                    p.host_ip.clone(),
-                    u16::try_from(p.value).ok()?,
-                    p.ignore_collision,
-                ))
-            })
-            .collect(),
-    }
-}
-
-/// The allocation's resources on `node`, with the ports and cores chosen.
-pub fn build_resources(
-    group: &TaskGroup,
-    node: &Node,
-    cores: &[u16],
-    ports: Vec<AllocatedPortMapping>,
-    oversubscription: bool,
-) -> AllocatedResources {
-    let mut tasks = BTreeMap::new();
-    let mut task_lifecycles = BTreeMap::new();
-    let mut next_core = 0;
-    for task in &group.tasks {
-        let r = &task.resources;
-        let reserved = (r.cores > 0).then(|| {
-            let take = r.cores as usize;
-            let slice =
-                cores[next_core.min(cores.len())..(next_core + take).min(cores.len())].to_vec();
-            next_core += take;
-            slice
-        });
-        tasks.insert(
-            task.name.clone(),
-            AllocatedTaskResources {
-                cpu: AllocatedCpu {
-                    cpu_shares: task_cpu(r.cpu, r.cores, node),
-                    reserved_cores: reserved,
-                },
-                memory: AllocatedMemory {
-                    memory_mb: r.memory_mb,
-                    memory_max_mb: if oversubscription && r.memory_max_mb > r.memory_mb {
-                        r.memory_max_mb
-                    } else {
-                        0
-                    },
-                },
-                networks: None,
-                devices: None,
-            },
-        );
-        task_lifecycles.insert(task.name.clone(), task.lifecycle.clone());
-    }
-    let networks = group.networks.as_ref().map(|networks| {
-        networks
-            .iter()
-            .map(|network| {
-                let mut network = network.clone();
-                for port in network
-                    .reserved_ports
-                    .iter_mut()
-                    .flatten()
-                    .chain(network.dynamic_ports.iter_mut().flatten())
-                {
-                    if let Some(given) = ports.iter().find(|p| p.label == port.label) {
-                        port.value = given.value;
-                        port.to = given.to;
-                        if network.ip.is_empty() {
-                            network.ip = given.host_ip.clone();
-                        }
-                    }
-                }
-                network
-            })
-            .collect()
-    });
-    AllocatedResources {
-        tasks,
-        task_lifecycles,
-        shared: AllocatedSharedResources {
-            networks,
-            disk_mb: group.ephemeral_disk.size_mb,
-            ports: (!ports.is_empty()).then_some(ports),
-        },
     }
 }
