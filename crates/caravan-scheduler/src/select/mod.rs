@@ -24,8 +24,8 @@ use crate::rank::{self, Algorithm};
 use crate::rng::SplitMix64;
 use crate::state::StateView;
 use counts::{group_position, GroupCounts};
-use resources::ask_for;
 pub use resources::build_resources;
+use resources::{ask_for, cpu_per_core};
 
 mod counts;
 mod resources;
@@ -472,7 +472,12 @@ impl<'s> Stack<'s> {
         } else {
             Vec::new()
         };
-        let ask = ask_for(group, node, &cores, &ports);
+        let per_core = if plan.cores_wanted > 0 {
+            cpu_per_core(node)
+        } else {
+            0
+        };
+        let ask = ask_for(group, per_core, &cores, &ports);
         if let Err(exhausted) = node_state.usage.check(node, &ask) {
             exhaust_node(metrics, node, &exhausted.to_string());
             return None;

@@ -12,24 +12,27 @@ use caravan_api_types::node::Node;
 
 use crate::fit::Ask;
 
-fn cpu_per_core(node: &Node) -> i64 {
+pub(super) fn cpu_per_core(node: &Node) -> i64 {
     node.node_resources
         .as_ref()
         .filter(|r| r.cpu.total_cpu_cores > 0)
         .map_or(0, |r| (r.cpu.cpu_shares / r.cpu.total_cpu_cores) as i64)
 }
 
-fn task_cpu(task_cpu: i64, task_cores: i64, node: &Node) -> i64 {
+fn task_cpu(task_cpu: i64, task_cores: i64, per_core: i64) -> i64 {
     if task_cores > 0 {
-        task_cores * cpu_per_core(node)
+        task_cores * per_core
     } else {
         task_cpu
     }
 }
 
+/// `per_core`: the node's MHz per core ([`cpu_per_core`]), needed only
+/// when a task reserves cores; passing the number rather than the node
+/// keeps the hot path off the node's memory.
 pub(super) fn ask_for(
     group: &TaskGroup,
-    node: &Node,
+    per_core: i64,
     cores: &[u16],
     ports: &[AllocatedPortMapping],
 ) -> Ask {
@@ -37,7 +40,7 @@ pub(super) fn ask_for(
         cpu: group
             .tasks
             .iter()
-            .map(|t| task_cpu(t.resources.cpu, t.resources.cores, node))
+            .map(|t| task_cpu(t.resources.cpu, t.resources.cores, per_core))
             .sum(),
         memory_mb: group.tasks.iter().map(|t| t.resources.memory_mb).sum(),
         disk_mb: group.ephemeral_disk.size_mb,
@@ -79,7 +82,7 @@ pub fn build_resources(
             task.name.clone(),
             AllocatedTaskResources {
                 cpu: AllocatedCpu {
-                    cpu_shares: task_cpu(r.cpu, r.cores, node),
+                    cpu_shares: task_cpu(r.cpu, r.cores, cpu_per_core(node)),
                     reserved_cores: reserved,
                 },
                 memory: AllocatedMemory {
