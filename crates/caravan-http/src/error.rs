@@ -30,6 +30,11 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "Permission denied")
     }
 
+    /// 403 with a reason other than Nomad's plain `Permission denied`.
+    pub fn permission_denied_with(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use caravan_server::forward::{forward_with_hold, ForwardFailure, Placement, SendFailure};
+
 use crate::consistency::Consistency;
 use crate::context::AgentContext;
 use crate::error::ApiError;
@@ -22,7 +24,7 @@ use crate::render::render_error;
 /// Header carrying how many times a request was forwarded.
 pub const FORWARDED_HEADER: &str = "x-caravan-forwarded";
 /// A request is forwarded at most this many times.
-const MAX_HOPS: u32 = 2;
+const MAX_HOPS: u32 = caravan_server::forward::MAX_FORWARD_HOPS;
 /// Time allowed on top of a blocking query's wait for a forwarded answer.
 const FORWARD_SLACK: Duration = Duration::from_secs(15);
 
@@ -75,16 +77,13 @@ pub async fn plan(
         }
         return Ok(Plan::Forward(servers));
     };
-    if !needs_leader || server.is_ready_leader() {
+    if !needs_leader {
         return Ok(Plan::Here);
     }
-    if hops >= MAX_HOPS {
-        return Err(ApiError::no_leader());
-    }
-    match server.wait_for_leader(caravan_server::LEADER_WAIT).await {
-        Some(leader) if leader.id == server.node().id => Ok(Plan::Here),
-        Some(leader) => Ok(Plan::Forward(vec![leader.rpc_addr])),
-        None => Err(ApiError::no_leader()),
+    match server.place_on_leader(hops).await {
+        Ok(Placement::Here) => Ok(Plan::Here),
+        Ok(Placement::Leader(leader)) => Ok(Plan::Forward(vec![leader.rpc_addr])),
+        Err(_) => Err(ApiError::no_leader()),
     }
 }
 
@@ -101,14 +100,14 @@ pub async fn forward(
     let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
     let hops = forwarded_hops(&parts.headers) + 1;
     let timeout = query.blocking_wait() + query.blocking_wait() / 16 + FORWARD_SLACK;
-    let mut last_error = String::from("no servers to forward to");
-    // A server forwarding to its leader holds the request through a
-    // failover (Nomad's RPC hold timeout): when the leader it knew stops
-    // answering, it waits for the next one and tries again.
-    let deadline = tokio::time::Instant::now() + caravan_server::LEADER_WAIT;
-    let mut targets = targets.to_vec();
-    loop {
-        for target in &targets {
+    // Where to send it, when to send it again (a write only if it never
+    // reached the server: once sent it may have been applied) and how long
+    // to hold it through a failover are the server's shared rules.
+    let sent = forward_with_hold(
+        ctx.server.as_deref(),
+        targets.to_vec(),
+        is_query,
+        |target| {
             let mut request = ctx
                 .http_client
                 .request(parts.method.clone(), rpc_url(ctx, target, path))
@@ -120,39 +119,31 @@ pub async fn forward(
                     request = request.header(name, value);
                 }
             }
-            match request.send().await {
-                Ok(response) => return relay(response).await,
-                // A write whose connection failed after it was sent may
-                // have been applied: sending it again could apply it twice
-                // (a second bootstrap, a second dispatch). Only a write
-                // that never reached the server is retried; reads always.
-                Err(error) if !is_query && !error.is_connect() => {
-                    tracing::debug!(%target, %error, "forwarded write failed after sending");
-                    let pretty = query.pretty;
-                    let failed = format!("failed to forward request to {target}: {error}");
-                    return render_error(ctx, ApiError::internal(failed), pretty, is_query);
-                }
-                Err(error) => {
-                    tracing::debug!(%target, %error, "forwarding failed");
-                    last_error = format!("failed to forward request to {target}: {error}");
-                }
+            async move {
+                request.send().await.map_err(|error| {
+                    if error.is_connect() {
+                        SendFailure::NotSent(error)
+                    } else {
+                        SendFailure::MaybeRan(error)
+                    }
+                })
             }
+        },
+    )
+    .await;
+    let failed = match sent {
+        Ok(response) => return relay(response).await,
+        Err(ForwardFailure::MaybeRan { target, error }) => {
+            tracing::debug!(%target, %error, "forwarded write failed after sending");
+            format!("failed to forward request to {target}: {error}")
         }
-        let Some(server) = &ctx.server else { break };
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if remaining.is_zero() {
-            break;
+        Err(ForwardFailure::NoTarget(Some((target, error)))) => {
+            tracing::debug!(%target, %error, "forwarding failed");
+            format!("failed to forward request to {target}: {error}")
         }
-        tokio::time::sleep(Duration::from_millis(50).min(remaining)).await;
-        match server.wait_for_leader(remaining).await {
-            // The new leader may be this server: the request then comes
-            // back to its own RPC port and runs here.
-            Some(leader) => targets = vec![leader.rpc_addr],
-            None => break,
-        }
-    }
-    let pretty = query.pretty;
-    render_error(ctx, ApiError::internal(last_error), pretty, is_query)
+        Err(ForwardFailure::NoTarget(None)) => String::from("no servers to forward to"),
+    };
+    render_error(ctx, ApiError::internal(failed), query.pretty, is_query)
 }
 
 /// The URL of `path` on a server's RPC port: HTTPS under

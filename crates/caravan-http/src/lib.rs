@@ -10,11 +10,13 @@ mod acl_cache;
 mod acl_check;
 pub mod agent;
 mod agent_config;
+pub mod allocs;
 pub mod blocking;
 pub mod consistency;
 pub mod context;
 mod decode;
 pub mod error;
+pub mod evals;
 mod forward;
 pub mod jobs;
 pub mod keyring;
@@ -49,6 +51,8 @@ pub fn routes() -> Vec<Route> {
         regions::routes(),
         nodes::routes(),
         jobs::routes(),
+        allocs::routes(),
+        evals::routes(),
         operator::routes(),
     ]
     .into_iter()

@@ -171,19 +171,23 @@ async fn get(request: Request) -> Result<Reply, ApiError> {
     Ok(Reply::json(&public(&node))?.query_index(index))
 }
 
-/// The node's allocations. Nothing is scheduled yet, so the list is empty;
-/// the index is the allocation table's, never 0 (so a blocking query waits
-/// instead of spinning), as in Nomad.
+/// The node's allocations, whole (with their jobs), as the client and
+/// `nomad node status` read them. Only writes to this node's allocations
+/// wake the query, and the index is the newest of them (never 0), so
+/// writes to other nodes' allocations never return a client's wait early.
 async fn allocations(request: Request) -> Result<Reply, ApiError> {
     let id = node_id(&request)?;
-    // The allocations of this node: what the allocations table's by-node
-    // index fires once allocations are written.
-    let watch = [WatchKey::Index(Table::Allocs, ALLOCS_BY_NODE, id)];
+    let watch = [WatchKey::Index(Table::Allocs, ALLOCS_BY_NODE, id.clone())];
     let (index, allocations) = blocking_query(&request, &watch, |state| {
-        Ok((
-            state.table_index(Table::Allocs).max(1),
-            Vec::<serde_json::Value>::new(),
-        ))
+        let allocations: Vec<Arc<caravan_api_types::alloc::Allocation>> =
+            state.allocs_by_node(&id).cloned().collect();
+        let index = allocations
+            .iter()
+            .map(|alloc| alloc.modify_index)
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        Ok((index, allocations))
     })
     .await?;
     Ok(Reply::json(&allocations)?.query_index(index))

@@ -19,7 +19,7 @@ mod server;
 
 // The paths other crates use, kept from before the server was split.
 pub use cluster::{autopilot, gossip, keyring};
-pub use endpoints::rpc;
+pub use endpoints::{forward, rpc};
 pub use leader::heartbeat;
 pub use raft::types as raft_types;
 pub use raft::{log_store, memory_disk, runtime, state_machine, transport};

@@ -48,6 +48,8 @@ pub struct Server {
     pub(crate) log_store: LogStore,
     pub(crate) state_machine: StateMachine,
     pub(crate) rpc: RpcClient,
+    /// Raft's messages to peers (and the read index a follower asks for).
+    pub(crate) transport: Arc<dyn RaftTransport>,
     /// When a leader's message was last accepted (followers only).
     pub(crate) last_leader_contact: Mutex<Option<Instant>>,
     /// The term in which this server finished establishing leadership.
@@ -97,7 +99,7 @@ impl Server {
         let raft = Raft::new(
             raft_id,
             Arc::new(config),
-            Network::new(transport),
+            Network::new(Arc::clone(&transport)),
             log_store.clone(),
             state_machine.clone(),
         )
@@ -116,6 +118,7 @@ impl Server {
             log_store,
             state_machine,
             rpc: RpcClient::new(rpc_client, options_key).with_tls(options_tls),
+            transport,
             last_leader_contact: Mutex::new(None),
             ready_term: AtomicU64::new(0),
             heartbeats: Arc::new(HeartbeatTracker::new(heartbeat)),

@@ -2,10 +2,15 @@
 //! carried in a Raft log entry.
 
 use caravan_api_types::acl::{AclPolicy, AclToken};
+use caravan_api_types::eval::Evaluation;
 use caravan_api_types::node::{DrainSpec, Node, NodeEvent};
 use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::job_commands::{
+    AllocsClientUpdate, AllocsTransition, JobDeregister, JobRegister, PlanResult,
+};
 
 /// One replicated write. Neither `Debug` nor `Display` shows a secret:
 /// `Debug` relies on the redacting `Debug` of [`AclToken`] and [`Node`],
@@ -97,6 +102,24 @@ pub enum Command {
         node_id: String,
         events: Vec<NodeEvent>,
     },
+    /// A job registered (or re-registered) with its evaluation.
+    JobRegister(Box<JobRegister>),
+    JobDeregister(Box<JobDeregister>),
+    /// Evaluations created or updated (the broker's acks, blocked evals).
+    EvalsUpsert {
+        evals: Vec<Evaluation>,
+    },
+    /// Evaluations and allocations removed (garbage collection).
+    EvalsDelete {
+        evals: Vec<String>,
+        allocs: Vec<String>,
+    },
+    /// A scheduler's plan, as the plan applier accepted it.
+    PlanApply(Box<PlanResult>),
+    /// What clients report about their allocations.
+    AllocsClientUpdate(Box<AllocsClientUpdate>),
+    /// Desired transitions (stop, migrate, reschedule) and their evals.
+    AllocsTransition(Box<AllocsTransition>),
     /// A command of a newer version that this one does not know, which
     /// that version flagged ignorable: applied as a no-op. Never written by
     /// this version; the Raft log and replication carry its original JSON
@@ -131,6 +154,13 @@ impl Command {
             Command::NodeDrainComplete { .. } => "NodeDrainComplete",
             Command::NodeDeregister { .. } => "NodeDeregister",
             Command::NodeEmitEvents { .. } => "NodeEmitEvents",
+            Command::JobRegister(_) => "JobRegister",
+            Command::JobDeregister(_) => "JobDeregister",
+            Command::EvalsUpsert { .. } => "EvalsUpsert",
+            Command::EvalsDelete { .. } => "EvalsDelete",
+            Command::PlanApply(_) => "PlanApply",
+            Command::AllocsClientUpdate(_) => "AllocsClientUpdate",
+            Command::AllocsTransition(_) => "AllocsTransition",
             Command::Unknown { .. } => "Unknown",
         }
     }
@@ -199,6 +229,33 @@ impl std::fmt::Display for Command {
             Command::NodeEmitEvents { node_id, events } => {
                 write!(f, "{kind}(node={node_id:?}, events={})", events.len())
             }
+            Command::JobRegister(register) => write!(
+                f,
+                "{kind}(namespace={:?}, job={:?})",
+                register.job.namespace, register.job.id
+            ),
+            Command::JobDeregister(deregister) => write!(
+                f,
+                "{kind}(namespace={:?}, job={:?}, purge={})",
+                deregister.namespace, deregister.job_id, deregister.purge
+            ),
+            Command::EvalsUpsert { evals } => write!(f, "{kind}(evals={})", evals.len()),
+            Command::EvalsDelete { evals, allocs } => {
+                write!(f, "{kind}(evals={}, allocs={})", evals.len(), allocs.len())
+            }
+            Command::PlanApply(plan) => write!(
+                f,
+                "{kind}(job={:?}, placed={}, stopped={})",
+                plan.job.as_ref().map(|job| job.id.as_str()),
+                plan.allocs.len(),
+                plan.stops.len()
+            ),
+            Command::AllocsClientUpdate(update) => {
+                write!(f, "{kind}(allocs={})", update.updates.len())
+            }
+            Command::AllocsTransition(transition) => {
+                write!(f, "{kind}(allocs={})", transition.transitions.len())
+            }
             Command::Unknown { variant, .. } => write!(f, "{kind}(variant={variant:?})"),
         }
     }
@@ -213,6 +270,9 @@ pub enum CommandResult {
     Cas(bool),
     /// The write was refused for the reason given; nothing changed.
     Refused(String),
+    /// A check-and-set on an object's index lost (`EnforceIndex`); nothing
+    /// changed. The text is Nomad's.
+    Conflict(String),
 }
 
 impl CommandResult {
@@ -221,7 +281,7 @@ impl CommandResult {
         match self {
             CommandResult::Done => true,
             CommandResult::Cas(applied) => *applied,
-            CommandResult::Refused(_) => false,
+            CommandResult::Refused(_) | CommandResult::Conflict(_) => false,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! table, a row, an index value); a batch fires only the keys it touched.
 
 mod command;
+pub mod job_commands;
 pub mod nodes;
 mod state;
 pub mod table;
@@ -23,6 +24,11 @@ use std::time::Duration;
 use tokio::sync::watch as channel;
 
 pub use command::{Command, CommandResult};
+pub use state::jobs::{
+    new_eval, ns_key, version_key, AllocsTable, EvalsTable, JobSummariesTable, JobVersionsTable,
+    JobsTable, ALLOCS_BY_EVAL, ALLOCS_BY_JOB, EVALS_BY_JOB, JOBS_BY_PARENT, JOBS_BY_TYPE,
+    JOB_TRACKED_VERSIONS, VERSIONS_BY_JOB,
+};
 pub use state::{
     secret_digest, secrets_equal, AclPoliciesTable, AclTokensTable, NodesTable, State, Table,
     ALLOCS_BY_NODE, TOKENS_BY_SECRET_DIGEST,

@@ -12,6 +12,8 @@ use crate::command::{Command, CommandResult};
 use crate::nodes::{self, DrainUpdate, NODE_NOT_FOUND};
 use crate::table::{Index, IndexedTable, Schema, Touched};
 
+pub mod jobs;
+
 /// The tables of the state, each with its own Raft index (Nomad's `index`
 /// table), which blocking queries compare against `?index=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -21,9 +23,11 @@ pub enum Table {
     AclPolicies,
     AclTokens,
     Nodes,
-    /// Allocations; nothing writes them until scheduling exists, but node
-    /// allocation queries already block on it.
     Allocs,
+    Jobs,
+    JobVersions,
+    JobSummaries,
+    Evals,
 }
 
 impl Table {
@@ -34,6 +38,10 @@ impl Table {
         Table::AclTokens,
         Table::Nodes,
         Table::Allocs,
+        Table::Jobs,
+        Table::JobVersions,
+        Table::JobSummaries,
+        Table::Evals,
     ];
 }
 
@@ -81,8 +89,7 @@ impl Schema for AclTokensTable {
     }
 }
 
-/// The name the allocations table's index by node will have (allocations
-/// are not stored yet; node allocation queries already wait on its keys).
+/// The allocations table's index by node.
 pub const ALLOCS_BY_NODE: &str = "node";
 
 /// One consistent version of every table. Every field defaults, so a
@@ -102,6 +109,11 @@ pub struct State {
     /// Raft index of the last ACL bootstrap (0: never bootstrapped).
     acl_bootstrap_index: u64,
     nodes: IndexedTable<NodesTable>,
+    jobs: IndexedTable<jobs::JobsTable>,
+    job_versions: IndexedTable<jobs::JobVersionsTable>,
+    job_summaries: IndexedTable<jobs::JobSummariesTable>,
+    evals: IndexedTable<jobs::EvalsTable>,
+    allocs: IndexedTable<jobs::AllocsTable>,
 }
 
 /// Hex SHA-256 of a token secret.
@@ -399,8 +411,7 @@ impl State {
                 })
             }
             Command::NodeDeregister { node_ids } => {
-                if let Some(missing) = node_ids.iter().find(|id| !self.nodes.contains_key(*id)) {
-                    let _ = missing;
+                if node_ids.iter().any(|id| !self.nodes.contains_key(id)) {
                     return CommandResult::Refused(NODE_NOT_FOUND.to_string());
                 }
                 for id in node_ids {
@@ -415,6 +426,21 @@ impl State {
                 }
                 self.touch(Table::AclTokens, index, touched);
                 CommandResult::Done
+            }
+            Command::JobRegister(register) => self.apply_job_register(register, index, touched),
+            Command::JobDeregister(deregister) => {
+                self.apply_job_deregister(deregister, index, touched)
+            }
+            Command::EvalsUpsert { evals } => self.apply_evals_upsert(evals, index, touched),
+            Command::EvalsDelete { evals, allocs } => {
+                self.apply_evals_delete(evals, allocs, index, touched)
+            }
+            Command::PlanApply(plan) => self.apply_plan(plan, index, touched),
+            Command::AllocsClientUpdate(update) => {
+                self.apply_allocs_client_update(update, index, touched)
+            }
+            Command::AllocsTransition(transition) => {
+                self.apply_allocs_transition(transition, index, touched)
             }
             // An ignorable command of a newer version: nothing changes.
             Command::Unknown { .. } => CommandResult::Done,

@@ -3,52 +3,9 @@
 
 mod common;
 
+use common::acl::{bootstrap, create_policy, create_token, with_token};
 use common::Agent;
-use serde_json::{json, Value};
-
-fn with_token(
-    agent: &Agent,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> common::Reply {
-    agent.request_with_token(method, path, token, body)
-}
-
-fn bootstrap(agent: &Agent) -> String {
-    let reply = agent.post("/v1/acl/bootstrap", "");
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    let token = reply.json();
-    assert_eq!(token["Type"], "management");
-    assert_eq!(token["Name"], "Bootstrap Token");
-    token["SecretID"].as_str().unwrap().to_string()
-}
-
-fn create_policy(agent: &Agent, management: &str, name: &str, rules: &str) {
-    let body = json!({"Name": name, "Description": "test", "Rules": rules});
-    let reply = with_token(
-        agent,
-        "POST",
-        &format!("/v1/acl/policy/{name}"),
-        Some(management),
-        &body.to_string(),
-    );
-    assert_eq!(reply.status, 200, "{name}: {}", reply.text);
-}
-
-fn create_token(agent: &Agent, management: &str, policies: &[&str]) -> Value {
-    let body = json!({"Name": format!("t-{}", policies.join("-")), "Type": "client", "Policies": policies});
-    let reply = with_token(
-        agent,
-        "POST",
-        "/v1/acl/token",
-        Some(management),
-        &body.to_string(),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json()
-}
+use serde_json::json;
 
 #[test]
 fn bootstrap_happens_once() {

@@ -1,6 +1,6 @@
 //! What the server answers over its RPC listener: the router and the node
 //! RPCs (job, eval and alloc RPCs will join them).
 
-mod forward;
+pub mod forward;
 mod node;
 pub mod rpc;

@@ -41,6 +41,10 @@ impl Server {
             .register_fn("drainer", crate::leader::drainer::run::<Server>);
         self.leadership
             .register_fn("autopilot", crate::cluster::autopilot::run::<Server>);
+        self.leadership.register_fn(
+            "evaluation pipeline",
+            crate::leader::scheduling::run::<Server>,
+        );
     }
 
     /// Watches for this server becoming leader and does what a new leader

@@ -7,5 +7,7 @@ pub mod drainer;
 mod establish;
 pub mod heartbeat;
 pub mod lifecycle;
+pub mod plan_apply;
+pub mod scheduling;
 
 pub use lifecycle::{LeaderDuty, LeaderToken, Leadership, TermCancel};

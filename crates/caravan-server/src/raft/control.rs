@@ -10,7 +10,7 @@ use caravan_rpc::{paths, RpcError};
 use openraft::{ChangeMembers, ServerState};
 use tokio::time::Instant;
 
-use crate::error::{call_error, ServerError};
+use crate::error::ServerError;
 use crate::raft::state_machine::split_snapshot;
 use crate::raft::transport::{RaftMessage, RaftReply};
 use crate::raft::types::{
@@ -382,11 +382,11 @@ impl Server {
             return Ok(());
         }
         let leader = self.leader().ok_or(RpcError::NoLeader)?;
-        let index: u64 = self
-            .rpc
-            .get(&leader.rpc_addr, paths::RAFT_READ_INDEX, LEADER_WAIT)
+        let index = self
+            .transport
+            .read_index(&leader, LEADER_WAIT)
             .await
-            .map_err(call_error)?;
+            .map_err(|error| RpcError::Forward(error.to_string()))?;
         self.raft
             .wait(Some(LEADER_WAIT))
             .applied_index_at_least(Some(index), "read barrier")

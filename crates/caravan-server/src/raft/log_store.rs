@@ -7,6 +7,13 @@
 //! concurrent load many client writes share an fsync, which is what lets
 //! the write rate exceed the disk's fsync rate.
 //!
+//! The writer ([`writer_loop`]) is one function for both disks a log can
+//! live on ([`Disk`]): redb in production, and the simulations' in-memory
+//! disk, which loses what was written but not synced when a simulated
+//! server crashes. Only writing a batch, syncing it and reading entries
+//! back differ between the two, so the simulation runs the production
+//! writer's batching, ordering and acknowledgement.
+//!
 //! Opening the log also checks it against the snapshot beside it and
 //! refuses to start when acknowledged writes would be missing: see
 //! [`check_against_snapshot`].
@@ -30,7 +37,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
@@ -218,26 +225,86 @@ enum WriteOp {
     },
 }
 
-/// Where writes go: the group-commit thread in front of redb, or the same
-/// protocol as a task in front of an in-memory disk (simulations).
-enum Writer {
-    Thread {
-        sender: Mutex<mpsc::Sender<WriteOp>>,
-        db: Arc<Database>,
-    },
-    Memory {
-        sender: tokio::sync::mpsc::UnboundedSender<WriteOp>,
-        disk: MemoryDisk,
-    },
+/// What the log is kept on: redb, or the simulations' in-memory disk. Both
+/// sit behind the same writer ([`writer_loop`]); only these few methods
+/// differ.
+#[derive(Clone)]
+enum Disk {
+    Redb(Arc<Database>),
+    Memory(MemoryDisk),
+}
+
+/// A batch written to the disk but not yet durable.
+enum Unsynced {
+    /// The open transaction: committing it is redb's fsync.
+    Redb(Box<redb::WriteTransaction>),
+    /// In the memory disk's page cache.
+    Memory,
 }
 
 /// How long the in-memory disk's fsync takes (simulated time): a crash
 /// meanwhile loses the batch being synced.
 const MEMORY_FSYNC: std::time::Duration = std::time::Duration::from_millis(5);
 
+impl Disk {
+    /// Puts a batch on the disk, in order, without making it durable.
+    fn write(&self, batch: &[WriteOp]) -> Result<Unsynced, String> {
+        match self {
+            Disk::Redb(db) => write_batch(db, batch)
+                .map(|txn| Unsynced::Redb(Box::new(txn)))
+                .map_err(|error| error.to_string()),
+            Disk::Memory(disk) => {
+                let mut image = disk.image();
+                for op in batch {
+                    apply_to_image(&mut image, op);
+                }
+                Ok(Unsynced::Memory)
+            }
+        }
+    }
+
+    /// Makes a written batch durable (the fsync).
+    async fn sync(&self, unsynced: Unsynced) -> Result<(), String> {
+        match (self, unsynced) {
+            (_, Unsynced::Redb(txn)) => txn.commit().map_err(|error| error.to_string()),
+            (Disk::Memory(disk), Unsynced::Memory) => {
+                tokio::time::sleep(MEMORY_FSYNC).await;
+                disk.image().sync();
+                Ok(())
+            }
+            (Disk::Redb(_), Unsynced::Memory) => Err("a memory batch on redb".to_string()),
+        }
+    }
+
+    /// Reads the entries `from..to` (all of them durable: only durable
+    /// entries leave the cache).
+    fn read(&self, from: u64, to: u64) -> io::Result<Vec<Entry>> {
+        match self {
+            Disk::Redb(db) => {
+                let txn = db.begin_read().map_err(storage_error)?;
+                let logs = txn.open_table(LOGS).map_err(storage_error)?;
+                let mut entries = Vec::new();
+                for item in logs.range(from..to).map_err(storage_error)? {
+                    let (index, value) = item.map_err(storage_error)?;
+                    entries.push(decode_entry(index.value(), value.value())?);
+                }
+                Ok(entries)
+            }
+            Disk::Memory(disk) => disk
+                .image()
+                .logs
+                .range(from..to)
+                .map(|(index, bytes)| decode_entry(*index, bytes))
+                .collect(),
+        }
+    }
+}
+
 struct Shared {
     cache: Arc<Mutex<LogCache>>,
-    writer: Writer,
+    /// The writer's queue.
+    sender: tokio::sync::mpsc::UnboundedSender<WriteOp>,
+    disk: Disk,
 }
 
 /// The Raft log storage. Clones share the same log.
@@ -309,30 +376,28 @@ impl LogStore {
         let cache = load(&db).map_err(|error| in_file(&log_name, error))?;
         check_against_snapshot(&cache, snapshot.as_ref(), &log_name, &snapshot_name)?;
         let cache = Arc::new(Mutex::new(cache));
-        let db = Arc::new(db);
-        let (sender, receiver) = mpsc::channel();
+        let disk = Disk::Redb(Arc::new(db));
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         {
-            let db = Arc::clone(&db);
-            let cache = Arc::clone(&cache);
+            // Its own thread: redb's writes and fsync block.
+            let writer = writer_loop(disk.clone(), Arc::clone(&cache), receiver);
             std::thread::Builder::new()
                 .name("raft-log-writer".to_string())
-                .spawn(move || writer_loop(&db, &cache, receiver))?;
+                .spawn(move || futures::executor::block_on(writer))?;
         }
         Ok(Self {
             shared: Arc::new(Shared {
                 cache,
-                writer: Writer::Thread {
-                    sender: Mutex::new(sender),
-                    db,
-                },
+                sender,
+                disk,
             }),
         })
     }
 
     /// A log kept on an in-memory disk. Opening it is a restart after a
-    /// crash: the disk's unsynced writes are dropped first. Writes go
-    /// through a task (spawned on the current tokio runtime, a simulated
-    /// host's under turmoil) that follows the writer thread's protocol.
+    /// crash: the disk's unsynced writes are dropped first. The writer
+    /// ([`writer_loop`], the same as redb's) runs as a task on the current
+    /// tokio runtime (a simulated host's under turmoil), not on a thread.
     pub fn in_memory(disk: MemoryDisk) -> io::Result<Self> {
         let (cache, snapshot) = {
             let mut image = disk.image();
@@ -354,16 +419,14 @@ impl LogStore {
             "the in-memory snapshot",
         )?;
         let cache = Arc::new(Mutex::new(cache));
+        let disk = Disk::Memory(disk);
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(memory_writer_loop(
-            disk.clone(),
-            Arc::clone(&cache),
-            receiver,
-        ));
+        tokio::spawn(writer_loop(disk.clone(), Arc::clone(&cache), receiver));
         Ok(Self {
             shared: Arc::new(Shared {
                 cache,
-                writer: Writer::Memory { sender, disk },
+                sender,
+                disk,
             }),
         })
     }
@@ -388,35 +451,14 @@ impl LogStore {
         if from >= to {
             return Ok(Vec::new());
         }
-        match &self.shared.writer {
-            Writer::Thread { db, .. } => {
-                let txn = db.begin_read().map_err(storage_error)?;
-                let logs = txn.open_table(LOGS).map_err(storage_error)?;
-                let mut entries = Vec::new();
-                for item in logs.range(from..to).map_err(storage_error)? {
-                    let (index, value) = item.map_err(storage_error)?;
-                    entries.push(decode_entry(index.value(), value.value())?);
-                }
-                Ok(entries)
-            }
-            Writer::Memory { disk, .. } => disk
-                .image()
-                .logs
-                .range(from..to)
-                .map(|(index, bytes)| decode_entry(*index, bytes))
-                .collect(),
-        }
+        self.shared.disk.read(from, to)
     }
 
     fn send(&self, op: WriteOp) -> io::Result<()> {
-        match &self.shared.writer {
-            Writer::Thread { sender, .. } => lock(sender)
-                .send(op)
-                .map_err(|_| io::Error::other("the raft log writer has stopped")),
-            Writer::Memory { sender, .. } => sender
-                .send(op)
-                .map_err(|_| io::Error::other("the raft log writer has stopped")),
-        }
+        self.shared
+            .sender
+            .send(op)
+            .map_err(|_| io::Error::other("the raft log writer has stopped"))
     }
 
     /// The id of the last entry in the log (or the last purged one).
@@ -620,8 +662,25 @@ fn complete(op: WriteOp, outcome: &Result<(), String>) {
     }
 }
 
-fn writer_loop(db: &Database, cache: &Mutex<LogCache>, receiver: mpsc::Receiver<WriteOp>) {
-    while let Ok(first) = receiver.recv() {
+/// The group-commit writer, for redb and the memory disk alike: take every
+/// queued write (up to [`MAX_BATCH`]), write them in call order, sync once,
+/// and only then mark the entries durable and report the writes done. A
+/// failed batch is reported failed to every write in it.
+///
+/// It is a future so that one function serves both disks. For redb it runs
+/// on its own thread under `block_on` (redb's I/O and fsync block). Under a
+/// simulation it runs as a task of the simulated host: a thread would work
+/// in real time, outside turmoil's single-threaded scheduler, so when its
+/// completions arrived relative to simulated steps would differ from run
+/// to run and a seed would no longer replay, and a simulated crash would
+/// not stop it mid-batch. As a task it is dropped with its host, so a
+/// crash between a batch's write and its sync loses that batch.
+async fn writer_loop(
+    disk: Disk,
+    cache: Arc<Mutex<LogCache>>,
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<WriteOp>,
+) {
+    while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
@@ -629,10 +688,13 @@ fn writer_loop(db: &Database, cache: &Mutex<LogCache>, receiver: mpsc::Receiver<
                 Err(_) => break,
             }
         }
-        let outcome = write_batch(db, &batch).map_err(|error| error.to_string());
+        let outcome = match disk.write(&batch) {
+            Ok(unsynced) => disk.sync(unsynced).await,
+            Err(error) => Err(error),
+        };
         match &outcome {
             Ok(()) => {
-                let mut cache = lock(cache);
+                let mut cache = lock(&cache);
                 for op in &batch {
                     if let WriteOp::Append { log_ids, .. } = op {
                         cache.made_durable(log_ids);
@@ -647,53 +709,9 @@ fn writer_loop(db: &Database, cache: &Mutex<LogCache>, receiver: mpsc::Receiver<
     }
 }
 
-/// The writer thread's protocol on an in-memory disk, as a task: take every
-/// queued write, write them all, sync once (taking [`MEMORY_FSYNC`] of
-/// simulated time), and only then mark them durable and report them done.
-///
-/// The real thread cannot run under turmoil: it blocks on a std channel
-/// and on redb's real file I/O and fsync in real time, outside the
-/// simulation's single-threaded scheduler, so when its completions arrive
-/// relative to simulated steps would differ from run to run and a seed
-/// would no longer replay; and a crash of a simulated host would not stop
-/// it mid-batch. This loop keeps the same batching and ordering, so a
-/// crash between the write and the sync loses the batch, as it would.
-async fn memory_writer_loop(
-    disk: MemoryDisk,
-    cache: Arc<Mutex<LogCache>>,
-    mut receiver: tokio::sync::mpsc::UnboundedReceiver<WriteOp>,
-) {
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        {
-            let mut image = disk.image();
-            for op in &batch {
-                apply_to_image(&mut image, op);
-            }
-        }
-        tokio::time::sleep(MEMORY_FSYNC).await;
-        disk.image().sync();
-        {
-            let mut cache = lock(&cache);
-            for op in &batch {
-                if let WriteOp::Append { log_ids, .. } = op {
-                    cache.made_durable(log_ids);
-                }
-            }
-        }
-        for op in batch {
-            complete(op, &Ok(()));
-        }
-    }
-}
-
-fn write_batch(db: &Database, batch: &[WriteOp]) -> Result<(), redb::Error> {
+/// A batch in one redb transaction, left open: the caller's commit is
+/// the fsync.
+fn write_batch(db: &Database, batch: &[WriteOp]) -> Result<redb::WriteTransaction, redb::Error> {
     let txn = db.begin_write()?;
     {
         let mut logs = txn.open_table(LOGS)?;
@@ -718,8 +736,7 @@ fn write_batch(db: &Database, batch: &[WriteOp]) -> Result<(), redb::Error> {
             }
         }
     }
-    txn.commit()?;
-    Ok(())
+    Ok(txn)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -1255,8 +1272,8 @@ mod tests {
         <RuntimeOneshot as openraft::rt::Oneshot>::channel()
     }
 
-    /// The in-memory writer's protocol: a batch is written, then synced,
-    /// and only then acknowledged; a crash in between loses it.
+    /// The writer's protocol, on the memory disk: a batch is written, then
+    /// synced, and only then acknowledged; a crash in between loses it.
     #[tokio::test(start_paused = true)]
     async fn a_crash_between_write_and_sync_loses_the_batch() {
         let disk = MemoryDisk::new();

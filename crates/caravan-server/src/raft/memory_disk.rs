@@ -1,6 +1,8 @@
 //! A disk held in memory, for deterministic simulations: what a server
 //! "persisted" survives a simulated crash because the simulation keeps the
-//! `MemoryDisk`, and nothing touches the real filesystem or threads.
+//! `MemoryDisk`, and nothing touches the real filesystem. The Raft log's
+//! group-commit writer is the same one redb uses (`log_store`), run as a
+//! task of the simulated host rather than on a thread.
 //!
 //! Like a real disk it tells written data from synced data: the Raft log's
 //! writes land in `logs` and `meta` (the page cache) and survive a crash
@@ -87,6 +89,13 @@ impl MemoryDisk {
     pub fn lost_to_crashes(&self) -> usize {
         self.image().lost
     }
+
+    /// Whether something was written but not yet synced: a crash now
+    /// would lose it. Lets a simulation crash a server in that window.
+    pub fn has_unsynced(&self) -> bool {
+        let image = self.image();
+        image.logs != image.synced.logs || image.meta != image.synced.meta
+    }
 }
 
 /// Where a server keeps its Raft log and snapshots.
@@ -120,10 +129,18 @@ mod tests {
             image.logs.insert(1, b"one".to_vec());
             image.meta.insert("vote".into(), b"v1".to_vec());
             image.sync();
+        }
+        assert!(!disk.has_unsynced());
+        {
+            let mut image = disk.image();
             image.logs.insert(2, b"two".to_vec());
             image.logs.remove(&1);
             image.meta.insert("vote".into(), b"v2".to_vec());
             image.snapshot = Some(b"snap".to_vec());
+        }
+        assert!(disk.has_unsynced());
+        {
+            let mut image = disk.image();
             image.crash();
         }
         let image = disk.image();

@@ -69,6 +69,15 @@ pub trait RaftTransport: Send + Sync + 'static {
         message: RaftMessage,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<RaftReply, TransportError>>;
+
+    /// Asks `target`, the leader, for its read index (Raft's ReadIndex:
+    /// its commit index, confirmed by a quorum), for a follower's read
+    /// barrier.
+    fn read_index(
+        &self,
+        target: &ServerNode,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<u64, TransportError>>;
 }
 
 /// openraft's network factory over a [`RaftTransport`].
@@ -296,18 +305,31 @@ impl RaftTransport for HttpTransport {
             client
                 .send::<RaftReply>(&server, request, timeout)
                 .await
-                .map_err(|error| match error {
-                    caravan_rpc::CallError::Timeout { .. } => TransportError::Timeout,
-                    caravan_rpc::CallError::Unreachable { message, .. } => {
-                        TransportError::Unreachable(message)
-                    }
-                    caravan_rpc::CallError::Protocol { message, .. } => {
-                        TransportError::Network(message)
-                    }
-                    caravan_rpc::CallError::Remote(remote) => {
-                        TransportError::Remote(remote.to_string())
-                    }
-                })
+                .map_err(transport_error)
         })
+    }
+
+    fn read_index(
+        &self,
+        target: &ServerNode,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<u64, TransportError>> {
+        let client = self.client.clone();
+        let server = target.rpc_addr.clone();
+        Box::pin(async move {
+            client
+                .get::<u64>(&server, caravan_rpc::paths::RAFT_READ_INDEX, timeout)
+                .await
+                .map_err(transport_error)
+        })
+    }
+}
+
+fn transport_error(error: caravan_rpc::CallError) -> TransportError {
+    match error {
+        caravan_rpc::CallError::Timeout { .. } => TransportError::Timeout,
+        caravan_rpc::CallError::Unreachable { message, .. } => TransportError::Unreachable(message),
+        caravan_rpc::CallError::Protocol { message, .. } => TransportError::Network(message),
+        caravan_rpc::CallError::Remote(remote) => TransportError::Remote(remote.to_string()),
     }
 }

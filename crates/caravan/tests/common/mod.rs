@@ -461,6 +461,8 @@ pub fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
         String::from_utf8_lossy(&output.stderr).to_string(),
     )
 }
+#[allow(dead_code)]
+pub mod acl;
 pub mod cluster;
 
 /// The state store's watch counters, from `/v1/agent/self` (servers only).

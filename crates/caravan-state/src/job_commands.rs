@@ -1,0 +1,88 @@
+//! The payloads of the job, evaluation and allocation writes. A plan
+//! carries its job once; the allocations it places refer to it, so a plan
+//! of 10,000 placements is not 10,000 copies of the job in the log.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use caravan_api_types::alloc::{Allocation, DesiredTransition, TaskState};
+use caravan_api_types::eval::Evaluation;
+use caravan_api_types::job::Job;
+use serde::{Deserialize, Serialize};
+
+/// A job registration: the canonical, validated job and the evaluation to
+/// create with it (none for periodic and parameterized jobs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRegister {
+    pub job: Arc<Job>,
+    pub eval: Option<Evaluation>,
+    /// `EnforceIndex`: register only if the stored `JobModifyIndex` equals
+    /// this (0: only if the job does not exist).
+    pub enforce_index: Option<u64>,
+}
+
+/// A job stopped (a new version with `Stop: true`) or, with `purge`, deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDeregister {
+    pub namespace: String,
+    pub job_id: String,
+    pub purge: bool,
+    pub eval: Option<Evaluation>,
+    /// UnixNano, the stop version's `SubmitTime`.
+    pub submit_time: i64,
+}
+
+/// An allocation the plan stops or evicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllocStop {
+    pub id: String,
+    /// `stop` or `evict`.
+    pub desired_status: String,
+    pub desired_description: String,
+    /// Set when the servers decide the client status (`lost`).
+    pub client_status: Option<String>,
+    pub followup_eval_id: Option<String>,
+    pub preempted_by_allocation: Option<String>,
+}
+
+/// What a scheduler's plan commits, after the plan applier checked every
+/// node against the latest state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanResult {
+    /// The job the placed allocations run (the version the scheduler saw).
+    pub job: Option<Arc<Job>>,
+    /// New or updated allocations, without their `Job` (it is `job`).
+    pub allocs: Vec<Allocation>,
+    pub stops: Vec<AllocStop>,
+    /// The evaluation's own update, and any blocked or follow-up evals.
+    pub evals: Vec<Evaluation>,
+    /// UnixNano, the allocations' create/modify time.
+    pub now: i64,
+}
+
+/// What a client reports about one allocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllocClientUpdate {
+    pub id: String,
+    pub client_status: String,
+    pub client_description: String,
+    pub task_states: Option<BTreeMap<String, TaskState>>,
+}
+
+/// A batch of client updates, with the evaluations they call for (a
+/// failed allocation to reschedule).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllocsClientUpdate {
+    pub updates: Vec<AllocClientUpdate>,
+    pub evals: Vec<Evaluation>,
+    pub now: i64,
+}
+
+/// Desired transitions set on allocations (stop, migrate, reschedule),
+/// with the evaluations that act on them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllocsTransition {
+    pub transitions: BTreeMap<String, DesiredTransition>,
+    pub evals: Vec<Evaluation>,
+    pub now: i64,
+}

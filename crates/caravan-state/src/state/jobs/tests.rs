@@ -1,0 +1,303 @@
+use std::sync::Arc;
+
+use caravan_api_types::alloc::{Allocation, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_RUNNING};
+use caravan_api_types::eval::{Evaluation, EVAL_STATUS_COMPLETE, TRIGGER_JOB_REGISTER};
+use caravan_api_types::job::{Job, Task, TaskGroup, JOB_STATUS_DEAD, JOB_STATUS_PENDING};
+
+use crate::job_commands::{
+    AllocClientUpdate, AllocsClientUpdate, JobDeregister, JobRegister, PlanResult,
+};
+use crate::{new_eval, Command, CommandResult, StateStore, Table, WatchKey, ALLOCS_BY_NODE};
+
+fn job(id: &str, count: i64) -> Job {
+    Job {
+        id: id.into(),
+        name: id.into(),
+        datacenters: Some(vec!["*".into()]),
+        task_groups: vec![TaskGroup {
+            name: "web".into(),
+            count,
+            tasks: vec![Task {
+                name: "app".into(),
+                driver: "raw_exec".into(),
+                ..Task::default()
+            }],
+            ..TaskGroup::default()
+        }],
+        ..Job::default()
+    }
+}
+
+fn register(store: &StateStore, index: u64, job: Job, eval_id: &str) -> CommandResult {
+    let eval = new_eval(&job, TRIGGER_JOB_REGISTER, eval_id.into(), 1);
+    store.apply(
+        index,
+        &Command::JobRegister(Box::new(JobRegister {
+            job: Arc::new(job),
+            eval: Some(eval),
+            enforce_index: None,
+        })),
+    )
+}
+
+fn alloc(id: &str, job: &Job, node: &str, eval: &str) -> Allocation {
+    Allocation {
+        id: id.into(),
+        namespace: job.namespace.clone(),
+        eval_id: eval.into(),
+        name: format!("{}.web[0]", job.id),
+        node_id: node.into(),
+        job_id: job.id.clone(),
+        task_group: "web".into(),
+        desired_status: "run".into(),
+        client_status: "pending".into(),
+        ..Allocation::default()
+    }
+}
+
+#[test]
+fn registering_versions_a_job_only_when_its_spec_changes() {
+    let store = StateStore::new();
+    assert_eq!(
+        register(&store, 10, job("web", 2), "e1"),
+        CommandResult::Done
+    );
+    let state = store.snapshot();
+    let stored = state.job("default", "web").unwrap();
+    assert_eq!(
+        (stored.version, stored.create_index, stored.job_modify_index),
+        (0, 10, 10)
+    );
+    assert_eq!(stored.status, JOB_STATUS_PENDING);
+    let eval = state.eval("e1").unwrap();
+    assert_eq!((eval.create_index, eval.job_modify_index), (10, 10));
+    let summary = state.job_summary("default", "web").unwrap();
+    assert_eq!(summary.summary.keys().collect::<Vec<_>>(), ["web"]);
+
+    // The same spec again: a new eval, no new version.
+    register(&store, 11, job("web", 2), "e2");
+    let state = store.snapshot();
+    assert_eq!(state.job("default", "web").unwrap().version, 0);
+    assert_eq!(state.eval("e2").unwrap().job_modify_index, 10);
+    assert_eq!(state.job_versions("default", "web").len(), 1);
+
+    for (step, count) in (3..=10).enumerate() {
+        register(
+            &store,
+            20 + step as u64,
+            job("web", count),
+            &format!("v{step}"),
+        );
+    }
+    let state = store.snapshot();
+    let versions: Vec<u64> = state
+        .job_versions("default", "web")
+        .iter()
+        .map(|job| job.version)
+        .collect();
+    assert_eq!(versions, [8, 7, 6, 5, 4, 3], "newest first, six kept");
+    assert_eq!(state.job("default", "web").unwrap().version, 8);
+}
+
+#[test]
+fn enforce_index_conflicts_use_nomads_texts() {
+    let store = StateStore::new();
+    let enforce = |index, expected| {
+        store.apply(
+            index,
+            &Command::JobRegister(Box::new(JobRegister {
+                job: Arc::new(job("web", 1)),
+                eval: None,
+                enforce_index: Some(expected),
+            })),
+        )
+    };
+    assert_eq!(
+        enforce(5, 7),
+        CommandResult::Conflict("Enforcing job modify index 7: job does not exist".into())
+    );
+    assert_eq!(enforce(6, 0), CommandResult::Done);
+    assert_eq!(
+        enforce(7, 0),
+        CommandResult::Conflict("Enforcing job modify index 0: job already exists".into())
+    );
+    assert_eq!(
+        enforce(8, 3),
+        CommandResult::Conflict(
+            "Enforcing job modify index 3: job exists with conflicting job modify index: 6".into()
+        )
+    );
+    assert!(
+        store
+            .snapshot()
+            .job("default", "web")
+            .unwrap()
+            .job_modify_index
+            == 6
+    );
+}
+
+#[test]
+fn a_type_change_is_refused() {
+    let store = StateStore::new();
+    register(&store, 5, job("web", 1), "e1");
+    let batch = Job {
+        job_type: "batch".into(),
+        ..job("web", 1)
+    };
+    assert_eq!(
+        register(&store, 6, batch, "e2"),
+        CommandResult::Refused("cannot update job from type \"service\" to \"batch\"".into())
+    );
+    assert!(store.snapshot().eval("e2").is_none(), "nothing written");
+}
+
+#[test]
+fn plans_and_client_updates_drive_status_and_summary() {
+    let store = StateStore::new();
+    let spec = job("web", 1);
+    register(&store, 5, spec.clone(), "e1");
+    let stored = store.snapshot().job("default", "web").unwrap().clone();
+    let done = Evaluation {
+        status: EVAL_STATUS_COMPLETE.into(),
+        ..(**store.snapshot().eval("e1").unwrap()).clone()
+    };
+    store.apply(
+        6,
+        &Command::PlanApply(Box::new(PlanResult {
+            job: Some(stored.clone()),
+            allocs: vec![alloc("a1", &spec, "n1", "e1")],
+            stops: vec![],
+            evals: vec![done],
+            now: 42,
+        })),
+    );
+    let state = store.snapshot();
+    let placed = state.alloc("a1").unwrap();
+    assert_eq!(
+        placed.job.as_ref().unwrap().version,
+        0,
+        "the plan's job is linked"
+    );
+    assert_eq!((placed.create_index, placed.create_time), (6, 42));
+    assert_eq!(state.job("default", "web").unwrap().status, "running");
+    assert_eq!(
+        state.job_summary("default", "web").unwrap().summary["web"].starting,
+        1
+    );
+    assert_eq!(state.allocs_by_node("n1").count(), 1);
+    assert_eq!(state.allocs_by_job("default", "web").count(), 1);
+    assert_eq!(state.allocs_by_eval("e1").count(), 1);
+
+    let report = |index, status: &str| {
+        store.apply(
+            index,
+            &Command::AllocsClientUpdate(Box::new(AllocsClientUpdate {
+                updates: vec![AllocClientUpdate {
+                    id: "a1".into(),
+                    client_status: status.into(),
+                    client_description: String::new(),
+                    task_states: None,
+                }],
+                evals: vec![],
+                now: 50,
+            })),
+        )
+    };
+    report(7, ALLOC_CLIENT_RUNNING);
+    let summary = store
+        .snapshot()
+        .job_summary("default", "web")
+        .unwrap()
+        .summary["web"]
+        .clone();
+    assert_eq!((summary.starting, summary.running), (0, 1));
+    report(8, ALLOC_CLIENT_COMPLETE);
+    let state = store.snapshot();
+    let summary = &state.job_summary("default", "web").unwrap().summary["web"];
+    assert_eq!((summary.running, summary.complete), (0, 1));
+    assert_eq!(state.job("default", "web").unwrap().status, JOB_STATUS_DEAD);
+    // A status change moves ModifyIndex, not JobModifyIndex.
+    let job = state.job("default", "web").unwrap();
+    assert_eq!((job.modify_index, job.job_modify_index), (8, 5));
+}
+
+#[test]
+fn an_alloc_write_touches_only_its_own_nodes_watch() {
+    let store = StateStore::new();
+    let spec = job("web", 1);
+    register(&store, 5, spec.clone(), "e1");
+    let mine = store.watch_keys(&[WatchKey::Index(Table::Allocs, ALLOCS_BY_NODE, "n1".into())]);
+    let other = store.watch_keys(&[WatchKey::Index(Table::Allocs, ALLOCS_BY_NODE, "n2".into())]);
+    store.apply(
+        6,
+        &Command::PlanApply(Box::new(PlanResult {
+            job: None,
+            allocs: vec![alloc("a1", &spec, "n1", "e1")],
+            stops: vec![],
+            evals: vec![],
+            now: 1,
+        })),
+    );
+    assert!(mine.has_fired());
+    assert!(!other.has_fired());
+}
+
+#[test]
+fn deregister_stops_or_purges() {
+    let store = StateStore::new();
+    register(&store, 5, job("web", 1), "e1");
+    let deregister = |index, purge| {
+        store.apply(
+            index,
+            &Command::JobDeregister(Box::new(JobDeregister {
+                namespace: "default".into(),
+                job_id: "web".into(),
+                purge,
+                eval: None,
+                submit_time: 9,
+            })),
+        )
+    };
+    deregister(6, false);
+    let state = store.snapshot();
+    let stopped = state.job("default", "web").unwrap();
+    assert!(stopped.stop);
+    assert_eq!((stopped.version, stopped.job_modify_index), (1, 6));
+    assert_eq!(state.job_versions("default", "web").len(), 2);
+    deregister(7, true);
+    let state = store.snapshot();
+    assert!(state.job("default", "web").is_none());
+    assert!(state.job_versions("default", "web").is_empty());
+    assert!(state.job_summary("default", "web").is_none());
+    assert_eq!(
+        deregister(8, true),
+        CommandResult::Done,
+        "an unknown job is no error"
+    );
+}
+
+#[test]
+fn job_tables_survive_a_snapshot_round_trip_with_their_indexes() {
+    let store = StateStore::new();
+    let spec = job("web", 1);
+    register(&store, 5, spec.clone(), "e1");
+    store.apply(
+        6,
+        &Command::PlanApply(Box::new(PlanResult {
+            job: None,
+            allocs: vec![alloc("a1", &spec, "n1", "e1")],
+            stops: vec![],
+            evals: vec![],
+            now: 1,
+        })),
+    );
+    let state = store.snapshot();
+    let bytes = serde_json::to_vec(&*state).unwrap();
+    let restored = StateStore::new();
+    restored.restore(&bytes).unwrap();
+    let back = restored.snapshot();
+    assert_eq!(*back, *state);
+    assert_eq!(back.allocs_by_node("n1").count(), 1);
+    assert_eq!(back.evals_by_job("default", "web").count(), 1);
+}
