@@ -213,7 +213,9 @@ fn memory_max_is_given_only_with_oversubscription() {
     let max_given = |state: &MemoryState| {
         let result = state.schedule(&eval, 0, &mut SequentialIds::default());
         let alloc = result.plan.placements().next().unwrap().clone();
-        alloc.allocated_resources.unwrap().tasks["task"].memory.memory_max_mb
+        alloc.allocated_resources.unwrap().tasks["task"]
+            .memory
+            .memory_max_mb
     };
     assert_eq!(max_given(&state), 0);
     state.config.memory_oversubscription_enabled = true;
