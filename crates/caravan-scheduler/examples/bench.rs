@@ -125,7 +125,9 @@ fn main() {
             job_type: "batch",
         },
     ];
-    for scenario in &scenarios {
+    // An argument picks the scenarios whose name contains it.
+    let only = std::env::args().nth(1).unwrap_or_default();
+    for scenario in scenarios.iter().filter(|s| s.name.contains(&only)) {
         run(scenario);
     }
 }

@@ -33,17 +33,11 @@ impl Plan {
     }
 
     pub fn push_stop(&mut self, alloc: Allocation) {
-        self.node_update
-            .entry(alloc.node_id.clone())
-            .or_default()
-            .push(alloc);
+        push(&mut self.node_update, alloc);
     }
 
     pub fn push_alloc(&mut self, alloc: Allocation) {
-        self.node_allocation
-            .entry(alloc.node_id.clone())
-            .or_default()
-            .push(alloc);
+        push(&mut self.node_allocation, alloc);
     }
 
     /// Takes back a stop (a replacement that could not be placed).
@@ -63,6 +57,16 @@ impl Plan {
 
     pub fn placements(&self) -> impl Iterator<Item = &Allocation> {
         self.node_allocation.values().flatten()
+    }
+}
+
+/// Appends to the node's list without cloning the key when it exists.
+fn push(map: &mut BTreeMap<String, Vec<Allocation>>, alloc: Allocation) {
+    match map.get_mut(&alloc.node_id) {
+        Some(list) => list.push(alloc),
+        None => {
+            map.insert(alloc.node_id.clone(), vec![alloc]);
+        }
     }
 }
 

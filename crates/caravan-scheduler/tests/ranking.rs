@@ -202,3 +202,22 @@ fn plans_are_deterministic() {
     };
     assert_eq!(build().plan, build().plan);
 }
+
+#[test]
+fn memory_max_is_given_only_with_oversubscription() {
+    let mut state = MemoryState::default();
+    state.upsert_node(node("a", "dc1", 4000, 8192));
+    let mut web = job("web", "service", 1);
+    web.task_groups[0].tasks[0].resources.memory_max_mb = 1024;
+    let eval = state.upsert_job(web);
+    let max_given = |state: &MemoryState| {
+        let result = state.schedule(&eval, 0, &mut SequentialIds::default());
+        let alloc = result.plan.placements().next().unwrap().clone();
+        alloc.allocated_resources.unwrap().tasks["task"]
+            .memory
+            .memory_max_mb
+    };
+    assert_eq!(max_given(&state), 0);
+    state.config.memory_oversubscription_enabled = true;
+    assert_eq!(max_given(&state), 1024);
+}

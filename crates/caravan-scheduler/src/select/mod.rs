@@ -7,10 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::rng::FxHashMap as HashMap;
 use std::sync::Arc;
 
-use caravan_api_types::alloc::{
-    AllocatedCpu, AllocatedMemory, AllocatedPortMapping, AllocatedResources,
-    AllocatedSharedResources, AllocatedTaskResources, Allocation,
-};
+use caravan_api_types::alloc::{AllocatedPortMapping, AllocatedResources, Allocation};
 use caravan_api_types::eval::AllocMetric;
 use caravan_api_types::job::{Affinity, Job, Spread, TaskGroup, JOB_TYPE_BATCH};
 use caravan_api_types::node::Node;
@@ -20,12 +17,18 @@ use crate::feasible::{
     in_datacenters, in_pool, node_ready, Feasibility, REASON_CLASS_INELIGIBLE,
     REASON_DISTINCT_HOSTS,
 };
-use crate::fit::{Ask, Exhausted, NodeUsage};
+use crate::fit::{Exhausted, NodeUsage};
 use crate::metrics::{exhaust_node, filter_node, ScoreRecord, TopScores};
 use crate::rank::spread::{spread_boost, PropertyCounts, SpreadScore};
 use crate::rank::{self, Algorithm};
 use crate::rng::SplitMix64;
 use crate::state::StateView;
+use counts::{group_position, GroupCounts};
+pub use resources::build_resources;
+use resources::{ask_for, cpu_per_core};
+
+mod counts;
+mod resources;
 
 /// Nodes with a score ≤ 0 the limit may pass over (Nomad's `maxSkip`).
 const MAX_SKIP: usize = 3;
@@ -46,7 +49,7 @@ pub struct StackOptions {
 #[derive(Debug)]
 struct NodeState {
     usage: NodeUsage,
-    job_groups: HashMap<String, u32>,
+    job_groups: GroupCounts,
 }
 
 /// A node that passed, and what it would give.
@@ -256,10 +259,10 @@ impl<'s> Stack<'s> {
                 .map(|a| a.as_ref())
                 .filter(|a| !a.terminal() && !stopped.contains(&a.id))
                 .collect();
-            let mut job_groups = HashMap::default();
+            let mut job_groups = GroupCounts::default();
             for alloc in &live {
                 if alloc.job_id == job.id && alloc.namespace == job.namespace {
-                    *job_groups.entry(alloc.task_group.clone()).or_insert(0) += 1;
+                    job_groups.add(group_position(job, &alloc.task_group), 1);
                 }
             }
             NodeState {
@@ -290,10 +293,8 @@ impl<'s> Stack<'s> {
             if let Some(resources) = &alloc.allocated_resources {
                 node_state.usage.commit(resources);
             }
-            *node_state
-                .job_groups
-                .entry(alloc.task_group.clone())
-                .or_insert(0) += 1;
+            let position = group_position(&self.job, &alloc.task_group);
+            node_state.job_groups.add(position, 1);
         }
     }
 
@@ -423,8 +424,8 @@ impl<'s> Stack<'s> {
             }
         }
         let node_state = Self::node_state(&mut node_states[index], *state, stopped, job, node);
-        let on_node_group = node_state.job_groups.get(&group.name).copied().unwrap_or(0);
-        let on_node_job: u32 = node_state.job_groups.values().sum();
+        let on_node_group = node_state.job_groups.get(Some(plan.position));
+        let on_node_job = node_state.job_groups.total;
         if (feasibility.job_distinct_hosts && on_node_job > 0)
             || (plan.distinct_group && on_node_group > 0)
         {
@@ -471,7 +472,12 @@ impl<'s> Stack<'s> {
         } else {
             Vec::new()
         };
-        let ask = ask_for(group, node, &cores, &ports);
+        let per_core = if plan.cores_wanted > 0 {
+            cpu_per_core(node)
+        } else {
+            0
+        };
+        let ask = ask_for(group, per_core, &cores, &ports);
         if let Err(exhausted) = node_state.usage.check(node, &ask) {
             exhaust_node(metrics, node, &exhausted.to_string());
             return None;
@@ -615,7 +621,8 @@ impl<'s> Stack<'s> {
             &node,
         );
         node_state.usage.commit(&resources);
-        *node_state.job_groups.entry(group.name.clone()).or_insert(0) += 1;
+        let position = group_position(&self.job, &group.name);
+        node_state.job_groups.add(position, 1);
         self.count_placement(&group.name, &node, 1);
         let chosen = Chosen {
             node,
@@ -623,118 +630,5 @@ impl<'s> Stack<'s> {
             score: best.score,
         };
         (Some(chosen), metrics)
-    }
-}
-
-fn cpu_per_core(node: &Node) -> i64 {
-    node.node_resources
-        .as_ref()
-        .filter(|r| r.cpu.total_cpu_cores > 0)
-        .map_or(0, |r| (r.cpu.cpu_shares / r.cpu.total_cpu_cores) as i64)
-}
-
-fn task_cpu(task_cpu: i64, task_cores: i64, node: &Node) -> i64 {
-    if task_cores > 0 {
-        task_cores * cpu_per_core(node)
-    } else {
-        task_cpu
-    }
-}
-
-fn ask_for(group: &TaskGroup, node: &Node, cores: &[u16], ports: &[AllocatedPortMapping]) -> Ask {
-    Ask {
-        cpu: group
-            .tasks
-            .iter()
-            .map(|t| task_cpu(t.resources.cpu, t.resources.cores, node))
-            .sum(),
-        memory_mb: group.tasks.iter().map(|t| t.resources.memory_mb).sum(),
-        disk_mb: group.ephemeral_disk.size_mb,
-        cores: cores.to_vec(),
-        ports: ports
-            .iter()
-            .filter_map(|p| {
-                Some((
-                    p.host_ip.clone(),
-                    u16::try_from(p.value).ok()?,
-                    p.ignore_collision,
-                ))
-            })
-            .collect(),
-    }
-}
-
-/// The allocation's resources on `node`, with the ports and cores chosen.
-pub fn build_resources(
-    group: &TaskGroup,
-    node: &Node,
-    cores: &[u16],
-    ports: Vec<AllocatedPortMapping>,
-    oversubscription: bool,
-) -> AllocatedResources {
-    let mut tasks = BTreeMap::new();
-    let mut task_lifecycles = BTreeMap::new();
-    let mut next_core = 0;
-    for task in &group.tasks {
-        let r = &task.resources;
-        let reserved = (r.cores > 0).then(|| {
-            let take = r.cores as usize;
-            let slice =
-                cores[next_core.min(cores.len())..(next_core + take).min(cores.len())].to_vec();
-            next_core += take;
-            slice
-        });
-        tasks.insert(
-            task.name.clone(),
-            AllocatedTaskResources {
-                cpu: AllocatedCpu {
-                    cpu_shares: task_cpu(r.cpu, r.cores, node),
-                    reserved_cores: reserved,
-                },
-                memory: AllocatedMemory {
-                    memory_mb: r.memory_mb,
-                    memory_max_mb: if oversubscription && r.memory_max_mb > r.memory_mb {
-                        r.memory_max_mb
-                    } else {
-                        0
-                    },
-                },
-                networks: None,
-                devices: None,
-            },
-        );
-        task_lifecycles.insert(task.name.clone(), task.lifecycle.clone());
-    }
-    let networks = group.networks.as_ref().map(|networks| {
-        networks
-            .iter()
-            .map(|network| {
-                let mut network = network.clone();
-                for port in network
-                    .reserved_ports
-                    .iter_mut()
-                    .flatten()
-                    .chain(network.dynamic_ports.iter_mut().flatten())
-                {
-                    if let Some(given) = ports.iter().find(|p| p.label == port.label) {
-                        port.value = given.value;
-                        port.to = given.to;
-                        if network.ip.is_empty() {
-                            network.ip = given.host_ip.clone();
-                        }
-                    }
-                }
-                network
-            })
-            .collect()
-    });
-    AllocatedResources {
-        tasks,
-        task_lifecycles,
-        shared: AllocatedSharedResources {
-            networks,
-            disk_mb: group.ephemeral_disk.size_mb,
-            ports: (!ports.is_empty()).then_some(ports),
-        },
     }
 }
