@@ -206,6 +206,28 @@ mod route_table_tests {
             ("PUT", "/v1/acl/token/{accessor}", Require(Management)),
             ("POST", "/v1/acl/token/{accessor}", Require(Management)),
             ("DELETE", "/v1/acl/token/{accessor}", Require(Management)),
+            // The jobs side checks namespace capabilities in the namespace
+            // of the object (jobs/mod.rs), so its routes decide in the
+            // handler; crates/caravan/tests/jobs_acl.rs covers each one.
+            ("GET", "/v1/jobs", InHandler),
+            ("PUT", "/v1/jobs", InHandler),
+            ("POST", "/v1/jobs", InHandler),
+            ("PUT", "/v1/jobs/parse", InHandler),
+            ("POST", "/v1/jobs/parse", InHandler),
+            ("GET", "/v1/job/{*rest}", InHandler),
+            ("PUT", "/v1/job/{*rest}", InHandler),
+            ("POST", "/v1/job/{*rest}", InHandler),
+            ("DELETE", "/v1/job/{*rest}", InHandler),
+            ("PUT", "/v1/validate/job", InHandler),
+            ("POST", "/v1/validate/job", InHandler),
+            ("GET", "/v1/allocations", InHandler),
+            ("GET", "/v1/allocation/{id}", InHandler),
+            ("PUT", "/v1/allocation/{id}/stop", InHandler),
+            ("POST", "/v1/allocation/{id}/stop", InHandler),
+            ("GET", "/v1/evaluations", InHandler),
+            ("DELETE", "/v1/evaluations", Require(Management)),
+            ("GET", "/v1/evaluation/{id}", InHandler),
+            ("GET", "/v1/evaluation/{id}/allocations", InHandler),
         ]
     }
 
