@@ -193,12 +193,22 @@ fn spread(api: ApiSpread) -> Spread {
     }
 }
 
-fn merge_update(mut base: UpdateStrategy, over: Option<&ApiUpdateStrategy>) -> UpdateStrategy {
-    let Some(over) = over else { return base };
-    macro_rules! take {
-        ($($field:ident),*) => { $( if let Some(value) = over.$field.clone() { base.$field = value; } )* };
-    }
-    take!(
+/// Copies each field of `over` that was given onto `base`: a block given
+/// at a narrower level merges field by field over the wider one's.
+macro_rules! overlay {
+    ($base:ident, $over:ident, $($field:ident),*) => {{
+        let mut base = $base;
+        if let Some(over) = $over {
+            $( if let Some(value) = over.$field.clone() { base.$field = value; } )*
+        }
+        base
+    }};
+}
+
+fn merge_update(base: UpdateStrategy, over: Option<&ApiUpdateStrategy>) -> UpdateStrategy {
+    overlay!(
+        base,
+        over,
         stagger,
         max_parallel,
         health_check,
@@ -208,71 +218,46 @@ fn merge_update(mut base: UpdateStrategy, over: Option<&ApiUpdateStrategy>) -> U
         auto_revert,
         auto_promote,
         canary
-    );
-    base
+    )
 }
 
-fn merge_migrate(mut base: MigrateStrategy, over: Option<&ApiMigrateStrategy>) -> MigrateStrategy {
-    let Some(over) = over else { return base };
-    if let Some(value) = over.max_parallel {
-        base.max_parallel = value;
-    }
-    if let Some(value) = over.health_check.clone() {
-        base.health_check = value;
-    }
-    if let Some(value) = over.min_healthy_time {
-        base.min_healthy_time = value;
-    }
-    if let Some(value) = over.healthy_deadline {
-        base.healthy_deadline = value;
-    }
-    base
+fn merge_migrate(base: MigrateStrategy, over: Option<&ApiMigrateStrategy>) -> MigrateStrategy {
+    overlay!(
+        base,
+        over,
+        max_parallel,
+        health_check,
+        min_healthy_time,
+        healthy_deadline
+    )
 }
 
-fn merge_restart(mut base: RestartPolicy, over: Option<&ApiRestartPolicy>) -> RestartPolicy {
-    let Some(over) = over else { return base };
-    if let Some(value) = over.attempts {
-        base.attempts = value;
-    }
-    if let Some(value) = over.interval {
-        base.interval = value;
-    }
-    if let Some(value) = over.delay {
-        base.delay = value;
-    }
-    if let Some(value) = over.mode.clone() {
-        base.mode = value;
-    }
-    if let Some(value) = over.render_templates {
-        base.render_templates = value;
-    }
-    base
+fn merge_restart(base: RestartPolicy, over: Option<&ApiRestartPolicy>) -> RestartPolicy {
+    overlay!(
+        base,
+        over,
+        attempts,
+        interval,
+        delay,
+        mode,
+        render_templates
+    )
 }
 
 fn merge_reschedule(
-    mut base: ReschedulePolicy,
+    base: ReschedulePolicy,
     over: Option<&ApiReschedulePolicy>,
 ) -> ReschedulePolicy {
-    let Some(over) = over else { return base };
-    if let Some(value) = over.attempts {
-        base.attempts = value;
-    }
-    if let Some(value) = over.interval {
-        base.interval = value;
-    }
-    if let Some(value) = over.delay {
-        base.delay = value;
-    }
-    if let Some(value) = over.delay_function.clone() {
-        base.delay_function = value;
-    }
-    if let Some(value) = over.max_delay {
-        base.max_delay = value;
-    }
-    if let Some(value) = over.unlimited {
-        base.unlimited = value;
-    }
-    base
+    overlay!(
+        base,
+        over,
+        attempts,
+        interval,
+        delay,
+        delay_function,
+        max_delay,
+        unlimited
+    )
 }
 
 fn canonical_group(api: ApiTaskGroup, job: &ApiJob, job_type: &str) -> TaskGroup {
