@@ -30,6 +30,8 @@ pub struct AgentContext {
     pub advertised: AdvertisedAddresses,
     /// For forwarding requests to other servers.
     pub http_client: reqwest::Client,
+    /// For forwarding writes: never reuses a connection (see agent.rs).
+    pub write_client: reqwest::Client,
     pub started_at: Instant,
     pub acl_cache: AclCache,
     /// Encoded answers of large lists, reused while their table is unchanged.

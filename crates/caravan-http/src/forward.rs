@@ -103,13 +103,16 @@ pub async fn forward(
     // Where to send it, when to send it again (a write only if it never
     // reached the server: once sent it may have been applied) and how long
     // to hold it through a failover are the server's shared rules.
+    let client = match is_query {
+        true => &ctx.http_client,
+        false => &ctx.write_client,
+    };
     let sent = forward_with_hold(
         ctx.server.as_deref(),
         targets.to_vec(),
         is_query,
         |target| {
-            let mut request = ctx
-                .http_client
+            let mut request = client
                 .request(parts.method.clone(), rpc_url(ctx, target, path))
                 .timeout(timeout)
                 .header(FORWARDED_HEADER, hops.to_string())

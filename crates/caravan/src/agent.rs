@@ -118,9 +118,6 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         idle if idle.is_zero() => std::time::Duration::from_secs(90),
         idle => idle.min(std::time::Duration::from_secs(90)),
     };
-    let mut http_client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .pool_idle_timeout(idle);
     // Every outgoing call of the agent goes to an RPC port (Raft,
     // forwarding, the client's node RPCs), so it speaks that port's TLS, or
     // none: the system's CA store is never used (a minimal container has
@@ -129,10 +126,21 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         (Some(tls), true) => tls.client_config().context("failed to set up TLS")?,
         _ => caravan_tls::no_tls_client_config(),
     };
-    http_client = http_client.tls_backend_preconfigured(client_config);
-    let http_client = http_client
-        .build()
-        .context("failed to build the HTTP client")?;
+    let build_client = |max_idle: usize| {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(max_idle)
+            .pool_idle_timeout(idle)
+            .tls_backend_preconfigured(client_config.clone())
+            .build()
+            .context("failed to build the HTTP client")
+    };
+    let http_client = build_client(64)?;
+    // A forwarded write that fails after it went out is not sent again (it
+    // may have been applied). On a pooled connection to a leader that has
+    // just died, a write fails that way without ever reaching it, so writes
+    // always open a fresh connection: to a dead leader that is refused, and
+    // the write is held for the next one.
+    let write_client = build_client(0)?;
 
     let gossip = match config.server.enabled {
         true => Some(start_gossip(&config, &data_dir, &advertised).await?),
@@ -186,6 +194,7 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
         client,
         advertised: advertised.clone(),
         http_client,
+        write_client,
         started_at,
         acl_cache: caravan_http::AclCache::default(),
         list_cache: caravan_http::ListCache::default(),
