@@ -22,4 +22,7 @@ pub mod paths;
 pub use auth::{AuthError, ClusterKey, PeerIdentity};
 pub use client::{CallError, RpcClient};
 pub use error::RpcError;
-pub use messages::{NodeEvents, NodeHeartbeat, NodeRpcReply, PingReply, RaftStatus};
+pub use messages::{
+    AllocUpdate, NodeAllocsReply, NodeAllocsRequest, NodeAllocsUpdate, NodeEvents, NodeHeartbeat,
+    NodeRpcReply, PingReply, RaftStatus,
+};

@@ -66,6 +66,70 @@ pub struct RaftStatus {
     pub initialized: bool,
 }
 
+/// A client asks for its allocations (Nomad's `Node.GetClientAllocs`):
+/// answered at once when the node's allocations moved past `min_index`,
+/// otherwise held until they do or `wait_ms` passes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAllocsRequest {
+    pub node_id: String,
+    pub secret_id: String,
+    pub min_index: u64,
+    pub wait_ms: u64,
+}
+
+impl std::fmt::Debug for NodeAllocsRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeAllocsRequest")
+            .field("node_id", &self.node_id)
+            .field("secret_id", &"<redacted>")
+            .field("min_index", &self.min_index)
+            .field("wait_ms", &self.wait_ms)
+            .finish()
+    }
+}
+
+/// The node's allocations at `index`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeAllocsReply {
+    /// The index of the node's allocations as answered; the next request's
+    /// `min_index`.
+    pub index: u64,
+    /// Every allocation on the node, with its `AllocModifyIndex`: one the
+    /// client runs that is missing here was garbage collected.
+    pub allocs: std::collections::BTreeMap<String, u64>,
+    /// In full (with their job), those modified after the request's
+    /// `min_index`.
+    pub changed: Vec<caravan_api_types::alloc::Allocation>,
+}
+
+/// What a client reports about one of its allocations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllocUpdate {
+    pub id: String,
+    pub client_status: String,
+    pub client_description: String,
+    pub task_states: std::collections::BTreeMap<String, caravan_api_types::alloc::TaskState>,
+}
+
+/// A batch of allocation updates from one client (Nomad's
+/// `Node.UpdateAlloc`); answered with the index of the write.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeAllocsUpdate {
+    pub node_id: String,
+    pub secret_id: String,
+    pub allocs: Vec<AllocUpdate>,
+}
+
+impl std::fmt::Debug for NodeAllocsUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeAllocsUpdate")
+            .field("node_id", &self.node_id)
+            .field("secret_id", &"<redacted>")
+            .field("allocs", &self.allocs.len())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,10 @@ pub const NODE_REGISTER: &str = "/rpc/node/register";
 pub const NODE_HEARTBEAT: &str = "/rpc/node/heartbeat";
 /// Nomad's `Node.EmitEvents`.
 pub const NODE_EVENTS: &str = "/rpc/node/events";
+/// Nomad's `Node.GetClientAllocs` (a blocking query).
+pub const NODE_ALLOCS: &str = "/rpc/node/allocs";
+/// Nomad's `Node.UpdateAlloc` (batched client updates).
+pub const NODE_ALLOCS_UPDATE: &str = "/rpc/node/allocs/update";
 
 /// The server-to-server routes, which only a server of the region may use
 /// (the server's router guards exactly these; a test holds them equal).

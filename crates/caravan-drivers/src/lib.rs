@@ -1,0 +1,154 @@
+//! Task drivers: how a task is started, waited on, signalled, stopped and
+//! found again after the client restarts.
+//!
+//! The client's task runner holds an `Arc<dyn Driver>` and knows nothing of
+//! how a driver works; a new driver is a new module implementing
+//! [`Driver`], not a change across the client. The client persists each
+//! task's [`TaskHandle`] (its `state` is the driver's own, opaque to the
+//! client) so that after a restart, even after SIGKILL, it can hand the
+//! handle back to [`Driver::recover`] instead of starting the task again.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+/// What a driver check found (Nomad's driver fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint {
+    pub detected: bool,
+    pub healthy: bool,
+    pub description: String,
+    /// Node attributes, e.g. `driver.raw_exec = "true"`.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Where a task's output goes: `<dir>/<task>.stdout.N` and
+/// `<dir>/<task>.stderr.N`, at most `max_files` of each kept, each at most
+/// `max_file_size_mb` (Nomad's `LogConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogConfig {
+    pub dir: PathBuf,
+    pub max_files: u32,
+    pub max_file_size_mb: u64,
+}
+
+/// The resources a task was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResources {
+    pub cpu: u64,
+    pub memory_mb: u64,
+    pub memory_max_mb: u64,
+}
+
+/// Everything a driver needs to start one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskConfig {
+    /// Unique per task instance: `<alloc_id>/<task>`.
+    pub id: String,
+    pub alloc_id: String,
+    pub task_name: String,
+    pub job_name: String,
+    /// The task's driver `Config` block, as submitted.
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// The task's full environment (Nomad's `NOMAD_*` variables included).
+    pub env: BTreeMap<String, String>,
+    /// Run as this user, if set.
+    pub user: String,
+    /// `<alloc_dir>/<task>`: the working directory.
+    pub task_dir: PathBuf,
+    pub alloc_dir: PathBuf,
+    pub logs: LogConfig,
+    pub resources: TaskResources,
+}
+
+/// A started task, as the client persists it to find it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskHandle {
+    pub driver: String,
+    /// [`TaskConfig::id`].
+    pub task_id: String,
+    /// The driver's own record (pids, container IDs, ...).
+    pub state: serde_json::Value,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitResult {
+    pub exit_code: i32,
+    /// The signal that killed it, 0 if it exited.
+    pub signal: i32,
+    pub oom_killed: bool,
+}
+
+impl ExitResult {
+    pub fn successful(&self) -> bool {
+        self.exit_code == 0 && self.signal == 0 && !self.oom_killed
+    }
+}
+
+/// Why a driver call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The task's `Config` is wrong; the text says what and where.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// An unknown signal name (the text contains `invalid signal`).
+    #[error("invalid signal: {0:?}")]
+    InvalidSignal(String),
+    /// The task could not be started.
+    #[error("failed to start task: {0}")]
+    Start(String),
+    /// The task (or what watched over it) is gone.
+    #[error("task not found")]
+    NotFound,
+    #[error("{0} is not supported by this driver")]
+    Unsupported(&'static str),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// One task driver. Every method may be called from any task; a driver
+/// keeps what it needs to know about running tasks in their handles.
+pub trait Driver: Send + Sync {
+    /// The driver's name as jobspecs write it (`raw_exec`).
+    fn name(&self) -> &'static str;
+
+    /// Whether this node can run the driver's tasks, and its attributes.
+    fn fingerprint(&self) -> BoxFuture<'_, Fingerprint>;
+
+    /// Starts the task; it keeps running if the client stops.
+    fn start(&self, config: TaskConfig) -> BoxFuture<'_, Result<TaskHandle, DriverError>>;
+
+    /// Resolves when the task has exited (at once if it already had).
+    fn wait<'a>(&'a self, handle: &'a TaskHandle)
+        -> BoxFuture<'a, Result<ExitResult, DriverError>>;
+
+    /// Sends `signal` (a name such as `SIGTERM`, empty for SIGTERM), then
+    /// SIGKILL if the task is still running after `timeout`. Returns once
+    /// the task and every process it started are gone.
+    fn stop<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+        signal: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+
+    /// Sends `signal` to the task.
+    fn signal<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+        signal: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+
+    /// Re-attaches to a task started before the client restarted.
+    /// `Err(NotFound)` when nothing of it is left; a task that exited
+    /// meanwhile recovers, and [`Driver::wait`] then answers its exit.
+    fn recover<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>>;
+
+    /// Releases what the driver kept for an exited task.
+    fn destroy<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>>;
+}
