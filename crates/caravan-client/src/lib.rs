@@ -6,6 +6,7 @@ pub mod drivers;
 pub mod fingerprint;
 pub mod identity;
 pub mod rpc;
+pub mod runner;
 mod servers;
 
 use std::collections::BTreeMap;

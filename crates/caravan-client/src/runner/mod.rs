@@ -1,0 +1,142 @@
+//! Running what the servers place on this node: the alloc manager keeps one
+//! alloc runner per allocation in step with the servers' view
+//! ([`AllocManager::sync`]), restores them from disk after a restart
+//! ([`AllocManager::restore`]), and destroys those the servers forgot.
+//!
+//! - [`alloc`]: the alloc runner (directory, lifecycle gates, sibling
+//!   rules, client status).
+//! - [`task`]: the task runner (events, driver start/wait/stop, restarts).
+//! - [`restart`]: the restart policy's decisions.
+//! - [`env`]: the task's environment and interpolation.
+//! - [`dir`]: the allocation directory.
+//! - [`state`]: what is persisted to find tasks again.
+
+pub mod alloc;
+pub mod dir;
+pub mod env;
+pub mod events;
+pub mod restart;
+pub mod state;
+pub mod task;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use caravan_api_types::node::Node;
+use caravan_api_types::sync::lock;
+use caravan_drivers::Driver;
+use caravan_rpc::{AllocUpdate, NodeAllocsReply};
+
+use self::alloc::AllocHandle;
+use self::state::{LocalAlloc, StateStore};
+
+/// Where allocation updates go (batched to the servers).
+pub trait UpdateSink: Send + Sync {
+    fn push(&self, update: AllocUpdate);
+}
+
+/// What every runner of this client shares.
+pub struct RunnerContext {
+    /// `<data_dir>/alloc`: the allocation directories.
+    pub alloc_dir: PathBuf,
+    pub store: StateStore,
+    pub drivers: BTreeMap<String, Arc<dyn Driver>>,
+    pub sink: Arc<dyn UpdateSink>,
+    /// The node as last fingerprinted (for the environment).
+    pub node: Arc<dyn Fn() -> Node + Send + Sync>,
+    pub region: String,
+    pub max_kill_timeout: Duration,
+    /// The agent's environment, passed to drivers that do not isolate.
+    pub host_env: Vec<(String, String)>,
+}
+
+/// The alloc runners of this node.
+pub struct AllocManager {
+    ctx: Arc<RunnerContext>,
+    runners: Mutex<HashMap<String, AllocHandle>>,
+}
+
+impl AllocManager {
+    pub fn new(ctx: RunnerContext) -> Self {
+        Self {
+            ctx: Arc::new(ctx),
+            runners: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Brings back every allocation saved before a restart: running tasks
+    /// are recovered, finished ones are never started again, and tasks that
+    /// cannot be recovered wait for the servers' word ([`Self::sync`]).
+    pub fn restore(&self) {
+        let saved = self.ctx.store.load_all();
+        let mut runners = lock(&self.runners);
+        for local in saved {
+            let id = local.alloc.id.clone();
+            match alloc::start(&self.ctx, local, true) {
+                Ok(handle) => {
+                    runners.insert(id, handle);
+                }
+                Err(error) => {
+                    tracing::warn!(alloc_id = %id, %error, "failed to restore an allocation");
+                }
+            }
+        }
+        if !runners.is_empty() {
+            tracing::info!(allocs = runners.len(), "restored allocations");
+        }
+    }
+
+    /// Applies the servers' view of this node's allocations: new ones are
+    /// started, changed ones updated (a stop kills their tasks), and those
+    /// no longer listed are destroyed.
+    pub fn sync(&self, reply: NodeAllocsReply) {
+        let mut runners = lock(&self.runners);
+        for alloc in reply.changed {
+            if let Some(runner) = runners.get(&alloc.id) {
+                runner.shared.replace_alloc(alloc);
+                continue;
+            }
+            // Nothing to run for one the servers already stopped, or one
+            // whose client status is final (from before a state loss).
+            if alloc.server_terminal() || alloc.client_terminal() || alloc.job.is_none() {
+                continue;
+            }
+            let id = alloc.id.clone();
+            let local = LocalAlloc {
+                alloc,
+                tasks: BTreeMap::new(),
+            };
+            match alloc::start(&self.ctx, local, false) {
+                Ok(handle) => {
+                    runners.insert(id, handle);
+                }
+                Err(error) => {
+                    tracing::warn!(alloc_id = %id, %error, "failed to start an allocation")
+                }
+            }
+        }
+        runners.retain(|id, runner| {
+            let listed = reply.allocs.contains_key(id);
+            if !listed {
+                runner.shared.request_destroy();
+            }
+            listed
+        });
+        // Restored runners whose allocation did not change still learn
+        // that the servers have spoken.
+        for runner in runners.values() {
+            runner.shared.synced.send_replace(true);
+        }
+    }
+
+    /// How many allocations this node runs or keeps.
+    pub fn len(&self) -> usize {
+        lock(&self.runners).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

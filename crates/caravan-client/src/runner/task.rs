@@ -1,0 +1,383 @@
+//! The task runner: one task of an allocation through its life (scheduling.md
+//! §8.3): `Received`, `Task Setup`, the driver's start, `Started`, the wait,
+//! `Terminated`, then the restart decision; or, when told to, `Killing`,
+//! the driver's stop and `Killed`. Every change is recorded in the
+//! allocation's shared state, which persists it and reports it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use caravan_api_types::alloc::{TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING};
+use caravan_api_types::job::{Job, RestartPolicy, Task, TaskGroup};
+use caravan_drivers::{Driver, DriverError, ExitResult, TaskConfig, TaskHandle};
+use tokio::sync::watch;
+
+use super::alloc::{AllocShared, Phase};
+use super::env::{interpolate_config, task_env, EnvInputs, TaskPaths};
+use super::events;
+use super::restart::{Decision, Outcome, RestartTracker};
+use super::RunnerContext;
+
+/// Why a task is being killed, and the event that says so first.
+#[derive(Debug, Clone, Default)]
+pub struct Kill {
+    /// Shown as the `Killing` event's display message when not empty.
+    pub reason: String,
+    /// Recorded before `Killing` (a sibling failed, the leader died, ...).
+    pub event: Option<caravan_api_types::alloc::TaskEvent>,
+}
+
+pub(super) struct TaskRunner {
+    pub name: String,
+    pub shared: Arc<AllocShared>,
+    pub ctx: Arc<RunnerContext>,
+    pub kill: watch::Receiver<Option<Kill>>,
+    /// The client restarted: recover the task instead of starting it.
+    pub restore: bool,
+}
+
+/// Which gate a task waits for before it starts.
+pub(super) fn phase_of(task: &Task) -> Phase {
+    match task.lifecycle.as_ref().map(|hook| hook.hook.as_str()) {
+        Some("prestart") => Phase::Prestart,
+        Some("poststart") => Phase::Poststart,
+        Some("poststop") => Phase::Poststop,
+        _ => Phase::Main,
+    }
+}
+
+/// The task's policy: its own (already merged with the group's by the
+/// server), else the group's, else the type's default.
+fn restart_policy(job: &Job, group: &TaskGroup, task: &Task) -> RestartPolicy {
+    task.restart_policy
+        .clone()
+        .or_else(|| group.restart_policy.clone())
+        .unwrap_or_else(|| match job.job_type.as_str() {
+            "batch" | "sysbatch" => RestartPolicy::default_batch(),
+            _ => RestartPolicy::default_service(),
+        })
+}
+
+/// Whether a successful exit is restarted (Nomad's `onSuccess`).
+fn restarts_on_success(job: &Job, task: &Task) -> bool {
+    if matches!(job.job_type.as_str(), "batch" | "sysbatch") {
+        return false;
+    }
+    match task.lifecycle.as_ref() {
+        Some(hook) if hook.hook == "poststop" => false,
+        Some(hook) if !hook.hook.is_empty() => hook.sidecar,
+        _ => true,
+    }
+}
+
+fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+}
+
+impl TaskRunner {
+    pub async fn run(mut self) {
+        let alloc = self.shared.alloc();
+        let Some((job, group, task)) = alloc.job.as_ref().and_then(|job| {
+            let group = job.group(&alloc.task_group)?;
+            let task = group.task(&self.name)?;
+            Some((Arc::clone(job), group.clone(), task.clone()))
+        }) else {
+            self.finish(
+                Some(events::setup_failure("task not found in the job")),
+                true,
+            );
+            return;
+        };
+        let local = self.shared.task(&self.name);
+        if local.run_complete {
+            return;
+        }
+        let driver = self.ctx.drivers.get(&task.driver).cloned();
+        let mut running = None;
+        if self.restore {
+            if let (Some(handle), Some(driver)) = (local.handle.clone(), &driver) {
+                match driver.recover(&handle).await {
+                    Ok(()) => running = Some(handle),
+                    Err(error) => {
+                        tracing::info!(alloc_id = %self.shared.id, task = %self.name, %error, "task not recovered");
+                        if !self.wait_for_server(&error).await {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if running.is_none() {
+            if local.state.events.as_ref().is_none_or(Vec::is_empty) {
+                self.update(|state| {
+                    state.state = TASK_STATE_PENDING.to_string();
+                    events::record(state, events::received());
+                });
+            }
+            if !self.wait_for_phase(phase_of(&task)).await {
+                self.finish(None, false);
+                return;
+            }
+        }
+        let Some(driver) = driver else {
+            let text = format!("driver {:?} is not available on this node", task.driver);
+            self.finish(Some(events::driver_failure(&text)), true);
+            return;
+        };
+        let mut tracker = RestartTracker::new(
+            restart_policy(&job, &group, &task),
+            restarts_on_success(&job, &task),
+        );
+        let mut set_up = false;
+        loop {
+            let handle = match running.take() {
+                Some(handle) => handle,
+                None => {
+                    if !set_up {
+                        self.update(|state| events::record(state, events::task_setup()));
+                        set_up = true;
+                    }
+                    match self.start(&*driver, &job, &group, &task).await {
+                        Ok(handle) => handle,
+                        Err(error) => {
+                            let recoverable = !matches!(
+                                error,
+                                DriverError::InvalidConfig(_) | DriverError::Unsupported(_)
+                            );
+                            self.update(|state| {
+                                events::record(state, events::driver_failure(&error.to_string()))
+                            });
+                            let decision = tracker.decide(
+                                Outcome::StartError { recoverable },
+                                now_nanos(),
+                                rand::random(),
+                            );
+                            if self.after(decision).await {
+                                continue;
+                            }
+                            return;
+                        }
+                    }
+                }
+            };
+            let exit = tokio::select! {
+                exit = driver.wait(&handle) => exit,
+                kill = wait_kill(&mut self.kill) => {
+                    self.kill_task(&*driver, &task, &handle, kill).await;
+                    return;
+                }
+            };
+            let _ = driver.destroy(&handle).await;
+            let exit = exit.unwrap_or_else(|error| {
+                tracing::warn!(alloc_id = %self.shared.id, task = %self.name, %error, "lost track of the task");
+                ExitResult {
+                    exit_code: -1,
+                    ..ExitResult::default()
+                }
+            });
+            self.update(|local| {
+                events::record(local, events::terminated(&exit));
+            });
+            self.shared
+                .with_task(&self.name, |local| local.handle = None);
+            let outcome = match exit.successful() {
+                true => Outcome::Success,
+                false => Outcome::Failure,
+            };
+            let decision = tracker.decide(outcome, now_nanos(), rand::random());
+            if !self.after(decision).await {
+                return;
+            }
+        }
+    }
+
+    /// Builds the task's directory and environment and starts it.
+    async fn start(
+        &self,
+        driver: &dyn Driver,
+        job: &Job,
+        group: &TaskGroup,
+        task: &Task,
+    ) -> Result<TaskHandle, DriverError> {
+        let alloc = self.shared.alloc();
+        let dir = &self.shared.dir;
+        let task_dir = dir.build_task(&task.name)?;
+        let node = (self.ctx.node)();
+        let env = task_env(&EnvInputs {
+            alloc: &alloc,
+            job,
+            group,
+            task,
+            node: &node,
+            region: &self.ctx.region,
+            paths: TaskPaths {
+                alloc_dir: dir.root(),
+                task_dir: &task_dir,
+            },
+            host_env: &self.ctx.host_env,
+        });
+        let empty = Default::default();
+        let config = interpolate_config(task.config.as_ref().unwrap_or(&empty), &env, &node);
+        let resources = alloc
+            .allocated_resources
+            .as_ref()
+            .and_then(|resources| resources.tasks.get(&task.name));
+        let clamp = |value: i64| u64::try_from(value).unwrap_or(0);
+        let config = TaskConfig {
+            id: format!("{}/{}", alloc.id, task.name),
+            alloc_id: alloc.id.clone(),
+            task_name: task.name.clone(),
+            job_name: job.name.clone(),
+            config,
+            env,
+            user: task.user.clone(),
+            task_dir,
+            alloc_dir: dir.root().to_path_buf(),
+            logs: caravan_drivers::LogConfig {
+                dir: dir.logs(),
+                max_files: u32::try_from(task.log_config.max_files.max(1)).unwrap_or(10),
+                max_file_size_mb: clamp(task.log_config.max_file_size_mb.max(1)),
+            },
+            resources: caravan_drivers::TaskResources {
+                cpu: clamp(resources.map_or(task.resources.cpu, |r| r.cpu.cpu_shares)),
+                memory_mb: clamp(
+                    resources.map_or(task.resources.memory_mb, |r| r.memory.memory_mb),
+                ),
+                memory_max_mb: clamp(
+                    resources.map_or(task.resources.memory_max_mb, |r| r.memory.memory_max_mb),
+                ),
+            },
+        };
+        let handle = driver.start(config).await?;
+        let started = handle.clone();
+        self.shared.with_task(&self.name, move |local| {
+            local.handle = Some(started);
+            local.state.state = TASK_STATE_RUNNING.to_string();
+            if local.state.started_at.is_none() {
+                local.state.started_at = Some(chrono::Utc::now());
+            }
+            events::record(&mut local.state, events::started());
+        });
+        Ok(handle)
+    }
+
+    /// Applies a restart decision; `true` when the task should start again.
+    async fn after(&mut self, decision: Decision) -> bool {
+        match decision {
+            Decision::Restart { delay, reason } => {
+                self.update(|state| {
+                    events::record(state, events::restarting(delay, &reason));
+                    state.state = TASK_STATE_PENDING.to_string();
+                    state.restarts += 1;
+                    state.last_restart = Some(chrono::Utc::now());
+                });
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => true,
+                    _ = wait_kill(&mut self.kill) => {
+                        self.finish(None, false);
+                        false
+                    }
+                }
+            }
+            Decision::Fail { reason } => {
+                self.finish(Some(events::not_restarting(&reason)), true);
+                false
+            }
+            Decision::Done => {
+                self.finish(None, false);
+                false
+            }
+        }
+    }
+
+    async fn kill_task(&self, driver: &dyn Driver, task: &Task, handle: &TaskHandle, kill: Kill) {
+        let timeout = Duration::from_nanos(u64::try_from(task.kill_timeout).unwrap_or(0))
+            .min(self.ctx.max_kill_timeout);
+        self.update(|state| {
+            if let Some(event) = kill.event.clone() {
+                events::record(state, event);
+            }
+            events::record(state, events::killing(timeout, &kill.reason));
+        });
+        // raw_exec and exec interrupt first, as Nomad's do.
+        let signal = match task.kill_signal.is_empty() {
+            true => "SIGINT",
+            false => task.kill_signal.as_str(),
+        };
+        let stopped = driver.stop(handle, signal, timeout).await;
+        if let Ok(exit) = driver.wait(handle).await {
+            self.update(|state| events::record(state, events::terminated(&exit)));
+        }
+        let _ = driver.destroy(handle).await;
+        let error = stopped.err().map(|error| error.to_string());
+        self.finish(Some(events::killed(error.as_deref())), false);
+    }
+
+    /// After a failed recovery: the task waits (`Failed Restoring Task`)
+    /// until the servers' current view of the allocation has been applied,
+    /// and runs again only if they still want it (Nomad #17424). `true`
+    /// when it should start.
+    async fn wait_for_server(&mut self, error: &DriverError) -> bool {
+        self.update(|state| {
+            state.state = TASK_STATE_PENDING.to_string();
+            events::record(state, events::failed_restoring(&error.to_string()));
+        });
+        self.shared
+            .with_task(&self.name, |local| local.handle = None);
+        let mut synced = self.shared.synced.subscribe();
+        tokio::select! {
+            _ = synced.wait_for(|synced| *synced) => {}
+            _ = wait_kill(&mut self.kill) => {
+                self.finish(None, false);
+                return false;
+            }
+        }
+        let alloc = self.shared.alloc();
+        if alloc.server_terminal() || alloc.client_terminal() {
+            self.finish(None, false);
+            return false;
+        }
+        true
+    }
+
+    /// Waits for the allocation to open `phase`; `false` when killed first.
+    async fn wait_for_phase(&mut self, phase: Phase) -> bool {
+        let mut gate = self.shared.phase.subscribe();
+        tokio::select! {
+            opened = gate.wait_for(|open| *open >= phase) => opened.is_ok(),
+            _ = wait_kill(&mut self.kill) => false,
+        }
+    }
+
+    /// The task is dead for good.
+    fn finish(&self, event: Option<caravan_api_types::alloc::TaskEvent>, failed: bool) {
+        self.shared.with_task(&self.name, move |local| {
+            if let Some(event) = event {
+                events::record(&mut local.state, event);
+            }
+            local.state.state = TASK_STATE_DEAD.to_string();
+            local.state.failed |= failed;
+            local.state.finished_at = Some(chrono::Utc::now());
+            local.run_complete = true;
+            local.handle = None;
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut caravan_api_types::alloc::TaskState)) {
+        self.shared
+            .with_task(&self.name, move |local| change(&mut local.state));
+    }
+}
+
+/// Resolves with the kill request once one is made (never, if the sender
+/// is gone without one).
+async fn wait_kill(kill: &mut watch::Receiver<Option<Kill>>) -> Kill {
+    loop {
+        if let Some(request) = kill.borrow_and_update().clone() {
+            return request;
+        }
+        if kill.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
