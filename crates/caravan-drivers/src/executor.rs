@@ -274,12 +274,9 @@ fn supervise(mut child: Child, logs: LogCopiers) -> ExitRecord {
     let pid = Pid::from_raw(child.id() as i32);
     // Wait without reaping: while the exited task is a zombie its pid
     // still names the group, so the kill below cannot reach a stranger.
-    loop {
-        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            _ => break,
-        }
-    }
+    while let Err(nix::errno::Errno::EINTR) =
+        waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+    {}
     // Whatever the task started and left behind goes with it (Nomad's
     // executor destroys the process tree when the task ends).
     let _ = killpg(pid, Signal::SIGKILL);

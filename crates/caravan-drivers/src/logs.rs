@@ -52,9 +52,10 @@ impl RotatingLog {
         file_path(&self.dir, &self.base, self.index)
     }
 
-    /// Appends `data`, rotating as files fill. A line that would straddle
-    /// a boundary starts the next file instead, unless it is longer than a
-    /// whole file.
+    /// Appends `data`, rotating as files fill. A line of `data` that would
+    /// straddle a boundary starts the next file instead, unless it is
+    /// longer than a whole file. (A line that arrives in pieces, across
+    /// calls, may still be split: its start is already written.)
     pub fn append(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let room = self.max_file_size.saturating_sub(self.written);
