@@ -342,3 +342,70 @@ async fn a_task_runs_as_its_user_and_an_unknown_user_is_a_start_error() {
         "{error}"
     );
 }
+
+/// After a real client restart the executor is nobody's child but init's:
+/// here its parent shell exits at once, and a driver that never started it
+/// recovers, signals and waits on the task from the files alone.
+#[tokio::test]
+async fn an_executor_whose_parent_exited_is_recovered_and_waited_on() {
+    use caravan_drivers::executor::{ExecutorSpec, StartReport};
+
+    let root = tempfile::tempdir().unwrap();
+    let config = task(root.path(), "adopted", "sleep", &["1000"]);
+    let state_dir = config.task_dir.join(".caravan");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let spec = ExecutorSpec {
+        task_name: config.task_name.clone(),
+        command: "sleep".into(),
+        args: vec!["1000".into()],
+        env: config.env.clone(),
+        cwd: config.task_dir.clone(),
+        user: None,
+        logs: config.logs.clone(),
+        start_file: state_dir.join("executor.started.json"),
+        exit_file: state_dir.join("executor.exit.json"),
+    };
+    let spec_path = state_dir.join("executor.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg("\"$0\" executor \"$1\" >/dev/null 2>&1 &")
+        .arg(env!("CARGO_BIN_EXE_caravan"))
+        .arg(&spec_path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eventually("the start report", || spec.start_file.exists()).await;
+    let report: StartReport =
+        serde_json::from_slice(&std::fs::read(&spec.start_file).unwrap()).unwrap();
+    let StartReport::Started {
+        executor_pid,
+        task_pid,
+        task_start_time,
+        session,
+    } = report
+    else {
+        panic!("the task did not start: {report:?}");
+    };
+    let state = RawExecState {
+        executor_pid,
+        executor_start_time: proc::stat(executor_pid).unwrap().start_time,
+        task_pid,
+        task_start_time,
+        session,
+        state_dir,
+        exit_file: spec.exit_file.clone(),
+    };
+    let handle = TaskHandle {
+        driver: "raw_exec".into(),
+        task_id: config.id.clone(),
+        state: serde_json::to_value(&state).unwrap(),
+        started_at: chrono::Utc::now(),
+    };
+    let driver = driver();
+    driver.recover(&handle).await.unwrap();
+    driver.signal(&handle, "SIGTERM").await.unwrap();
+    let exit = wait(&driver, &handle).await;
+    assert_eq!((exit.exit_code, exit.signal), (128 + 15, 15));
+    assert_eq!(group_left(task_pid), Vec::<i32>::new());
+}
