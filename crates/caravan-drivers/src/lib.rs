@@ -152,3 +152,59 @@ pub trait Driver: Send + Sync {
     /// Releases what the driver kept for an exited task.
     fn destroy<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>>;
 }
+
+pub mod executor;
+pub mod logs;
+pub mod proc;
+pub mod raw_exec;
+pub mod signal;
+
+pub use raw_exec::RawExec;
+
+/// The drivers this client offers, by name; what the task runner looks a
+/// task's `driver` up in.
+#[derive(Clone)]
+pub struct DriverSet {
+    drivers: BTreeMap<&'static str, std::sync::Arc<dyn Driver>>,
+}
+
+impl DriverSet {
+    /// `executor_binary` is the `caravan` binary (it runs `caravan
+    /// executor`); raw_exec is offered but fingerprints undetected unless
+    /// `raw_exec_enabled`.
+    pub fn new(executor_binary: PathBuf, raw_exec_enabled: bool) -> Self {
+        let raw_exec: std::sync::Arc<dyn Driver> =
+            std::sync::Arc::new(RawExec::new(executor_binary, raw_exec_enabled));
+        Self {
+            drivers: BTreeMap::from([(raw_exec.name(), raw_exec)]),
+        }
+    }
+
+    /// The driver named `name` (`raw_exec`), if this client has it.
+    pub fn get(&self, name: &str) -> Option<std::sync::Arc<dyn Driver>> {
+        self.drivers.get(name).cloned()
+    }
+
+    /// The names of the drivers, in order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.drivers.keys().copied()
+    }
+
+    /// Every driver's fingerprint, by name.
+    pub async fn fingerprint_all(&self) -> BTreeMap<String, Fingerprint> {
+        let mut fingerprints = BTreeMap::new();
+        for (name, driver) in &self.drivers {
+            fingerprints.insert(name.to_string(), driver.fingerprint().await);
+        }
+        fingerprints
+    }
+}
+
+impl std::fmt::Debug for DriverSet {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DriverSet")
+            .field("drivers", &self.drivers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}

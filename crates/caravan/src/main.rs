@@ -19,8 +19,13 @@ Commands:
 ";
 
 fn main() -> ExitCode {
-    caravan_tls::install_default_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `caravan executor <spec>` (hidden; the raw_exec driver runs it) parents
+    // one task: no runtime, no logging, nothing on stdout.
+    if args.first().map(String::as_str) == Some("executor") {
+        return executor(&args[1..]);
+    }
+    caravan_tls::install_default_provider();
     match args.first().map(String::as_str) {
         Some("agent") => agent::run(&args[1..]),
         Some("node-sim") => node_sim::run(&args[1..]),
@@ -45,6 +50,16 @@ fn main() -> ExitCode {
         Some(other) => {
             eprintln!("caravan: unknown command {other:?}\n\n{USAGE}");
             ExitCode::from(1)
+        }
+    }
+}
+
+fn executor(args: &[String]) -> ExitCode {
+    match args {
+        [spec] => ExitCode::from(caravan_drivers::executor::run(std::path::Path::new(spec))),
+        _ => {
+            eprintln!("Usage: caravan executor <spec-file>");
+            ExitCode::from(2)
         }
     }
 }

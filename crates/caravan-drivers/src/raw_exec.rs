@@ -1,0 +1,521 @@
+//! raw_exec: runs a command as the client's user (or `user`, when the
+//! client is root), without isolation, under an executor process
+//! ([`crate::executor`]) that outlives the client. The handle records the
+//! executor's and the task's pids with their start times, so a later
+//! client can tell them from processes that reused the numbers.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::executor::{ExecutorSpec, ExitRecord, StartReport};
+use crate::signal::parse_signal;
+use crate::{proc, Driver, DriverError, ExitResult, Fingerprint, TaskConfig, TaskHandle};
+
+/// The driver's name in jobspecs and node attributes.
+pub const NAME: &str = "raw_exec";
+
+/// The driver's files, under the task directory.
+pub const STATE_DIR: &str = ".caravan";
+const SPEC_FILE: &str = "executor.json";
+const START_FILE: &str = "executor.started.json";
+const EXIT_FILE: &str = "executor.exit.json";
+const EXECUTOR_LOG: &str = "executor.log";
+
+/// How long an executor may take to report that the task started.
+const START_LIMIT: Duration = Duration::from_secs(30);
+/// How long processes may take to vanish after SIGKILL.
+const KILL_LIMIT: Duration = Duration::from_secs(10);
+/// How long the executor may take to record the exit once the task's
+/// group is gone (it drains the logs first).
+const RECORD_LIMIT: Duration = Duration::from_secs(10);
+
+/// The raw_exec driver.
+#[derive(Debug, Clone)]
+pub struct RawExec {
+    executor_binary: PathBuf,
+    enabled: bool,
+}
+
+/// [`TaskHandle::state`] of a raw_exec task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawExecState {
+    pub executor_pid: i32,
+    /// `/proc/<pid>/stat` field 22 of the executor.
+    pub executor_start_time: u64,
+    /// The task's pid, which is also its process group.
+    pub task_pid: i32,
+    pub task_start_time: u64,
+    /// The session the task's group is in (the executor's).
+    pub session: i32,
+    /// `<task_dir>/.caravan`: spec, start report, exit record, executor log.
+    pub state_dir: PathBuf,
+    /// Where the executor records the exit.
+    pub exit_file: PathBuf,
+}
+
+impl RawExec {
+    /// `executor_binary` is run as `<executor_binary> executor <spec>`
+    /// (the `caravan` binary itself). A disabled driver fingerprints as
+    /// undetected and refuses to start tasks.
+    pub fn new(executor_binary: PathBuf, enabled: bool) -> Self {
+        Self {
+            executor_binary,
+            enabled,
+        }
+    }
+
+    async fn start_task(&self, config: TaskConfig) -> Result<TaskHandle, DriverError> {
+        if !self.enabled {
+            return Err(DriverError::Start(
+                "the raw_exec driver is disabled on this node".into(),
+            ));
+        }
+        let (command, args) = command_and_args(&config.config)?;
+        let state_dir = config.task_dir.join(STATE_DIR);
+        caravan_files::create_private_dir(&state_dir)?;
+        let (start_file, exit_file) = (state_dir.join(START_FILE), state_dir.join(EXIT_FILE));
+        // A restarted task reuses its directory: the last run's reports
+        // must not be read as this one's.
+        for stale in [&start_file, &exit_file] {
+            remove_if_present(stale)?;
+        }
+        let spec = ExecutorSpec {
+            task_name: config.task_name.clone(),
+            command,
+            args,
+            env: config.env.clone(),
+            cwd: config.task_dir.clone(),
+            user: Some(config.user.clone()).filter(|user| !user.is_empty()),
+            logs: config.logs.clone(),
+            start_file: start_file.clone(),
+            exit_file: exit_file.clone(),
+        };
+        let spec_path = state_dir.join(SPEC_FILE);
+        let spec_bytes = serde_json::to_vec_pretty(&spec).map_err(std::io::Error::other)?;
+        caravan_files::write_private_atomic(&spec_path, &spec_bytes)?;
+
+        let executor_log_path = state_dir.join(EXECUTOR_LOG);
+        let executor_log = std::fs::File::create(&executor_log_path)?;
+        let mut executor = tokio::process::Command::new(&self.executor_binary)
+            .arg("executor")
+            .arg(&spec_path)
+            .stdin(Stdio::null())
+            .stdout(executor_log.try_clone()?)
+            .stderr(executor_log)
+            .spawn()
+            .map_err(|error| {
+                DriverError::Start(format!(
+                    "failed to run the executor {}: {error}",
+                    self.executor_binary.display()
+                ))
+            })?;
+        let executor_pid = executor.id().map_or(0, |pid| pid as i32);
+        // Our child, not yet reaped: its /proc entry is there.
+        let executor_start_time = proc::stat(executor_pid).map_or(0, |stat| stat.start_time);
+
+        let report = self
+            .await_start_report(&mut executor, &start_file, &executor_log_path)
+            .await?;
+        match report {
+            StartReport::Failed { error } => {
+                let _ = executor.wait().await;
+                Err(DriverError::Start(error))
+            }
+            StartReport::Started {
+                task_pid,
+                task_start_time,
+                session,
+                ..
+            } => {
+                // Reap the executor when it ends, so it leaves no zombie;
+                // after a client restart it is no longer ours to reap.
+                tokio::spawn(async move {
+                    let _ = executor.wait().await;
+                });
+                let state = RawExecState {
+                    executor_pid,
+                    executor_start_time,
+                    task_pid,
+                    task_start_time,
+                    session,
+                    state_dir,
+                    exit_file,
+                };
+                Ok(TaskHandle {
+                    driver: NAME.to_string(),
+                    task_id: config.id,
+                    state: serde_json::to_value(&state).map_err(std::io::Error::other)?,
+                    started_at: chrono::Utc::now(),
+                })
+            }
+        }
+    }
+
+    async fn await_start_report(
+        &self,
+        executor: &mut tokio::process::Child,
+        start_file: &Path,
+        executor_log: &Path,
+    ) -> Result<StartReport, DriverError> {
+        let deadline = Instant::now() + START_LIMIT;
+        let mut backoff = Backoff::new();
+        loop {
+            if let Some(report) = read_json::<StartReport>(start_file)? {
+                return Ok(report);
+            }
+            if let Some(status) = executor.try_wait()? {
+                if let Some(report) = read_json::<StartReport>(start_file)? {
+                    return Ok(report);
+                }
+                let said = std::fs::read_to_string(executor_log).unwrap_or_default();
+                return Err(DriverError::Start(format!(
+                    "the executor exited ({status}) before starting the task: {}",
+                    said.trim()
+                )));
+            }
+            if Instant::now() >= deadline {
+                let _ = executor.kill().await;
+                return Err(DriverError::Start(format!(
+                    "the executor did not start the task within {START_LIMIT:?}"
+                )));
+            }
+            backoff.sleep().await;
+        }
+    }
+
+    async fn wait_task(&self, handle: &TaskHandle) -> Result<ExitResult, DriverError> {
+        let state = state_of(handle)?;
+        let mut backoff = Backoff::new();
+        loop {
+            if let Some(record) = read_exit(&state)? {
+                return Ok(record);
+            }
+            if !executor_running(&state) {
+                // It may have recorded the exit just before it ended.
+                if let Some(record) = read_exit(&state)? {
+                    return Ok(record);
+                }
+                // Nothing watches the task any more: take it down, so the
+                // runner can start it again cleanly.
+                kill_group(&state).await?;
+                return Err(DriverError::NotFound);
+            }
+            backoff.sleep().await;
+        }
+    }
+
+    async fn stop_task(
+        &self,
+        handle: &TaskHandle,
+        signal: &str,
+        timeout: Duration,
+    ) -> Result<(), DriverError> {
+        let signal = parse_signal(signal)?;
+        let state = state_of(handle)?;
+        if signal_group(&state, signal)? && !group_gone_within(&state, timeout).await {
+            kill_group(&state).await?;
+        }
+        // Let the executor record how the task ended, so a wait() after
+        // stop() answers at once.
+        let deadline = Instant::now() + RECORD_LIMIT;
+        let mut backoff = Backoff::new();
+        while read_exit(&state)?.is_none() && executor_running(&state) && Instant::now() < deadline
+        {
+            backoff.sleep().await;
+        }
+        Ok(())
+    }
+
+    async fn recover_task(&self, handle: &TaskHandle) -> Result<(), DriverError> {
+        let state = state_of(handle)?;
+        if read_exit(&state)?.is_some() || executor_running(&state) {
+            return Ok(());
+        }
+        if read_exit(&state)?.is_some() {
+            return Ok(());
+        }
+        // The executor is gone without recording an exit (killed with the
+        // client, or the node rebooted): whatever is left of the task runs
+        // unwatched and its output goes nowhere.
+        kill_group(&state).await?;
+        Err(DriverError::NotFound)
+    }
+
+    async fn destroy_task(&self, handle: &TaskHandle) -> Result<(), DriverError> {
+        let state = state_of(handle)?;
+        if read_exit(&state)?.is_none() {
+            kill_group(&state).await?;
+        }
+        match std::fs::remove_dir_all(&state.state_dir) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Driver for RawExec {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn fingerprint(&self) -> BoxFuture<'_, Fingerprint> {
+        let fingerprint = if self.enabled {
+            Fingerprint {
+                detected: true,
+                healthy: true,
+                description: "Healthy".to_string(),
+                attributes: [("driver.raw_exec".to_string(), "true".to_string())].into(),
+            }
+        } else {
+            Fingerprint {
+                detected: false,
+                healthy: false,
+                description: "disabled".to_string(),
+                attributes: Default::default(),
+            }
+        };
+        Box::pin(std::future::ready(fingerprint))
+    }
+
+    fn start(&self, config: TaskConfig) -> BoxFuture<'_, Result<TaskHandle, DriverError>> {
+        Box::pin(self.start_task(config))
+    }
+
+    fn wait<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+    ) -> BoxFuture<'a, Result<ExitResult, DriverError>> {
+        Box::pin(self.wait_task(handle))
+    }
+
+    fn stop<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+        signal: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.stop_task(handle, signal, timeout))
+    }
+
+    fn signal<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+        signal: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let signal = parse_signal(signal)?;
+            let state = state_of(handle)?;
+            if signal_group(&state, signal)? {
+                Ok(())
+            } else {
+                Err(DriverError::NotFound)
+            }
+        })
+    }
+
+    fn recover<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.recover_task(handle))
+    }
+
+    fn destroy<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.destroy_task(handle))
+    }
+}
+
+/// `command` (required) and `args` from the task's `config` block.
+fn command_and_args(
+    config: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(String, Vec<String>), DriverError> {
+    let command = match config.get("command") {
+        Some(serde_json::Value::String(command)) if !command.trim().is_empty() => command.clone(),
+        Some(serde_json::Value::String(_)) | None => {
+            return Err(DriverError::InvalidConfig(
+                "missing command: the raw_exec config needs \"command\"".into(),
+            ))
+        }
+        Some(other) => {
+            return Err(DriverError::InvalidConfig(format!(
+                "raw_exec config: \"command\" must be a string, not {other}"
+            )))
+        }
+    };
+    let args = match config.get("args") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                DriverError::InvalidConfig(
+                    "raw_exec config: \"args\" must be a list of strings".into(),
+                )
+            })?,
+        Some(_) => {
+            return Err(DriverError::InvalidConfig(
+                "raw_exec config: \"args\" must be a list of strings".into(),
+            ))
+        }
+    };
+    Ok((command, args))
+}
+
+fn state_of(handle: &TaskHandle) -> Result<RawExecState, DriverError> {
+    if handle.driver != NAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a {} handle given to the raw_exec driver", handle.driver),
+        )
+        .into());
+    }
+    serde_json::from_value(handle.state.clone()).map_err(|error| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unreadable raw_exec handle state: {error}"),
+        )
+        .into()
+    })
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// The file's JSON, or `None` while it does not exist.
+fn read_json<T: DeserializeOwned>(path: &Path) -> std::io::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("unreadable {}: {error}", path.display()),
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+fn read_exit(state: &RawExecState) -> std::io::Result<Option<ExitResult>> {
+    let Some(record) = read_json::<ExitRecord>(&state.exit_file)? else {
+        return Ok(None);
+    };
+    if !record.task_exited {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is not an exit record", state.exit_file.display()),
+        ));
+    }
+    Ok(Some(ExitResult {
+        exit_code: record.exit_code,
+        signal: record.signal,
+        oom_killed: false,
+    }))
+}
+
+fn executor_running(state: &RawExecState) -> bool {
+    proc::is_running(state.executor_pid, state.executor_start_time)
+}
+
+fn group_running(state: &RawExecState) -> bool {
+    !proc::running_group_members(state.task_pid, state.session).is_empty()
+}
+
+/// Signals the task's group; `false` when nothing of it runs.
+fn signal_group(state: &RawExecState, signal: Signal) -> Result<bool, DriverError> {
+    // The check keeps a signal from reaching an unrelated group that took
+    // the number after ours was gone.
+    if !group_running(state) {
+        return Ok(false);
+    }
+    match killpg(Pid::from_raw(state.task_pid), signal) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ESRCH) => Ok(false),
+        Err(errno) => Err(std::io::Error::from(errno).into()),
+    }
+}
+
+async fn group_gone_within(state: &RawExecState, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut backoff = Backoff::new();
+    loop {
+        if !group_running(state) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        backoff.sleep().await;
+    }
+}
+
+/// SIGKILLs the task's group and waits for it to be gone.
+async fn kill_group(state: &RawExecState) -> Result<(), DriverError> {
+    if signal_group(state, Signal::SIGKILL)? && !group_gone_within(state, KILL_LIMIT).await {
+        return Err(std::io::Error::other(format!(
+            "processes of task group {} still run {KILL_LIMIT:?} after SIGKILL",
+            state.task_pid
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Polling delays from 5ms doubling up to 100ms.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Self(Duration::from_millis(5))
+    }
+
+    async fn sleep(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn command_is_required() {
+        for block in [json!({}), json!({"command": ""}), json!({"args": ["x"]})] {
+            let error = command_and_args(&config(block)).unwrap_err();
+            assert!(matches!(error, DriverError::InvalidConfig(_)));
+            assert!(error.to_string().contains("missing command"), "{error}");
+        }
+    }
+
+    #[test]
+    fn args_must_be_strings() {
+        let error = command_and_args(&config(json!({"command": "x", "args": [1]}))).unwrap_err();
+        assert!(error.to_string().contains("list of strings"), "{error}");
+        let error = command_and_args(&config(json!({"command": "x", "args": "a b"}))).unwrap_err();
+        assert!(error.to_string().contains("list of strings"), "{error}");
+    }
+
+    #[test]
+    fn command_and_args_are_read() {
+        let (command, args) = command_and_args(&config(
+            json!({"command": "/bin/echo", "args": ["a", "b c"]}),
+        ))
+        .unwrap();
+        assert_eq!(command, "/bin/echo");
+        assert_eq!(args, ["a", "b c"]);
+    }
+}
