@@ -2,6 +2,7 @@
 //! registers it as a node, keeps it alive with heartbeats (failing over
 //! between servers), and re-fingerprints drivers periodically.
 
+pub mod allocs;
 pub mod drivers;
 pub mod fingerprint;
 pub mod identity;

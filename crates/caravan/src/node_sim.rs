@@ -2,6 +2,13 @@
 //! process through the same RPC real clients use, for tests and benchmarks.
 //! Every loop is bounded by `-count` and `-duration`.
 //!
+//! With `-run-allocs` each node also takes the allocations placed on it
+//! ([`allocs`]): it reads them through the client's blocking RPC and
+//! reports them running, and batch ones complete after `-batch-runtime`.
+//! Each such node holds one connection open for its query, so thousands
+//! of them from one address need `limits.rpc_max_conns_per_client` raised
+//! on the servers.
+//!
 //! Each node keeps its own [`ServerList`] of `-servers`, as a real client
 //! does, and fails over through it: node N starts on server N mod the
 //! count (Nomad's clients shuffle their list, so a cluster's nodes are
@@ -19,12 +26,16 @@ use caravan_config::flags::{parse_go_flags, FlagKind};
 use caravan_rpc::NodeHeartbeat;
 use tokio::sync::{Mutex, Semaphore};
 
+mod allocs;
+
 const FLAGS: &[(&str, FlagKind)] = &[
     ("servers", FlagKind::Value),
     ("count", FlagKind::Value),
     ("duration", FlagKind::Value),
     ("concurrency", FlagKind::Value),
     ("datacenter", FlagKind::Value),
+    ("run-allocs", FlagKind::Bool),
+    ("batch-runtime", FlagKind::Value),
 ];
 
 struct Settings {
@@ -33,6 +44,10 @@ struct Settings {
     duration: Duration,
     concurrency: usize,
     datacenter: String,
+    /// Whether nodes take and report their allocations.
+    run_allocs: bool,
+    /// How long a batch allocation "runs" before it is reported complete.
+    batch_runtime: Duration,
 }
 
 fn settings(args: &[String]) -> Result<Settings, String> {
@@ -46,6 +61,8 @@ fn settings(args: &[String]) -> Result<Settings, String> {
         duration: Duration::from_secs(60),
         concurrency: 64,
         datacenter: "dc1".to_string(),
+        run_allocs: false,
+        batch_runtime: Duration::from_secs(2),
     };
     for flag in flags {
         let invalid = || format!("invalid value {:?} for -{}", flag.value, flag.name);
@@ -59,6 +76,15 @@ fn settings(args: &[String]) -> Result<Settings, String> {
             "duration" => {
                 settings.duration = caravan_api_types::duration::parse_go_duration(&flag.value)
                     .map_err(|_| invalid())?
+            }
+            "run-allocs" => {
+                settings.run_allocs =
+                    caravan_config::flags::parse_go_bool(&flag.value).ok_or_else(invalid)?;
+            }
+            "batch-runtime" => {
+                settings.batch_runtime =
+                    caravan_api_types::duration::parse_go_duration(&flag.value)
+                        .map_err(|_| invalid())?
             }
             _ => return Err(format!("flag provided but not defined: -{}", flag.name)),
         }
@@ -170,7 +196,7 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
         };
         let node = fingerprint::build_node(&options, &facts, &drivers, &driver_states);
         let http = http.clone();
-        let servers = ServerList::new(all_servers.clone(), http.clone()).await;
+        let servers = Arc::new(ServerList::new(all_servers.clone(), http.clone()).await);
         servers.promote(&all_servers[number % all_servers.len()]);
         let limit = Arc::clone(&limit);
         registrations.push(tokio::spawn(async move {
@@ -208,8 +234,26 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
     }
     let register_seconds = started.elapsed().as_secs_f64();
 
-    // Heartbeat every node at the TTL the server gave it, until the end.
+    let alloc_counters = Arc::new(allocs::AllocCounters::default());
     let mut loops = Vec::new();
+    if settings.run_allocs {
+        for (servers, beat, _) in &beats {
+            let node = allocs::SimNode {
+                rpc: http.clone(),
+                servers: Arc::clone(servers),
+                node_id: beat.node_id.clone(),
+                secret_id: beat.secret_id.clone(),
+            };
+            loops.push(tokio::spawn(allocs::run_node(
+                node,
+                settings.batch_runtime,
+                deadline,
+                Arc::clone(&alloc_counters),
+            )));
+        }
+    }
+
+    // Heartbeat every node at the TTL the server gave it, until the end.
     for (servers, beat, ttl_ms) in beats {
         let http = http.clone();
         let latencies = Arc::clone(&latencies);
@@ -248,12 +292,21 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
     }
     let mut latencies = latencies.lock().await.clone();
     latencies.sort();
-    Ok(serde_json::json!({
+    let mut report = serde_json::json!({
         "nodes": settings.count,
         "register_seconds": (register_seconds * 1000.0).round() / 1000.0,
         "heartbeats": latencies.len(),
         "heartbeat_failures": failures.load(std::sync::atomic::Ordering::Relaxed),
         "heartbeat_p50_ms": (percentile(&latencies, 0.50) * 100.0).round() / 100.0,
         "heartbeat_p99_ms": (percentile(&latencies, 0.99) * 100.0).round() / 100.0,
-    }))
+    });
+    if settings.run_allocs {
+        let count = |counter: &std::sync::atomic::AtomicU64| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        report["allocs_started"] = count(&alloc_counters.started).into();
+        report["allocs_completed"] = count(&alloc_counters.completed).into();
+        report["alloc_fetch_failures"] = count(&alloc_counters.fetch_failures).into();
+    }
+    Ok(report)
 }

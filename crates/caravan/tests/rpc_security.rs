@@ -196,6 +196,21 @@ fn rpc_bodies_are_bounded_per_route() {
     if let Ok(response) = response {
         assert_eq!(response.status().as_u16(), 413);
     }
+    // The allocation routes: a batch of reports has the node routes' limit,
+    // the allocation query (a node ID, a secret, two numbers) a small one.
+    for (path, size) in [
+        ("/rpc/node/allocs/update", 8 << 20),
+        ("/rpc/node/allocs", 64 << 10),
+    ] {
+        let response = reqwest::blocking::Client::new()
+            .post(format!("http://{}{path}", agent.rpc_address()))
+            .header("content-type", "application/json")
+            .body(vec![b'x'; size])
+            .send();
+        if let Ok(response) = response {
+            assert_eq!(response.status().as_u16(), 413, "{path}");
+        }
+    }
     assert_eq!(agent.get("/v1/status/leader").status, 200);
 }
 

@@ -1,6 +1,7 @@
-//! What the server answers over its RPC listener: the router and the node
-//! RPCs (job, eval and alloc RPCs will join them).
+//! What the server answers over its RPC listener: the router, the node
+//! RPCs and the node allocation RPCs (job and eval RPCs will join them).
 
 pub mod forward;
 mod node;
+pub mod node_allocs;
 pub mod rpc;

@@ -62,7 +62,7 @@ impl Server {
     }
 
     /// The stored node whose secret the caller presented.
-    fn authenticated_node(&self, node_id: &str, secret_id: &str) -> Result<Arc<Node>, RpcError> {
+    pub(super) fn authenticated_node(&self, node_id: &str, secret_id: &str) -> Result<Arc<Node>, RpcError> {
         let stored = self.store.snapshot().node(node_id).cloned();
         let Some(stored) = stored else {
             return Err(RpcError::NodeNotFound);
@@ -134,7 +134,7 @@ fn validate_node_status(status: &str) -> Result<(), RpcError> {
 }
 
 /// At most a short prefix of caller-supplied text, for error messages.
-fn short(text: &str) -> String {
+pub(super) fn short(text: &str) -> String {
     const LIMIT: usize = 64;
     match text.char_indices().nth(LIMIT) {
         Some((at, _)) => format!("{}...", &text[..at]),

@@ -1,5 +1,6 @@
 //! The server side of the RPC listener: Raft traffic, the bootstrap
-//! status, the read index, peer removal, the node RPCs, and the ping
+//! status, the read index, peer removal, the node RPCs (register,
+//! heartbeat, events, allocations and allocation reports), and the ping
 //! clients use to check a server before adopting it.
 //!
 //! Who may call what:
@@ -26,7 +27,8 @@ use axum::{Json, Router};
 use caravan_api_types::node::Node;
 use caravan_rpc::auth::{verify_body, AUTH_HEADER, BODY_HASH_HEADER};
 use caravan_rpc::{
-    paths, ClusterKey, NodeEvents, NodeHeartbeat, NodeRpcReply, PeerIdentity, PingReply, RpcError,
+    paths, ClusterKey, NodeAllocsReply, NodeAllocsRequest, NodeAllocsUpdate, NodeEvents,
+    NodeHeartbeat, NodeRpcReply, PeerIdentity, PingReply, RpcError,
 };
 
 use crate::raft::transport::{RaftMessage, RaftReply};
@@ -43,8 +45,14 @@ const SNAPSHOT_BODY_LIMIT: usize = 1 << 30;
 /// The largest Raft append batch (openraft sends a bounded number of
 /// entries per request; each is at most a few hundred KB).
 const RAFT_BODY_LIMIT: usize = 64 << 20;
-/// Node RPCs carry one node or a few events.
+/// Node RPCs carry one node, a few events, or a batch of allocation
+/// reports (a few KB each with their task states, for at most a few
+/// hundred allocations).
 const NODE_BODY_LIMIT: usize = 4 << 20;
+/// A client's allocation query is a node ID, its secret and two numbers.
+/// (Replies are not bounded: a node may hold hundreds of allocations, each
+/// with its job.)
+const NODE_QUERY_BODY_LIMIT: usize = 4 << 10;
 /// Everything else server-only is tiny.
 const SMALL_BODY_LIMIT: usize = 64 << 10;
 
@@ -75,7 +83,12 @@ pub fn rpc_router(server: Arc<Server>) -> Router {
         .route(paths::NODE_REGISTER, post(node_register))
         .route(paths::NODE_HEARTBEAT, post(node_heartbeat))
         .route(paths::NODE_EVENTS, post(node_events))
-        .layer(DefaultBodyLimit::max(NODE_BODY_LIMIT));
+        .route(paths::NODE_ALLOCS_UPDATE, post(node_allocs_update))
+        .layer(DefaultBodyLimit::max(NODE_BODY_LIMIT))
+        .route(
+            paths::NODE_ALLOCS,
+            post(node_allocs).layer(DefaultBodyLimit::max(NODE_QUERY_BODY_LIMIT)),
+        );
     Router::new()
         .route(paths::PING, get(ping))
         .merge(server_only)
@@ -251,4 +264,18 @@ async fn node_events(
     Json(report): Json<NodeEvents>,
 ) -> Json<Result<u64, RpcError>> {
     Json(server.node_emit_events(report).await)
+}
+
+async fn node_allocs(
+    State(server): State<Arc<Server>>,
+    Json(request): Json<NodeAllocsRequest>,
+) -> Json<Result<NodeAllocsReply, RpcError>> {
+    Json(server.node_allocs(request).await)
+}
+
+async fn node_allocs_update(
+    State(server): State<Arc<Server>>,
+    Json(update): Json<NodeAllocsUpdate>,
+) -> Json<Result<u64, RpcError>> {
+    Json(server.node_update_allocs(update).await)
 }
