@@ -39,7 +39,11 @@ impl NodeSim {
         eventually("the simulated nodes to be ready", || {
             let nodes = server.get("/v1/nodes").json();
             nodes.as_array().is_some_and(|nodes| {
-                nodes.iter().filter(|node| node["Status"] == "ready").count() == count
+                nodes
+                    .iter()
+                    .filter(|node| node["Status"] == "ready")
+                    .count()
+                    == count
             })
         });
         sim
@@ -74,13 +78,16 @@ fn allocations(server: &Agent, job: &str) -> Vec<Value> {
 
 /// Waits until `job` has `count` allocations, all with `client_status`.
 fn wait_for_allocs(server: &Agent, job: &str, count: usize, client_status: &str) -> Vec<Value> {
-    eventually(&format!("{count} {client_status} allocations of {job}"), || {
-        let allocs = allocations(server, job);
-        allocs.len() == count
-            && allocs
-                .iter()
-                .all(|alloc| alloc["ClientStatus"] == client_status)
-    });
+    eventually(
+        &format!("{count} {client_status} allocations of {job}"),
+        || {
+            let allocs = allocations(server, job);
+            allocs.len() == count
+                && allocs
+                    .iter()
+                    .all(|alloc| alloc["ClientStatus"] == client_status)
+        },
+    );
     allocations(server, job)
 }
 
@@ -176,9 +183,8 @@ fn node_alloc_rpcs_answer_only_the_nodes_own_secret_about_its_own_allocations() 
     let alloc_id = placed[0]["ID"].as_str().unwrap().to_string();
     assert_ne!(placed[0]["NodeID"], bare);
 
-    let query = |secret: &str| {
-        json!({"node_id": bare, "secret_id": secret, "min_index": 0, "wait_ms": 0})
-    };
+    let query =
+        |secret: &str| json!({"node_id": bare, "secret_id": secret, "min_index": 0, "wait_ms": 0});
     let update = |secret: &str, status: &str| {
         json!({"node_id": bare, "secret_id": secret, "allocs": [{
             "id": alloc_id, "client_status": status,
