@@ -246,12 +246,12 @@ fn task_states(
     alloc: &Allocation,
     at: chrono::DateTime<chrono::Utc>,
 ) -> BTreeMap<String, TaskState> {
-    let tasks = alloc
+    let tasks: Vec<String> = alloc
         .job
         .as_deref()
         .and_then(|job| job.group(&alloc.task_group))
         .map(|group| group.tasks.iter().map(|task| task.name.clone()).collect())
-        .unwrap_or_else(Vec::new);
+        .unwrap_or_default();
     tasks
         .into_iter()
         .map(|name| {
