@@ -235,7 +235,10 @@ mod tests {
         assert_eq!(index, 7);
         assert_eq!(
             *sent.lock().unwrap(),
-            [("a".into(), "running".into()), ("b".into(), "running".into())]
+            [
+                ("a".into(), "running".into()),
+                ("b".into(), "running".into())
+            ]
         );
         assert_eq!(batcher.pending(), 0);
         let nothing = batcher
@@ -279,9 +282,7 @@ mod tests {
         let batcher = UpdateBatcher::new();
         batcher.queue(update("a", "running"));
         let refused = batcher
-            .flush_with(|_| async {
-                Err(RpcError::Remote(ServerRpcError::Invalid("no".into())))
-            })
+            .flush_with(|_| async { Err(RpcError::Remote(ServerRpcError::Invalid("no".into()))) })
             .await;
         assert!(refused.is_err());
         assert_eq!(batcher.pending(), 0);

@@ -43,6 +43,10 @@ pub struct AllocStop {
     pub client_status: Option<String>,
     pub followup_eval_id: Option<String>,
     pub preempted_by_allocation: Option<String>,
+    /// The replacement of a rescheduled or migrated allocation (entries
+    /// written before this field read as none).
+    #[serde(default)]
+    pub next_allocation: Option<String>,
 }
 
 /// What a scheduler's plan commits, after the plan applier checked every

@@ -82,9 +82,8 @@ fn settings(args: &[String]) -> Result<Settings, String> {
                     caravan_config::flags::parse_go_bool(&flag.value).ok_or_else(invalid)?;
             }
             "batch-runtime" => {
-                settings.batch_runtime =
-                    caravan_api_types::duration::parse_go_duration(&flag.value)
-                        .map_err(|_| invalid())?
+                settings.batch_runtime = caravan_api_types::duration::parse_go_duration(&flag.value)
+                    .map_err(|_| invalid())?
             }
             _ => return Err(format!("flag provided but not defined: -{}", flag.name)),
         }

@@ -39,7 +39,11 @@ impl NodeSim {
         eventually("the simulated nodes to be ready", || {
             let nodes = server.get("/v1/nodes").json();
             nodes.as_array().is_some_and(|nodes| {
-                nodes.iter().filter(|node| node["Status"] == "ready").count() == count
+                nodes
+                    .iter()
+                    .filter(|node| node["Status"] == "ready")
+                    .count()
+                    == count
             })
         });
         sim
@@ -74,13 +78,16 @@ fn allocations(server: &Agent, job: &str) -> Vec<Value> {
 
 /// Waits until `job` has `count` allocations, all with `client_status`.
 fn wait_for_allocs(server: &Agent, job: &str, count: usize, client_status: &str) -> Vec<Value> {
-    eventually(&format!("{count} {client_status} allocations of {job}"), || {
-        let allocs = allocations(server, job);
-        allocs.len() == count
-            && allocs
-                .iter()
-                .all(|alloc| alloc["ClientStatus"] == client_status)
-    });
+    eventually(
+        &format!("{count} {client_status} allocations of {job}"),
+        || {
+            let allocs = allocations(server, job);
+            allocs.len() == count
+                && allocs
+                    .iter()
+                    .all(|alloc| alloc["ClientStatus"] == client_status)
+        },
+    );
     allocations(server, job)
 }
 
@@ -176,9 +183,8 @@ fn node_alloc_rpcs_answer_only_the_nodes_own_secret_about_its_own_allocations() 
     let alloc_id = placed[0]["ID"].as_str().unwrap().to_string();
     assert_ne!(placed[0]["NodeID"], bare);
 
-    let query = |secret: &str| {
-        json!({"node_id": bare, "secret_id": secret, "min_index": 0, "wait_ms": 0})
-    };
+    let query =
+        |secret: &str| json!({"node_id": bare, "secret_id": secret, "min_index": 0, "wait_ms": 0});
     let update = |secret: &str, status: &str| {
         json!({"node_id": bare, "secret_id": secret, "allocs": [{
             "id": alloc_id, "client_status": status,
@@ -216,4 +222,83 @@ fn node_alloc_rpcs_answer_only_the_nodes_own_secret_about_its_own_allocations() 
 
     let after = server.get(&format!("/v1/allocation/{alloc_id}")).json();
     assert_eq!(after["ClientStatus"], "running", "{after}");
+}
+
+#[test]
+fn a_failure_a_node_reports_is_rescheduled_per_the_policy() {
+    let server = Agent::server();
+    let _sim = NodeSim::start(&server, 1);
+    // A node the test speaks for: a simulated node's registration under
+    // another ID and a secret the test knows, so it fits what the
+    // simulated node fits.
+    let sim_id = server.get("/v1/nodes").json()[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut node = server.get(&format!("/v1/node/{sim_id}")).json();
+    let id = "cccc0000-0000-4000-8000-000000000001";
+    node["ID"] = json!(id);
+    node["Name"] = json!("reporter");
+    node["SecretID"] = json!("reporter-secret");
+    node["Status"] = json!("ready");
+    let registered = rpc_post(&server, "/rpc/node/register", &node);
+    assert!(registered.get("Ok").is_some(), "{registered}");
+    let beat = json!({"node_id": id, "secret_id": "reporter-secret", "status": "ready"});
+    let keep_alive = || {
+        let reply = rpc_post(&server, "/rpc/node/heartbeat", &beat);
+        assert!(reply.get("Ok").is_some(), "{reply}");
+    };
+
+    let spec = json!({"Job": {"ID": "flaky", "TaskGroups": [{
+        "Name": "work", "Count": 1,
+        "Constraints": [{"LTarget": "${node.unique.id}", "RTarget": id, "Operand": "="}],
+        "ReschedulePolicy": {"Unlimited": true, "Delay": 5_000_000_000u64,
+                             "DelayFunction": "constant", "MaxDelay": 3_600_000_000_000u64},
+        "Tasks": [{"Name": "main", "Driver": "raw_exec",
+                   "Config": {"command": "/bin/false"}}]}]}});
+    let reply = server.post("/v1/jobs", &spec.to_string());
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    eventually("the allocation on the reporting node", || {
+        keep_alive();
+        allocations(&server, "flaky").len() == 1
+    });
+    let first = allocations(&server, "flaky")[0].clone();
+    assert_eq!(first["NodeID"], id);
+    let failed = json!({"node_id": id, "secret_id": "reporter-secret", "allocs": [{
+        "id": first["ID"], "client_status": "failed",
+        "client_description": "Failed tasks", "task_states": {}}]});
+    let reported = rpc_post(&server, "/rpc/node/allocs/update", &failed);
+    assert!(reported["Ok"].as_u64().is_some(), "{reported}");
+
+    eventually("a replacement for the failed allocation", || {
+        keep_alive();
+        allocations(&server, "flaky").len() == 2
+    });
+    let evals = server.get("/v1/job/flaky/evaluations").json();
+    assert!(
+        evals
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|eval| eval["TriggeredBy"] == "alloc-failure"),
+        "{evals}"
+    );
+    let allocs = allocations(&server, "flaky");
+    let replacement = allocs
+        .iter()
+        .find(|alloc| alloc["ID"] != first["ID"])
+        .unwrap();
+    let full = server
+        .get(&format!(
+            "/v1/allocation/{}",
+            replacement["ID"].as_str().unwrap()
+        ))
+        .json();
+    assert_eq!(full["PreviousAllocation"], first["ID"], "{full}");
+    assert_eq!(full["ClientStatus"], "pending", "{full}");
+    let old = server
+        .get(&format!("/v1/allocation/{}", first["ID"].as_str().unwrap()))
+        .json();
+    assert_eq!(old["ClientStatus"], "failed", "{old}");
+    assert_eq!(old["NextAllocation"], replacement["ID"], "{old}");
 }

@@ -62,7 +62,11 @@ impl Server {
     }
 
     /// The stored node whose secret the caller presented.
-    pub(super) fn authenticated_node(&self, node_id: &str, secret_id: &str) -> Result<Arc<Node>, RpcError> {
+    pub(super) fn authenticated_node(
+        &self,
+        node_id: &str,
+        secret_id: &str,
+    ) -> Result<Arc<Node>, RpcError> {
         let stored = self.store.snapshot().node(node_id).cloned();
         let Some(stored) = stored else {
             return Err(RpcError::NodeNotFound);

@@ -15,12 +15,12 @@ use caravan_api_types::alloc::{
     ALLOC_CLIENT_PENDING, ALLOC_CLIENT_RUNNING, ALLOC_CLIENT_UNKNOWN,
 };
 use caravan_api_types::eval::{Evaluation, TRIGGER_RETRY_FAILED_ALLOC};
-use caravan_rpc::{paths, AllocUpdate, NodeAllocsReply, NodeAllocsRequest, NodeAllocsUpdate};
 use caravan_rpc::RpcError;
+use caravan_rpc::{paths, AllocUpdate, NodeAllocsReply, NodeAllocsRequest, NodeAllocsUpdate};
 use caravan_scheduler::reconcile::reschedule::next_reschedule_time;
 use caravan_state::job_commands::{AllocClientUpdate, AllocsClientUpdate};
-use caravan_state::{new_eval, ns_key, Command, CommandResult, State, Table, WatchKey};
 use caravan_state::ALLOCS_BY_NODE;
+use caravan_state::{new_eval, ns_key, Command, CommandResult, State, Table, WatchKey};
 use rand::Rng;
 
 use super::node::short;
@@ -136,8 +136,12 @@ pub fn node_allocs_reply(state: &State, node_id: &str, min_index: u64) -> NodeAl
 /// The client statuses a client may report (Nomad's client statuses).
 fn validate_client_status(status: &str) -> Result<(), RpcError> {
     match status {
-        ALLOC_CLIENT_PENDING | ALLOC_CLIENT_RUNNING | ALLOC_CLIENT_COMPLETE
-        | ALLOC_CLIENT_FAILED | ALLOC_CLIENT_LOST | ALLOC_CLIENT_UNKNOWN => Ok(()),
+        ALLOC_CLIENT_PENDING
+        | ALLOC_CLIENT_RUNNING
+        | ALLOC_CLIENT_COMPLETE
+        | ALLOC_CLIENT_FAILED
+        | ALLOC_CLIENT_LOST
+        | ALLOC_CLIENT_UNKNOWN => Ok(()),
         other => Err(RpcError::Invalid(format!(
             "invalid client status for allocation: {:?}",
             short(other)
@@ -237,7 +241,12 @@ fn failure_eval(
     };
     next_reschedule_time(policy, &failed)?;
     failed_jobs.insert(key);
-    Some(new_eval(job, TRIGGER_RETRY_FAILED_ALLOC, String::new(), now))
+    Some(new_eval(
+        job,
+        TRIGGER_RETRY_FAILED_ALLOC,
+        String::new(),
+        now,
+    ))
 }
 
 #[cfg(test)]

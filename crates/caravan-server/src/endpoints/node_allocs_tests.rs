@@ -125,9 +125,14 @@ fn a_nodes_reply_lists_all_its_allocs_and_sends_only_the_unseen_in_full() {
 
     // The client's own report moves the index (ModifyIndex), not the
     // allocation's AllocModifyIndex: nothing new to send in full.
-    let command =
-        client_update_command(&store.snapshot(), "n1", vec![report("a1", "running")], 20, ids())
-            .unwrap();
+    let command = client_update_command(
+        &store.snapshot(),
+        "n1",
+        vec![report("a1", "running")],
+        20,
+        ids(),
+    )
+    .unwrap();
     store.apply(7, &Command::AllocsClientUpdate(Box::new(command)));
     let reply = node_allocs_reply(&store.snapshot(), "n1", 6);
     assert_eq!(reply.index, 7);
@@ -206,7 +211,10 @@ fn failures_get_one_reschedule_eval_per_job_that_may_reschedule() {
     let state = store.snapshot();
     let failed = state.alloc("a1").unwrap();
     assert_eq!(failed.client_status, "failed");
-    assert_eq!(failed.modify_time, 20, "the failure time the reconciler reads");
+    assert_eq!(
+        failed.modify_time, 20,
+        "the failure time the reconciler reads"
+    );
     assert!(failed.task_states.as_ref().unwrap()["app"].failed);
     assert_eq!(state.eval("eval-1").unwrap().status, EVAL_STATUS_PENDING);
 
@@ -220,9 +228,14 @@ fn failures_get_one_reschedule_eval_per_job_that_may_reschedule() {
 fn no_reschedule_eval_without_a_policy_or_for_a_stopped_job() {
     let spec = job("web", None);
     let store = store_with(&spec, vec![alloc("a1", &spec, "n1", 0)]);
-    let none =
-        client_update_command(&store.snapshot(), "n1", vec![report("a1", "failed")], 20, ids())
-            .unwrap();
+    let none = client_update_command(
+        &store.snapshot(),
+        "n1",
+        vec![report("a1", "failed")],
+        20,
+        ids(),
+    )
+    .unwrap();
     assert!(none.evals.is_empty(), "no policy, no reschedule");
 
     let no_attempts = ReschedulePolicy {
@@ -232,9 +245,14 @@ fn no_reschedule_eval_without_a_policy_or_for_a_stopped_job() {
     };
     let spec = job("web", Some(no_attempts));
     let store = store_with(&spec, vec![alloc("a1", &spec, "n1", 0)]);
-    let exhausted =
-        client_update_command(&store.snapshot(), "n1", vec![report("a1", "failed")], 20, ids())
-            .unwrap();
+    let exhausted = client_update_command(
+        &store.snapshot(),
+        "n1",
+        vec![report("a1", "failed")],
+        20,
+        ids(),
+    )
+    .unwrap();
     assert!(exhausted.evals.is_empty(), "the policy allows no attempt");
 
     let spec = job("web", Some(ReschedulePolicy::default_service()));
@@ -249,8 +267,13 @@ fn no_reschedule_eval_without_a_policy_or_for_a_stopped_job() {
             submit_time: 1,
         })),
     );
-    let stopped =
-        client_update_command(&store.snapshot(), "n1", vec![report("a1", "failed")], 20, ids())
-            .unwrap();
+    let stopped = client_update_command(
+        &store.snapshot(),
+        "n1",
+        vec![report("a1", "failed")],
+        20,
+        ids(),
+    )
+    .unwrap();
     assert!(stopped.evals.is_empty(), "a stopped job is not rescheduled");
 }

@@ -80,6 +80,8 @@ pub fn check(state: &State, plan: &Plan, now: i64) -> CheckedPlan {
                 .then(|| alloc.followup_eval_id.clone()),
             preempted_by_allocation: (!alloc.preempted_by_allocation.is_empty())
                 .then(|| alloc.preempted_by_allocation.clone()),
+            next_allocation: (!alloc.next_allocation.is_empty())
+                .then(|| alloc.next_allocation.clone()),
         })
         .collect();
     checked.result.job = plan.job.clone();

@@ -596,6 +596,9 @@ impl State {
             if let Some(by) = &stop.preempted_by_allocation {
                 alloc.preempted_by_allocation = by.clone();
             }
+            if let Some(next) = &stop.next_allocation {
+                alloc.next_allocation = next.clone();
+            }
             alloc.modify_index = index;
             alloc.alloc_modify_index = index;
             alloc.modify_time = plan.now;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use caravan_api_types::alloc::{
-    Allocation, TaskEvent, TaskState, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_RUNNING,
-    TASK_STATE_DEAD, TASK_STATE_RUNNING,
+    Allocation, TaskEvent, TaskState, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_RUNNING, TASK_STATE_DEAD,
+    TASK_STATE_RUNNING,
 };
 use caravan_api_types::job::{JOB_TYPE_BATCH, JOB_TYPE_SYSBATCH};
 use caravan_client::allocs::UpdateBatcher;
@@ -154,7 +154,13 @@ fn accept(
             done: false,
         });
         if !known.done {
-            finish(alloc.id.clone(), known, batcher, "Killed", "Task successfully killed");
+            finish(
+                alloc.id.clone(),
+                known,
+                batcher,
+                "Killed",
+                "Task successfully killed",
+            );
         }
         return;
     }
@@ -206,7 +212,9 @@ fn finish(id: String, alloc: &mut Running, batcher: &UpdateBatcher, event: &str,
         state.finished_at = Some(at);
         let mut ended = task_event(event, text, at);
         if event == "Terminated" {
-            ended.details.insert("exit_code".to_string(), "0".to_string());
+            ended
+                .details
+                .insert("exit_code".to_string(), "0".to_string());
         }
         state.events.get_or_insert_with(Vec::new).push(ended);
     }
@@ -238,12 +246,12 @@ fn task_states(
     alloc: &Allocation,
     at: chrono::DateTime<chrono::Utc>,
 ) -> BTreeMap<String, TaskState> {
-    let tasks = alloc
+    let tasks: Vec<String> = alloc
         .job
         .as_deref()
         .and_then(|job| job.group(&alloc.task_group))
         .map(|group| group.tasks.iter().map(|task| task.name.clone()).collect())
-        .unwrap_or_else(Vec::new);
+        .unwrap_or_default();
     tasks
         .into_iter()
         .map(|name| {
