@@ -21,7 +21,7 @@ def job(**overrides):
         "ID": "web",
         "TaskGroups": [
             {"Name": "web", "Tasks": [{"Name": "app", "Driver": "raw_exec",
-                                       "Config": {"command": "/bin/sleep"}}]}
+                                       "Config": {"command": "/bin/sleep", "args": ["600"]}}]}
         ],
     }
     spec.update(overrides)

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod rpc;
 pub mod runner;
 mod servers;
+mod supervisor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,6 +62,15 @@ pub struct ClientOptions {
     /// Whether servers' RPC ports speak TLS (`tls { rpc = true }`); the
     /// HTTP client given to [`Client::new`] then carries the certificate.
     pub rpc_tls: bool,
+    /// `<data_dir>/alloc`: where allocation directories go.
+    pub alloc_dir: PathBuf,
+    pub region: String,
+    /// The most a task is given to stop before it is killed.
+    pub max_kill_timeout: Duration,
+    /// The `caravan` binary, run as `caravan executor` to parent tasks.
+    pub executor_binary: PathBuf,
+    /// Kill every task when the agent stops (`-dev`, as Nomad's dev mode).
+    pub destroy_on_shutdown: bool,
 }
 
 /// What the heartbeat loop last learned.
@@ -79,6 +89,12 @@ pub struct Client {
     node: Mutex<Node>,
     driver_states: Mutex<BTreeMap<String, DriverState>>,
     heartbeat: Mutex<HeartbeatState>,
+    /// Allocation updates on their way to the servers.
+    batcher: Arc<allocs::UpdateBatcher>,
+    /// The alloc runners, started by [`Client::run`].
+    manager: std::sync::OnceLock<Arc<runner::AllocManager>>,
+    /// The task following the servers' allocations, stopped at shutdown.
+    supervisor: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Client {
@@ -103,6 +119,9 @@ impl Client {
             node: Mutex::new(node),
             driver_states: Mutex::new(driver_states),
             heartbeat: Mutex::new(HeartbeatState::default()),
+            batcher: Arc::new(allocs::UpdateBatcher::new()),
+            manager: std::sync::OnceLock::new(),
+            supervisor: Mutex::new(None),
             options,
         })
     }
@@ -130,8 +149,11 @@ impl Client {
     /// Registers and heartbeats until the task is dropped.
     pub async fn run(self: Arc<Self>) {
         let refresher = tokio::spawn(Arc::clone(&self).refresh_drivers());
+        let allocations = tokio::spawn(Arc::clone(&self).supervise_allocations());
+        *lock(&self.supervisor) = Some(allocations.abort_handle());
         self.heartbeat_loop().await;
         refresher.abort();
+        allocations.abort();
     }
 
     /// Calls `call` against the known servers in turn until one answers.

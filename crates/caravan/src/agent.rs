@@ -260,6 +260,9 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
             gossip.leave().await;
         }
     }
+    if let Some(client) = &ctx.client {
+        client.shutdown().await;
+    }
     if let Some(server) = &server {
         server.shutdown().await;
     }
@@ -480,6 +483,15 @@ async fn start_client(
         revision: String::new(),
         fingerprint_interval: std::time::Duration::from_secs(30),
         rpc_tls: config.tls.rpc,
+        alloc_dir: client_config
+            .alloc_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("alloc")),
+        region: config.region.clone(),
+        max_kill_timeout: client_config.max_kill_timeout,
+        executor_binary: std::env::current_exe()
+            .context("failed to find the caravan binary to run tasks with")?,
+        destroy_on_shutdown: config.dev_mode,
     };
     let mut servers = client_config.servers.clone();
     if servers.is_empty() && local_server {

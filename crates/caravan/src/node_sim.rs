@@ -192,6 +192,11 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
             revision: String::new(),
             fingerprint_interval: Duration::from_secs(3600),
             rpc_tls: false,
+            alloc_dir: std::env::temp_dir(),
+            region: "global".to_string(),
+            max_kill_timeout: Duration::from_secs(30),
+            executor_binary: std::path::PathBuf::new(),
+            destroy_on_shutdown: false,
         };
         let node = fingerprint::build_node(&options, &facts, &drivers, &driver_states);
         let http = http.clone();

@@ -47,6 +47,9 @@ pub(crate) struct AllocShared {
     /// Set when the servers no longer have the allocation: kill
     /// everything, then remove the directory and the state.
     destroy: watch::Sender<bool>,
+    /// Set when the runner has finished: its tasks are dead and, if it was
+    /// destroyed, its directory and state are gone.
+    pub done: watch::Sender<bool>,
     last_reported: Mutex<Option<AllocUpdate>>,
 }
 
@@ -174,6 +177,7 @@ pub(crate) fn start(
         synced: watch::Sender::new(!restore),
         phase: watch::Sender::new(Phase::Prestart),
         destroy: watch::Sender::new(false),
+        done: watch::Sender::new(false),
         last_reported: Mutex::new(None),
     });
     tokio::spawn(run(Arc::clone(&shared), Arc::clone(ctx), tasks, restore));
@@ -208,7 +212,9 @@ async fn run(shared: Arc<AllocShared>, ctx: Arc<RunnerContext>, tasks: Vec<Task>
         tokio::spawn(runner.run());
     }
     // Report the first state (every task pending) at once.
-    shared.with_task(tasks.first().map_or("", |task| task.name.as_str()), |_| {});
+    if let Some(first) = tasks.first() {
+        shared.with_task(&first.name, |_| {});
+    }
     let mut coordinator = Coordinator {
         tasks,
         kills,
@@ -234,6 +240,7 @@ async fn run(shared: Arc<AllocShared>, ctx: Arc<RunnerContext>, tasks: Vec<Task>
     if let Err(error) = ctx.store.remove(&shared.id) {
         tracing::warn!(alloc_id = %shared.id, %error, "failed to remove the allocation state");
     }
+    shared.done.send_replace(true);
 }
 
 /// The lifecycle coordinator and the sibling rules.
@@ -324,9 +331,13 @@ impl Coordinator {
                 }
             }
         }
-        shared
-            .phase
-            .send_replace(self.next_phase(*shared.phase.borrow(), &dead, &running));
+        // Read the gate before opening the next one: a watch's borrow holds
+        // its lock, and sending while holding it would deadlock.
+        let current = *shared.phase.borrow();
+        let next = self.next_phase(current, &dead, &running);
+        if next != current {
+            shared.phase.send_replace(next);
+        }
     }
 
     fn next_phase(

@@ -131,6 +131,22 @@ impl AllocManager {
         }
     }
 
+    /// Kills every task and removes every allocation (`-dev` shutdown, as
+    /// Nomad's dev mode), waiting at most `limit` for them.
+    pub async fn destroy_all(&self, limit: Duration) {
+        let waits: Vec<_> = lock(&self.runners)
+            .drain()
+            .map(|(_, runner)| {
+                runner.shared.request_destroy();
+                let mut done = runner.shared.done.subscribe();
+                async move {
+                    let _ = done.wait_for(|done| *done).await;
+                }
+            })
+            .collect();
+        let _ = tokio::time::timeout(limit, futures::future::join_all(waits)).await;
+    }
+
     /// How many allocations this node runs or keeps.
     pub fn len(&self) -> usize {
         lock(&self.runners).len()

@@ -95,14 +95,23 @@ impl TaskRunner {
         let driver = self.ctx.drivers.get(&task.driver).cloned();
         let mut running = None;
         if self.restore {
-            if let (Some(handle), Some(driver)) = (local.handle.clone(), &driver) {
-                match driver.recover(&handle).await {
-                    Ok(()) => running = Some(handle),
+            let recovered = match (local.handle.clone(), &driver) {
+                (Some(handle), Some(driver)) => match driver.recover(&handle).await {
+                    Ok(()) => Ok(handle),
                     Err(error) => {
                         tracing::info!(alloc_id = %self.shared.id, task = %self.name, %error, "task not recovered");
-                        if !self.wait_for_server(&error).await {
-                            return;
-                        }
+                        Err(Some(error))
+                    }
+                },
+                _ => Err(None),
+            };
+            match recovered {
+                Ok(handle) => running = Some(handle),
+                // Nothing of it runs: it starts again only once the
+                // servers say they still want it.
+                Err(error) => {
+                    if !self.wait_for_server(error.as_ref()).await {
+                        return;
                     }
                 }
             }
@@ -128,7 +137,8 @@ impl TaskRunner {
             restart_policy(&job, &group, &task),
             restarts_on_success(&job, &task),
         );
-        let mut set_up = false;
+        // A restored task's directory was built before the restart.
+        let mut set_up = self.restore;
         loop {
             let handle = match running.take() {
                 Some(handle) => handle,
@@ -317,10 +327,12 @@ impl TaskRunner {
     /// until the servers' current view of the allocation has been applied,
     /// and runs again only if they still want it (Nomad #17424). `true`
     /// when it should start.
-    async fn wait_for_server(&mut self, error: &DriverError) -> bool {
+    async fn wait_for_server(&mut self, error: Option<&DriverError>) -> bool {
         self.update(|state| {
             state.state = TASK_STATE_PENDING.to_string();
-            events::record(state, events::failed_restoring(&error.to_string()));
+            if let Some(error) = error {
+                events::record(state, events::failed_restoring(&error.to_string()));
+            }
         });
         self.shared
             .with_task(&self.name, |local| local.handle = None);

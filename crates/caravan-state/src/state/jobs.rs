@@ -14,7 +14,7 @@ use caravan_api_types::alloc::{
     Allocation, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST,
     ALLOC_CLIENT_PENDING, ALLOC_CLIENT_RUNNING, ALLOC_CLIENT_UNKNOWN,
 };
-use caravan_api_types::eval::{Evaluation, EVAL_STATUS_PENDING};
+use caravan_api_types::eval::{Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_PENDING};
 use caravan_api_types::job::{
     Job, JobSummary, TaskGroupSummary, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING,
     JOB_TYPE_SYSTEM,
@@ -335,11 +335,21 @@ impl State {
                 .evals
                 .get(&eval.id)
                 .map_or(index, |stored| stored.create_index);
-            let stored = Evaluation {
+            let mut stored = Evaluation {
                 create_index,
                 modify_index: index,
                 ..eval.clone()
             };
+            // A node that changed after the snapshot a blocked eval was
+            // planned on may fit it, and that change has already been
+            // reacted to, before the eval existed (Nomad's missed
+            // unblock): the eval goes straight back to pending.
+            if stored.status == EVAL_STATUS_BLOCKED
+                && stored.snapshot_index > 0
+                && self.table_index(Table::Nodes) > stored.snapshot_index
+            {
+                stored.status = EVAL_STATUS_PENDING.to_string();
+            }
             if let Some(queued) = &stored.queued_allocations {
                 let key = ns_key(&stored.namespace, &stored.job_id);
                 if let Some(mut summary) = self.job_summaries.get(&key).cloned() {
