@@ -276,6 +276,15 @@ impl AgentConfig {
         self.keys_without_effect = file::ACCEPTED_WITHOUT_EFFECT
             .iter()
             .filter(|key| raw.get(**key).is_some_and(|value| !value.is_null()))
+            // A plugin block that only enables raw_exec has its effect.
+            .filter(|key| {
+                **key != "plugin"
+                    || file
+                        .plugin
+                        .as_ref()
+                        .and_then(Value::as_object)
+                        .is_some_and(|plugins| plugins.keys().any(|name| name != "raw_exec"))
+            })
             .map(|key| key.to_string())
             .collect();
         Ok(())

@@ -256,3 +256,66 @@ fn wait_for_file(path: &std::path::Path, needle: &str) -> String {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_killed_clients_allocation_is_lost_and_replaced_on_another_node() {
+    let marker = marker("lost");
+    let _reaper = ProcessReaper(marker.clone());
+    let server = Agent::start_with_data_dir(
+        &["-server", "-bootstrap-expect", "1"],
+        "server {\n  min_heartbeat_ttl = \"1s\"\n  heartbeat_grace = \"1s\"\n}\n",
+    );
+    let client_hcl = "plugin \"raw_exec\" {\n  config {\n    enabled = true\n  }\n}\n";
+    let mut clients: Vec<Agent> = ["client-a", "client-b"]
+        .iter()
+        .map(|name| {
+            Agent::start_with_data_dir(
+                &["-client", "-node", name, "-servers", &server.rpc_address()],
+                client_hcl,
+            )
+        })
+        .collect();
+    common::cluster::eventually("both nodes ready", || {
+        let nodes = server.get("/v1/nodes").json();
+        nodes
+            .as_array()
+            .is_some_and(|nodes| nodes.iter().filter(|n| n["Status"] == "ready").count() == 2)
+    });
+    let mut job = shell_job("moving", "service", 1, "sleep 600 & wait", &marker);
+    // Replace at once rather than after the default 30 s delay.
+    job["TaskGroups"][0]["ReschedulePolicy"] = json!({
+        "Delay": 5_000_000_000u64, "DelayFunction": "constant", "Unlimited": true
+    });
+    register(&server, &job);
+    let allocs = wait_allocs(&server, "moving", "a running allocation", |allocs| {
+        with_status(allocs, "running").len() == 1
+    });
+    let first = allocs[0].clone();
+    let lost_node = first["NodeName"].as_str().unwrap().to_string();
+    let index = usize::from(lost_node == "client-b");
+    clients[index].kill9();
+
+    let allocs = wait_allocs(
+        &server,
+        "moving",
+        "the allocation lost and replaced",
+        |allocs| {
+            let lost = allocs
+                .iter()
+                .any(|alloc| alloc["ID"] == first["ID"] && alloc["ClientStatus"] == "lost");
+            let replaced = allocs.iter().any(|alloc| {
+                alloc["ClientStatus"] == "running" && alloc["NodeName"] != lost_node.as_str()
+            });
+            lost && replaced
+        },
+    );
+    let replacement = allocs
+        .iter()
+        .find(|alloc| alloc["ClientStatus"] == "running")
+        .unwrap();
+    assert_eq!(replacement["Name"], first["Name"]);
+    let node = server
+        .get(&format!("/v1/node/{}", first["NodeID"].as_str().unwrap()))
+        .json();
+    assert_eq!(node["Status"], "down");
+}

@@ -361,3 +361,46 @@ fn job_tables_survive_the_sectioned_snapshot_and_share_jobs_again() {
     assert!(Arc::ptr_eq(a1.job.as_ref().unwrap(), version));
     assert!(Arc::ptr_eq(a2.job.as_ref().unwrap(), version));
 }
+
+#[test]
+fn a_blocked_eval_planned_before_a_node_change_is_pending_at_once() {
+    let store = StateStore::new();
+    let spec = job("web", 1);
+    register(&store, 5, spec.clone(), "e1");
+    let node = caravan_api_types::node::Node {
+        id: "n1".into(),
+        secret_id: "s".into(),
+        status: "ready".into(),
+        ..Default::default()
+    };
+    store.apply(
+        6,
+        &Command::NodeRegister {
+            node: Box::new(node),
+            now: chrono::Utc::now(),
+        },
+    );
+    let blocked = |id: &str, snapshot_index: u64| Evaluation {
+        status: caravan_api_types::eval::EVAL_STATUS_BLOCKED.into(),
+        snapshot_index,
+        ..new_eval(&spec, "queued-allocs", id.into(), 1)
+    };
+    // Planned on index 5, before the node arrived: its arrival woke no
+    // blocked eval, so this one must not wait for the next node change.
+    store.apply(
+        7,
+        &Command::EvalsUpsert {
+            evals: vec![blocked("b1", 5)],
+        },
+    );
+    // Planned with the node in view: it waits.
+    store.apply(
+        8,
+        &Command::EvalsUpsert {
+            evals: vec![blocked("b2", 7)],
+        },
+    );
+    let state = store.snapshot();
+    assert_eq!(state.eval("b1").unwrap().status, "pending");
+    assert_eq!(state.eval("b2").unwrap().status, "blocked");
+}
