@@ -12,6 +12,12 @@ from conftest import Agent
 @pytest.fixture(scope="module")
 def job_agent():
     started = Agent(["-dev"])
+    # Jobs are placed on the dev agent's own node: wait until it is ready,
+    # as a user would before submitting work (a job registered before it
+    # is blocked first, and its evaluations then differ).
+    client = nomad.Nomad(address=started.address, timeout=10)
+    wait_for(lambda: any(n["Status"] == "ready" for n in client.nodes.get_nodes()),
+             "the dev node to be ready")
     yield started
     started.stop()
 

@@ -93,8 +93,9 @@ pub struct Client {
     batcher: Arc<allocs::UpdateBatcher>,
     /// The alloc runners, started by [`Client::run`].
     manager: std::sync::OnceLock<Arc<runner::AllocManager>>,
-    /// The task following the servers' allocations, stopped at shutdown.
-    supervisor: Mutex<Option<tokio::task::AbortHandle>>,
+    /// The tasks following the servers' allocations and sending reports,
+    /// stopped at shutdown.
+    background: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Client {
@@ -121,7 +122,7 @@ impl Client {
             heartbeat: Mutex::new(HeartbeatState::default()),
             batcher: Arc::new(allocs::UpdateBatcher::new()),
             manager: std::sync::OnceLock::new(),
-            supervisor: Mutex::new(None),
+            background: Mutex::new(Vec::new()),
             options,
         })
     }
@@ -150,7 +151,7 @@ impl Client {
     pub async fn run(self: Arc<Self>) {
         let refresher = tokio::spawn(Arc::clone(&self).refresh_drivers());
         let allocations = tokio::spawn(Arc::clone(&self).supervise_allocations());
-        *lock(&self.supervisor) = Some(allocations.abort_handle());
+        lock(&self.background).push(allocations.abort_handle());
         self.heartbeat_loop().await;
         refresher.abort();
         allocations.abort();

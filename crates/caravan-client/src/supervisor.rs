@@ -61,9 +61,7 @@ impl Client {
                 .get_or_init(|| Arc::new(AllocManager::new(ctx))),
         );
         manager.restore();
-        let batcher = Arc::clone(&self.batcher);
-        let client = Arc::clone(&self);
-        tokio::spawn(async move { batcher.run(&client, std::future::pending()).await });
+        let mut reporting = false;
         let mut index = 0;
         loop {
             match self.fetch_allocs(index, WATCH_WAIT).await {
@@ -75,6 +73,18 @@ impl Client {
                 Ok(reply) => {
                     index = reply.index;
                     manager.sync(reply);
+                    // Nothing is reported before the servers' view has been
+                    // applied once (as Nomad's client): a restored runner's
+                    // stale status must not overwrite theirs.
+                    if !reporting {
+                        reporting = true;
+                        let batcher = Arc::clone(&self.batcher);
+                        let client = Arc::clone(&self);
+                        let task = tokio::spawn(async move {
+                            batcher.run(&client, std::future::pending()).await
+                        });
+                        caravan_api_types::sync::lock(&self.background).push(task.abort_handle());
+                    }
                 }
                 Err(RpcError::Remote(ServerRpcError::NodeNotFound)) => {
                     // Not registered yet: the heartbeat loop is on it.
@@ -93,8 +103,8 @@ impl Client {
     /// removed first, as Nomad's dev mode does; otherwise tasks keep
     /// running for the next start to find.
     pub async fn shutdown(&self) {
-        if let Some(supervisor) = caravan_api_types::sync::lock(&self.supervisor).take() {
-            supervisor.abort();
+        for task in caravan_api_types::sync::lock(&self.background).drain(..) {
+            task.abort();
         }
         if !self.options.destroy_on_shutdown {
             return;

@@ -69,15 +69,17 @@ impl AllocShared {
     /// Changes one task's record, persists the allocation, reports it if
     /// its client view changed, and wakes the alloc runner.
     pub fn with_task(&self, name: &str, change: impl FnOnce(&mut LocalTask)) {
-        let update = {
+        {
             let mut local = lock(&self.local);
             change(local.tasks.entry(name.to_string()).or_default());
             if let Err(error) = self.ctx.store.save(&local) {
                 tracing::warn!(alloc_id = %self.id, %error, "failed to save allocation state");
             }
-            client_update(&local)
-        };
-        self.report(update);
+            // Reported under the same lock, so two task runners' updates
+            // reach the batcher in the order they were made (the newest
+            // wins there).
+            self.report(client_update(&local));
+        }
         self.changed.notify_one();
     }
 
@@ -260,11 +262,6 @@ impl Coordinator {
             .map(|task| (task.name.clone(), shared.task(&task.name)))
             .collect();
         let dead = |name: &str| states.get(name).is_some_and(|task| task.run_complete);
-        let running = |name: &str| {
-            states
-                .get(name)
-                .is_some_and(|task| task.state.state == TASK_STATE_RUNNING)
-        };
         let sidecar = |task: &Task| task.lifecycle.as_ref().is_some_and(|hook| hook.sidecar);
         if destroying || (alloc.server_terminal() && !self.stopping) {
             self.stopping = true;
@@ -334,18 +331,31 @@ impl Coordinator {
         // Read the gate before opening the next one: a watch's borrow holds
         // its lock, and sending while holding it would deadlock.
         let current = *shared.phase.borrow();
-        let next = self.next_phase(current, &dead, &running);
+        let next = self.next_phase(current, &states);
         if next != current {
             shared.phase.send_replace(next);
         }
     }
 
-    fn next_phase(
-        &self,
-        current: Phase,
-        dead: &dyn Fn(&str) -> bool,
-        running: &dyn Fn(&str) -> bool,
-    ) -> Phase {
+    fn next_phase(&self, current: Phase, states: &BTreeMap<String, LocalTask>) -> Phase {
+        let dead = |name: &str| states.get(name).is_some_and(|task| task.run_complete);
+        let running = |name: &str| {
+            states
+                .get(name)
+                .is_some_and(|task| task.state.state == TASK_STATE_RUNNING)
+        };
+        // Nomad's rule: prestart tasks must have succeeded; a prestart
+        // sidecar must have started once.
+        let succeeded = |name: &str| {
+            states
+                .get(name)
+                .is_some_and(|task| task.run_complete && !task.state.failed)
+        };
+        let started = |name: &str| {
+            states
+                .get(name)
+                .is_some_and(|task| task.state.started_at.is_some())
+        };
         let in_phase = |phase: Phase| {
             self.tasks
                 .iter()
@@ -363,8 +373,8 @@ impl Coordinator {
         let mut phase = current;
         if phase == Phase::Prestart
             && in_phase(Phase::Prestart).all(|task| match sidecar(task) {
-                true => running(&task.name),
-                false => dead(&task.name),
+                true => started(&task.name),
+                false => succeeded(&task.name),
             })
         {
             phase = Phase::Main;

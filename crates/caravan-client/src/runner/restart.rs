@@ -50,12 +50,14 @@ pub struct RestartTracker {
 }
 
 impl RestartTracker {
-    pub fn new(policy: RestartPolicy, on_success: bool) -> Self {
+    /// A tracker whose first interval begins at `now` (UnixNano), when the
+    /// task runner starts, as Nomad's does.
+    pub fn new(policy: RestartPolicy, on_success: bool, now: i64) -> Self {
         Self {
             policy,
             on_success,
             count: 0,
-            interval_start: 0,
+            interval_start: now,
         }
     }
 
@@ -137,8 +139,8 @@ mod tests {
 
     #[test]
     fn failures_restart_within_the_policy_then_fail_with_nomads_reason() {
-        let mut tracker = RestartTracker::new(policy(2, "fail"), true);
         let now = 1_000 * SECOND;
+        let mut tracker = RestartTracker::new(policy(2, "fail"), true, now);
         for at in [now, now + SECOND] {
             match tracker.decide(Outcome::Failure, at, 0.0) {
                 Decision::Restart { delay, reason } => {
@@ -159,8 +161,8 @@ mod tests {
 
     #[test]
     fn a_new_interval_resets_the_count() {
-        let mut tracker = RestartTracker::new(policy(1, "fail"), true);
         let now = 1_000 * SECOND;
+        let mut tracker = RestartTracker::new(policy(1, "fail"), true, now);
         assert!(matches!(
             tracker.decide(Outcome::Failure, now, 0.0),
             Decision::Restart { .. }
@@ -173,8 +175,8 @@ mod tests {
 
     #[test]
     fn delay_mode_waits_out_the_interval() {
-        let mut tracker = RestartTracker::new(policy(1, "delay"), true);
         let now = 1_000 * SECOND;
+        let mut tracker = RestartTracker::new(policy(1, "delay"), true, now);
         tracker.decide(Outcome::Failure, now, 0.0);
         assert_eq!(
             tracker.decide(Outcome::Failure, now + 10 * SECOND, 0.0),
@@ -187,7 +189,7 @@ mod tests {
 
     #[test]
     fn jitter_adds_at_most_a_quarter() {
-        let mut tracker = RestartTracker::new(policy(5, "fail"), true);
+        let mut tracker = RestartTracker::new(policy(5, "fail"), true, SECOND);
         match tracker.decide(Outcome::Failure, SECOND, 0.999) {
             Decision::Restart { delay, .. } => {
                 assert!(delay >= Duration::from_secs(2) && delay < Duration::from_millis(2_500))
@@ -198,9 +200,9 @@ mod tests {
 
     #[test]
     fn batch_success_is_done_and_services_restart_after_it() {
-        let mut batch = RestartTracker::new(policy(3, "fail"), false);
+        let mut batch = RestartTracker::new(policy(3, "fail"), false, SECOND);
         assert_eq!(batch.decide(Outcome::Success, SECOND, 0.0), Decision::Done);
-        let mut service = RestartTracker::new(policy(3, "fail"), true);
+        let mut service = RestartTracker::new(policy(3, "fail"), true, SECOND);
         assert!(matches!(
             service.decide(Outcome::Success, SECOND, 0.0),
             Decision::Restart { .. }
@@ -209,14 +211,14 @@ mod tests {
 
     #[test]
     fn no_attempts_and_unrecoverable_errors_fail_at_once() {
-        let mut none = RestartTracker::new(policy(0, "fail"), true);
+        let mut none = RestartTracker::new(policy(0, "fail"), true, SECOND);
         assert_eq!(
             none.decide(Outcome::Failure, SECOND, 0.0),
             Decision::Fail {
                 reason: REASON_NO_RESTARTS.to_string()
             }
         );
-        let mut tracker = RestartTracker::new(policy(3, "fail"), true);
+        let mut tracker = RestartTracker::new(policy(3, "fail"), true, SECOND);
         assert_eq!(
             tracker.decide(Outcome::StartError { recoverable: false }, SECOND, 0.0),
             Decision::Fail {

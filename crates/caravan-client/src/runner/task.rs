@@ -59,14 +59,12 @@ fn restart_policy(job: &Job, group: &TaskGroup, task: &Task) -> RestartPolicy {
 }
 
 /// Whether a successful exit is restarted (Nomad's `onSuccess`).
+/// The lifecycle decides before the job type, as in Nomad.
 fn restarts_on_success(job: &Job, task: &Task) -> bool {
-    if matches!(job.job_type.as_str(), "batch" | "sysbatch") {
-        return false;
-    }
     match task.lifecycle.as_ref() {
         Some(hook) if hook.hook == "poststop" => false,
         Some(hook) if !hook.hook.is_empty() => hook.sidecar,
-        _ => true,
+        _ => !matches!(job.job_type.as_str(), "batch" | "sysbatch"),
     }
 }
 
@@ -136,6 +134,7 @@ impl TaskRunner {
         let mut tracker = RestartTracker::new(
             restart_policy(&job, &group, &task),
             restarts_on_success(&job, &task),
+            now_nanos(),
         );
         // A restored task's directory was built before the restart.
         let mut set_up = self.restore;
@@ -314,7 +313,15 @@ impl TaskRunner {
             true => "SIGINT",
             false => task.kill_signal.as_str(),
         };
-        let stopped = driver.stop(handle, signal, timeout).await;
+        let mut stopped = driver.stop(handle, signal, timeout).await;
+        if let Err(error) = &stopped {
+            // An unknown kill signal (not checked at submission, as in
+            // Nomad) or a failed stop must not leave the task running.
+            tracing::warn!(alloc_id = %self.shared.id, task = %self.name, %error, "stopping the task failed; killing it");
+            if driver.stop(handle, "SIGKILL", Duration::ZERO).await.is_ok() {
+                stopped = Ok(());
+            }
+        }
         if let Ok(exit) = driver.wait(handle).await {
             self.update(|state| events::record(state, events::terminated(&exit)));
         }
@@ -355,10 +362,14 @@ impl TaskRunner {
     /// Waits for the allocation to open `phase`; `false` when killed first.
     async fn wait_for_phase(&mut self, phase: Phase) -> bool {
         let mut gate = self.shared.phase.subscribe();
-        tokio::select! {
-            opened = gate.wait_for(|open| *open >= phase) => opened.is_ok(),
+        let opened = tokio::select! {
+            // A kill made with the gate's opening wins: the task must not
+            // start only to be killed.
+            biased;
             _ = wait_kill(&mut self.kill) => false,
-        }
+            opened = gate.wait_for(|open| *open >= phase) => opened.is_ok(),
+        };
+        opened && self.kill.borrow().is_none()
     }
 
     /// The task is dead for good.
