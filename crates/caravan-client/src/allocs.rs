@@ -27,19 +27,22 @@ pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 impl Client {
     /// This node's allocations once they move past `min_index` (the
     /// previous reply's `index`; 0 answers at once), or as they are when
-    /// `wait` passes. Any server answers (from its own state, possibly a
-    /// little behind the leader); the call fails over between servers as
+    /// `wait` passes. Any server answers, from its own state (possibly a
+    /// little behind the leader) unless `consistent` asks it to catch up
+    /// with the leader first; the call fails over between servers as
     /// heartbeats do.
     pub async fn fetch_allocs(
         &self,
         min_index: u64,
         wait: Duration,
+        consistent: bool,
     ) -> Result<NodeAllocsReply, RpcError> {
         let request = NodeAllocsRequest {
             node_id: self.options.identity.node_id.clone(),
             secret_id: self.options.identity.secret_id.clone(),
             min_index,
             wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            consistent,
         };
         let request = &request;
         self.servers

@@ -64,7 +64,12 @@ impl Client {
         let mut reporting = false;
         let mut index = 0;
         loop {
-            match self.fetch_allocs(index, WATCH_WAIT).await {
+            // The first read is consistent, as Nomad's client's: a stale
+            // follower must not tell a restarted client that allocations
+            // it restored are gone (it would destroy them) or not yet
+            // changed. Later reads may be stale; their index guards them.
+            let consistent = !reporting;
+            match self.fetch_allocs(index, WATCH_WAIT, consistent).await {
                 // A server behind the one that answered before says
                 // nothing new; ask again.
                 Ok(reply) if reply.index < index => {

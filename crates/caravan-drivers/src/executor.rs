@@ -5,6 +5,14 @@
 //! killed. The client learns what happened through two files the spec
 //! names: the start report (the task's pid, or why it could not start)
 //! and the exit record, both written atomically.
+//!
+//! A spec may also name a claim file, which the executor creates (never
+//! opens an existing one) before it launches the task. A restarted client
+//! that lost the handle of a start creates the same file to settle it:
+//! whoever creates it first decides. If the client does, the executor
+//! gives up without starting the task; if the executor does, the client
+//! waits for its start report. So a start is either found or never
+//! happens, never both.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -41,6 +49,13 @@ pub struct ExecutorSpec {
     pub start_file: PathBuf,
     /// Where the [`ExitRecord`] goes.
     pub exit_file: PathBuf,
+    /// The start's [`crate::TaskConfig::attempt`], echoed in the report.
+    #[serde(default)]
+    pub attempt: String,
+    /// Created (it must not exist) before the task is launched; see the
+    /// module's documentation.
+    #[serde(default)]
+    pub claim_file: Option<PathBuf>,
 }
 
 /// Whether the task started.
@@ -54,9 +69,18 @@ pub enum StartReport {
         task_start_time: u64,
         /// The executor's session, which the task's group is in.
         session: i32,
+        /// `/proc/<pid>/stat` field 22 of the executor.
+        #[serde(default)]
+        executor_start_time: u64,
+        /// [`ExecutorSpec::attempt`].
+        #[serde(default)]
+        attempt: String,
     },
     Failed {
         error: String,
+        /// [`ExecutorSpec::attempt`].
+        #[serde(default)]
+        attempt: String,
     },
 }
 
@@ -78,6 +102,8 @@ pub struct ExitRecord {
 const EXIT_RECORDED: u8 = 0;
 const EXIT_START_FAILED: u8 = 1;
 const EXIT_BAD_SPEC: u8 = 2;
+/// The claim file existed: the client settled this start as never made.
+const EXIT_ABANDONED: u8 = 3;
 
 /// How long the log copiers may take to drain after the task's group is
 /// gone; a process that left the group (setsid) may hold a pipe open.
@@ -105,19 +131,38 @@ pub fn run(spec_path: &Path) -> u8 {
     if let Err(error) = nix::unistd::setsid() {
         eprintln!("caravan executor: setsid: {error}");
     }
+    if let Some(claim) = &spec.claim_file {
+        // No report either way: the client that settled the start as
+        // never made may be starting the task anew, with its own report.
+        if let Err(error) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(claim)
+        {
+            eprintln!(
+                "caravan executor: not starting the task: cannot claim {}: {error}",
+                claim.display()
+            );
+            return EXIT_ABANDONED;
+        }
+    }
     let (child, logs) = match launch(&spec) {
         Ok(launched) => launched,
         Err(error) => {
-            report_start(&spec, &StartReport::Failed { error });
+            let attempt = spec.attempt.clone();
+            report_start(&spec, &StartReport::Failed { error, attempt });
             return EXIT_START_FAILED;
         }
     };
     let task_pid = child.id() as i32;
+    let executor_pid = std::process::id() as i32;
     let started = StartReport::Started {
-        executor_pid: std::process::id() as i32,
+        executor_pid,
         task_pid,
         task_start_time: proc::stat(task_pid).map_or(0, |stat| stat.start_time),
         session: nix::unistd::getsid(None).map_or(0, Pid::as_raw),
+        executor_start_time: proc::stat(executor_pid).map_or(0, |stat| stat.start_time),
+        attempt: spec.attempt.clone(),
     };
     if !report_start(&spec, &started) {
         // Nobody will learn of this task: take it down again.

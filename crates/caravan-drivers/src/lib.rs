@@ -62,6 +62,39 @@ pub struct TaskConfig {
     pub alloc_dir: PathBuf,
     pub logs: LogConfig,
     pub resources: TaskResources,
+    /// Names this call of [`Driver::start`], unique per start (a restart
+    /// is a new one): what [`Driver::find`] looks for. Letters, digits,
+    /// `-` and `_` only; empty when the caller will never look.
+    #[serde(default)]
+    pub attempt: String,
+}
+
+/// A start the client asked for, persisted before it calls
+/// [`Driver::start`]: a client killed before it could save the handle asks
+/// [`Driver::find`] whether that start happened, instead of starting the
+/// task a second time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartAttempt {
+    /// The driver's name.
+    pub driver: String,
+    /// [`TaskConfig::id`].
+    pub task_id: String,
+    /// [`TaskConfig::attempt`].
+    pub attempt: String,
+    /// [`TaskConfig::task_dir`].
+    pub task_dir: PathBuf,
+}
+
+impl StartAttempt {
+    /// The attempt `config` names, for `driver`.
+    pub fn of(driver: &str, config: &TaskConfig) -> Self {
+        Self {
+            driver: driver.to_string(),
+            task_id: config.id.clone(),
+            attempt: config.attempt.clone(),
+            task_dir: config.task_dir.clone(),
+        }
+    }
 }
 
 /// A started task, as the client persists it to find it again.
@@ -143,6 +176,16 @@ pub trait Driver: Send + Sync {
         handle: &'a TaskHandle,
         signal: &'a str,
     ) -> BoxFuture<'a, Result<(), DriverError>>;
+
+    /// Settles a start whose handle was never saved (the client was killed
+    /// while [`Driver::start`] ran): `Ok(Some(handle))` when that start
+    /// launched the task (recover it as any handle: it may have exited
+    /// since), `Ok(None)` when it did not and now never will, so starting
+    /// the task again runs one copy of it.
+    fn find<'a>(
+        &'a self,
+        attempt: &'a StartAttempt,
+    ) -> BoxFuture<'a, Result<Option<TaskHandle>, DriverError>>;
 
     /// Re-attaches to a task started before the client restarted.
     /// `Err(NotFound)` when nothing of it is left; a task that exited

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::executor::{ExecutorSpec, ExitRecord, StartReport};
 use crate::signal::parse_signal;
-use crate::{proc, Driver, DriverError, ExitResult, Fingerprint, TaskConfig, TaskHandle};
+use crate::{
+    proc, Driver, DriverError, ExitResult, Fingerprint, StartAttempt, TaskConfig, TaskHandle,
+};
 
 /// The driver's name in jobspecs and node attributes.
 pub const NAME: &str = "raw_exec";
@@ -36,6 +38,10 @@ const KILL_LIMIT: Duration = Duration::from_secs(10);
 /// group is gone (it drains the logs first).
 const RECORD_LIMIT: Duration = Duration::from_secs(10);
 
+mod claim;
+
+use claim::claim_name;
+
 /// The raw_exec driver.
 #[derive(Debug, Clone)]
 pub struct RawExec {
@@ -54,7 +60,8 @@ pub struct RawExecState {
     pub task_start_time: u64,
     /// The session the task's group is in (the executor's).
     pub session: i32,
-    /// `<task_dir>/.caravan`: spec, start report, exit record, executor log.
+    /// `<task_dir>/.caravan`: spec, start report, exit record, executor
+    /// log, the claim files of the starts made in it.
     pub state_dir: PathBuf,
     /// Where the executor records the exit.
     pub exit_file: PathBuf,
@@ -78,6 +85,7 @@ impl RawExec {
             ));
         }
         let (command, args) = command_and_args(&config.config)?;
+        let claim_file = claim_name(&config.attempt)?;
         let state_dir = config.task_dir.join(STATE_DIR);
         caravan_files::create_private_dir(&state_dir)?;
         let (start_file, exit_file) = (state_dir.join(START_FILE), state_dir.join(EXIT_FILE));
@@ -96,8 +104,15 @@ impl RawExec {
             logs: config.logs.clone(),
             start_file: start_file.clone(),
             exit_file: exit_file.clone(),
+            attempt: config.attempt.clone(),
+            claim_file: claim_file.map(|name| state_dir.join(name)),
         };
-        let spec_path = state_dir.join(SPEC_FILE);
+        // A spec per attempt: an executor of an earlier attempt that has
+        // not read its spec yet must never read this one.
+        let spec_path = match config.attempt.is_empty() {
+            true => state_dir.join(SPEC_FILE),
+            false => state_dir.join(format!("executor.spec.{}.json", config.attempt)),
+        };
         let spec_bytes = serde_json::to_vec_pretty(&spec).map_err(std::io::Error::other)?;
         caravan_files::write_private_atomic(&spec_path, &spec_bytes)?;
 
@@ -124,7 +139,7 @@ impl RawExec {
             .await_start_report(&mut executor, &start_file, &executor_log_path)
             .await?;
         match report {
-            StartReport::Failed { error } => {
+            StartReport::Failed { error, .. } => {
                 let _ = executor.wait().await;
                 Err(DriverError::Start(error))
             }
@@ -318,6 +333,13 @@ impl Driver for RawExec {
                 Err(DriverError::NotFound)
             }
         })
+    }
+
+    fn find<'a>(
+        &'a self,
+        attempt: &'a StartAttempt,
+    ) -> BoxFuture<'a, Result<Option<TaskHandle>, DriverError>> {
+        Box::pin(self.find_task(attempt))
     }
 
     fn recover<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>> {

@@ -108,6 +108,10 @@ async fn agent_self(request: Request) -> Result<Reply, ApiError> {
             }),
         );
         stats.insert("raft".to_string(), json!(server.raft_stats()));
+        stats.insert(
+            "scheduler".to_string(),
+            json!(server.scheduler_stats().figures()),
+        );
         // The state store's keyed watches: blocking queries waiting now,
         // waiters woken so far, states published (one per applied batch).
         let store = server.store();

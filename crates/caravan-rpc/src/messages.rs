@@ -75,6 +75,12 @@ pub struct NodeAllocsRequest {
     pub secret_id: String,
     pub min_index: u64,
     pub wait_ms: u64,
+    /// Answer from a state at least as new as the leader's commit index
+    /// (a follower catches up first) instead of the server's own, possibly
+    /// stale, one: a client's first read after it starts (Nomad's
+    /// `AllowStale: false`). Absent from older clients: a stale read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub consistent: bool,
 }
 
 impl std::fmt::Debug for NodeAllocsRequest {
@@ -84,6 +90,7 @@ impl std::fmt::Debug for NodeAllocsRequest {
             .field("secret_id", &"<redacted>")
             .field("min_index", &self.min_index)
             .field("wait_ms", &self.wait_ms)
+            .field("consistent", &self.consistent)
             .finish()
     }
 }
@@ -152,5 +159,25 @@ mod tests {
         assert!(serde_json::to_string(&beat)
             .unwrap()
             .contains("very-secret"));
+    }
+
+    #[test]
+    fn an_allocs_query_is_stale_unless_it_asks_and_says_so_only_then() {
+        // An older client's query (no field) is a stale read.
+        let old: NodeAllocsRequest =
+            serde_json::from_str(r#"{"node_id":"n","secret_id":"s","min_index":3,"wait_ms":0}"#)
+                .unwrap();
+        assert!(!old.consistent);
+        // A stale query is written as before, for older servers.
+        assert!(!serde_json::to_string(&old).unwrap().contains("consistent"));
+        let first = NodeAllocsRequest {
+            consistent: true,
+            ..old
+        };
+        let wire = serde_json::to_string(&first).unwrap();
+        assert!(wire.contains(r#""consistent":true"#), "{wire}");
+        let back: NodeAllocsRequest = serde_json::from_str(&wire).unwrap();
+        assert_eq!(back, first);
+        assert!(!format!("{first:?}").contains("\"s\""));
     }
 }

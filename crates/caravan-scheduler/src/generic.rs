@@ -222,7 +222,7 @@ fn place(
     ctx: &mut Context<'_>,
     job: &Arc<Job>,
     placements: Vec<Placement>,
-    mut stopped: HashSet<String>,
+    stopped: HashSet<String>,
     plan: &mut Plan,
     result: &mut SchedulerResult,
 ) {
@@ -230,19 +230,14 @@ fn place(
     for group in &job.task_groups {
         result.queued_allocations.insert(group.name.clone(), 0);
     }
-    // Destructive updates first, so their old allocations' room is free.
+    // Destructive updates first. Each one's old allocation is stopped just
+    // before its own selection (Nomad's computePlacements), so it uses only
+    // that room and free room: a later replacement that fails takes its
+    // stop back with no other placement having used the room.
     let (mut ordered, rest): (Vec<_>, Vec<_>) = placements
         .into_iter()
         .partition(|p| p.kind == PlacementKind::Destructive);
     ordered.extend(rest);
-    for placement in &ordered {
-        if let (Some(previous), Some(description)) = (&placement.previous, placement.stop_previous)
-        {
-            if stopped.insert(previous.id.clone()) {
-                plan.push_stop(stopped_copy(previous, description, false, &eval.id));
-            }
-        }
-    }
     let nodes = state.nodes();
     let seed = eval_seed(&eval.id, state.index());
     let mut stack = Stack::new(state, job.clone(), &nodes, stopped, seed, options(state));
@@ -256,9 +251,10 @@ fn place(
                 .queued_allocations
                 .entry(group.name.clone())
                 .or_insert(0) += 1;
-            withdraw(&placement, plan, &mut stack);
+            withdraw(&placement, false, plan, &mut stack);
             continue;
         }
+        let stopped_here = stop_previous(&placement, &eval.id, plan, &mut stack);
         let rescheduling = placement.kind == PlacementKind::Reschedule;
         let penalty: HashSet<String> = match (&placement.previous, rescheduling) {
             (Some(previous), true) => reschedule::penalty_nodes(previous).into_iter().collect(),
@@ -271,7 +267,7 @@ fn place(
                 .queued_allocations
                 .entry(group.name.clone())
                 .or_insert(0) += 1;
-            withdraw(&placement, plan, &mut stack);
+            withdraw(&placement, stopped_here, plan, &mut stack);
             continue;
         };
         let mut alloc = new_alloc(
@@ -310,14 +306,34 @@ fn place(
     }
 }
 
+/// Stops the allocation `placement` replaces, if it asks to, before its
+/// selection. Returns whether this placement pushed the stop: one the
+/// reconciler made already is not this placement's to withdraw.
+fn stop_previous(
+    placement: &Placement,
+    eval_id: &str,
+    plan: &mut Plan,
+    stack: &mut Stack<'_>,
+) -> bool {
+    let (Some(previous), Some(description)) = (&placement.previous, placement.stop_previous) else {
+        return false;
+    };
+    if !stack.stop(previous) {
+        return false;
+    }
+    plan.push_stop(stopped_copy(previous, description, false, eval_id));
+    true
+}
+
 /// A replacement that could not be placed: its previous allocation is not
-/// stopped after all; a failed reschedule records "no placement" so the
-/// blocked eval retries it.
-fn withdraw(placement: &Placement, plan: &mut Plan, stack: &mut Stack<'_>) {
+/// stopped after all (if `stopped_here`, the stop this placement pushed is
+/// taken back); a failed reschedule records "no placement" so the blocked
+/// eval retries it.
+fn withdraw(placement: &Placement, stopped_here: bool, plan: &mut Plan, stack: &mut Stack<'_>) {
     let (Some(previous), Some(_)) = (&placement.previous, placement.stop_previous) else {
         return;
     };
-    if plan.pop_stop(&previous.node_id, &previous.id).is_some() {
+    if stopped_here && plan.pop_stop(&previous.node_id, &previous.id).is_some() {
         stack.unstop(previous);
     }
     if placement.kind == PlacementKind::Reschedule {

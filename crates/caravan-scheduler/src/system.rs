@@ -106,8 +106,9 @@ fn place(
     );
     let stop =
         |plan: &mut Plan, stack: &mut Stack<'_>, alloc: &Allocation, desc: &str, lost: bool| {
-            stack.add_stopped(&alloc.id);
-            plan.push_stop(stopped_copy(alloc, desc, lost, &eval.id));
+            if stack.stop(alloc) {
+                plan.push_stop(stopped_copy(alloc, desc, lost, &eval.id));
+            }
         };
     let mut placements = Vec::new();
     let mut has_allocs: HashSet<String> = HashSet::new();
@@ -174,7 +175,9 @@ fn place(
                 None => true,
             };
             if destructive {
-                stop(plan, &mut stack, alloc, DESC_UPDATING, false);
+                // Stopped just before its replacement's selection, so
+                // the replacement uses only this room (see the generic
+                // scheduler's `place`).
                 placements.push(SystemPlacement {
                     group: group.name.clone(),
                     node: alloc.node_id.clone(),
@@ -213,6 +216,9 @@ fn place(
         let Some(group) = job.group(&placement.group) else {
             continue;
         };
+        if let Some(previous) = &placement.previous {
+            stop(plan, &mut stack, previous, DESC_UPDATING, false);
+        }
         let (chosen, metrics) = stack.select_node(group, &placement.node);
         match chosen {
             Some(chosen) => {

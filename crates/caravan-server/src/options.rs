@@ -36,4 +36,10 @@ pub struct ServerOptions {
     /// Whether the RPC port is TLS: server-only routes then require a
     /// server certificate of this region.
     pub rpc_tls: bool,
+    /// Scheduling workers while this server leads (`num_schedulers`; 0:
+    /// one per core, Nomad's default).
+    pub num_schedulers: usize,
+    /// The job types this server's workers schedule (`enabled_schedulers`;
+    /// empty: all of them).
+    pub enabled_schedulers: Vec<String>,
 }

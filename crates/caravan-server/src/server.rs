@@ -23,6 +23,7 @@ use crate::error::ServerError;
 use crate::leader::context::LeaderServer;
 use crate::leader::heartbeat::HeartbeatTracker;
 use crate::leader::lifecycle::Leadership;
+use crate::leader::scheduling::SchedulerStats;
 use crate::options::ServerOptions;
 use crate::raft::config::{raft_config, ELECTION_TIMEOUT_MAX_MS, HEARTBEAT_INTERVAL_MS};
 use crate::raft::log_store::LogStore;
@@ -58,6 +59,8 @@ pub struct Server {
     pub(crate) autopilot: Autopilot,
     /// The leader duties, started per established term.
     pub(crate) leadership: Leadership<Arc<Server>>,
+    /// What the evaluation pipeline did while this server led.
+    pub(crate) scheduler_stats: SchedulerStats,
     pub(crate) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -124,6 +127,7 @@ impl Server {
             heartbeats: Arc::new(HeartbeatTracker::new(heartbeat)),
             autopilot: Autopilot::new(members),
             leadership: Leadership::new(),
+            scheduler_stats: SchedulerStats::default(),
             tasks: Mutex::new(Vec::new()),
         });
         server.register_leader_duties();
@@ -165,6 +169,12 @@ impl Server {
     }
 
     /// The replicated state.
+    /// What the evaluation pipeline did while this server led
+    /// (`/v1/agent/self`'s `scheduler` stats).
+    pub fn scheduler_stats(&self) -> &SchedulerStats {
+        &self.scheduler_stats
+    }
+
     pub fn store(&self) -> &Arc<StateStore> {
         &self.store
     }
@@ -366,6 +376,18 @@ impl LeaderServer for Server {
 
     fn apply(&self, command: Command) -> BoxFuture<'_, Result<AppliedWrite, ServerError>> {
         Box::pin(Server::apply(self, command))
+    }
+
+    fn scheduler_workers(&self) -> usize {
+        self.options.num_schedulers
+    }
+
+    fn scheduler_stats(&self) -> &SchedulerStats {
+        &self.scheduler_stats
+    }
+
+    fn enabled_schedulers(&self) -> &[String] {
+        &self.options.enabled_schedulers
     }
 }
 

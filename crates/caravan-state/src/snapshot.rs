@@ -33,6 +33,10 @@ pub const SECTION_JOB_VERSIONS: &str = "job_versions";
 pub const SECTION_JOB_SUMMARIES: &str = "job_summaries";
 pub const SECTION_EVALS: &str = "evals";
 pub const SECTION_ALLOCS: &str = "allocs";
+/// Per node with allocations, the index of the last write to them (a
+/// snapshot without it reads back with the fallback, see
+/// `State::node_allocs_index`).
+pub const SECTION_ALLOC_NODE_INDEXES: &str = "alloc_node_indexes";
 
 /// Why the state could not be written as sections or rebuilt from them.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +124,18 @@ impl State {
         )?;
         write_table(SECTION_EVALS, &self.evals, sink, &mut buffer)?;
         write_table(SECTION_ALLOCS, &self.allocs, sink, &mut buffer)?;
+        sink.section(
+            SECTION_ALLOC_NODE_INDEXES,
+            self.alloc_node_indexes.len() as u64,
+        )?;
+        for row in self.alloc_node_indexes() {
+            buffer.clear();
+            codec::encode_into(&row, &mut buffer).map_err(|error| SectionError::Encode {
+                section: SECTION_ALLOC_NODE_INDEXES,
+                error,
+            })?;
+            sink.row(&buffer)?;
+        }
         Ok(())
     }
 }
@@ -206,6 +222,13 @@ impl StateRestore {
             }
             SECTION_ALLOCS => {
                 self.state.allocs = read_table(name, rows, next_row)?;
+            }
+            SECTION_ALLOC_NODE_INDEXES => {
+                for row in 0..rows {
+                    next_row(&mut buffer)?;
+                    let (node_id, index): (String, u64) = decode_row(name, row, &buffer)?;
+                    self.state.alloc_node_indexes.insert(node_id, index);
+                }
             }
             _ => {
                 self.skipped.push(name.to_string());

@@ -12,6 +12,7 @@ use crate::command::{Command, CommandResult};
 use crate::nodes::{self, DrainUpdate, NODE_NOT_FOUND};
 use crate::table::{Index, IndexedTable, Schema, Touched};
 
+mod alloc_nodes;
 pub mod jobs;
 
 /// The tables of the state, each with its own Raft index (Nomad's `index`
@@ -114,6 +115,9 @@ pub struct State {
     pub(crate) job_summaries: IndexedTable<jobs::JobSummariesTable>,
     pub(crate) evals: IndexedTable<jobs::EvalsTable>,
     pub(crate) allocs: IndexedTable<jobs::AllocsTable>,
+    /// Per node with allocations, the index of the last write to them
+    /// (see `alloc_nodes`): what its client's blocking read answers.
+    pub(crate) alloc_node_indexes: imbl::OrdMap<String, u64>,
 }
 
 /// Hex SHA-256 of a token secret.

@@ -423,6 +423,8 @@ async fn start_server(
         storage: caravan_server::memory_disk::Storage::Disk,
         cluster_key,
         rpc_tls: config.tls.rpc,
+        num_schedulers: config.server.num_schedulers as usize,
+        enabled_schedulers: config.server.enabled_schedulers.clone(),
     };
     let transport = Arc::new(HttpTransport::new(rpc_client.clone()));
     Server::start(

@@ -224,38 +224,116 @@ fn node_alloc_rpcs_answer_only_the_nodes_own_secret_about_its_own_allocations() 
     assert_eq!(after["ClientStatus"], "running", "{after}");
 }
 
-#[test]
-fn a_failure_a_node_reports_is_rescheduled_per_the_policy() {
-    let server = Agent::server();
-    let _sim = NodeSim::start(&server, 1);
-    // A node the test speaks for: a simulated node's registration under
-    // another ID and a secret the test knows, so it fits what the
-    // simulated node fits.
+/// A node the test speaks for, with `secret`: a simulated node's
+/// registration under `id`, so it fits what the simulated node fits.
+/// Returns what keeps it alive (a heartbeat).
+fn register_reporter<'a>(server: &'a Agent, id: &'a str, secret: &'a str) -> impl Fn() + 'a {
     let sim_id = server.get("/v1/nodes").json()[0]["ID"]
         .as_str()
         .unwrap()
         .to_string();
     let mut node = server.get(&format!("/v1/node/{sim_id}")).json();
-    let id = "cccc0000-0000-4000-8000-000000000001";
     node["ID"] = json!(id);
     node["Name"] = json!("reporter");
-    node["SecretID"] = json!("reporter-secret");
+    node["SecretID"] = json!(secret);
     node["Status"] = json!("ready");
-    let registered = rpc_post(&server, "/rpc/node/register", &node);
+    let registered = rpc_post(server, "/rpc/node/register", &node);
     assert!(registered.get("Ok").is_some(), "{registered}");
-    let beat = json!({"node_id": id, "secret_id": "reporter-secret", "status": "ready"});
-    let keep_alive = || {
-        let reply = rpc_post(&server, "/rpc/node/heartbeat", &beat);
+    move || {
+        let beat = json!({"node_id": id, "secret_id": secret, "status": "ready"});
+        let reply = rpc_post(server, "/rpc/node/heartbeat", &beat);
         assert!(reply.get("Ok").is_some(), "{reply}");
-    };
+    }
+}
 
-    let spec = json!({"Job": {"ID": "flaky", "TaskGroups": [{
-        "Name": "work", "Count": 1,
-        "Constraints": [{"LTarget": "${node.unique.id}", "RTarget": id, "Operand": "="}],
-        "ReschedulePolicy": {"Unlimited": true, "Delay": 5_000_000_000u64,
-                             "DelayFunction": "constant", "MaxDelay": 3_600_000_000_000u64},
-        "Tasks": [{"Name": "main", "Driver": "raw_exec",
-                   "Config": {"command": "/bin/false"}}]}]}});
+/// A job of `group` pinned to node `id`.
+fn pinned_job(job: &str, job_type: &str, id: &str, group: Value) -> Value {
+    let mut group = group;
+    group["Name"] = json!("work");
+    group["Count"] = json!(1);
+    group["Constraints"] = json!([{"LTarget": "${node.unique.id}", "RTarget": id, "Operand": "="}]);
+    group["Tasks"] = json!([{"Name": "main", "Driver": "raw_exec",
+                             "Config": {"command": "/bin/false"}}]);
+    json!({"Job": {"ID": job, "Type": job_type, "TaskGroups": [group]}})
+}
+
+#[test]
+fn a_garbage_collected_allocation_wakes_its_nodes_query_with_a_newer_index() {
+    let server = Agent::server();
+    let _sim = NodeSim::start(&server, 1);
+    let id = "dddd0000-0000-4000-8000-000000000001";
+    let keep_alive = register_reporter(&server, id, "gc-secret");
+    let spec = pinned_job("once", "batch", id, json!({}));
+    let reply = server.post("/v1/jobs", &spec.to_string());
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    eventually("the allocation on the reporting node", || {
+        keep_alive();
+        allocations(&server, "once").len() == 1
+    });
+    let alloc = allocations(&server, "once")[0].clone();
+    let done = json!({"node_id": id, "secret_id": "gc-secret", "allocs": [{
+        "id": alloc["ID"], "client_status": "complete",
+        "client_description": "", "task_states": {}}]});
+    let reported = rpc_post(&server, "/rpc/node/allocs/update", &done);
+    assert!(reported["Ok"].as_u64().is_some(), "{reported}");
+    eventually("the job's evaluations to be complete", || {
+        let evals = server.get("/v1/job/once/evaluations").json();
+        evals.as_array().is_some_and(|evals| {
+            !evals.is_empty() && evals.iter().all(|eval| eval["Status"] == "complete")
+        })
+    });
+    let query = |min_index: u64, wait_ms: u64| {
+        json!({"node_id": id, "secret_id": "gc-secret",
+               "min_index": min_index, "wait_ms": wait_ms})
+    };
+    let seen = rpc_post(&server, "/rpc/node/allocs", &query(0, 0));
+    let seen_index = seen["Ok"]["index"].as_u64().unwrap();
+    assert!(
+        seen["Ok"]["allocs"]
+            .get(alloc["ID"].as_str().unwrap())
+            .is_some(),
+        "{seen}"
+    );
+
+    // The client waits on its allocations while they are collected.
+    let waiting = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| {
+            let started = std::time::Instant::now();
+            let reply = rpc_post(&server, "/rpc/node/allocs", &query(seen_index, 30_000));
+            (reply, started.elapsed())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let evals = server.get("/v1/job/once/evaluations").json();
+        let ids: Vec<&Value> = evals
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|eval| &eval["ID"])
+            .collect();
+        let body = json!({"EvalIDs": ids}).to_string();
+        let deleted = server.request("DELETE", "/v1/evaluations", Some(&body));
+        assert_eq!(deleted.status, 200, "{}", deleted.text);
+        waiting.join().unwrap()
+    });
+    let (reply, waited) = waiting;
+    assert!(waited < std::time::Duration::from_secs(20), "{waited:?}");
+    let index = reply["Ok"]["index"].as_u64().unwrap();
+    assert!(index > seen_index, "{reply} after {seen_index}");
+    assert_eq!(reply["Ok"]["allocs"], json!({}), "{reply}");
+    assert!(allocations(&server, "once").is_empty());
+}
+
+#[test]
+fn a_failure_a_node_reports_is_rescheduled_per_the_policy() {
+    let server = Agent::server();
+    let _sim = NodeSim::start(&server, 1);
+    let id = "cccc0000-0000-4000-8000-000000000001";
+    let keep_alive = register_reporter(&server, id, "reporter-secret");
+
+    let policy = json!({"ReschedulePolicy": {
+        "Unlimited": true, "Delay": 5_000_000_000u64,
+        "DelayFunction": "constant", "MaxDelay": 3_600_000_000_000u64}});
+    let spec = pinned_job("flaky", "service", id, policy);
     let reply = server.post("/v1/jobs", &spec.to_string());
     assert_eq!(reply.status, 200, "{}", reply.text);
     eventually("the allocation on the reporting node", || {

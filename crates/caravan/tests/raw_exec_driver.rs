@@ -9,7 +9,8 @@ use std::time::Duration;
 use caravan_drivers::proc;
 use caravan_drivers::raw_exec::RawExecState;
 use caravan_drivers::{
-    Driver, DriverError, DriverSet, LogConfig, RawExec, TaskConfig, TaskHandle, TaskResources,
+    Driver, DriverError, DriverSet, LogConfig, RawExec, StartAttempt, TaskConfig, TaskHandle,
+    TaskResources,
 };
 
 /// Generous: these bound a hang, they do not measure anything.
@@ -48,6 +49,7 @@ fn task(root: &Path, name: &str, command: &str, args: &[&str]) -> TaskConfig {
         },
         alloc_dir,
         resources: TaskResources::default(),
+        attempt: String::new(),
     }
 }
 
@@ -364,6 +366,8 @@ async fn an_executor_whose_parent_exited_is_recovered_and_waited_on() {
         logs: config.logs.clone(),
         start_file: state_dir.join("executor.started.json"),
         exit_file: state_dir.join("executor.exit.json"),
+        attempt: String::new(),
+        claim_file: None,
     };
     let spec_path = state_dir.join("executor.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
@@ -383,6 +387,7 @@ async fn an_executor_whose_parent_exited_is_recovered_and_waited_on() {
         task_pid,
         task_start_time,
         session,
+        ..
     } = report
     else {
         panic!("the task did not start: {report:?}");
@@ -408,4 +413,96 @@ async fn an_executor_whose_parent_exited_is_recovered_and_waited_on() {
     let exit = wait(&driver, &handle).await;
     assert_eq!((exit.exit_code, exit.signal), (128 + 15, 15));
     assert_eq!(group_left(task_pid), Vec::<i32>::new());
+}
+
+/// A start whose handle the client never saved: found by its attempt
+/// (the same task, not a second one), and a start that never happened is
+/// settled as such.
+#[tokio::test]
+async fn a_start_is_found_by_its_attempt_and_one_never_made_is_settled() {
+    let root = tempfile::tempdir().unwrap();
+    let driver = driver();
+    let mut config = task(root.path(), "found", "sleep", &["1000"]);
+    config.attempt = "first-attempt".into();
+    let started = driver.start(config.clone()).await.unwrap();
+    let attempt = StartAttempt::of("raw_exec", &config);
+    let found = driver.find(&attempt).await.unwrap().expect("the start");
+    assert_eq!(state(&found), state(&started));
+    assert_eq!(found.task_id, config.id);
+    driver.recover(&found).await.unwrap();
+
+    // Another attempt, never started: settled, and found as nothing.
+    let other = StartAttempt {
+        attempt: "second-attempt".into(),
+        ..attempt.clone()
+    };
+    assert_eq!(driver.find(&other).await.unwrap(), None);
+    // A start that never got as far as its directory.
+    let nowhere = StartAttempt {
+        task_dir: root.path().join("missing"),
+        ..attempt
+    };
+    assert_eq!(driver.find(&nowhere).await.unwrap(), None);
+    let bad = StartAttempt {
+        attempt: "../x".into(),
+        ..other
+    };
+    assert!(matches!(
+        driver.find(&bad).await,
+        Err(DriverError::InvalidConfig(_))
+    ));
+
+    driver
+        .stop(&found, "SIGKILL", Duration::ZERO)
+        .await
+        .unwrap();
+    let exit = wait(&driver, &found).await;
+    assert_eq!(exit.signal, 9);
+}
+
+/// The client was killed after it asked for a start and before the
+/// executor claimed it; the restarted client settles the start first. The
+/// executor, running late, must not start the task.
+#[tokio::test]
+async fn an_executor_whose_start_was_settled_does_not_start_the_task() {
+    use caravan_drivers::executor::ExecutorSpec;
+
+    let root = tempfile::tempdir().unwrap();
+    let marker = root.path().join("ran");
+    let config = sh(root.path(), "late", &format!("touch {}", marker.display()));
+    let state_dir = config.task_dir.join(".caravan");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let spec = ExecutorSpec {
+        task_name: config.task_name.clone(),
+        command: "/bin/sh".into(),
+        args: vec!["-c".into(), format!("touch {}", marker.display())],
+        env: config.env.clone(),
+        cwd: config.task_dir.clone(),
+        user: None,
+        logs: config.logs.clone(),
+        start_file: state_dir.join("executor.started.json"),
+        exit_file: state_dir.join("executor.exit.json"),
+        attempt: "late".into(),
+        claim_file: Some(state_dir.join("executor.claim.late")),
+    };
+    let spec_path = state_dir.join("executor.spec.late.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let attempt = StartAttempt {
+        driver: "raw_exec".into(),
+        task_id: config.id.clone(),
+        attempt: "late".into(),
+        task_dir: config.task_dir.clone(),
+    };
+    assert_eq!(driver().find(&attempt).await.unwrap(), None);
+
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_caravan"))
+        .arg("executor")
+        .arg(&spec_path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "the executor gives up");
+    assert!(!spec.start_file.exists(), "and reports nothing");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!marker.exists(), "the task never ran");
 }

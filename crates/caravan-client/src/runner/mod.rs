@@ -156,3 +156,6 @@ impl AllocManager {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,13 +3,19 @@
 //! them twice: per allocation one file `<state_dir>/allocs/<id>.json` with
 //! the allocation as last received, and per task its driver handle, its
 //! state and whether its run is complete.
+//!
+//! Each is saved before the step it makes possible: a start's attempt
+//! before the driver is asked to start (so a client killed before the
+//! handle was saved asks the driver to find that start instead of making a
+//! second), and a task's exit and what follows from it before the driver
+//! forgets the exit.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use caravan_api_types::alloc::{Allocation, TaskState};
-use caravan_drivers::TaskHandle;
+use caravan_drivers::{StartAttempt, TaskHandle};
 use serde::{Deserialize, Serialize};
 
 /// One task as persisted.
@@ -17,6 +23,10 @@ use serde::{Deserialize, Serialize};
 pub struct LocalTask {
     /// The running (or last run) instance, to recover.
     pub handle: Option<TaskHandle>,
+    /// A start asked of the driver whose handle is not saved yet (the
+    /// client was killed while it ran, if it is still set on restore).
+    #[serde(default)]
+    pub starting: Option<StartAttempt>,
     pub state: TaskState,
     /// The task is done for good: never started again (Nomad #5945).
     pub run_complete: bool,

@@ -3,19 +3,28 @@
 //! `Terminated`, then the restart decision; or, when told to, `Killing`,
 //! the driver's stop and `Killed`. Every change is recorded in the
 //! allocation's shared state, which persists it and reports it.
+//!
+//! Two orders keep a client killed at any point from running a task twice:
+//! the start's attempt is saved before the driver starts the task (a
+//! restored runner asks the driver to find that start rather than make
+//! another), and a task's exit, with what the runner decided from it, is
+//! saved before the driver is told to forget the exit.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use caravan_api_types::alloc::{TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING};
+use caravan_api_types::alloc::{
+    TaskEvent, TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING,
+};
 use caravan_api_types::job::{Job, RestartPolicy, Task, TaskGroup};
-use caravan_drivers::{Driver, DriverError, ExitResult, TaskConfig, TaskHandle};
+use caravan_drivers::{Driver, DriverError, ExitResult, StartAttempt, TaskConfig, TaskHandle};
 use tokio::sync::watch;
 
 use super::alloc::{AllocShared, Phase};
 use super::env::{interpolate_config, task_env, EnvInputs, TaskPaths};
 use super::events;
 use super::restart::{Decision, Outcome, RestartTracker};
+use super::state::LocalTask;
 use super::RunnerContext;
 
 /// Why a task is being killed, and the event that says so first.
@@ -93,16 +102,13 @@ impl TaskRunner {
         let driver = self.ctx.drivers.get(&task.driver).cloned();
         let mut running = None;
         if self.restore {
-            let recovered = match (local.handle.clone(), &driver) {
-                (Some(handle), Some(driver)) => match driver.recover(&handle).await {
-                    Ok(()) => Ok(handle),
-                    Err(error) => {
-                        tracing::info!(alloc_id = %self.shared.id, task = %self.name, %error, "task not recovered");
-                        Err(Some(error))
-                    }
-                },
-                _ => Err(None),
-            };
+            let recovered = self
+                .reattach(
+                    local.handle.clone(),
+                    local.starting.clone(),
+                    driver.as_deref(),
+                )
+                .await;
             match recovered {
                 Ok(handle) => running = Some(handle),
                 // Nothing of it runs: it starts again only once the
@@ -153,15 +159,17 @@ impl TaskRunner {
                                 error,
                                 DriverError::InvalidConfig(_) | DriverError::Unsupported(_)
                             );
-                            self.update(|state| {
-                                events::record(state, events::driver_failure(&error.to_string()))
-                            });
                             let decision = tracker.decide(
                                 Outcome::StartError { recoverable },
                                 now_nanos(),
                                 rand::random(),
                             );
-                            if self.after(decision).await {
+                            self.shared.with_task(&self.name, |local| {
+                                let failure = events::driver_failure(&error.to_string());
+                                events::record(&mut local.state, failure);
+                                record_decision(local, &decision);
+                            });
+                            if self.follow(decision).await {
                                 continue;
                             }
                             return;
@@ -176,7 +184,6 @@ impl TaskRunner {
                     return;
                 }
             };
-            let _ = driver.destroy(&handle).await;
             let exit = exit.unwrap_or_else(|error| {
                 tracing::warn!(alloc_id = %self.shared.id, task = %self.name, %error, "lost track of the task");
                 ExitResult {
@@ -184,18 +191,63 @@ impl TaskRunner {
                     ..ExitResult::default()
                 }
             });
-            self.update(|local| {
-                events::record(local, events::terminated(&exit));
-            });
-            self.shared
-                .with_task(&self.name, |local| local.handle = None);
             let outcome = match exit.successful() {
                 true => Outcome::Success,
                 false => Outcome::Failure,
             };
             let decision = tracker.decide(outcome, now_nanos(), rand::random());
-            if !self.after(decision).await {
+            // One save of the exit and what follows from it, before the
+            // driver forgets the exit: a client killed in between finds
+            // the task finished or due for its restart, not a handle whose
+            // exit is gone (which it would take for a task to start again).
+            self.shared.with_task(&self.name, |local| {
+                events::record(&mut local.state, events::terminated(&exit));
+                local.handle = None;
+                record_decision(local, &decision);
+            });
+            let _ = driver.destroy(&handle).await;
+            if !self.follow(decision).await {
                 return;
+            }
+        }
+    }
+
+    /// After a restart: the task's instance, through its saved handle or,
+    /// when the client was killed before it could save one, through the
+    /// start it had asked for. `Err` when nothing of it runs, with the
+    /// driver's reason when it gave one.
+    async fn reattach(
+        &self,
+        handle: Option<TaskHandle>,
+        starting: Option<StartAttempt>,
+        driver: Option<&dyn Driver>,
+    ) -> Result<TaskHandle, Option<DriverError>> {
+        let Some(driver) = driver else {
+            return Err(None);
+        };
+        let handle = match (handle, starting) {
+            (Some(handle), _) => handle,
+            (None, Some(attempt)) => match driver.find(&attempt).await {
+                Ok(Some(handle)) => {
+                    tracing::info!(alloc_id = %self.shared.id, task = %self.name, "found a task whose start was not saved");
+                    self.record_started(&handle);
+                    handle
+                }
+                found => {
+                    // The start never happened and now never will (or the
+                    // driver cannot tell): the attempt is settled.
+                    self.shared
+                        .with_task(&self.name, |local| local.starting = None);
+                    return Err(found.err());
+                }
+            },
+            (None, None) => return Err(None),
+        };
+        match driver.recover(&handle).await {
+            Ok(()) => Ok(handle),
+            Err(error) => {
+                tracing::info!(alloc_id = %self.shared.id, task = %self.name, %error, "task not recovered");
+                Err(Some(error))
             }
         }
     }
@@ -256,43 +308,48 @@ impl TaskRunner {
                     resources.map_or(task.resources.memory_max_mb, |r| r.memory.memory_max_mb),
                 ),
             },
+            attempt: uuid::Uuid::new_v4().simple().to_string(),
         };
-        let handle = driver.start(config).await?;
+        let attempt = StartAttempt::of(driver.name(), &config);
+        self.shared
+            .with_task(&self.name, move |local| local.starting = Some(attempt));
+        match driver.start(config).await {
+            Ok(handle) => {
+                self.record_started(&handle);
+                Ok(handle)
+            }
+            Err(error) => {
+                self.shared
+                    .with_task(&self.name, |local| local.starting = None);
+                Err(error)
+            }
+        }
+    }
+
+    /// Saves the handle of a started task (the start is settled) and
+    /// records it running.
+    fn record_started(&self, handle: &TaskHandle) {
         let started = handle.clone();
         self.shared.with_task(&self.name, move |local| {
             local.handle = Some(started);
+            local.starting = None;
             local.state.state = TASK_STATE_RUNNING.to_string();
             if local.state.started_at.is_none() {
                 local.state.started_at = Some(chrono::Utc::now());
             }
             events::record(&mut local.state, events::started());
         });
-        Ok(handle)
     }
 
-    /// Applies a restart decision; `true` when the task should start again.
-    async fn after(&mut self, decision: Decision) -> bool {
-        match decision {
-            Decision::Restart { delay, reason } => {
-                self.update(|state| {
-                    events::record(state, events::restarting(delay, &reason));
-                    state.state = TASK_STATE_PENDING.to_string();
-                    state.restarts += 1;
-                    state.last_restart = Some(chrono::Utc::now());
-                });
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => true,
-                    _ = wait_kill(&mut self.kill) => {
-                        self.finish(None, false);
-                        false
-                    }
-                }
-            }
-            Decision::Fail { reason } => {
-                self.finish(Some(events::not_restarting(&reason)), true);
-                false
-            }
-            Decision::Done => {
+    /// Follows a restart decision already recorded ([`record_decision`]):
+    /// `true` when the task should start again, after its delay.
+    async fn follow(&mut self, decision: Decision) -> bool {
+        let Decision::Restart { delay, .. } = decision else {
+            return false;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            _ = wait_kill(&mut self.kill) => {
                 self.finish(None, false);
                 false
             }
@@ -322,12 +379,16 @@ impl TaskRunner {
                 stopped = Ok(());
             }
         }
-        if let Ok(exit) = driver.wait(handle).await {
-            self.update(|state| events::record(state, events::terminated(&exit)));
-        }
-        let _ = driver.destroy(handle).await;
+        let exit = driver.wait(handle).await.ok();
         let error = stopped.err().map(|error| error.to_string());
-        self.finish(Some(events::killed(error.as_deref())), false);
+        // Saved before the driver forgets the exit, as after any exit.
+        self.shared.with_task(&self.name, |local| {
+            if let Some(exit) = &exit {
+                events::record(&mut local.state, events::terminated(exit));
+            }
+            finished(local, Some(events::killed(error.as_deref())), false);
+        });
+        let _ = driver.destroy(handle).await;
     }
 
     /// After a failed recovery: the task waits (`Failed Restoring Task`)
@@ -373,22 +434,41 @@ impl TaskRunner {
     }
 
     /// The task is dead for good.
-    fn finish(&self, event: Option<caravan_api_types::alloc::TaskEvent>, failed: bool) {
-        self.shared.with_task(&self.name, move |local| {
-            if let Some(event) = event {
-                events::record(&mut local.state, event);
-            }
-            local.state.state = TASK_STATE_DEAD.to_string();
-            local.state.failed |= failed;
-            local.state.finished_at = Some(chrono::Utc::now());
-            local.run_complete = true;
-            local.handle = None;
-        });
+    fn finish(&self, event: Option<TaskEvent>, failed: bool) {
+        self.shared
+            .with_task(&self.name, move |local| finished(local, event, failed));
     }
 
     fn update(&self, change: impl FnOnce(&mut caravan_api_types::alloc::TaskState)) {
         self.shared
             .with_task(&self.name, move |local| change(&mut local.state));
+    }
+}
+
+/// Marks `local` dead for good, with `event` last.
+fn finished(local: &mut LocalTask, event: Option<TaskEvent>, failed: bool) {
+    if let Some(event) = event {
+        events::record(&mut local.state, event);
+    }
+    local.state.state = TASK_STATE_DEAD.to_string();
+    local.state.failed |= failed;
+    local.state.finished_at = Some(chrono::Utc::now());
+    local.run_complete = true;
+    local.handle = None;
+    local.starting = None;
+}
+
+/// Records a restart decision: `Restarting` and pending, or dead for good.
+fn record_decision(local: &mut LocalTask, decision: &Decision) {
+    match decision {
+        Decision::Restart { delay, reason } => {
+            events::record(&mut local.state, events::restarting(*delay, reason));
+            local.state.state = TASK_STATE_PENDING.to_string();
+            local.state.restarts += 1;
+            local.state.last_restart = Some(chrono::Utc::now());
+        }
+        Decision::Fail { reason } => finished(local, Some(events::not_restarting(reason)), true),
+        Decision::Done => finished(local, None, false),
     }
 }
 

@@ -29,6 +29,7 @@ use resources::{ask_for, cpu_per_core};
 
 mod counts;
 mod resources;
+mod stops;
 
 /// Nodes with a score ≤ 0 the limit may pass over (Nomad's `maxSkip`).
 const MAX_SKIP: usize = 3;
@@ -272,30 +273,10 @@ impl<'s> Stack<'s> {
         }
     }
 
-    /// Counts an allocation as stopped by the plan. Call before selecting on
-    /// its node (the node's usage is read once, on first use).
-    pub fn add_stopped(&mut self, alloc_id: &str) {
-        self.stopped.insert(alloc_id.to_string());
-    }
-
     /// Whether `node` passes the group's feasibility checks (no metrics).
     pub fn is_feasible(&mut self, group: &str, node: &Node) -> bool {
         let mut scratch = AllocMetric::default();
         self.feasibility.check(group, node, &mut scratch)
-    }
-
-    /// Gives back an allocation the plan no longer stops (its replacement
-    /// was not placed): it holds its resources again.
-    pub fn unstop(&mut self, alloc: &Allocation) {
-        self.stopped.remove(&alloc.id);
-        let slot = self.index_of.get(&alloc.node_id).copied();
-        if let Some(node_state) = slot.and_then(|i| self.node_states[i].as_mut()) {
-            if let Some(resources) = &alloc.allocated_resources {
-                node_state.usage.commit(resources);
-            }
-            let position = group_position(&self.job, &alloc.task_group);
-            node_state.job_groups.add(position, 1);
-        }
     }
 
     fn base_metrics(&self) -> AllocMetric {

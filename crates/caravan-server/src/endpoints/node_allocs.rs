@@ -5,7 +5,10 @@
 //! The read is served by whichever server the client asked, from local
 //! state (Nomad allows stale reads here): the client reconciles by each
 //! allocation's `AllocModifyIndex`, so a lagging follower only delays it.
-//! The write runs on the leader.
+//! A client's first read after it starts asks for a consistent one, which
+//! a follower answers only once it has applied what the leader had
+//! committed (Nomad's client makes its first read consistent too). The
+//! write runs on the leader.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -35,12 +38,17 @@ impl Server {
     /// at once when `min_index` is 0 or the node's allocations are past
     /// it, otherwise held until a write touches them or `wait_ms` (at most
     /// [`MAX_ALLOCS_WAIT`], plus up to 1/16 of jitter) passes. Only writes
-    /// to this node's allocations wake it.
+    /// to this node's allocations (placing, changing or removing one) wake
+    /// it. A `consistent` request is answered from a state at least as new
+    /// as the leader's commit index when it arrived.
     pub async fn node_allocs(
         &self,
         request: NodeAllocsRequest,
     ) -> Result<NodeAllocsReply, RpcError> {
         self.authenticated_node(&request.node_id, &request.secret_id)?;
+        if request.consistent {
+            self.read_barrier().await?;
+        }
         let keys = [WatchKey::Index(
             Table::Allocs,
             ALLOCS_BY_NODE,
@@ -55,9 +63,8 @@ impl Server {
         if request.min_index == 0 || reply.index > request.min_index || wait.is_zero() {
             return Ok(reply);
         }
-        // A write that fires the watch changed this node's allocations,
-        // even when the index does not move past `min_index` (a removal
-        // lowers it): answer then, so the client sees the removal.
+        // A write that fires the watch changed this node's allocations and
+        // moved their index (a removal too, see `node_allocs_reply`).
         tokio::select! {
             _ = watch.fired() => {}
             _ = tokio::time::sleep_until(deadline) => {}
@@ -72,7 +79,10 @@ impl Server {
     /// A client's batch of allocation reports (Nomad's `Node.UpdateAlloc`),
     /// applied on the leader in one write, with an `alloc-failure`
     /// evaluation for each job one of whose allocations just failed and may
-    /// be rescheduled. Returns the write's index (0 for an empty batch).
+    /// be rescheduled. Reports the node may not make (another node's
+    /// allocation, a status that is not a client status) are left out and
+    /// logged; the batch is refused only when nothing in it may be applied.
+    /// Returns the write's index (0 for an empty batch).
     pub async fn node_update_allocs(&self, update: NodeAllocsUpdate) -> Result<u64, RpcError> {
         if !self.leads_or_waits().await? {
             return self
@@ -84,13 +94,27 @@ impl Server {
             return Ok(0);
         }
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-        let command = client_update_command(
+        let checked = client_update_command(
             &self.store.snapshot(),
             &update.node_id,
             update.allocs,
             now,
             || uuid::Uuid::new_v4().to_string(),
-        )?;
+        );
+        if let Some(first) = checked.refused.first() {
+            // IDs and reasons only: the request's secret is never logged.
+            let allocs: Vec<String> = checked.refused.iter().map(|r| short(&r.id)).collect();
+            tracing::warn!(
+                node_id = %short(&update.node_id),
+                refused = ?allocs,
+                reason = %first.reason,
+                "refused allocation updates a node may not make"
+            );
+            if checked.command.updates.is_empty() {
+                return Err(first.reason.clone());
+            }
+        }
+        let command = checked.command;
         let write = self
             .apply(Command::AllocsClientUpdate(Box::new(command)))
             .await?;
@@ -111,12 +135,14 @@ fn with_jitter(wait: Duration) -> Duration {
     wait + Duration::from_nanos(rand::rng().random_range(0..limit))
 }
 
-/// The node's allocations as a client reads them: the index is the newest
-/// `ModifyIndex` among them (never 0), every allocation with its
-/// `AllocModifyIndex`, and in full those whose `AllocModifyIndex` is past
-/// `min_index` (what the client has not seen).
+/// The node's allocations as a client reads them: the index is that of
+/// the last write to them, a removal included (`State::node_allocs_index`,
+/// never 0), so it never goes back and a client that ignores older answers
+/// still learns of a garbage-collected allocation; every allocation with
+/// its `AllocModifyIndex`, and in full those whose `AllocModifyIndex` is
+/// past `min_index` (what the client has not seen).
 pub fn node_allocs_reply(state: &State, node_id: &str, min_index: u64) -> NodeAllocsReply {
-    let mut index = 0;
+    let mut index = state.node_allocs_index(node_id);
     let mut allocs = BTreeMap::new();
     let mut changed = Vec::new();
     for alloc in state.allocs_by_node(node_id) {
@@ -131,6 +157,21 @@ pub fn node_allocs_reply(state: &State, node_id: &str, min_index: u64) -> NodeAl
         allocs,
         changed,
     }
+}
+
+/// One report a node may not make, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefusedReport {
+    pub id: String,
+    pub reason: RpcError,
+}
+
+/// A node's batch of reports, checked: the write it makes and the reports
+/// left out of it.
+#[derive(Debug, Clone)]
+pub struct CheckedUpdate {
+    pub command: AllocsClientUpdate,
+    pub refused: Vec<RefusedReport>,
 }
 
 /// The client statuses a client may report (Nomad's client statuses).
@@ -150,34 +191,48 @@ fn validate_client_status(status: &str) -> Result<(), RpcError> {
 }
 
 /// The write a node's batch of reports makes, checked against `state`:
-/// every status must be a client status and every allocation this node's
-/// (one on another node refuses the whole batch; one that no longer exists
-/// was garbage collected and is skipped). An allocation that turns
-/// `failed` while the servers still want it running, whose job exists, is
-/// not stopped and whose group's reschedule policy allows another attempt,
-/// gets its job one `alloc-failure` evaluation (Nomad's `Node.UpdateAlloc`),
-/// which the scheduler acts on: at once, or through a delayed follow-up.
+/// a report whose status is not a client status, or about an allocation
+/// on another node, is refused and left out, the others still apply (one
+/// bad report must not cost the node's other allocations their status);
+/// one about an allocation that no longer exists (garbage collected) is
+/// skipped. An allocation that turns `failed` while the servers still want
+/// it running, whose job exists, is not stopped and whose group's
+/// reschedule policy allows another attempt, gets its job one
+/// `alloc-failure` evaluation (Nomad's `Node.UpdateAlloc`), which the
+/// scheduler acts on: at once, or through a delayed follow-up.
 pub fn client_update_command(
     state: &State,
     node_id: &str,
     reports: Vec<AllocUpdate>,
     now: i64,
     mut new_id: impl FnMut() -> String,
-) -> Result<AllocsClientUpdate, RpcError> {
+) -> CheckedUpdate {
     let mut updates = Vec::with_capacity(reports.len());
+    let mut refused = Vec::new();
     let mut failed_jobs = BTreeSet::new();
     let mut evals: Vec<Evaluation> = Vec::new();
     for report in reports {
-        validate_client_status(&report.client_status)?;
+        if let Err(reason) = validate_client_status(&report.client_status) {
+            refused.push(RefusedReport {
+                id: report.id,
+                reason,
+            });
+            continue;
+        }
         let Some(stored) = state.alloc(&report.id) else {
             continue;
         };
         if stored.node_id != node_id {
-            return Err(RpcError::Invalid(format!(
+            let reason = RpcError::Invalid(format!(
                 "allocation {:?} is not on node {:?}",
                 short(&report.id),
                 short(node_id)
-            )));
+            ));
+            refused.push(RefusedReport {
+                id: report.id,
+                reason,
+            });
+            continue;
         }
         let update = AllocClientUpdate {
             id: report.id,
@@ -195,11 +250,14 @@ pub fn client_update_command(
         }
         updates.push(update);
     }
-    Ok(AllocsClientUpdate {
-        updates,
-        evals,
-        now,
-    })
+    CheckedUpdate {
+        command: AllocsClientUpdate {
+            updates,
+            evals,
+            now,
+        },
+        refused,
+    }
 }
 
 /// The `alloc-failure` evaluation `update` calls for, if it is the first

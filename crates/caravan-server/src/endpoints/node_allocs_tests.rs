@@ -132,38 +132,115 @@ fn a_nodes_reply_lists_all_its_allocs_and_sends_only_the_unseen_in_full() {
         20,
         ids(),
     )
-    .unwrap();
+    .command;
     store.apply(7, &Command::AllocsClientUpdate(Box::new(command)));
     let reply = node_allocs_reply(&store.snapshot(), "n1", 6);
     assert_eq!(reply.index, 7);
     assert!(reply.changed.is_empty());
     assert_eq!(reply.allocs["a1"], 6);
 
-    // A node with nothing still answers a usable index.
-    assert_eq!(node_allocs_reply(&store.snapshot(), "n3", 0).index, 1);
+    // A node with nothing answers the allocations table's index (Nomad's
+    // answer), and an empty state a usable one.
+    assert_eq!(node_allocs_reply(&store.snapshot(), "n3", 0).index, 7);
+    assert_eq!(
+        node_allocs_reply(&StateStore::new().snapshot(), "n3", 0).index,
+        1
+    );
 }
 
 #[test]
-fn reports_for_another_nodes_alloc_or_with_a_bad_status_are_refused() {
+fn a_removed_alloc_moves_the_nodes_index_past_what_the_client_has() {
     let spec = job("web", None);
     let store = store_with(
         &spec,
-        vec![alloc("a1", &spec, "n1", 0), alloc("b1", &spec, "n2", 0)],
+        vec![alloc("a1", &spec, "n1", 0), alloc("a2", &spec, "n1", 1)],
+    );
+    // The client reports a1 running (index 7) and has seen that answer.
+    let command = client_update_command(
+        &store.snapshot(),
+        "n1",
+        vec![report("a1", "complete")],
+        20,
+        ids(),
+    )
+    .command;
+    store.apply(7, &Command::AllocsClientUpdate(Box::new(command)));
+    let seen = node_allocs_reply(&store.snapshot(), "n1", 0).index;
+    assert_eq!(seen, 7);
+
+    // a1 is garbage collected: a2, the one left, still has ModifyIndex 6,
+    // but the answer moves past what the client has, without a1.
+    store.apply(
+        8,
+        &Command::EvalsDelete {
+            evals: vec![],
+            allocs: vec!["a1".into()],
+        },
+    );
+    let reply = node_allocs_reply(&store.snapshot(), "n1", seen);
+    assert!(reply.index > seen, "{} <= {seen}", reply.index);
+    assert_eq!(reply.allocs.keys().collect::<Vec<_>>(), ["a2"]);
+    assert!(reply.changed.is_empty());
+
+    // And once the last one goes, still forward.
+    store.apply(
+        9,
+        &Command::EvalsDelete {
+            evals: vec![],
+            allocs: vec!["a2".into()],
+        },
+    );
+    let reply = node_allocs_reply(&store.snapshot(), "n1", 8);
+    assert_eq!(reply.index, 9);
+    assert!(reply.allocs.is_empty());
+}
+
+#[test]
+fn reports_for_another_nodes_alloc_or_with_a_bad_status_are_left_out() {
+    let spec = job("web", None);
+    let store = store_with(
+        &spec,
+        vec![
+            alloc("a1", &spec, "n1", 0),
+            alloc("a2", &spec, "n1", 1),
+            alloc("b1", &spec, "n2", 0),
+        ],
     );
     let state = store.snapshot();
-    let foreign = client_update_command(
+    // The node's own reports still apply; only the foreign one and the
+    // one with a status no client has are refused.
+    let checked = client_update_command(
         &state,
         "n1",
-        vec![report("a1", "running"), report("b1", "complete")],
+        vec![
+            report("a1", "running"),
+            report("b1", "complete"),
+            report("a2", "exploded"),
+        ],
         20,
         ids(),
     );
+    let applied: Vec<&str> = checked
+        .command
+        .updates
+        .iter()
+        .map(|update| update.id.as_str())
+        .collect();
+    assert_eq!(applied, ["a1"]);
+    let refused: Vec<(&str, &RpcError)> = checked
+        .refused
+        .iter()
+        .map(|refused| (refused.id.as_str(), &refused.reason))
+        .collect();
     assert!(
-        matches!(&foreign, Err(RpcError::Invalid(text)) if text.contains("not on node")),
-        "{foreign:?}"
+        matches!(refused[..], [("b1", RpcError::Invalid(ref text)), ("a2", RpcError::Invalid(_))] if text.contains("not on node")),
+        "{refused:?}"
     );
-    let bad = client_update_command(&state, "n1", vec![report("a1", "exploded")], 20, ids());
-    assert!(matches!(bad, Err(RpcError::Invalid(_))), "{bad:?}");
+    store.apply(7, &Command::AllocsClientUpdate(Box::new(checked.command)));
+    let state = store.snapshot();
+    assert_eq!(state.alloc("a1").unwrap().client_status, "running");
+    assert_eq!(state.alloc("a2").unwrap().client_status, "pending");
+    assert_eq!(state.alloc("b1").unwrap().client_status, "pending");
     // An allocation that was garbage collected is skipped, not refused.
     let gone = client_update_command(
         &state,
@@ -171,8 +248,9 @@ fn reports_for_another_nodes_alloc_or_with_a_bad_status_are_refused() {
         vec![report("gone", "complete"), report("a1", "complete")],
         20,
         ids(),
-    )
-    .unwrap();
+    );
+    assert!(gone.refused.is_empty());
+    let gone = gone.command;
     assert_eq!(gone.updates.len(), 1);
     assert_eq!(gone.updates[0].id, "a1");
     assert!(gone.evals.is_empty(), "completion asks for no evaluation");
@@ -193,7 +271,7 @@ fn failures_get_one_reschedule_eval_per_job_that_may_reschedule() {
         20,
         ids(),
     )
-    .unwrap();
+    .command;
     assert_eq!(command.evals.len(), 1, "one per job: {:?}", command.evals);
     let eval = &command.evals[0];
     assert_eq!(eval.id, "eval-1");
@@ -220,7 +298,7 @@ fn failures_get_one_reschedule_eval_per_job_that_may_reschedule() {
 
     // Reported failed again (a client retrying): no second evaluation.
     let again =
-        client_update_command(&state, "n1", vec![report("a1", "failed")], 30, ids()).unwrap();
+        client_update_command(&state, "n1", vec![report("a1", "failed")], 30, ids()).command;
     assert!(again.evals.is_empty());
 }
 
@@ -235,7 +313,7 @@ fn no_reschedule_eval_without_a_policy_or_for_a_stopped_job() {
         20,
         ids(),
     )
-    .unwrap();
+    .command;
     assert!(none.evals.is_empty(), "no policy, no reschedule");
 
     let no_attempts = ReschedulePolicy {
@@ -252,7 +330,7 @@ fn no_reschedule_eval_without_a_policy_or_for_a_stopped_job() {
         20,
         ids(),
     )
-    .unwrap();
+    .command;
     assert!(exhausted.evals.is_empty(), "the policy allows no attempt");
 
     let spec = job("web", Some(ReschedulePolicy::default_service()));
@@ -274,6 +352,6 @@ fn no_reschedule_eval_without_a_policy_or_for_a_stopped_job() {
         20,
         ids(),
     )
-    .unwrap();
+    .command;
     assert!(stopped.evals.is_empty(), "a stopped job is not rescheduled");
 }

@@ -17,4 +17,14 @@ pub trait LeaderServer: Send + Sync + 'static {
     fn holds_lease(&self) -> bool;
     /// Commits `command` through Raft.
     fn apply(&self, command: Command) -> BoxFuture<'_, Result<AppliedWrite, ServerError>>;
+    /// Counters of the evaluation pipeline.
+    fn scheduler_stats(&self) -> &crate::leader::scheduling::SchedulerStats;
+    /// How many evaluations are planned at once (0: one per core).
+    fn scheduler_workers(&self) -> usize {
+        0
+    }
+    /// The job types this server schedules (empty: every type).
+    fn enabled_schedulers(&self) -> &[String] {
+        &[]
+    }
 }

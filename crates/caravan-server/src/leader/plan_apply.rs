@@ -2,14 +2,16 @@
 //! Raft writes. Each plan is checked node by node against the latest state
 //! with the same [`caravan_scheduler::fit`] the scheduler used, so two
 //! workers planning on the same snapshot can never overcommit a node; a
-//! node that no longer fits is left out and the worker plans again.
+//! node that no longer fits, or may no longer take new allocations, is
+//! left out with its stops and the worker plans again.
 //!
 //! Plans are applied one at a time (a lock held across the check and the
 //! write), which is what makes the check against "the latest state" true.
 
 use std::collections::BTreeSet;
 
-use caravan_api_types::alloc::Allocation;
+use caravan_api_types::alloc::{Allocation, ALLOC_CLIENT_LOST};
+use caravan_api_types::node::{Node, INELIGIBLE, NODE_STATUS_READY};
 use caravan_scheduler::Plan;
 use caravan_state::job_commands::{AllocStop, PlanResult};
 use caravan_state::{Command, State};
@@ -19,8 +21,54 @@ use caravan_state::{Command, State};
 pub struct CheckedPlan {
     /// The allocations that fit, ready to commit.
     pub result: PlanResult,
-    /// Nodes whose placements were refused (the worker must plan again).
+    /// Nodes whose placements and stops were refused (the worker must
+    /// plan again).
     pub refused_nodes: Vec<String>,
+}
+
+/// Why `node` may take no new allocation, if it may not (Nomad's
+/// `evaluateNodePlan`; a drain marks the node ineligible).
+fn closed_to_new(node: &Node) -> Option<&'static str> {
+    if node.status != NODE_STATUS_READY {
+        Some("node is not ready for placements")
+    } else if node.scheduling_eligibility == INELIGIBLE {
+        Some("node is not eligible")
+    } else {
+        None
+    }
+}
+
+/// Whether `node` holds its live allocations (less those the plan stops
+/// or updates) plus the plan's `placed` ones.
+fn fits(state: &State, node: &Node, stopping: &BTreeSet<&str>, placed: &[Allocation]) -> bool {
+    let placing: BTreeSet<&str> = placed.iter().map(|alloc| alloc.id.as_str()).collect();
+    // What stays on the node: its live allocations, less those this
+    // plan stops or replaces in place.
+    let mut existing: Vec<Allocation> = state
+        .allocs_by_node(&node.id)
+        .filter(|alloc| !alloc.terminal())
+        .filter(|alloc| !stopping.contains(alloc.id.as_str()))
+        .filter(|alloc| !placing.contains(alloc.id.as_str()))
+        .map(|alloc| (**alloc).clone())
+        .collect();
+    for alloc in placed {
+        // A finished allocation holds nothing: updating one (its
+        // follow-up eval, a reschedule tracker's "no placement") needs
+        // no room, as Nomad's `AllocsFit` skips client-terminal ones.
+        if alloc.terminal() {
+            continue;
+        }
+        let Some(resources) = &alloc.allocated_resources else {
+            continue;
+        };
+        let refs: Vec<&Allocation> = existing.iter().collect();
+        if let Err(exhausted) = caravan_scheduler::fit(node, &refs, resources) {
+            tracing::debug!(node = %node.id, %exhausted, "plan refused on a node");
+            return false;
+        }
+        existing.push(alloc.clone());
+    }
+    true
 }
 
 /// Checks every node of `plan` against `state` and keeps what fits.
@@ -28,34 +76,32 @@ pub fn check(state: &State, plan: &Plan, now: i64) -> CheckedPlan {
     let stopping: BTreeSet<&str> = plan.stops().map(|alloc| alloc.id.as_str()).collect();
     let mut checked = CheckedPlan::default();
     for (node_id, placed) in &plan.node_allocation {
-        let Some(node) = state.node(node_id) else {
-            checked.refused_nodes.push(node_id.clone());
-            continue;
+        let node = state.node(node_id);
+        let closed = match node {
+            None => Some("node does not exist"),
+            Some(node) => closed_to_new(node),
         };
-        let placing: BTreeSet<&str> = placed.iter().map(|alloc| alloc.id.as_str()).collect();
-        // What stays on the node: its live allocations, less those this
-        // plan stops or replaces in place.
-        let mut existing: Vec<Allocation> = state
-            .allocs_by_node(node_id)
-            .filter(|alloc| !alloc.terminal())
-            .filter(|alloc| !stopping.contains(alloc.id.as_str()))
-            .filter(|alloc| !placing.contains(alloc.id.as_str()))
-            .map(|alloc| (**alloc).clone())
-            .collect();
-        let mut fits = true;
-        for alloc in placed {
-            let Some(resources) = &alloc.allocated_resources else {
+        if let Some(reason) = closed {
+            // Only allocations new to the node are refused: updating one it
+            // holds (in place, or annotating a finished one) starts nothing,
+            // as Nomad's `AllocSubset` lets through on an ineligible node.
+            // Nomad refuses even those on a node that is not ready or gone,
+            // but the scheduler would make the same update again, so the
+            // eval would only spend its attempts.
+            let held: BTreeSet<&str> = state
+                .allocs_by_node(node_id)
+                .map(|alloc| alloc.id.as_str())
+                .collect();
+            let new = |alloc: &Allocation| !alloc.terminal() && !held.contains(alloc.id.as_str());
+            if placed.iter().any(new) {
+                tracing::debug!(node = %node_id, reason, "plan refused on a node");
+                checked.refused_nodes.push(node_id.clone());
                 continue;
-            };
-            let refs: Vec<&Allocation> = existing.iter().collect();
-            if let Err(exhausted) = caravan_scheduler::fit(node, &refs, resources) {
-                tracing::debug!(node = %node_id, %exhausted, "plan refused on a node");
-                fits = false;
-                break;
             }
-            existing.push(alloc.clone());
         }
-        if fits {
+        // A node that is gone holds nothing to check against; only updates
+        // of its allocations got this far.
+        if node.is_none_or(|node| fits(state, node, &stopping, placed)) {
             checked
                 .result
                 .allocs
@@ -68,13 +114,21 @@ pub fn check(state: &State, plan: &Plan, now: i64) -> CheckedPlan {
             checked.refused_nodes.push(node_id.clone());
         }
     }
+    // A refused node keeps its allocations as they are: its stops go with
+    // its placements (a destructive update's stop must not land while its
+    // replacement on the same node is refused), as Nomad drops a refused
+    // node's updates. Stops on nodes without placements need no check and
+    // are always committed.
     checked.result.stops = plan
-        .stops()
+        .node_update
+        .iter()
+        .filter(|(node_id, _)| !checked.refused_nodes.contains(node_id))
+        .flat_map(|(_, stops)| stops)
         .map(|alloc| AllocStop {
             id: alloc.id.clone(),
             desired_status: alloc.desired_status.clone(),
             desired_description: alloc.desired_description.clone(),
-            client_status: (alloc.client_status == caravan_api_types::alloc::ALLOC_CLIENT_LOST)
+            client_status: (alloc.client_status == ALLOC_CLIENT_LOST)
                 .then(|| alloc.client_status.clone()),
             followup_eval_id: (!alloc.followup_eval_id.is_empty())
                 .then(|| alloc.followup_eval_id.clone()),
@@ -110,3 +164,7 @@ impl PlanApplier {
         self.lock.lock().await
     }
 }
+
+#[cfg(test)]
+#[path = "plan_apply_tests.rs"]
+mod tests;

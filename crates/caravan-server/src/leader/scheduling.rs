@@ -18,12 +18,14 @@
 //! sends blocked evaluations back to pending (a new node may fit them).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use caravan_api_types::alloc::Allocation;
 use caravan_api_types::eval::{
-    Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_FAILED, EVAL_STATUS_PENDING, TRIGGER_NODE_UPDATE,
+    Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_CANCELED, EVAL_STATUS_FAILED, EVAL_STATUS_PENDING,
+    TRIGGER_MAX_PLANS, TRIGGER_NODE_UPDATE,
 };
 use caravan_api_types::job::{Job, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM};
 use caravan_api_types::node::{Node, ELIGIBLE, NODE_STATUS_DOWN, NODE_STATUS_READY};
@@ -79,8 +81,49 @@ impl StateView for SnapshotView {
     }
 }
 
-/// Workers per leader: Nomad's `num_schedulers` defaults to the cores.
-pub fn default_workers() -> usize {
+/// What the pipeline has done on this server, across its terms as leader
+/// (shown in `/v1/agent/self` under `stats.scheduler`; the figures the
+/// benchmarks read).
+#[derive(Debug, Default)]
+pub struct SchedulerStats {
+    /// Evaluations a worker finished (complete, blocked again or failed).
+    pub evals_processed: AtomicU64,
+    /// Plans committed through Raft.
+    pub plans_applied: AtomicU64,
+    /// Plans the applier cut short because a node no longer fit (another
+    /// worker's plan took the room first): each costs a replan.
+    pub plans_refused: AtomicU64,
+    /// Pending evaluations written `canceled` because a plan answered them.
+    pub evals_canceled: AtomicU64,
+    /// Node changes that gave a job no new evaluation because one of its
+    /// evaluations was already waiting.
+    pub node_evals_coalesced: AtomicU64,
+}
+
+impl SchedulerStats {
+    /// The counters by name, as text (agent stats are strings in Nomad).
+    pub fn figures(&self) -> BTreeMap<&'static str, String> {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
+        BTreeMap::from([
+            ("evals_processed", read(&self.evals_processed)),
+            ("plans_applied", read(&self.plans_applied)),
+            ("plans_refused", read(&self.plans_refused)),
+            ("evals_canceled", read(&self.evals_canceled)),
+            ("node_evals_coalesced", read(&self.node_evals_coalesced)),
+        ])
+    }
+}
+
+fn count(counter: &AtomicU64, by: usize) {
+    counter.fetch_add(by as u64, Ordering::Relaxed);
+}
+
+/// Workers per leader: `num_schedulers`, or Nomad's default of one per
+/// core.
+pub fn workers(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
     std::thread::available_parallelism().map_or(2, usize::from)
 }
 
@@ -88,17 +131,26 @@ fn now_nanos() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
+/// Whether an evaluation waits for a time still to come.
+fn delayed(eval: &Evaluation, now: i64) -> bool {
+    eval.wait_until
+        .and_then(|until| until.timestamp_nanos_opt())
+        .is_some_and(|until| until > now)
+}
+
 /// The pending evaluations ready to run, best first: higher priority, then
-/// older; at most one per job, and none of a job already in flight.
-fn ready(state: &State, in_flight: &BTreeSet<String>, now: i64) -> Vec<Evaluation> {
+/// older; at most one per job, none of a job already in flight, and only
+/// of the job types this server schedules.
+fn ready(
+    state: &State,
+    in_flight: &BTreeSet<String>,
+    enabled: &[String],
+    now: i64,
+) -> Vec<Evaluation> {
     let mut pending: Vec<&Arc<Evaluation>> = state
-        .evals()
-        .filter(|eval| eval.status == EVAL_STATUS_PENDING)
-        .filter(|eval| {
-            eval.wait_until
-                .and_then(|until| until.timestamp_nanos_opt())
-                .is_none_or(|until| until <= now)
-        })
+        .evals_with_status(EVAL_STATUS_PENDING)
+        .filter(|eval| !delayed(eval, now))
+        .filter(|eval| enabled.is_empty() || enabled.contains(&eval.eval_type))
         .collect();
     pending.sort_by_key(|eval| (-eval.priority, eval.create_index, eval.id.clone()));
     let mut jobs = in_flight.clone();
@@ -112,8 +164,7 @@ fn ready(state: &State, in_flight: &BTreeSet<String>, now: i64) -> Vec<Evaluatio
 /// When the next delayed evaluation falls due, if any.
 fn next_wake(state: &State, now: i64) -> Option<Duration> {
     state
-        .evals()
-        .filter(|eval| eval.status == EVAL_STATUS_PENDING)
+        .evals_with_status(EVAL_STATUS_PENDING)
         .filter_map(|eval| eval.wait_until?.timestamp_nanos_opt())
         .filter(|until| *until > now)
         .min()
@@ -123,7 +174,8 @@ fn next_wake(state: &State, now: i64) -> Option<Duration> {
 /// Runs the pipeline until `token`'s term ends (a leader duty).
 pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
     let applier = Arc::new(PlanApplier::default());
-    let workers = default_workers();
+    let workers = workers(server.scheduler_workers());
+    let enabled = server.enabled_schedulers().to_vec();
     let mut evals = server.store().watch(Table::Evals);
     let mut nodes_changed = server.store().watch(Table::Nodes);
     let mut reactions = NodeReactions::new(&server.store().snapshot());
@@ -136,7 +188,7 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
         }
         let state = server.store().snapshot();
         let now = now_nanos();
-        for eval in ready(&state, &in_flight, now) {
+        for eval in ready(&state, &in_flight, &enabled, now) {
             if running.len() >= workers {
                 break;
             }
@@ -173,7 +225,7 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
             changed = nodes_changed.changed() => {
                 if changed.is_err() { return }
                 let state = server.store().snapshot();
-                let command = reactions.react(&state);
+                let command = reactions.react(&state, &in_flight, server.scheduler_stats());
                 drop(state);
                 if let Some(command) = command {
                     if let Err(error) = server.apply(command).await {
@@ -240,24 +292,51 @@ async fn process<S: LeaderServer + ?Sized>(
         drop(latest);
         let mut evals = Vec::new();
         let complete = checked.refused_nodes.is_empty();
+        let stats = server.scheduler_stats();
         if complete {
             evals.push(result.eval.clone());
             evals.extend(result.blocked_evals.iter().cloned());
             evals.extend(result.followup_evals.iter().cloned());
-        } else if attempt == MAX_ATTEMPTS {
-            evals.push(Evaluation {
-                status: EVAL_STATUS_FAILED.into(),
-                status_description: format!("maximum attempts reached ({MAX_ATTEMPTS})"),
-                ..eval.clone()
-            });
+            let canceled = superseded(&state, &eval, now);
+            count(&stats.evals_canceled, canceled.len());
+            evals.extend(canceled);
+        } else {
+            count(&stats.plans_refused, 1);
+            if attempt == MAX_ATTEMPTS {
+                // Nomad's ending: the eval fails and a blocked one retries
+                // when the nodes change, so the job is not left unplaced.
+                let blocked = Evaluation {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    triggered_by: TRIGGER_MAX_PLANS.into(),
+                    status: EVAL_STATUS_BLOCKED.into(),
+                    status_description: MAX_PLANS_DESCRIPTION.into(),
+                    previous_eval: eval.id.clone(),
+                    snapshot_index: state.latest_index(),
+                    create_time: now,
+                    modify_time: now,
+                    ..new_eval_like(&eval)
+                };
+                evals.push(Evaluation {
+                    status: EVAL_STATUS_FAILED.into(),
+                    status_description: format!("maximum attempts reached ({MAX_ATTEMPTS})"),
+                    blocked_eval: blocked.id.clone(),
+                    ..eval.clone()
+                });
+                evals.push(blocked);
+            }
         }
         let nothing = checked.result.allocs.is_empty() && checked.result.stops.is_empty();
         if nothing && evals.is_empty() {
             continue;
         }
+        let finished = !evals.is_empty();
         let write = server
             .apply(plan_apply::command(checked.result, evals))
             .await?;
+        count(&stats.plans_applied, 1);
+        if finished {
+            count(&stats.evals_processed, 1);
+        }
         if complete || attempt == MAX_ATTEMPTS {
             return Ok(());
         }
@@ -266,6 +345,42 @@ async fn process<S: LeaderServer + ?Sized>(
     }
     Ok(())
 }
+
+/// Nomad's text for the blocked evaluation left after placement conflicts.
+pub const MAX_PLANS_DESCRIPTION: &str = "created due to placement conflicts";
+
+/// The identity of `eval`'s job, for an evaluation that follows it.
+fn new_eval_like(eval: &Evaluation) -> Evaluation {
+    Evaluation {
+        namespace: eval.namespace.clone(),
+        priority: eval.priority,
+        eval_type: eval.eval_type.clone(),
+        job_id: eval.job_id.clone(),
+        job_modify_index: eval.job_modify_index,
+        ..Evaluation::default()
+    }
+}
+
+/// The job's other pending evaluations that planning `eval` on `state`
+/// made redundant: they were in that state, so the plan already answers
+/// them. Written `canceled` in the plan's own write, not one write each
+/// (Nomad's cancel reaper). Delayed ones keep their time.
+fn superseded(state: &State, eval: &Evaluation, now: i64) -> Vec<Evaluation> {
+    state
+        .evals_by_job(&eval.namespace, &eval.job_id)
+        .filter(|other| other.status == EVAL_STATUS_PENDING && other.id != eval.id)
+        .filter(|other| !delayed(other, now))
+        .map(|other| Evaluation {
+            status: EVAL_STATUS_CANCELED.into(),
+            status_description: CANCELED_DESCRIPTION.into(),
+            modify_time: now.max(other.modify_time + 1),
+            ..(**other).clone()
+        })
+        .collect()
+}
+
+/// Nomad's text for a pending evaluation made redundant by a newer plan.
+pub const CANCELED_DESCRIPTION: &str = "canceled after more recent eval was processed";
 
 /// What the pipeline remembers of each node between changes, to tell
 /// which ones just went down or just became usable.
@@ -284,9 +399,32 @@ impl NodeReactions {
     }
 
     /// The evaluations a change to the nodes calls for, as one write.
-    fn react(&mut self, state: &State) -> Option<Command> {
+    ///
+    /// Coalesced before Raft (Nomad writes one per job per node change,
+    /// and flapping nodes pile them up, scheduling.md §13): a job gets no
+    /// new evaluation while one of its pending evaluations is still
+    /// waiting its turn, since that one plans on a state that already
+    /// holds this change. Only a job whose evaluation is being planned
+    /// (on an older snapshot), delayed, or absent gets a new one.
+    fn react(
+        &mut self,
+        state: &State,
+        in_flight: &BTreeSet<String>,
+        stats: &SchedulerStats,
+    ) -> Option<Command> {
         let now = now_nanos();
-        let mut evals: BTreeMap<String, Evaluation> = BTreeMap::new();
+        let waiting: BTreeSet<String> = state
+            .evals_with_status(EVAL_STATUS_PENDING)
+            .filter(|eval| !delayed(eval, now))
+            .map(|eval| caravan_state::ns_key(&eval.namespace, &eval.job_id))
+            .filter(|key| !in_flight.contains(key))
+            .collect();
+        let mut evals = NodeEvals {
+            covered: waiting,
+            evals: BTreeMap::new(),
+            coalesced: 0,
+            now,
+        };
         let mut unblock = false;
         let mut current = HashMap::new();
         for node in state.nodes() {
@@ -302,7 +440,7 @@ impl NodeReactions {
                         .filter(|alloc| !alloc.terminal())
                     {
                         if let Some(job) = state.job(&alloc.namespace, &alloc.job_id) {
-                            node_eval(&mut evals, job, &node.id, node.modify_index, now);
+                            evals.add(job, node);
                         }
                     }
                 }
@@ -312,7 +450,7 @@ impl NodeReactions {
                         .chain(state.jobs_by_type(JOB_TYPE_SYSBATCH))
                         .filter(|job| !job.stop)
                     {
-                        node_eval(&mut evals, job, &node.id, node.modify_index, now);
+                        evals.add(job, node);
                     }
                 }
             }
@@ -323,11 +461,10 @@ impl NodeReactions {
             unblock = true;
         }
         self.seen = current;
+        count(&stats.node_evals_coalesced, evals.coalesced);
+        let mut evals = evals.evals;
         if unblock {
-            for eval in state
-                .evals()
-                .filter(|eval| eval.status == EVAL_STATUS_BLOCKED)
-            {
+            for eval in state.evals_with_status(EVAL_STATUS_BLOCKED) {
                 evals.entry(eval.id.clone()).or_insert_with(|| Evaluation {
                     status: EVAL_STATUS_PENDING.into(),
                     modify_time: now,
@@ -347,26 +484,37 @@ fn usable_key(node: &Node) -> (String, String) {
     (node.status.clone(), node.scheduling_eligibility.clone())
 }
 
-fn node_eval(
-    evals: &mut BTreeMap<String, Evaluation>,
-    job: &Job,
-    node_id: &str,
-    node_modify_index: u64,
+/// The `node-update` evaluations of one reaction: one per job at most,
+/// none for a job already covered by a waiting evaluation.
+struct NodeEvals {
+    covered: BTreeSet<String>,
+    evals: BTreeMap<String, Evaluation>,
+    /// Evaluations not written because the job was covered already.
+    coalesced: usize,
     now: i64,
-) {
-    let exists = evals
-        .values()
-        .any(|eval| eval.job_id == job.id && eval.namespace == job.namespace);
-    if exists {
-        return;
-    }
-    let mut eval = new_eval(
-        job,
-        TRIGGER_NODE_UPDATE,
-        uuid::Uuid::new_v4().to_string(),
-        now,
-    );
-    eval.node_id = node_id.into();
-    eval.node_modify_index = node_modify_index;
-    evals.insert(eval.id.clone(), eval);
 }
+
+impl NodeEvals {
+    fn add(&mut self, job: &Job, node: &Node) {
+        if !self
+            .covered
+            .insert(caravan_state::ns_key(&job.namespace, &job.id))
+        {
+            self.coalesced += 1;
+            return;
+        }
+        let mut eval = new_eval(
+            job,
+            TRIGGER_NODE_UPDATE,
+            uuid::Uuid::new_v4().to_string(),
+            self.now,
+        );
+        eval.node_id = node.id.clone();
+        eval.node_modify_index = node.modify_index;
+        self.evals.insert(eval.id.clone(), eval);
+    }
+}
+
+#[cfg(test)]
+#[path = "scheduling_tests.rs"]
+mod tests;

@@ -306,6 +306,8 @@ pub async fn run_server(
         storage: Storage::Memory(disk),
         cluster_key: None,
         rpc_tls: false,
+        num_schedulers: 0,
+        enabled_schedulers: Vec::new(),
     };
     let server = Server::start(
         options,

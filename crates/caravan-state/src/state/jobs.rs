@@ -14,7 +14,10 @@ use caravan_api_types::alloc::{
     Allocation, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST,
     ALLOC_CLIENT_PENDING, ALLOC_CLIENT_RUNNING, ALLOC_CLIENT_UNKNOWN,
 };
-use caravan_api_types::eval::{Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_PENDING};
+use caravan_api_types::eval::{
+    Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_CANCELED, EVAL_STATUS_COMPLETE,
+    EVAL_STATUS_PENDING,
+};
 use caravan_api_types::job::{
     Job, JobSummary, TaskGroupSummary, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING,
     JOB_TYPE_SYSTEM,
@@ -34,6 +37,7 @@ pub const JOBS_BY_TYPE: &str = "type";
 pub const JOBS_BY_PARENT: &str = "parent";
 pub const VERSIONS_BY_JOB: &str = "job";
 pub const EVALS_BY_JOB: &str = "job";
+pub const EVALS_BY_STATUS: &str = "status";
 pub const ALLOCS_BY_JOB: &str = "job";
 pub const ALLOCS_BY_EVAL: &str = "eval";
 pub use super::ALLOCS_BY_NODE;
@@ -107,10 +111,18 @@ impl Schema for EvalsTable {
     type Value = Arc<Evaluation>;
     const TABLE: Table = Table::Evals;
     fn indexes() -> &'static [Index<Arc<Evaluation>>] {
-        &[Index {
-            name: EVALS_BY_JOB,
-            values: |eval| vec![ns_key(&eval.namespace, &eval.job_id)],
-        }]
+        &[
+            Index {
+                name: EVALS_BY_JOB,
+                values: |eval| vec![ns_key(&eval.namespace, &eval.job_id)],
+            },
+            // The broker's queue is the pending evaluations and the blocked
+            // tracker the blocked ones: neither walks the terminal history.
+            Index {
+                name: EVALS_BY_STATUS,
+                values: |eval| vec![eval.status.clone()],
+            },
+        ]
     }
 }
 
@@ -242,6 +254,14 @@ impl State {
             .by_index(EVALS_BY_JOB, &ns_key(namespace, job_id))
     }
 
+    /// The evaluations in one status (`pending`, `blocked`, ...).
+    pub fn evals_with_status<'a>(
+        &'a self,
+        status: &str,
+    ) -> impl Iterator<Item = &'a Arc<Evaluation>> + 'a {
+        self.evals.by_index(EVALS_BY_STATUS, status)
+    }
+
     pub fn alloc(&self, id: &str) -> Option<&Arc<Allocation>> {
         self.allocs.get(id)
     }
@@ -364,12 +384,62 @@ impl State {
                 }
             }
             jobs.insert(ns_key(&stored.namespace, &stored.job_id));
+            let superseded = self.superseded_blocked(&mut stored);
             self.evals
                 .insert(stored.id.clone(), Arc::new(stored), touched);
+            for eval in superseded {
+                self.evals.insert(eval.id.clone(), Arc::new(eval), touched);
+            }
         }
         if !evals.is_empty() {
             self.touch(Table::Evals, index, touched);
         }
+    }
+
+    /// The blocked evaluations of `stored`'s job that it makes redundant,
+    /// written `canceled` in the same write (Nomad's rules, decided here so
+    /// every server agrees): a job keeps one blocked evaluation, the one
+    /// planned on the newer state, and a complete evaluation that placed
+    /// everything cancels the job's blocked ones. A new blocked evaluation
+    /// older than the one kept is itself stored `canceled`.
+    fn superseded_blocked(&self, stored: &mut Evaluation) -> Vec<Evaluation> {
+        let newness = |eval: &Evaluation| eval.create_index.max(eval.snapshot_index);
+        let placed_all = stored.status == EVAL_STATUS_COMPLETE
+            && stored
+                .failed_tg_allocs
+                .as_ref()
+                .is_none_or(|failed| failed.is_empty());
+        if !placed_all && stored.status != EVAL_STATUS_BLOCKED {
+            return Vec::new();
+        }
+        let others: Vec<&Arc<Evaluation>> = self
+            .evals_by_job(&stored.namespace, &stored.job_id)
+            .filter(|other| other.status == EVAL_STATUS_BLOCKED && other.id != stored.id)
+            .collect();
+        let duplicate = format!(
+            "existing blocked evaluation exists for job \"{}\"",
+            stored.job_id
+        );
+        if !placed_all && others.iter().any(|other| newness(other) > newness(stored)) {
+            stored.status = EVAL_STATUS_CANCELED.to_string();
+            stored.status_description = duplicate;
+            return Vec::new();
+        }
+        let description = if placed_all {
+            format!("evaluation \"{}\" successful", stored.id)
+        } else {
+            duplicate
+        };
+        others
+            .into_iter()
+            .map(|other| Evaluation {
+                status: EVAL_STATUS_CANCELED.to_string(),
+                status_description: description.clone(),
+                modify_index: stored.modify_index,
+                modify_time: stored.modify_time.max(other.modify_time + 1),
+                ..(**other).clone()
+            })
+            .collect()
     }
 
     /// Moves an allocation's summary count from its old client status to
@@ -405,8 +475,13 @@ impl State {
     fn put_alloc(&mut self, alloc: Allocation, index: u64, touched: &mut Touched) {
         let old = self.allocs.get(&alloc.id).cloned();
         self.count_alloc(old.as_deref(), &alloc, index, touched);
+        let node_id = alloc.node_id.clone();
         self.allocs
             .insert(alloc.id.clone(), Arc::new(alloc), touched);
+        self.note_node_allocs(&node_id, index);
+        if let Some(old) = old.filter(|old| old.node_id != node_id) {
+            self.note_node_allocs(&old.node_id, index);
+        }
     }
 
     fn put_job_version(&mut self, job: Arc<Job>, index: u64, touched: &mut Touched) {
@@ -573,7 +648,7 @@ impl State {
             }
         }
         for id in allocs {
-            if let Some(alloc) = self.allocs.remove(id, touched) {
+            if let Some(alloc) = self.remove_alloc(id, index, touched) {
                 jobs.insert(ns_key(&alloc.namespace, &alloc.job_id));
             }
         }

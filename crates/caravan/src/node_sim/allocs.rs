@@ -107,6 +107,8 @@ async fn fetch_loop(
             secret_id: node.secret_id.clone(),
             min_index: index,
             wait_ms: u64::try_from(wait.min(MAX_FETCH_WAIT).as_millis()).unwrap_or(0),
+            // A simulated node starts with nothing to lose: stale reads do.
+            consistent: false,
         };
         let request = &request;
         let reply = node

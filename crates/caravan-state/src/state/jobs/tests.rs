@@ -404,3 +404,82 @@ fn a_blocked_eval_planned_before_a_node_change_is_pending_at_once() {
     assert_eq!(state.eval("b1").unwrap().status, "pending");
     assert_eq!(state.eval("b2").unwrap().status, "blocked");
 }
+
+fn blocked_eval(spec: &Job, id: &str, snapshot_index: u64) -> Evaluation {
+    Evaluation {
+        status: caravan_api_types::eval::EVAL_STATUS_BLOCKED.into(),
+        snapshot_index,
+        ..new_eval(spec, "queued-allocs", id.into(), 1)
+    }
+}
+
+#[test]
+fn a_job_keeps_one_blocked_eval_the_newest() {
+    let store = StateStore::new();
+    let spec = job("web", 1);
+    register(&store, 5, spec.clone(), "e1");
+    let upsert = |index, evals| store.apply(index, &Command::EvalsUpsert { evals });
+    upsert(6, vec![blocked_eval(&spec, "b1", 5)]);
+    // A newer blocked eval replaces the older one.
+    upsert(7, vec![blocked_eval(&spec, "b2", 6)]);
+    let state = store.snapshot();
+    let b1 = state.eval("b1").unwrap();
+    assert_eq!(b1.status, "canceled");
+    assert_eq!(
+        b1.status_description,
+        "existing blocked evaluation exists for job \"web\""
+    );
+    assert_eq!(b1.modify_index, 7);
+    assert_eq!(state.eval("b2").unwrap().status, "blocked");
+    // An existing eval blocked again while a newer one is kept is the one
+    // canceled (newness is the later of creation and snapshot).
+    let mut again = (**state.eval("b1").unwrap()).clone();
+    again.status = "blocked".into();
+    again.snapshot_index = 5;
+    upsert(8, vec![again]);
+    let state = store.snapshot();
+    assert_eq!(state.eval("b1").unwrap().status, "canceled");
+    assert_eq!(state.eval("b2").unwrap().status, "blocked");
+    assert_eq!(
+        state
+            .evals_with_status("blocked")
+            .map(|eval| eval.id.as_str())
+            .collect::<Vec<_>>(),
+        ["b2"]
+    );
+}
+
+#[test]
+fn an_eval_that_placed_everything_cancels_the_jobs_blocked_ones() {
+    let store = StateStore::new();
+    let spec = job("web", 1);
+    let other = job("api", 1);
+    register(&store, 5, spec.clone(), "e1");
+    register(&store, 6, other.clone(), "e2");
+    let upsert = |index, evals| store.apply(index, &Command::EvalsUpsert { evals });
+    upsert(
+        7,
+        vec![blocked_eval(&spec, "b1", 5), blocked_eval(&other, "b2", 6)],
+    );
+    // A complete eval that still failed to place keeps the blocked one.
+    let mut failed = new_eval(&spec, "node-update", "e3".into(), 2);
+    failed.status = EVAL_STATUS_COMPLETE.into();
+    failed.failed_tg_allocs = Some(
+        [(
+            "web".to_string(),
+            caravan_api_types::eval::AllocMetric::default(),
+        )]
+        .into(),
+    );
+    upsert(8, vec![failed]);
+    assert_eq!(store.snapshot().eval("b1").unwrap().status, "blocked");
+    let mut placed = new_eval(&spec, "node-update", "e4".into(), 2);
+    placed.status = EVAL_STATUS_COMPLETE.into();
+    upsert(9, vec![placed]);
+    let state = store.snapshot();
+    let b1 = state.eval("b1").unwrap();
+    assert_eq!(b1.status, "canceled");
+    assert_eq!(b1.status_description, "evaluation \"e4\" successful");
+    // Another job's blocked eval is not touched.
+    assert_eq!(state.eval("b2").unwrap().status, "blocked");
+}
