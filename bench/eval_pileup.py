@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -55,9 +56,12 @@ def call(base, method, path, body=None, timeout=120):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base + path, data=data, method=method)
     req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=timeout) as response:
-        raw = response.read()
-        return json.loads(raw) if raw else None
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            raw = response.read()
+            return json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        raise SystemExit(f"{method} {path}: {error.code} {error.read()[:500]!r}")
 
 
 def api(method, path, body=None, timeout=120):
@@ -96,9 +100,12 @@ def job_spec(job_id, job_type, nodes):
                 "Name": "app",
                 "Driver": "raw_exec",
                 "Config": {"command": "/bin/sleep", "args": ["600"]},
-                "Resources": {"CPU": 10, "MemoryMB": 10},
+                "Resources": {"CPU": 1, "MemoryMB": 10},
+                "LogConfig": {"MaxFiles": 1, "MaxFileSizeMB": 1},
             }
         ],
+        # Small enough that every node holds one allocation of each job.
+        "EphemeralDisk": {"SizeMB": 10},
     }
     job = {
         "ID": job_id,
@@ -171,7 +178,7 @@ ports {{
             node = copy.deepcopy(template)
             node.update(ID=str(uuid.uuid4()), SecretID=str(uuid.uuid4()),
                         Name=f"flap-{number:03}", Status="initializing",
-                        SchedulingEligibility="eligible", Events=None)
+                        SchedulingEligibility="eligible", Events=[])
             rpc("/rpc/node/register", node)
             fleet.append(node)
 

@@ -118,6 +118,26 @@ pub struct State {
     /// Per node with allocations, the index of the last write to them
     /// (see `alloc_nodes`): what its client's blocking read answers.
     pub(crate) alloc_node_indexes: imbl::OrdMap<String, u64>,
+    /// The index of the last write that freed room on a node (an
+    /// allocation turned terminal, or a live one removed): what tells the
+    /// leader that blocked evaluations may now fit. Not replicated state
+    /// (neither in snapshots nor compared), only an observation of the
+    /// log this server applied; a restored state starts it at zero and the
+    /// leader unblocks every blocked evaluation when its term starts.
+    #[serde(skip)]
+    pub(crate) allocs_freed: Observed,
+}
+
+/// A figure a server observes while it applies the log, outside the
+/// replicated state: equal whatever its value, so it never makes two
+/// servers' states differ.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Observed(pub(crate) u64);
+
+impl PartialEq for Observed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Hex SHA-256 of a token secret.
@@ -237,6 +257,12 @@ impl State {
             Ok(node) => self.put_node(node, index, touched),
             Err(reason) => CommandResult::Refused(reason),
         }
+    }
+
+    /// The index of the last write that freed room on a node, as this
+    /// server applied it (0 after a restore).
+    pub fn allocs_freed_index(&self) -> u64 {
+        self.allocs_freed.0
     }
 
     pub(crate) fn note_index(&mut self, index: u64) {

@@ -8,6 +8,7 @@ mod establish;
 pub mod heartbeat;
 pub mod lifecycle;
 pub mod plan_apply;
+pub mod reactions;
 pub mod scheduling;
 
 pub use lifecycle::{LeaderDuty, LeaderToken, Leadership, TermCancel};

@@ -45,6 +45,9 @@ use world::{JobSpec, NodeSpec, World, NAMESPACE, PORTS, SECOND, T0};
 #[path = "plan_apply_world.rs"]
 mod world;
 
+#[path = "plan_apply_node_tests.rs"]
+mod nodes;
+
 fn random_resources(rng: &mut SplitMix64, host_ip: &str, ports: bool) -> AllocatedResources {
     let mut range = |low: u64, high: u64| (low + rng.below(high - low + 1)) as i64;
     let task = AllocatedTaskResources {

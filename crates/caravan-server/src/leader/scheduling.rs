@@ -17,7 +17,7 @@
 //! and eligible gets one for every system job, and any change to the nodes
 //! sends blocked evaluations back to pending (a new node may fit them).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,18 +25,19 @@ use std::time::Duration;
 use caravan_api_types::alloc::Allocation;
 use caravan_api_types::eval::{
     Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_CANCELED, EVAL_STATUS_FAILED, EVAL_STATUS_PENDING,
-    TRIGGER_MAX_PLANS, TRIGGER_NODE_UPDATE,
+    TRIGGER_MAX_PLANS,
 };
-use caravan_api_types::job::{Job, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM};
-use caravan_api_types::node::{Node, ELIGIBLE, NODE_STATUS_DOWN, NODE_STATUS_READY};
+use caravan_api_types::job::Job;
+use caravan_api_types::node::Node;
 use caravan_api_types::operator::SchedulerConfiguration;
 use caravan_scheduler::{Context, StateView, UuidIds};
-use caravan_state::{new_eval, Command, State, Table};
+use caravan_state::{Command, State, Table};
 use tokio::task::JoinSet;
 
 use crate::leader::context::LeaderServer;
 use crate::leader::lifecycle::LeaderToken;
 use crate::leader::plan_apply::{self, PlanApplier};
+use crate::leader::reactions::{unblock_all, NodeReactions};
 
 /// How many times a worker plans one evaluation before giving up on it
 /// (Nomad's `maxServiceScheduleAttempts`).
@@ -114,7 +115,7 @@ impl SchedulerStats {
     }
 }
 
-fn count(counter: &AtomicU64, by: usize) {
+pub(crate) fn count(counter: &AtomicU64, by: usize) {
     counter.fetch_add(by as u64, Ordering::Relaxed);
 }
 
@@ -127,12 +128,12 @@ pub fn workers(configured: usize) -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
 }
 
-fn now_nanos() -> i64 {
+pub(crate) fn now_nanos() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 /// Whether an evaluation waits for a time still to come.
-fn delayed(eval: &Evaluation, now: i64) -> bool {
+pub(crate) fn delayed(eval: &Evaluation, now: i64) -> bool {
     eval.wait_until
         .and_then(|until| until.timestamp_nanos_opt())
         .is_some_and(|until| until > now)
@@ -178,7 +179,15 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
     let enabled = server.enabled_schedulers().to_vec();
     let mut evals = server.store().watch(Table::Evals);
     let mut nodes_changed = server.store().watch(Table::Nodes);
-    let mut reactions = NodeReactions::new(&server.store().snapshot());
+    let mut allocs_changed = server.store().watch(Table::Allocs);
+    let start = server.store().snapshot();
+    let mut reactions = NodeReactions::new(&start);
+    let mut freed_seen = start.allocs_freed_index();
+    // What freed room before this term is not known here (a restored
+    // state does not carry it): every blocked evaluation gets one retry.
+    let unblock = unblock_all(&start, now_nanos());
+    drop(start);
+    write(server.as_ref(), unblock, "failed to unblock evaluations").await;
     let mut running: JoinSet<String> = JoinSet::new();
     let mut in_flight: BTreeSet<String> = BTreeSet::new();
     loop {
@@ -227,13 +236,35 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
                 let state = server.store().snapshot();
                 let command = reactions.react(&state, &in_flight, server.scheduler_stats());
                 drop(state);
-                if let Some(command) = command {
-                    if let Err(error) = server.apply(command).await {
-                        tracing::warn!(%error, "failed to write node evaluations");
-                    }
+                write(server.as_ref(), command, "failed to write node evaluations").await;
+            }
+            changed = allocs_changed.changed() => {
+                if changed.is_err() { return }
+                // Room freed on a node (an allocation stopped, completed,
+                // failed or was removed): blocked evaluations may fit now
+                // (Nomad unblocks on a client's complete or failed report).
+                // Under the applier's lock, so a worker writing a blocked
+                // evaluation either sees this free or is seen by it.
+                if server.store().snapshot().allocs_freed_index() > freed_seen {
+                    let _guard = applier.serialize().await;
+                    let state = server.store().snapshot();
+                    freed_seen = state.allocs_freed_index();
+                    let command = unblock_all(&state, now_nanos());
+                    drop(state);
+                    write(server.as_ref(), command, "failed to unblock evaluations").await;
                 }
             }
             _ = tokio::time::sleep(wake) => {}
+        }
+    }
+}
+
+/// Commits a reaction's write, if it has one; a failure is logged (the
+/// next change, or the next term, reacts again).
+async fn write<S: LeaderServer + ?Sized>(server: &S, command: Option<Command>, what: &str) {
+    if let Some(command) = command {
+        if let Err(error) = server.apply(command).await {
+            tracing::warn!(%error, "{what}");
         }
     }
 }
@@ -289,6 +320,7 @@ async fn process<S: LeaderServer + ?Sized>(
         let _guard = applier.serialize().await;
         let latest = server.store().snapshot();
         let checked = plan_apply::check(&latest, &result.plan, now);
+        let freed = latest.allocs_freed_index();
         drop(latest);
         let mut evals = Vec::new();
         let complete = checked.refused_nodes.is_empty();
@@ -297,6 +329,15 @@ async fn process<S: LeaderServer + ?Sized>(
             evals.push(result.eval.clone());
             evals.extend(result.blocked_evals.iter().cloned());
             evals.extend(result.followup_evals.iter().cloned());
+            // Room freed after the planning snapshot was reacted to before
+            // this blocked evaluation existed: it goes straight back to
+            // pending (the missed unblock, as the state does for nodes).
+            for blocked in evals
+                .iter_mut()
+                .filter(|e| e.status == EVAL_STATUS_BLOCKED && e.snapshot_index < freed)
+            {
+                blocked.status = EVAL_STATUS_PENDING.into();
+            }
             let canceled = superseded(&state, &eval, now);
             count(&stats.evals_canceled, canceled.len());
             evals.extend(canceled);
@@ -381,139 +422,6 @@ fn superseded(state: &State, eval: &Evaluation, now: i64) -> Vec<Evaluation> {
 
 /// Nomad's text for a pending evaluation made redundant by a newer plan.
 pub const CANCELED_DESCRIPTION: &str = "canceled after more recent eval was processed";
-
-/// What the pipeline remembers of each node between changes, to tell
-/// which ones just went down or just became usable.
-struct NodeReactions {
-    seen: HashMap<String, (String, String)>,
-}
-
-impl NodeReactions {
-    fn new(state: &State) -> Self {
-        Self {
-            seen: state
-                .nodes()
-                .map(|node| (node.id.clone(), usable_key(node)))
-                .collect(),
-        }
-    }
-
-    /// The evaluations a change to the nodes calls for, as one write.
-    ///
-    /// Coalesced before Raft (Nomad writes one per job per node change,
-    /// and flapping nodes pile them up, scheduling.md §13): a job gets no
-    /// new evaluation while one of its pending evaluations is still
-    /// waiting its turn, since that one plans on a state that already
-    /// holds this change. Only a job whose evaluation is being planned
-    /// (on an older snapshot), delayed, or absent gets a new one.
-    fn react(
-        &mut self,
-        state: &State,
-        in_flight: &BTreeSet<String>,
-        stats: &SchedulerStats,
-    ) -> Option<Command> {
-        let now = now_nanos();
-        let waiting: BTreeSet<String> = state
-            .evals_with_status(EVAL_STATUS_PENDING)
-            .filter(|eval| !delayed(eval, now))
-            .map(|eval| caravan_state::ns_key(&eval.namespace, &eval.job_id))
-            .filter(|key| !in_flight.contains(key))
-            .collect();
-        let mut evals = NodeEvals {
-            covered: waiting,
-            evals: BTreeMap::new(),
-            coalesced: 0,
-            now,
-        };
-        let mut unblock = false;
-        let mut current = HashMap::new();
-        for node in state.nodes() {
-            let key = usable_key(node);
-            let before = self.seen.get(&node.id);
-            if before != Some(&key) {
-                unblock = true;
-                let went_down = key.0 == NODE_STATUS_DOWN;
-                let now_usable = key.0 == NODE_STATUS_READY && key.1 == ELIGIBLE;
-                if went_down {
-                    for alloc in state
-                        .allocs_by_node(&node.id)
-                        .filter(|alloc| !alloc.terminal())
-                    {
-                        if let Some(job) = state.job(&alloc.namespace, &alloc.job_id) {
-                            evals.add(job, node);
-                        }
-                    }
-                }
-                if now_usable {
-                    for job in state
-                        .jobs_by_type(JOB_TYPE_SYSTEM)
-                        .chain(state.jobs_by_type(JOB_TYPE_SYSBATCH))
-                        .filter(|job| !job.stop)
-                    {
-                        evals.add(job, node);
-                    }
-                }
-            }
-            current.insert(node.id.clone(), key);
-        }
-        // A removed node is a change as well (its system allocations go).
-        if self.seen.keys().any(|id| !current.contains_key(id)) {
-            unblock = true;
-        }
-        self.seen = current;
-        count(&stats.node_evals_coalesced, evals.coalesced);
-        let mut evals = evals.evals;
-        if unblock {
-            for eval in state.evals_with_status(EVAL_STATUS_BLOCKED) {
-                evals.entry(eval.id.clone()).or_insert_with(|| Evaluation {
-                    status: EVAL_STATUS_PENDING.into(),
-                    modify_time: now,
-                    ..(**eval).clone()
-                });
-            }
-        }
-        (!evals.is_empty()).then(|| Command::EvalsUpsert {
-            evals: evals.into_values().collect(),
-        })
-    }
-}
-
-/// A node's status and eligibility: what decides whether its allocations
-/// stay and whether it takes new ones.
-fn usable_key(node: &Node) -> (String, String) {
-    (node.status.clone(), node.scheduling_eligibility.clone())
-}
-
-/// The `node-update` evaluations of one reaction: one per job at most,
-/// none for a job already covered by a waiting evaluation.
-struct NodeEvals {
-    covered: BTreeSet<String>,
-    evals: BTreeMap<String, Evaluation>,
-    /// Evaluations not written because the job was covered already.
-    coalesced: usize,
-    now: i64,
-}
-
-impl NodeEvals {
-    fn add(&mut self, job: &Job, node: &Node) {
-        if !self
-            .covered
-            .insert(caravan_state::ns_key(&job.namespace, &job.id))
-        {
-            self.coalesced += 1;
-            return;
-        }
-        let mut eval = new_eval(
-            job,
-            TRIGGER_NODE_UPDATE,
-            uuid::Uuid::new_v4().to_string(),
-            self.now,
-        );
-        eval.node_id = node.id.clone();
-        eval.node_modify_index = node.modify_index;
-        self.evals.insert(eval.id.clone(), eval);
-    }
-}
 
 #[cfg(test)]
 #[path = "scheduling_tests.rs"]

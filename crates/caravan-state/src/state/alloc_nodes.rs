@@ -70,6 +70,9 @@ impl State {
     ) -> Option<Arc<Allocation>> {
         let alloc = self.allocs.remove(id, touched)?;
         self.note_node_allocs(&alloc.node_id, index);
+        if !alloc.terminal() {
+            self.allocs_freed.0 = index;
+        }
         Some(alloc)
     }
 

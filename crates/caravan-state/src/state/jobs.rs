@@ -475,6 +475,9 @@ impl State {
     fn put_alloc(&mut self, alloc: Allocation, index: u64, touched: &mut Touched) {
         let old = self.allocs.get(&alloc.id).cloned();
         self.count_alloc(old.as_deref(), &alloc, index, touched);
+        if alloc.terminal() && old.as_ref().is_some_and(|old| !old.terminal()) {
+            self.allocs_freed.0 = index;
+        }
         let node_id = alloc.node_id.clone();
         self.allocs
             .insert(alloc.id.clone(), Arc::new(alloc), touched);
@@ -702,6 +705,20 @@ impl State {
             alloc.create_time = stored
                 .as_ref()
                 .map_or(plan.now, |stored| stored.create_time);
+            if let Some(stored) = &stored {
+                // The client owns these: the plan's copy is from the
+                // worker's snapshot, and a report that landed since (a
+                // failure) must not be reverted. Only a plan marking the
+                // allocation lost or unknown overrides the status (Nomad's
+                // `upsertAllocsImpl`).
+                alloc.task_states = stored.task_states.clone();
+                if alloc.client_status != ALLOC_CLIENT_LOST
+                    && alloc.client_status != ALLOC_CLIENT_UNKNOWN
+                {
+                    alloc.client_status = stored.client_status.clone();
+                    alloc.client_description = stored.client_description.clone();
+                }
+            }
             alloc.modify_index = index;
             alloc.alloc_modify_index = index;
             alloc.modify_time = plan.now;

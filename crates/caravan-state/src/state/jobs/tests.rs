@@ -204,7 +204,10 @@ fn plans_and_client_updates_drive_status_and_summary() {
             })),
         )
     };
+    // Placing and running free no room; completing does.
+    assert_eq!(store.snapshot().allocs_freed_index(), 0);
     report(7, ALLOC_CLIENT_RUNNING);
+    assert_eq!(store.snapshot().allocs_freed_index(), 0);
     let summary = store
         .snapshot()
         .job_summary("default", "web")
@@ -214,6 +217,7 @@ fn plans_and_client_updates_drive_status_and_summary() {
     assert_eq!((summary.starting, summary.running), (0, 1));
     report(8, ALLOC_CLIENT_COMPLETE);
     let state = store.snapshot();
+    assert_eq!(state.allocs_freed_index(), 8);
     let summary = &state.job_summary("default", "web").unwrap().summary["web"];
     assert_eq!((summary.running, summary.complete), (0, 1));
     assert_eq!(state.job("default", "web").unwrap().status, JOB_STATUS_DEAD);
@@ -482,4 +486,82 @@ fn an_eval_that_placed_everything_cancels_the_jobs_blocked_ones() {
     assert_eq!(b1.status_description, "evaluation \"e4\" successful");
     // Another job's blocked eval is not touched.
     assert_eq!(state.eval("b2").unwrap().status, "blocked");
+}
+
+/// A worker copies an allocation from its snapshot, the client reports it
+/// failed, then the worker's plan updates it in place: the client's report
+/// stands (Nomad's `upsertAllocsImpl` keeps the stored client fields of an
+/// existing allocation unless the plan marks it lost or unknown).
+#[test]
+fn a_plan_update_keeps_what_the_client_reported_after_the_snapshot() {
+    use caravan_api_types::alloc::{TaskState, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST};
+
+    let store = StateStore::new();
+    let spec = job("web", 1);
+    register(&store, 5, spec.clone(), "e1");
+    let stored = store.snapshot().job("default", "web").unwrap().clone();
+    let plan = |index, allocs| {
+        store.apply(
+            index,
+            &Command::PlanApply(Box::new(PlanResult {
+                job: Some(stored.clone()),
+                allocs,
+                stops: vec![],
+                evals: vec![],
+                now: index as i64,
+            })),
+        )
+    };
+    plan(6, vec![alloc("a1", &spec, "n1", "e1")]);
+    let report = |index, status: &str, state: &str| {
+        let task = TaskState {
+            state: state.into(),
+            failed: status == ALLOC_CLIENT_FAILED,
+            ..TaskState::default()
+        };
+        store.apply(
+            index,
+            &Command::AllocsClientUpdate(Box::new(AllocsClientUpdate {
+                updates: vec![AllocClientUpdate {
+                    id: "a1".into(),
+                    client_status: status.into(),
+                    client_description: format!("{status} by the client"),
+                    task_states: Some([("app".to_string(), task)].into()),
+                }],
+                evals: vec![],
+                now: index as i64,
+            })),
+        )
+    };
+    report(7, ALLOC_CLIENT_RUNNING, "running");
+    // The worker's snapshot: a1 running.
+    let mut copy = (**store.snapshot().alloc("a1").unwrap()).clone();
+    copy.job = None;
+    copy.eval_id = "e2".into();
+    report(8, ALLOC_CLIENT_FAILED, "dead");
+    plan(9, vec![copy.clone()]);
+
+    let state = store.snapshot();
+    let a1 = state.alloc("a1").unwrap();
+    assert_eq!(a1.eval_id, "e2", "the plan's update is applied");
+    assert_eq!(a1.modify_index, 9);
+    assert_eq!(a1.client_status, ALLOC_CLIENT_FAILED);
+    assert_eq!(a1.client_description, "failed by the client");
+    let task = &a1.task_states.as_ref().unwrap()["app"];
+    assert_eq!((task.state.as_str(), task.failed), ("dead", true));
+    let summary = &state.job_summary("default", "web").unwrap().summary["web"];
+    assert_eq!((summary.running, summary.failed), (0, 1));
+
+    // A plan that marks an allocation lost is the one exception.
+    plan(
+        10,
+        vec![Allocation {
+            client_status: ALLOC_CLIENT_LOST.into(),
+            ..copy
+        }],
+    );
+    assert_eq!(
+        store.snapshot().alloc("a1").unwrap().client_status,
+        ALLOC_CLIENT_LOST
+    );
 }
