@@ -237,3 +237,33 @@ def test_an_unsatisfiable_constraint_is_reported_and_blocked(job_agent):
     assert blocked["Status"] == "blocked" and blocked["TriggeredBy"] == "queued-allocs"
     assert client.job.get_allocations("nowhere") == []
     assert client.job.get_summary("nowhere")["Summary"]["web"]["Queued"] == 1
+
+
+def test_an_allocation_stopped_is_replaced_and_evaluations_list(job_agent):
+    client = nomad.Nomad(address=job_agent.address, timeout=10)
+    answer = client.jobs.register_job({"Job": job(ID="moved")})
+    first = wait_for(lambda: live(client.job.get_allocations("moved")) == ["moved.web[0]"]
+                     and client.job.get_allocations("moved")[0], "the placement")
+    # python-nomad's evaluations list, whole and by prefix.
+    listed = client.evaluations.get_evaluations()
+    assert answer["EvalID"] in [e["ID"] for e in listed]
+    by_prefix = client.evaluations.get_evaluations(prefix=answer["EvalID"][:6])
+    assert [e["ID"] for e in by_prefix] == [answer["EvalID"]]
+
+    stopped = client.allocation.stop_allocation(first["ID"])
+    assert stopped["EvalID"] and stopped["Index"] > 0
+    evaluation = client.evaluation.get_evaluation(stopped["EvalID"])
+    assert evaluation["TriggeredBy"] == "alloc-stop" and evaluation["JobID"] == "moved"
+    # The stopped allocation is replaced: same name, new ID, linked.
+    replaced = wait_for(
+        lambda: [a for a in client.job.get_allocations("moved")
+                 if a["DesiredStatus"] == "run" and a["ID"] != first["ID"]],
+        "the replacement")
+    assert replaced[0]["Name"] == "moved.web[0]"
+    old = client.allocation.get_allocation(first["ID"])
+    assert old["DesiredStatus"] == "stop"
+    assert old["DesiredTransition"]["Migrate"] is True
+    assert old["NextAllocation"] == replaced[0]["ID"]
+    # No deployments yet: an empty list, as Nomad answers for a job without.
+    assert client.job.get_deployments("moved") == []
+    client.job.deregister_job("moved")

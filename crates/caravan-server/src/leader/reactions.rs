@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use caravan_api_types::eval::{
-    Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_PENDING, TRIGGER_NODE_UPDATE,
+    Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_PENDING, TRIGGER_MAX_PLANS, TRIGGER_NODE_UPDATE,
 };
 use caravan_api_types::job::{Job, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM};
 use caravan_api_types::node::{Node, ELIGIBLE, NODE_STATUS_DOWN, NODE_STATUS_READY};
@@ -18,6 +18,14 @@ use crate::leader::scheduling::{count, delayed, now_nanos, SchedulerStats};
 /// is none): room may have appeared that they can use.
 pub(crate) fn unblock_all(state: &State, now: i64) -> Option<Command> {
     let evals: Vec<Evaluation> = unblocked(state, now).collect();
+    (!evals.is_empty()).then_some(Command::EvalsUpsert { evals })
+}
+
+/// The blocked evaluations left by placement conflicts back to pending.
+pub(crate) fn unblock_conflicts(state: &State, now: i64) -> Option<Command> {
+    let evals: Vec<Evaluation> = unblocked(state, now)
+        .filter(|eval| eval.triggered_by == TRIGGER_MAX_PLANS)
+        .collect();
     (!evals.is_empty()).then_some(Command::EvalsUpsert { evals })
 }
 
@@ -34,20 +42,60 @@ fn unblocked(state: &State, now: i64) -> impl Iterator<Item = Evaluation> + '_ {
 /// What the pipeline remembers of each node between changes, to tell
 /// which ones just went down or just became usable.
 pub(crate) struct NodeReactions {
-    seen: HashMap<String, (String, String)>,
+    seen: HashMap<String, Seen>,
+    /// What `seen` becomes once the last reaction's write committed (a
+    /// failed write leaves the change to be reacted to again).
+    reacted: Option<HashMap<String, Seen>>,
+}
+
+/// A node as the reactions last saw it.
+#[derive(Clone, PartialEq)]
+struct Seen {
+    /// Status and eligibility: what decides whether its allocations stay
+    /// and whether it takes new ones.
+    usable: (String, String),
+    /// Any other change (resources, attributes, drivers, class) may let a
+    /// blocked evaluation fit.
+    modify_index: u64,
+}
+
+impl Seen {
+    fn of(node: &Node) -> Self {
+        Self {
+            usable: usable_key(node),
+            modify_index: node.modify_index,
+        }
+    }
 }
 
 impl NodeReactions {
+    /// Starts a term: every node counts as seen, except down nodes that
+    /// still hold live allocations (the previous leader may have fallen
+    /// before their evaluations were written), which the first reaction
+    /// treats as just gone down.
     pub(crate) fn new(state: &State) -> Self {
         Self {
             seen: state
                 .nodes()
-                .map(|node| (node.id.clone(), usable_key(node)))
+                .filter(|node| {
+                    node.status != NODE_STATUS_DOWN
+                        || state.allocs_by_node(&node.id).all(|alloc| alloc.terminal())
+                })
+                .map(|node| (node.id.clone(), Seen::of(node)))
                 .collect(),
+            reacted: None,
         }
     }
 
-    /// The evaluations a change to the nodes calls for, as one write.
+    /// Records that the last reaction's write committed.
+    pub(crate) fn committed(&mut self) {
+        if let Some(reacted) = self.reacted.take() {
+            self.seen = reacted;
+        }
+    }
+
+    /// The evaluations a change to the nodes calls for, as one write
+    /// (call [`Self::committed`] once it is written).
     ///
     /// Coalesced before Raft (Nomad writes one per job per node change,
     /// and flapping nodes pile them up, scheduling.md §13): a job gets no
@@ -77,21 +125,16 @@ impl NodeReactions {
         let mut unblock = false;
         let mut current = HashMap::new();
         for node in state.nodes() {
-            let key = usable_key(node);
+            let seen = Seen::of(node);
             let before = self.seen.get(&node.id);
-            if before != Some(&key) {
+            if before != Some(&seen) {
                 unblock = true;
-                let went_down = key.0 == NODE_STATUS_DOWN;
-                let now_usable = key.0 == NODE_STATUS_READY && key.1 == ELIGIBLE;
+            }
+            if before.map(|before| &before.usable) != Some(&seen.usable) {
+                let went_down = seen.usable.0 == NODE_STATUS_DOWN;
+                let now_usable = seen.usable.0 == NODE_STATUS_READY && seen.usable.1 == ELIGIBLE;
                 if went_down {
-                    for alloc in state
-                        .allocs_by_node(&node.id)
-                        .filter(|alloc| !alloc.terminal())
-                    {
-                        if let Some(job) = state.job(&alloc.namespace, &alloc.job_id) {
-                            evals.add(job, node);
-                        }
-                    }
+                    evals.add_for_allocs(state, &node.id, node.modify_index);
                 }
                 if now_usable {
                     for job in state
@@ -99,17 +142,19 @@ impl NodeReactions {
                         .chain(state.jobs_by_type(JOB_TYPE_SYSBATCH))
                         .filter(|job| !job.stop)
                     {
-                        evals.add(job, node);
+                        evals.add(job, &node.id, node.modify_index);
                     }
                 }
             }
-            current.insert(node.id.clone(), key);
+            current.insert(node.id.clone(), seen);
         }
-        // A removed node is a change as well (its system allocations go).
-        if self.seen.keys().any(|id| !current.contains_key(id)) {
+        // A removed (purged) node is a change as well: its allocations are
+        // lost and replaced, as Nomad's node deregistration does.
+        for removed in self.seen.keys().filter(|id| !current.contains_key(*id)) {
             unblock = true;
+            evals.add_for_allocs(state, removed, 0);
         }
-        self.seen = current;
+        self.reacted = Some(current);
         count(&stats.node_evals_coalesced, evals.coalesced);
         let mut evals = evals.evals;
         if unblock {
@@ -117,7 +162,11 @@ impl NodeReactions {
                 evals.entry(eval.id.clone()).or_insert(eval);
             }
         }
-        (!evals.is_empty()).then(|| Command::EvalsUpsert {
+        if evals.is_empty() {
+            self.committed();
+            return None;
+        }
+        Some(Command::EvalsUpsert {
             evals: evals.into_values().collect(),
         })
     }
@@ -140,7 +189,19 @@ struct NodeEvals {
 }
 
 impl NodeEvals {
-    fn add(&mut self, job: &Job, node: &Node) {
+    /// One evaluation for each job with a live allocation on the node.
+    fn add_for_allocs(&mut self, state: &State, node_id: &str, node_modify_index: u64) {
+        for alloc in state
+            .allocs_by_node(node_id)
+            .filter(|alloc| !alloc.terminal())
+        {
+            if let Some(job) = state.job(&alloc.namespace, &alloc.job_id) {
+                self.add(job, node_id, node_modify_index);
+            }
+        }
+    }
+
+    fn add(&mut self, job: &Job, node_id: &str, node_modify_index: u64) {
         if !self
             .covered
             .insert(caravan_state::ns_key(&job.namespace, &job.id))
@@ -154,8 +215,8 @@ impl NodeEvals {
             uuid::Uuid::new_v4().to_string(),
             self.now,
         );
-        eval.node_id = node.id.clone();
-        eval.node_modify_index = node.modify_index;
+        eval.node_id = node_id.to_string();
+        eval.node_modify_index = node_modify_index;
         self.evals.insert(eval.id.clone(), eval);
     }
 }

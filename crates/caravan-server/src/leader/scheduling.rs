@@ -17,7 +17,7 @@
 //! and eligible gets one for every system job, and any change to the nodes
 //! sends blocked evaluations back to pending (a new node may fit them).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,19 +25,20 @@ use std::time::Duration;
 use caravan_api_types::alloc::Allocation;
 use caravan_api_types::eval::{
     Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_CANCELED, EVAL_STATUS_FAILED, EVAL_STATUS_PENDING,
-    TRIGGER_MAX_PLANS,
+    TRIGGER_MAX_PLANS, TRIGGER_QUEUED_ALLOCS,
 };
 use caravan_api_types::job::Job;
 use caravan_api_types::node::Node;
 use caravan_api_types::operator::SchedulerConfiguration;
 use caravan_scheduler::{Context, StateView, UuidIds};
+use caravan_state::job_commands::PlanResult;
 use caravan_state::{Command, State, Table};
 use tokio::task::JoinSet;
 
 use crate::leader::context::LeaderServer;
 use crate::leader::lifecycle::LeaderToken;
 use crate::leader::plan_apply::{self, PlanApplier};
-use crate::leader::reactions::{unblock_all, NodeReactions};
+use crate::leader::reactions::{unblock_all, unblock_conflicts, NodeReactions};
 
 /// How many times a worker plans one evaluation before giving up on it
 /// (Nomad's `maxServiceScheduleAttempts`).
@@ -172,6 +173,11 @@ fn next_wake(state: &State, now: i64) -> Option<Duration> {
         .map(|until| Duration::from_nanos((until - now) as u64))
 }
 
+/// How often blocked evaluations left by placement conflicts are retried
+/// (Nomad's `periodicUnblockFailedEvals`): conflicts come from other plans
+/// taking room, so no node change or free may ever wake them.
+const CONFLICT_RETRY: Duration = Duration::from_secs(60);
+
 /// Runs the pipeline until `token`'s term ends (a leader duty).
 pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
     let applier = Arc::new(PlanApplier::default());
@@ -180,37 +186,48 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
     let mut evals = server.store().watch(Table::Evals);
     let mut nodes_changed = server.store().watch(Table::Nodes);
     let mut allocs_changed = server.store().watch(Table::Allocs);
+    let mut conflict_retry = tokio::time::interval(CONFLICT_RETRY);
+    conflict_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    conflict_retry.reset();
     let start = server.store().snapshot();
     let mut reactions = NodeReactions::new(&start);
     let mut freed_seen = start.allocs_freed_index();
     // What freed room before this term is not known here (a restored
     // state does not carry it): every blocked evaluation gets one retry.
+    // And down nodes whose evaluations the last leader may not have
+    // written get them now.
     let unblock = unblock_all(&start, now_nanos());
+    let react = reactions.react(&start, &BTreeSet::new(), server.scheduler_stats());
     drop(start);
     write(server.as_ref(), unblock, "failed to unblock evaluations").await;
-    let mut running: JoinSet<String> = JoinSet::new();
-    let mut in_flight: BTreeSet<String> = BTreeSet::new();
+    if write(server.as_ref(), react, "failed to write node evaluations").await {
+        reactions.committed();
+    }
+    let mut running: JoinSet<()> = JoinSet::new();
+    // The job of each running worker, by task: a worker that panics
+    // frees its own job only.
+    let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
     loop {
         if token.is_cancelled() {
             running.abort_all();
             return;
         }
+        let jobs: BTreeSet<String> = in_flight.values().cloned().collect();
         let state = server.store().snapshot();
         let now = now_nanos();
-        for eval in ready(&state, &in_flight, &enabled, now) {
+        for eval in ready(&state, &jobs, &enabled, now) {
             if running.len() >= workers {
                 break;
             }
             let key = caravan_state::ns_key(&eval.namespace, &eval.job_id);
-            in_flight.insert(key.clone());
             let server = Arc::clone(&server);
             let applier = Arc::clone(&applier);
-            running.spawn(async move {
+            let task = running.spawn(async move {
                 if let Err(error) = process(server.as_ref(), &applier, eval).await {
                     tracing::warn!(%error, "scheduling an evaluation failed");
                 }
-                key
             });
+            in_flight.insert(task.id(), key);
         }
         let wake = next_wake(&state, now).unwrap_or(Duration::from_secs(3600));
         drop(state);
@@ -221,22 +238,23 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
                 running.abort_all();
                 return;
             }
-            Some(done) = running.join_next() => {
-                if let Ok(key) = done {
-                    in_flight.remove(&key);
-                } else {
-                    // A panicked or aborted worker: forget every key so the
-                    // job's evaluation is retried.
-                    in_flight.clear();
-                }
+            Some(done) = running.join_next_with_id() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(error) => error.id(),
+                };
+                in_flight.remove(&id);
             }
             changed = evals.changed() => if changed.is_err() { return },
             changed = nodes_changed.changed() => {
                 if changed.is_err() { return }
+                let jobs: BTreeSet<String> = in_flight.values().cloned().collect();
                 let state = server.store().snapshot();
-                let command = reactions.react(&state, &in_flight, server.scheduler_stats());
+                let command = reactions.react(&state, &jobs, server.scheduler_stats());
                 drop(state);
-                write(server.as_ref(), command, "failed to write node evaluations").await;
+                if write(server.as_ref(), command, "failed to write node evaluations").await {
+                    reactions.committed();
+                }
             }
             changed = allocs_changed.changed() => {
                 if changed.is_err() { return }
@@ -254,17 +272,30 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
                     write(server.as_ref(), command, "failed to unblock evaluations").await;
                 }
             }
+            _ = conflict_retry.tick() => {
+                let state = server.store().snapshot();
+                let command = unblock_conflicts(&state, now_nanos());
+                drop(state);
+                write(server.as_ref(), command, "failed to retry blocked evaluations").await;
+            }
             _ = tokio::time::sleep(wake) => {}
         }
     }
 }
 
-/// Commits a reaction's write, if it has one; a failure is logged (the
-/// next change, or the next term, reacts again).
-async fn write<S: LeaderServer + ?Sized>(server: &S, command: Option<Command>, what: &str) {
-    if let Some(command) = command {
-        if let Err(error) = server.apply(command).await {
+/// Commits a reaction's write, if it has one: true when there was none
+/// or it committed. A failure is logged; the node reactions then react to
+/// the same change again, the unblocks happen at the next free, retry
+/// tick or term.
+async fn write<S: LeaderServer + ?Sized>(server: &S, command: Option<Command>, what: &str) -> bool {
+    let Some(command) = command else {
+        return true;
+    };
+    match server.apply(command).await {
+        Ok(_) => true,
+        Err(error) => {
             tracing::warn!(%error, "{what}");
+            false
         }
     }
 }
@@ -303,7 +334,14 @@ async fn process<S: LeaderServer + ?Sized>(
             return Ok(());
         }
         let now = now_nanos();
-        let planning = eval.clone();
+        let mut planning = eval.clone();
+        if was_blocked(&eval) {
+            // An unblocked evaluation is planned as the blocked one it
+            // was: if it still cannot place, the scheduler blocks it again
+            // in place (Nomad's reblock) rather than completing it and
+            // creating another, so retries do not multiply evaluations.
+            planning.status = EVAL_STATUS_BLOCKED.into();
+        }
         let view_state = Arc::clone(&state);
         let result = tokio::task::spawn_blocking(move || {
             let view = SnapshotView(view_state);
@@ -329,15 +367,6 @@ async fn process<S: LeaderServer + ?Sized>(
             evals.push(result.eval.clone());
             evals.extend(result.blocked_evals.iter().cloned());
             evals.extend(result.followup_evals.iter().cloned());
-            // Room freed after the planning snapshot was reacted to before
-            // this blocked evaluation existed: it goes straight back to
-            // pending (the missed unblock, as the state does for nodes).
-            for blocked in evals
-                .iter_mut()
-                .filter(|e| e.status == EVAL_STATUS_BLOCKED && e.snapshot_index < freed)
-            {
-                blocked.status = EVAL_STATUS_PENDING.into();
-            }
             let canceled = superseded(&state, &eval, now);
             count(&stats.evals_canceled, canceled.len());
             evals.extend(canceled);
@@ -366,6 +395,24 @@ async fn process<S: LeaderServer + ?Sized>(
                 evals.push(blocked);
             }
         }
+        if !complete {
+            // What commits of a partly refused plan may point at follow-up
+            // evaluations (a delayed reschedule); they must exist, or the
+            // allocation waits on an evaluation that never runs.
+            evals.extend(referenced_followups(
+                &checked.result,
+                &result.followup_evals,
+            ));
+        }
+        // Room freed after the planning snapshot was reacted to before
+        // these blocked evaluations existed: they go straight back to
+        // pending (the missed unblock, as the state does for nodes).
+        for blocked in evals
+            .iter_mut()
+            .filter(|e| e.status == EVAL_STATUS_BLOCKED && e.snapshot_index < freed)
+        {
+            blocked.status = EVAL_STATUS_PENDING.into();
+        }
         let nothing = checked.result.allocs.is_empty() && checked.result.stops.is_empty();
         if nothing && evals.is_empty() {
             continue;
@@ -385,6 +432,32 @@ async fn process<S: LeaderServer + ?Sized>(
         wanted = write.index;
     }
     Ok(())
+}
+
+/// Whether `eval` is a blocked evaluation sent back to pending (only
+/// blocked evaluations carry these triggers).
+fn was_blocked(eval: &Evaluation) -> bool {
+    eval.triggered_by == TRIGGER_QUEUED_ALLOCS || eval.triggered_by == TRIGGER_MAX_PLANS
+}
+
+/// The follow-up evaluations that `committed` points at.
+fn referenced_followups(committed: &PlanResult, followups: &[Evaluation]) -> Vec<Evaluation> {
+    let referenced: BTreeSet<&str> = committed
+        .allocs
+        .iter()
+        .map(|alloc| alloc.followup_eval_id.as_str())
+        .chain(
+            committed
+                .stops
+                .iter()
+                .filter_map(|stop| stop.followup_eval_id.as_deref()),
+        )
+        .collect();
+    followups
+        .iter()
+        .filter(|eval| referenced.contains(eval.id.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Nomad's text for the blocked evaluation left after placement conflicts.

@@ -142,6 +142,7 @@ fn a_node_going_down_gives_one_eval_per_job_not_already_waiting() {
         assert_eq!(eval.status, "pending");
     }
     // Nothing changed since: nothing more is written.
+    reactions.committed();
     assert!(reactions
         .react(&store.snapshot(), &in_flight, &SchedulerStats::default())
         .is_none());
@@ -163,6 +164,7 @@ fn flapping_nodes_do_not_pile_up_evaluations() {
         written += evals.len();
         index += 1;
         store.apply(index, &Command::EvalsUpsert { evals });
+        reactions.committed();
         index += 1;
         store.apply(
             index,
@@ -236,5 +238,62 @@ fn the_queue_takes_one_eval_per_job_best_first_of_enabled_types() {
     assert_eq!(
         ids(ready(&state, &BTreeSet::new(), &["batch".to_string()], now)),
         ["c-1"]
+    );
+}
+
+#[test]
+fn a_new_term_writes_what_a_down_node_still_needs_and_a_failed_write_is_redone() {
+    let (store, index) = cluster();
+    // The node went down under the previous leader, which fell before
+    // writing its evaluations: the new term's first reaction writes them.
+    node_down(&store, index + 1);
+    let mut reactions = NodeReactions::new(&store.snapshot());
+    let stats = SchedulerStats::default();
+    let evals = new_evals(reactions.react(&store.snapshot(), &BTreeSet::new(), &stats));
+    assert_eq!(jobs_of(&evals), ["a", "b", "c"]);
+    // That write failed (not committed): the same change is reacted to
+    // again rather than forgotten.
+    let again = new_evals(reactions.react(&store.snapshot(), &BTreeSet::new(), &stats));
+    assert_eq!(jobs_of(&again), ["a", "b", "c"]);
+    store.apply(index + 2, &Command::EvalsUpsert { evals: again });
+    reactions.committed();
+    assert!(reactions
+        .react(&store.snapshot(), &BTreeSet::new(), &stats)
+        .is_none());
+}
+
+#[test]
+fn a_purged_node_gives_its_jobs_evaluations() {
+    let (store, index) = cluster();
+    let mut reactions = NodeReactions::new(&store.snapshot());
+    store.apply(
+        index + 1,
+        &Command::NodeDeregister {
+            node_ids: vec!["n1".into()],
+        },
+    );
+    let evals = new_evals(reactions.react(
+        &store.snapshot(),
+        &BTreeSet::new(),
+        &SchedulerStats::default(),
+    ));
+    assert_eq!(jobs_of(&evals), ["a", "b", "c"]);
+}
+
+#[test]
+fn a_partly_refused_plan_keeps_the_follow_ups_its_commits_point_at() {
+    let followup = |id: &str| new_eval(&job("a", "service"), "alloc-failure", id.into(), 2);
+    let committed = PlanResult {
+        allocs: vec![Allocation {
+            id: "x".into(),
+            followup_eval_id: "f1".into(),
+            ..Allocation::default()
+        }],
+        ..PlanResult::default()
+    };
+    let kept = super::referenced_followups(&committed, &[followup("f1"), followup("f2")]);
+    assert_eq!(
+        kept.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["f1"]
     );
 }
