@@ -160,6 +160,12 @@ limits {{
         rss_loaded = rss_mb(server.pid)
 
         evals, _ = request("GET", f"/v1/job/{job_id}/evaluations")
+        evals_by_cause = {}
+        for evaluation in evals:
+            cause = f"{evaluation['TriggeredBy']}/{evaluation['Status']}"
+            evals_by_cause[cause] = evals_by_cause.get(cause, 0) + 1
+        nodes_down = sum(1 for node in request("GET", "/v1/nodes")[0] if node["Status"] != "ready")
+        scheduler = request("GET", "/v1/agent/self")[0]["stats"]["scheduler"]
         allocs, _ = request("GET", f"/v1/job/{job_id}/allocations")
         sample = allocs[:: max(1, len(allocs) // 200)][:200]
         evaluated, binpack = [], []
@@ -199,6 +205,9 @@ limits {{
             "running_per_s": round(count / (running_at - t0)),
             "server_cpu_s_until_running": round(cpu_used, 2),
             "evaluations": len(evals),
+            "evaluations_by_trigger_and_status": evals_by_cause,
+            "nodes_not_ready_at_the_end": nodes_down,
+            "scheduler": scheduler,
             "nodes_used": nodes_used,
             "nodes_evaluated_per_placement_p10_p50_p90": quantiles(evaluated),
             "chosen_binpack_p10_p50_p90": quantiles(binpack),

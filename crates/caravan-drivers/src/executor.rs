@@ -12,11 +12,15 @@
 //! whoever creates it first decides. If the client does, the executor
 //! gives up without starting the task; if the executor does, the client
 //! waits for its start report. So a start is either found or never
-//! happens, never both.
+//! happens, never both. The executor's claim holds a [`ClaimRecord`] (the
+//! client's is empty), so a client that finds the claim taken but no
+//! report coming can take the executor's session down rather than start
+//! the task beside whatever it launched.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -84,6 +88,15 @@ pub enum StartReport {
     },
 }
 
+/// The content of a claim file an executor created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRecord {
+    /// Also its session: the executor leads one.
+    pub executor_pid: i32,
+    /// `/proc/<pid>/stat` field 22 of the executor.
+    pub executor_start_time: u64,
+}
+
 /// How the task ended, written once it and its process group are gone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitRecord {
@@ -132,13 +145,14 @@ pub fn run(spec_path: &Path) -> u8 {
         eprintln!("caravan executor: setsid: {error}");
     }
     if let Some(claim) = &spec.claim_file {
+        let executor_pid = std::process::id() as i32;
+        let record = ClaimRecord {
+            executor_pid,
+            executor_start_time: proc::stat(executor_pid).map_or(0, |stat| stat.start_time),
+        };
         // No report either way: the client that settled the start as
         // never made may be starting the task anew, with its own report.
-        if let Err(error) = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(claim)
-        {
+        if let Err(error) = create_claim(claim, &record) {
             eprintln!(
                 "caravan executor: not starting the task: cannot claim {}: {error}",
                 claim.display()
@@ -174,6 +188,27 @@ pub fn run(spec_path: &Path) -> u8 {
         return EXIT_START_FAILED;
     }
     EXIT_RECORDED
+}
+
+/// Creates `path` holding `record`, failing if it exists. The record is
+/// written to a file of our own and then linked into place, so a client
+/// never finds the executor's claim without the record in it.
+fn create_claim(path: &Path, record: &ClaimRecord) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(&serde_json::to_vec(record).map_err(std::io::Error::other)?)?;
+        file.sync_all()?;
+        std::fs::hard_link(&temporary, path)
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    written
 }
 
 fn report_start(spec: &ExecutorSpec, report: &StartReport) -> bool {

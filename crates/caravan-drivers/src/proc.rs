@@ -55,10 +55,22 @@ pub fn is_running(pid: i32, start_time: u64) -> bool {
     stat(pid).is_some_and(|stat| stat.start_time == start_time && !stat.exited())
 }
 
+/// The processes of session `session` that have not exited. The caller
+/// must know the number still names that session: its leader runs (with
+/// the start time it recorded), or no process has that pid (Linux keeps a
+/// pid reserved while any process still has it as its session).
+pub fn running_session_members(session: i32) -> Vec<i32> {
+    running_where(|stat| stat.session == session)
+}
+
 /// The processes of group `pgrp` in session `session` that have not
 /// exited. The session check keeps a later, unrelated group that reused
 /// the number out.
 pub fn running_group_members(pgrp: i32, session: i32) -> Vec<i32> {
+    running_where(|stat| stat.pgrp == pgrp && stat.session == session)
+}
+
+fn running_where(select: impl Fn(&ProcStat) -> bool) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -68,7 +80,7 @@ pub fn running_group_members(pgrp: i32, session: i32) -> Vec<i32> {
             entry.file_name().to_str()?.parse::<i32>().ok()?;
             stat_at(&entry.path())
         })
-        .filter(|stat| stat.pgrp == pgrp && stat.session == session && !stat.exited())
+        .filter(|stat| select(stat) && !stat.exited())
         .map(|stat| stat.pid)
         .collect()
 }

@@ -135,9 +135,14 @@ impl RawExec {
         // Our child, not yet reaped: its /proc entry is there.
         let executor_start_time = proc::stat(executor_pid).map_or(0, |stat| stat.start_time);
 
-        let report = self
-            .await_start_report(&mut executor, &start_file, &executor_log_path)
-            .await?;
+        let report = await_start_report(
+            &mut executor,
+            &start_file,
+            &config.attempt,
+            &executor_log_path,
+            START_LIMIT,
+        )
+        .await?;
         match report {
             StartReport::Failed { error, .. } => {
                 let _ = executor.wait().await;
@@ -170,38 +175,6 @@ impl RawExec {
                     started_at: chrono::Utc::now(),
                 })
             }
-        }
-    }
-
-    async fn await_start_report(
-        &self,
-        executor: &mut tokio::process::Child,
-        start_file: &Path,
-        executor_log: &Path,
-    ) -> Result<StartReport, DriverError> {
-        let deadline = Instant::now() + START_LIMIT;
-        let mut backoff = Backoff::new();
-        loop {
-            if let Some(report) = read_json::<StartReport>(start_file)? {
-                return Ok(report);
-            }
-            if let Some(status) = executor.try_wait()? {
-                if let Some(report) = read_json::<StartReport>(start_file)? {
-                    return Ok(report);
-                }
-                let said = std::fs::read_to_string(executor_log).unwrap_or_default();
-                return Err(DriverError::Start(format!(
-                    "the executor exited ({status}) before starting the task: {}",
-                    said.trim()
-                )));
-            }
-            if Instant::now() >= deadline {
-                let _ = executor.kill().await;
-                return Err(DriverError::Start(format!(
-                    "the executor did not start the task within {START_LIMIT:?}"
-                )));
-            }
-            backoff.sleep().await;
         }
     }
 
@@ -443,6 +416,101 @@ fn read_exit(state: &RawExecState) -> std::io::Result<Option<ExitResult>> {
     }))
 }
 
+/// Waits for the report of the start `attempt` from `executor`, our
+/// child. Only a report of that attempt counts: the start file is shared
+/// by the starts made in the task directory, and an executor of an
+/// earlier one may still write there.
+async fn await_start_report(
+    executor: &mut tokio::process::Child,
+    start_file: &Path,
+    attempt: &str,
+    executor_log: &Path,
+    limit: Duration,
+) -> Result<StartReport, DriverError> {
+    let deadline = Instant::now() + limit;
+    let mut backoff = Backoff::new();
+    let executor_pid = executor.id().map_or(0, |pid| pid as i32);
+    // Our child, not yet reaped: its /proc entry is there.
+    let executor_start_time = proc::stat(executor_pid).map_or(0, |stat| stat.start_time);
+    loop {
+        if let Some(report) = report_of(start_file, attempt)? {
+            return Ok(report);
+        }
+        if let Some(status) = executor.try_wait()? {
+            if let Some(report) = report_of(start_file, attempt)? {
+                return Ok(report);
+            }
+            // It may have launched the task before it died: that task
+            // must not run on unwatched beside the next start.
+            kill_executor_session(executor_pid, executor_start_time).await?;
+            let said = std::fs::read_to_string(executor_log).unwrap_or_default();
+            return Err(DriverError::Start(format!(
+                "the executor exited ({status}) before starting the task: {}",
+                said.trim()
+            )));
+        }
+        if Instant::now() >= deadline {
+            // The executor and its task, launched but maybe not reported
+            // yet, share the session the executor leads: all of it goes,
+            // or the task would run unwatched beside the runner's next
+            // start. Killed before it is reaped, so the pid stays ours.
+            let _ = executor.start_kill();
+            let killed = kill_executor_session(executor_pid, executor_start_time).await;
+            let _ = executor.wait().await;
+            killed?;
+            return Err(DriverError::Start(format!(
+                "the executor did not start the task within {limit:?}"
+            )));
+        }
+        backoff.sleep().await;
+    }
+}
+
+/// The start report in `start_file` if it is the one of `attempt`.
+fn report_of(start_file: &Path, attempt: &str) -> std::io::Result<Option<StartReport>> {
+    Ok(
+        read_json::<StartReport>(start_file)?.filter(|report| match report {
+            StartReport::Started { attempt: of, .. } | StartReport::Failed { attempt: of, .. } => {
+                of == attempt
+            }
+        }),
+    )
+}
+
+/// SIGKILLs what is left of the session the executor `pid` (started at
+/// `start_time`) led, itself included, and waits for it to be gone.
+/// Nothing is touched when `pid` now names another process: that one then
+/// holds the number, so no process of the executor's session is left
+/// (Linux keeps a pid reserved while any process has it as its session).
+async fn kill_executor_session(pid: i32, start_time: u64) -> Result<(), DriverError> {
+    // 0 is the kernel's threads' session, 1 init's.
+    if pid <= 1 {
+        return Ok(());
+    }
+    if proc::stat(pid).is_some_and(|stat| stat.start_time != start_time) {
+        return Ok(());
+    }
+    let deadline = Instant::now() + KILL_LIMIT;
+    let mut backoff = Backoff::new();
+    loop {
+        // Again and again: a member may fork while the others are killed.
+        let members = proc::running_session_members(pid);
+        if members.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(std::io::Error::other(format!(
+                "processes {members:?} of executor session {pid} still run {KILL_LIMIT:?} after SIGKILL"
+            ))
+            .into());
+        }
+        for member in members {
+            let _ = nix::sys::signal::kill(Pid::from_raw(member), Signal::SIGKILL);
+        }
+        backoff.sleep().await;
+    }
+}
+
 fn executor_running(state: &RawExecState) -> bool {
     proc::is_running(state.executor_pid, state.executor_start_time)
 }
@@ -506,9 +574,95 @@ impl Backoff {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `/bin/sh -c script`, leading a session of its own as an executor
+    /// does; stdin piped.
+    pub(super) fn session_leader(script: &str) -> tokio::process::Child {
+        let mut command = tokio::process::Command::new("/bin/sh");
+        command.arg("-c").arg(script).stdin(Stdio::piped());
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()?;
+                Ok(())
+            });
+        }
+        command.spawn().unwrap()
+    }
+
+    pub(super) async fn wait_for_members(session: i32, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proc::running_session_members(session).len() < count {
+            assert!(Instant::now() < deadline, "session {session} never filled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn started(attempt: &str) -> StartReport {
+        StartReport::Started {
+            executor_pid: 1,
+            task_pid: 2,
+            task_start_time: 3,
+            session: 1,
+            executor_start_time: 4,
+            attempt: attempt.into(),
+        }
+    }
+
+    /// A report an earlier start's executor left (or wrote late) in the
+    /// shared start file is not this start's.
+    #[tokio::test]
+    async fn only_the_report_of_the_attempt_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let start_file = dir.path().join(START_FILE);
+        std::fs::write(&start_file, serde_json::to_vec(&started("old")).unwrap()).unwrap();
+        let mut executor = session_leader("exec sleep 1000");
+        let writer = {
+            let start_file = start_file.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                std::fs::write(&start_file, serde_json::to_vec(&started("new")).unwrap()).unwrap();
+            })
+        };
+        let log = dir.path().join(EXECUTOR_LOG);
+        let report = await_start_report(
+            &mut executor,
+            &start_file,
+            "new",
+            &log,
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report, started("new"));
+        writer.await.unwrap();
+        executor.kill().await.unwrap();
+    }
+
+    /// An executor that does not report in time goes with its whole
+    /// session: a task it launched but did not report yet must not run on
+    /// beside the runner's next start.
+    #[tokio::test]
+    async fn an_executor_too_slow_to_report_goes_with_its_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut executor = session_leader("sleep 1000 & exec sleep 1000");
+        let pid = executor.id().unwrap() as i32;
+        wait_for_members(pid, 2).await;
+        let error = await_start_report(
+            &mut executor,
+            &dir.path().join(START_FILE),
+            "a",
+            &dir.path().join(EXECUTOR_LOG),
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(error, DriverError::Start(_)), "{error}");
+        assert_eq!(proc::running_session_members(pid), Vec::<i32>::new());
+    }
 
     fn config(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
         value.as_object().unwrap().clone()

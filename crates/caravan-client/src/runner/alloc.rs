@@ -69,18 +69,31 @@ impl AllocShared {
     /// Changes one task's record, persists the allocation, reports it if
     /// its client view changed, and wakes the alloc runner.
     pub fn with_task(&self, name: &str, change: impl FnOnce(&mut LocalTask)) {
-        {
+        if let Err(error) = self.try_with_task(name, change) {
+            tracing::warn!(alloc_id = %self.id, %error, "failed to save allocation state");
+        }
+    }
+
+    /// [`Self::with_task`], saying whether the change reached the disk:
+    /// for a change a step must not be taken without (the change stays
+    /// made in memory either way).
+    pub fn try_with_task(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut LocalTask),
+    ) -> std::io::Result<()> {
+        let saved = {
             let mut local = lock(&self.local);
             change(local.tasks.entry(name.to_string()).or_default());
-            if let Err(error) = self.ctx.store.save(&local) {
-                tracing::warn!(alloc_id = %self.id, %error, "failed to save allocation state");
-            }
+            let saved = self.ctx.store.save(&local);
             // Reported under the same lock, so two task runners' updates
             // reach the batcher in the order they were made (the newest
             // wins there).
             self.report(client_update(&local));
-        }
+            saved
+        };
         self.changed.notify_one();
+        saved
     }
 
     fn report(&self, update: AllocUpdate) {

@@ -311,8 +311,18 @@ impl TaskRunner {
             attempt: uuid::Uuid::new_v4().simple().to_string(),
         };
         let attempt = StartAttempt::of(driver.name(), &config);
-        self.shared
-            .with_task(&self.name, move |local| local.starting = Some(attempt));
+        // Without the attempt on disk, a client killed during the start
+        // would not look for it and would start the task a second time.
+        if let Err(error) = self
+            .shared
+            .try_with_task(&self.name, move |local| local.starting = Some(attempt))
+        {
+            self.shared
+                .with_task(&self.name, |local| local.starting = None);
+            return Err(DriverError::Start(format!(
+                "not starting the task: its start could not be saved first: {error}"
+            )));
+        }
         match driver.start(config).await {
             Ok(handle) => {
                 self.record_started(&handle);

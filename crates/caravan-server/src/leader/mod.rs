@@ -3,6 +3,7 @@
 //! [`context::LeaderServer`].
 
 pub mod context;
+mod deliveries;
 pub mod drainer;
 mod establish;
 pub mod heartbeat;

@@ -36,6 +36,7 @@ use caravan_state::{Command, State, Table};
 use tokio::task::JoinSet;
 
 use crate::leader::context::LeaderServer;
+use crate::leader::deliveries::Deliveries;
 use crate::leader::lifecycle::LeaderToken;
 use crate::leader::plan_apply::{self, PlanApplier};
 use crate::leader::reactions::{unblock_all, unblock_conflicts, NodeReactions};
@@ -206,33 +207,46 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
     if write(server.as_ref(), react, "failed to write node evaluations").await {
         reactions.committed();
     }
-    let mut running: JoinSet<()> = JoinSet::new();
-    // The job of each running worker, by task: a worker that panics
-    // frees its own job only.
-    let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut running: JoinSet<bool> = JoinSet::new();
+    // The job and evaluation of each running worker, by task: a worker
+    // that panics frees its own job only.
+    let mut in_flight: HashMap<tokio::task::Id, (String, Evaluation)> = HashMap::new();
+    let mut deliveries = Deliveries::default();
     loop {
         if token.is_cancelled() {
             running.abort_all();
             return;
         }
-        let jobs: BTreeSet<String> = in_flight.values().cloned().collect();
+        let jobs = in_flight_jobs(&in_flight);
         let state = server.store().snapshot();
         let now = now_nanos();
         for eval in ready(&state, &jobs, &enabled, now) {
             if running.len() >= workers {
                 break;
             }
+            if deliveries.held(&eval.id, now) {
+                continue;
+            }
             let key = caravan_state::ns_key(&eval.namespace, &eval.job_id);
             let server = Arc::clone(&server);
             let applier = Arc::clone(&applier);
+            let planning = eval.clone();
             let task = running.spawn(async move {
-                if let Err(error) = process(server.as_ref(), &applier, eval).await {
-                    tracing::warn!(%error, "scheduling an evaluation failed");
+                match process(server.as_ref(), &applier, planning).await {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::warn!(%error, "scheduling an evaluation failed");
+                        false
+                    }
                 }
             });
-            in_flight.insert(task.id(), key);
+            in_flight.insert(task.id(), (key, eval));
         }
-        let wake = next_wake(&state, now).unwrap_or(Duration::from_secs(3600));
+        let wake = [next_wake(&state, now), deliveries.next_release(now)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(Duration::from_secs(3600));
         drop(state);
         // Biased: a simulation must replay branch choices from its seed.
         tokio::select! {
@@ -242,16 +256,27 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
                 return;
             }
             Some(done) = running.join_next_with_id() => {
-                let id = match done {
-                    Ok((id, ())) => id,
-                    Err(error) => error.id(),
+                let (id, processed) = match done {
+                    Ok((id, processed)) => (id, processed),
+                    Err(error) => (error.id(), false),
                 };
-                in_flight.remove(&id);
+                if let Some((_, eval)) = in_flight.remove(&id) {
+                    if processed {
+                        deliveries.succeeded(&eval.id);
+                    } else {
+                        // Nomad's nack: handed out again after a delay,
+                        // failed at the delivery limit.
+                        let state = server.store().snapshot();
+                        let command = deliveries.failed(&eval, &state, now_nanos());
+                        drop(state);
+                        write(server.as_ref(), command, "failed to fail an evaluation").await;
+                    }
+                }
             }
             changed = evals.changed() => if changed.is_err() { return },
             changed = nodes_changed.changed() => {
                 if changed.is_err() { return }
-                let jobs: BTreeSet<String> = in_flight.values().cloned().collect();
+                let jobs = in_flight_jobs(&in_flight);
                 let state = server.store().snapshot();
                 let command = reactions.react(&state, &jobs, server.scheduler_stats());
                 drop(state);
@@ -284,6 +309,11 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
             _ = tokio::time::sleep(wake) => {}
         }
     }
+}
+
+/// The jobs being planned now.
+fn in_flight_jobs(in_flight: &HashMap<tokio::task::Id, (String, Evaluation)>) -> BTreeSet<String> {
+    in_flight.values().map(|(key, _)| key.clone()).collect()
 }
 
 /// Commits a reaction's write, if it has one: true when there was none
