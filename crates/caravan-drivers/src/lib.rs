@@ -181,7 +181,9 @@ pub trait Driver: Send + Sync {
     /// while [`Driver::start`] ran): `Ok(Some(handle))` when that start
     /// launched the task (recover it as any handle: it may have exited
     /// since), `Ok(None)` when it did not and now never will, so starting
-    /// the task again runs one copy of it.
+    /// the task again runs one copy of it. `Err` when the driver cannot
+    /// tell: the start may still launch the task, so it must not be made
+    /// again.
     fn find<'a>(
         &'a self,
         attempt: &'a StartAttempt,

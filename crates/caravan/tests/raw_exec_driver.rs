@@ -425,6 +425,17 @@ async fn a_start_is_found_by_its_attempt_and_one_never_made_is_settled() {
     let mut config = task(root.path(), "found", "sleep", &["1000"]);
     config.attempt = "first-attempt".into();
     let started = driver.start(config.clone()).await.unwrap();
+    // The executor's claim names it, for a find that gets no report.
+    let claim = config
+        .task_dir
+        .join(".caravan/executor.claim.first-attempt");
+    let claim: caravan_drivers::executor::ClaimRecord =
+        serde_json::from_slice(&std::fs::read(claim).unwrap()).unwrap();
+    assert_eq!(claim.executor_pid, state(&started).executor_pid);
+    assert_eq!(
+        claim.executor_start_time,
+        state(&started).executor_start_time
+    );
     let attempt = StartAttempt::of("raw_exec", &config);
     let found = driver.find(&attempt).await.unwrap().expect("the start");
     assert_eq!(state(&found), state(&started));

@@ -36,6 +36,17 @@ pub struct Kill {
     pub event: Option<caravan_api_types::alloc::TaskEvent>,
 }
 
+/// What a restored runner found of its task.
+enum Recovery {
+    /// It runs (or exited since), through this handle.
+    Running(TaskHandle),
+    /// Nothing of it runs, with the driver's reason when it gave one.
+    Gone(Option<DriverError>),
+    /// A start whose handle was not saved could not be settled: it may
+    /// still launch the task.
+    Unsettled(DriverError),
+}
+
 pub(super) struct TaskRunner {
     pub name: String,
     pub shared: Arc<AllocShared>,
@@ -110,13 +121,22 @@ impl TaskRunner {
                 )
                 .await;
             match recovered {
-                Ok(handle) => running = Some(handle),
+                Recovery::Running(handle) => running = Some(handle),
                 // Nothing of it runs: it starts again only once the
                 // servers say they still want it.
-                Err(error) => {
+                Recovery::Gone(error) => {
                     if !self.wait_for_server(error.as_ref()).await {
                         return;
                     }
+                }
+                // The lost start may yet launch the task: another start
+                // could run it twice, so the task fails here instead.
+                Recovery::Unsettled(error) => {
+                    let text = format!(
+                        "cannot tell whether an earlier start of the task runs: {error}; not starting it again"
+                    );
+                    self.finish(Some(events::driver_failure(&text)), true);
+                    return;
                 }
             }
         }
@@ -214,16 +234,15 @@ impl TaskRunner {
 
     /// After a restart: the task's instance, through its saved handle or,
     /// when the client was killed before it could save one, through the
-    /// start it had asked for. `Err` when nothing of it runs, with the
-    /// driver's reason when it gave one.
+    /// start it had asked for.
     async fn reattach(
         &self,
         handle: Option<TaskHandle>,
         starting: Option<StartAttempt>,
         driver: Option<&dyn Driver>,
-    ) -> Result<TaskHandle, Option<DriverError>> {
+    ) -> Recovery {
         let Some(driver) = driver else {
-            return Err(None);
+            return Recovery::Gone(None);
         };
         let handle = match (handle, starting) {
             (Some(handle), _) => handle,
@@ -233,21 +252,25 @@ impl TaskRunner {
                     self.record_started(&handle);
                     handle
                 }
-                found => {
-                    // The start never happened and now never will (or the
-                    // driver cannot tell): the attempt is settled.
+                Ok(None) => {
+                    // The start never happened and now never will: the
+                    // attempt is settled.
                     self.shared
                         .with_task(&self.name, |local| local.starting = None);
-                    return Err(found.err());
+                    return Recovery::Gone(None);
+                }
+                Err(error) => {
+                    tracing::warn!(alloc_id = %self.shared.id, task = %self.name, %error, "cannot settle a start whose handle was not saved");
+                    return Recovery::Unsettled(error);
                 }
             },
-            (None, None) => return Err(None),
+            (None, None) => return Recovery::Gone(None),
         };
         match driver.recover(&handle).await {
-            Ok(()) => Ok(handle),
+            Ok(()) => Recovery::Running(handle),
             Err(error) => {
                 tracing::info!(alloc_id = %self.shared.id, task = %self.name, %error, "task not recovered");
-                Err(Some(error))
+                Recovery::Gone(Some(error))
             }
         }
     }

@@ -32,6 +32,8 @@ struct Fake {
     exit_at_once: bool,
     /// What [`Driver::find`] answers.
     found: Option<TaskHandle>,
+    /// [`Driver::find`] cannot tell (answers this error) instead.
+    find_error: Option<String>,
     finds: AtomicUsize,
     /// Per start: its attempt, and the attempt saved when it was called.
     starts: Mutex<Vec<(String, Option<StartAttempt>)>>,
@@ -45,6 +47,7 @@ impl Fake {
             store: store.clone(),
             exit_at_once,
             found,
+            find_error: None,
             finds: AtomicUsize::new(0),
             starts: Mutex::new(Vec::new()),
             at_destroy: Mutex::new(Vec::new()),
@@ -121,7 +124,11 @@ impl Driver for Fake {
         _attempt: &'a StartAttempt,
     ) -> BoxFuture<'a, Result<Option<TaskHandle>, DriverError>> {
         self.finds.fetch_add(1, Ordering::SeqCst);
-        Box::pin(std::future::ready(Ok(self.found.clone())))
+        let found = match &self.find_error {
+            Some(error) => Err(DriverError::Start(error.clone())),
+            None => Ok(self.found.clone()),
+        };
+        Box::pin(std::future::ready(found))
     }
 
     fn recover<'a>(&'a self, _handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>> {
@@ -310,4 +317,49 @@ async fn a_start_that_never_happened_is_made_once_the_servers_want_it() {
     assert_eq!(starts.len(), 1, "{starts:?}");
     assert_ne!(starts[0].0, "lost", "a new attempt");
     assert_eq!(driver.finds.load(Ordering::SeqCst), 1);
+}
+
+/// The driver cannot tell whether the lost start launched the task: the
+/// task is not started again (it could run twice) but fails, saying why.
+#[tokio::test]
+async fn a_start_the_driver_cannot_settle_is_not_made_again() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::new(root.path());
+    killed_while_starting(&store, root.path());
+    let mut fake = Fake::new(&store, false, None);
+    Arc::get_mut(&mut fake).unwrap().find_error = Some("no report yet".into());
+    let manager = manager(root.path(), &store, Arc::clone(&fake));
+    manager.restore();
+    manager.sync(reply(Vec::new()));
+    eventually("the task to fail", || fake.saved().run_complete).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(lock(&fake.starts).is_empty(), "started a second copy");
+    let saved = fake.saved();
+    assert!(saved.state.failed, "{saved:?}");
+    let event = saved.state.events.as_ref().and_then(|events| events.last());
+    let message = event.map(|event| event.display_message.clone());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|text| text.contains("no report yet")),
+        "{saved:?}"
+    );
+}
+
+/// The attempt cannot be saved (here the state directory is a file): the
+/// driver is never asked to start, since a client killed during that start
+/// would start the task again.
+#[tokio::test]
+async fn a_start_whose_attempt_cannot_be_saved_is_not_made() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::new(root.path());
+    std::fs::write(root.path().join("allocs"), b"not a directory").unwrap();
+    let driver = Fake::new(&store, false, None);
+    let manager = manager(root.path(), &store, Arc::clone(&driver));
+    manager.sync(reply(vec![alloc("service")]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        lock(&driver.starts).is_empty(),
+        "started without a saved attempt"
+    );
 }
