@@ -28,67 +28,32 @@ flap them; their allocations stay `pending` (no client runs them), which
 is all the scheduler needs.
 
 CARAVAN_RELEASE: a directory holding a release `caravan` (default
-target/release, built if missing).
+target/release, built if missing; see benchlib.py).
 """
 
 import copy
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
+import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HTTP_PORT = int(os.environ.get("HTTP_PORT", "25646"))
-RPC_PORT = HTTP_PORT + 1
-SERF_PORT = HTTP_PORT + 2
-API = f"http://127.0.0.1:{HTTP_PORT}"
-RPC = f"http://127.0.0.1:{RPC_PORT}"
+from benchlib import Server, call, commit, cpu_seconds, release_binary, wait_for
 
-
-def call(base, method, path, body=None, timeout=120):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            raw = response.read()
-            return json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        raise SystemExit(f"{method} {path}: {error.code} {error.read()[:500]!r}")
+HTTP_PORT = 25646
+server = None
 
 
 def api(method, path, body=None, timeout=120):
-    return call(API, method, path, body, timeout)
+    return call(server.http, method, path, body, timeout)
 
 
 def rpc(path, body):
-    reply = call(RPC, "POST", path, body, 30)
+    reply = call(f"http://{server.rpc_address}", "POST", path, body, 30)
     if "Ok" not in reply:
         raise SystemExit(f"{path} refused: {reply}")
     return reply["Ok"]
-
-
-def wait_for(what, check, limit_s, interval=0.05):
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"gave up waiting for {what} after {limit_s}s")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def job_spec(job_id, job_type, nodes):
@@ -137,36 +102,18 @@ def raft_index():
 
 
 def main():
+    global server
     jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     flaps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     nodes = int(sys.argv[3]) if len(sys.argv) > 3 else 10
     job_type = sys.argv[4] if len(sys.argv) > 4 else "system"
-    release = os.environ.get("CARAVAN_RELEASE", os.path.join(ROOT, "target/release"))
-    binary = os.path.join(release, "caravan")
-    if not os.path.exists(binary):
-        subprocess.run(["cargo", "build", "--release", "-p", "caravan"], cwd=ROOT, check=True)
-    data = tempfile.mkdtemp(prefix="caravan-bench-pileup-")
-    config = os.path.join(data, "server.hcl")
-    with open(config, "w") as out:
-        out.write(
-            f"""
-ports {{
-  http = {HTTP_PORT}
-  rpc  = {RPC_PORT}
-  serf = {SERF_PORT}
-}}
-"""
-        )
-    server = subprocess.Popen(
-        [binary, "agent", "-server", "-bootstrap-expect", "1", "-bind", "127.0.0.1",
-         "-data-dir", os.path.join(data, "server"), "-config", config, "-log-level", "WARN"],
-    )
+    binary = release_binary()
+    server = Server(binary, "caravan-bench-pileup-", HTTP_PORT)
     stop = threading.Event()
     try:
-        wait_for("a leader", _leader, 30, 0.1)
         # One node-sim node, for the shape of a realistic node.
         subprocess.run(
-            [binary, "node-sim", "-servers", f"127.0.0.1:{RPC_PORT}", "-count", "1",
+            [binary, "node-sim", "-servers", server.rpc_address, "-count", "1",
              "-duration", "1s"],
             stdout=subprocess.DEVNULL, check=True,
         )
@@ -233,8 +180,7 @@ ports {{
             statuses[stub["Status"]] = statuses.get(stub["Status"], 0) + 1
         nomad = flaps * nodes * jobs
         report = {
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                     capture_output=True, text=True).stdout.strip(),
+            "commit": commit(),
             "type": job_type,
             "jobs": jobs,
             "nodes": nodes,
@@ -252,16 +198,7 @@ ports {{
         print(json.dumps(report, indent=2))
     finally:
         stop.set()
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def _leader():
-    try:
-        return bool(api("GET", "/v1/status/leader", timeout=2))
-    except Exception:
-        return False
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -14,56 +14,29 @@ bounded). Figures go to BENCHMARKS.md; nothing here asserts.
     bench/jobs_pipeline.py [NODES] [COUNT] [service|batch]
 
 CARAVAN_RELEASE: a directory holding a release `caravan` (default
-target/release, built if missing).
+target/release, built if missing; see benchlib.py).
 """
 
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HTTP_PORT = int(os.environ.get("HTTP_PORT", "24646"))
-RPC_PORT = HTTP_PORT + 1
-SERF_PORT = HTTP_PORT + 2
-API = f"http://127.0.0.1:{HTTP_PORT}"
+from benchlib import Server, commit, cpu_seconds, release_binary, rss_mb, wait_for
+
+HTTP_PORT = 24646
+server = None
 
 
 def request(method, path, body=None, timeout=120):
+    """The decoded answer and its size in bytes."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(API + path, data=data, method=method)
+    req = urllib.request.Request(server.http + path, data=data, method=method)
     with urllib.request.urlopen(req, timeout=timeout) as response:
         raw = response.read()
         return json.loads(raw) if raw else None, len(raw)
-
-
-def wait_for(what, check, limit_s, interval=0.02):
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"gave up waiting for {what} after {limit_s}s")
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def job_spec(job_id, job_type, count):
@@ -92,42 +65,17 @@ def job_spec(job_id, job_type, count):
 
 
 def main():
+    global server
     nodes = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
     job_type = sys.argv[3] if len(sys.argv) > 3 else "service"
-    release = os.environ.get("CARAVAN_RELEASE", os.path.join(ROOT, "target/release"))
-    binary = os.path.join(release, "caravan")
-    if not os.path.exists(binary):
-        subprocess.run(["cargo", "build", "--release", "-p", "caravan"], cwd=ROOT, check=True)
-    data = tempfile.mkdtemp(prefix="caravan-bench-jobs-")
-    config = os.path.join(data, "server.hcl")
-    with open(config, "w") as out:
-        # Every simulated node holds one blocking RPC open from 127.0.0.1.
-        out.write(
-            f"""
-server {{
-  max_heartbeats_per_second = 200
-}}
-ports {{
-  http = {HTTP_PORT}
-  rpc  = {RPC_PORT}
-  serf = {SERF_PORT}
-}}
-limits {{
-  http_max_conns_per_client = 0
-  rpc_max_conns_per_client  = 0
-}}
-"""
-        )
-    server = subprocess.Popen(
-        [binary, "agent", "-server", "-bootstrap-expect", "1", "-bind", "127.0.0.1",
-         "-data-dir", os.path.join(data, "server"), "-config", config, "-log-level", "WARN"],
-    )
+    binary = release_binary()
+    # Every simulated node holds one blocking RPC open from 127.0.0.1.
+    server = Server(binary, "caravan-bench-jobs-", HTTP_PORT, "max_heartbeats_per_second = 200")
     sim = None
     try:
-        wait_for("a leader", lambda: _leader(), 30, 0.1)
         sim = subprocess.Popen(
-            [binary, "node-sim", "-servers", f"127.0.0.1:{RPC_PORT}", "-count", str(nodes),
+            [binary, "node-sim", "-servers", server.rpc_address, "-count", str(nodes),
              "-duration", "900s", "-concurrency", "64", "-run-allocs"],
             stdout=subprocess.DEVNULL,
         )
@@ -193,8 +141,7 @@ limits {{
             return [pick(0.1), pick(0.5), pick(0.9)]
 
         report = {
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                     capture_output=True, text=True).stdout.strip(),
+            "commit": commit(),
             "nodes": nodes,
             "count": count,
             "type": job_type,
@@ -222,17 +169,7 @@ limits {{
         if sim is not None:
             sim.terminate()
             sim.wait(timeout=30)
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def _leader():
-    try:
-        leader, _ = request("GET", "/v1/status/leader", timeout=2)
-        return bool(leader)
-    except Exception:
-        return False
+        server.stop()
 
 
 def _ready_nodes():

@@ -18,42 +18,23 @@ ends by itself; nothing here asserts but the overcommit check.
     bench/plan_contention.py [NODES] [JOBS] [COUNT] [WORKERS] [FILL]
 
 CARAVAN_RELEASE: a directory holding a release `caravan` (default
-target/release, built if missing).
+target/release, built if missing; see benchlib.py).
 """
 
 import concurrent.futures
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HTTP_PORT = int(os.environ.get("HTTP_PORT", "26646"))
-RPC_PORT = HTTP_PORT + 1
-SERF_PORT = HTTP_PORT + 2
-API = f"http://127.0.0.1:{HTTP_PORT}"
+from benchlib import Server, call, commit, quietly, release_binary, wait_for
+
+HTTP_PORT = 26646
+server = None
 
 
 def api(method, path, body=None, timeout=120):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(API + path, data=data, method=method)
-    with urllib.request.urlopen(req, timeout=timeout) as response:
-        raw = response.read()
-        return json.loads(raw) if raw else None
-
-
-def wait_for(what, check, limit_s, interval=0.05):
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"gave up waiting for {what} after {limit_s}s")
+    return call(server.http, method, path, body, timeout)
 
 
 def job_spec(job_id, count, cpu):
@@ -87,51 +68,25 @@ def placed(job_id):
 
 
 def main():
+    global server
     nodes = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     jobs = int(sys.argv[2]) if len(sys.argv) > 2 else 40
     count = int(sys.argv[3]) if len(sys.argv) > 3 else 100
     workers = int(sys.argv[4]) if len(sys.argv) > 4 else 2
     fill = float(sys.argv[5]) if len(sys.argv) > 5 else 0.9
-    release = os.environ.get("CARAVAN_RELEASE", os.path.join(ROOT, "target/release"))
-    binary = os.path.join(release, "caravan")
-    if not os.path.exists(binary):
-        subprocess.run(["cargo", "build", "--release", "-p", "caravan"], cwd=ROOT, check=True)
-    data = tempfile.mkdtemp(prefix="caravan-bench-contention-")
-    config = os.path.join(data, "server.hcl")
-    with open(config, "w") as out:
-        out.write(
-            f"""
-server {{
-  num_schedulers = {workers}
-  max_heartbeats_per_second = 200
-}}
-ports {{
-  http = {HTTP_PORT}
-  rpc  = {RPC_PORT}
-  serf = {SERF_PORT}
-}}
-limits {{
-  http_max_conns_per_client = 0
-  rpc_max_conns_per_client  = 0
-}}
-"""
-        )
-    server = subprocess.Popen(
-        [binary, "agent", "-server", "-bootstrap-expect", "1", "-bind", "127.0.0.1",
-         "-data-dir", os.path.join(data, "server"), "-config", config, "-log-level", "WARN"],
-    )
+    binary = release_binary()
+    server = Server(binary, "caravan-bench-contention-", HTTP_PORT,
+                    f"num_schedulers = {workers}\nmax_heartbeats_per_second = 200")
     sim = None
     try:
-        wait_for("a leader", lambda: _quiet(lambda: api("GET", "/v1/status/leader", timeout=2)),
-                 30, 0.1)
         sim = subprocess.Popen(
-            [binary, "node-sim", "-servers", f"127.0.0.1:{RPC_PORT}", "-count", str(nodes),
+            [binary, "node-sim", "-servers", server.rpc_address, "-count", str(nodes),
              "-duration", "900s", "-concurrency", "64", "-run-allocs"],
             stdout=subprocess.DEVNULL,
         )
         listed = wait_for(
             f"{nodes} ready nodes",
-            lambda: _quiet(lambda: (lambda l: l if sum(n["Status"] == "ready" for n in l) >= nodes
+            lambda: quietly(lambda: (lambda l: l if sum(n["Status"] == "ready" for n in l) >= nodes
                                     else None)(api("GET", "/v1/nodes"))),
             300, 0.5)
         node = api("GET", "/v1/node/" + listed[0]["ID"])
@@ -178,8 +133,7 @@ limits {{
                 over += 1
 
         report = {
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                     capture_output=True, text=True).stdout.strip(),
+            "commit": commit(),
             "nodes": nodes,
             "jobs": jobs,
             "count": count,
@@ -198,16 +152,7 @@ limits {{
         if sim is not None:
             sim.terminate()
             sim.wait(timeout=30)
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def _quiet(check):
-    try:
-        return check()
-    except Exception:
-        return None
+        server.stop()
 
 
 if __name__ == "__main__":
