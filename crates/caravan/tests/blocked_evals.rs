@@ -4,18 +4,19 @@
 
 mod common;
 
+use std::process::{Child, Command, Stdio};
+
 use common::cluster::eventually;
 use common::jobs::{
     marker, register, shell_job, wait_allocs, with_status, ProcessReaper, SERVER_AND_CLIENT,
 };
-use common::Agent;
-use serde_json::Value;
+use common::{Agent, BINARY};
+use serde_json::{json, Value};
 
 /// A long-running job asking for `memory_mb`.
 fn big_job(id: &str, memory_mb: u64, marker: &str) -> Value {
     let mut job = shell_job(id, "service", 1, "sleep 600 & wait", marker);
-    job["TaskGroups"][0]["Tasks"][0]["Resources"] =
-        serde_json::json!({"CPU": 100, "MemoryMB": memory_mb});
+    job["TaskGroups"][0]["Tasks"][0]["Resources"] = json!({"CPU": 100, "MemoryMB": memory_mb});
     job
 }
 
@@ -79,4 +80,91 @@ fn room_freed_by_a_stopped_job_places_the_blocked_one() {
         agent.get("/v1/job/second/summary").json()["Summary"]["g"]["Queued"],
         0
     );
+}
+
+/// `caravan node-sim` nodes of one datacenter, killed when dropped.
+struct NodeSim(Child);
+
+impl NodeSim {
+    fn start(server: &Agent, datacenter: &str) -> Self {
+        let child = Command::new(BINARY)
+            .args(["node-sim", "-servers", &server.rpc_address(), "-count", "1"])
+            .args([
+                "-duration",
+                "120s",
+                "-run-allocs",
+                "-datacenter",
+                datacenter,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start node-sim");
+        NodeSim(child)
+    }
+}
+
+impl Drop for NodeSim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ready_nodes(server: &Agent) -> usize {
+    let nodes = server.get("/v1/nodes").json();
+    nodes.as_array().map_or(0, |nodes| {
+        nodes
+            .iter()
+            .filter(|node| node["Status"] == "ready")
+            .count()
+    })
+}
+
+#[test]
+fn an_unsatisfiable_constraint_is_reported_then_placed_when_a_matching_node_joins() {
+    let server = Agent::server();
+    let _dc1 = NodeSim::start(&server, "dc1");
+    eventually("the dc1 node ready", || ready_nodes(&server) == 1);
+    let job = json!({"Job": {
+        "ID": "edge",
+        "Constraints": [{"LTarget": "${node.datacenter}", "Operand": "=", "RTarget": "dc2"}],
+        "TaskGroups": [{"Name": "g", "Tasks": [{
+            "Name": "t", "Driver": "raw_exec",
+            "Config": {"command": "/bin/sleep", "args": ["600"]}
+        }]}]
+    }});
+    let reply = server.put("/v1/jobs", &job.to_string());
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    eventually("the placement reported failed", || {
+        evals(&server, "edge").iter().any(|eval| {
+            eval["Status"] == "complete"
+                && eval["FailedTGAllocs"]["g"]["ConstraintFiltered"]["${node.datacenter} = dc2"]
+                    == 1
+        })
+    });
+    assert!(evals(&server, "edge")
+        .iter()
+        .any(|eval| eval["Status"] == "blocked"));
+    let allocs = server.get("/v1/job/edge/allocations").json();
+    assert_eq!(allocs, json!([]));
+
+    let _dc2 = NodeSim::start(&server, "dc2");
+    eventually("placed and running on the dc2 node", || {
+        let allocs = server.get("/v1/job/edge/allocations").json();
+        allocs
+            .as_array()
+            .is_some_and(|allocs| allocs.len() == 1 && allocs[0]["ClientStatus"] == "running")
+    });
+    let allocs = server.get("/v1/job/edge/allocations").json();
+    let node = server
+        .get(&format!(
+            "/v1/node/{}",
+            allocs[0]["NodeID"].as_str().unwrap()
+        ))
+        .json();
+    assert_eq!(node["Datacenter"], "dc2");
+    assert!(evals(&server, "edge")
+        .iter()
+        .all(|eval| eval["Status"] != "blocked" && eval["Status"] != "pending"));
 }
