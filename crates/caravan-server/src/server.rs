@@ -23,7 +23,7 @@ use crate::error::ServerError;
 use crate::leader::context::LeaderServer;
 use crate::leader::heartbeat::HeartbeatTracker;
 use crate::leader::lifecycle::Leadership;
-use crate::leader::scheduling::SchedulerStats;
+use crate::leader::stats::SchedulerStats;
 use crate::options::ServerOptions;
 use crate::raft::config::{raft_config, ELECTION_TIMEOUT_MAX_MS, HEARTBEAT_INTERVAL_MS};
 use crate::raft::log_store::LogStore;

@@ -18,7 +18,7 @@ pub trait LeaderServer: Send + Sync + 'static {
     /// Commits `command` through Raft.
     fn apply(&self, command: Command) -> BoxFuture<'_, Result<AppliedWrite, ServerError>>;
     /// Counters of the evaluation pipeline.
-    fn scheduler_stats(&self) -> &crate::leader::scheduling::SchedulerStats;
+    fn scheduler_stats(&self) -> &crate::leader::stats::SchedulerStats;
     /// How many evaluations are planned at once (0: one per core).
     fn scheduler_workers(&self) -> usize {
         0

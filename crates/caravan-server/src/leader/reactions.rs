@@ -12,7 +12,8 @@ use caravan_api_types::job::{Job, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM};
 use caravan_api_types::node::{Node, ELIGIBLE, NODE_STATUS_DOWN, NODE_STATUS_READY};
 use caravan_state::{new_eval, Command, State};
 
-use crate::leader::scheduling::{count, delayed, now_nanos, SchedulerStats};
+use crate::leader::clock::{delayed, now_nanos};
+use crate::leader::stats::{count, SchedulerStats};
 
 /// Every blocked evaluation back to pending, as one write (none if there
 /// is none): room may have appeared that they can use.

@@ -17,8 +17,7 @@
 //! and eligible gets one for every system job, and any change to the nodes
 //! sends blocked evaluations back to pending (a new node may fit them).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,11 +34,14 @@ use caravan_state::job_commands::PlanResult;
 use caravan_state::{Command, State, Table};
 use tokio::task::JoinSet;
 
+use crate::leader::clock::{delayed, now_nanos};
 use crate::leader::context::LeaderServer;
 use crate::leader::deliveries::Deliveries;
 use crate::leader::lifecycle::LeaderToken;
 use crate::leader::plan_apply::{self, PlanApplier};
 use crate::leader::reactions::{unblock_all, unblock_conflicts, NodeReactions};
+use crate::leader::stats::count;
+pub use crate::leader::stats::SchedulerStats;
 
 /// How many times a worker plans one evaluation before giving up on it
 /// (Nomad's `maxServiceScheduleAttempts`).
@@ -84,43 +86,6 @@ impl StateView for SnapshotView {
     }
 }
 
-/// What the pipeline has done on this server, across its terms as leader
-/// (shown in `/v1/agent/self` under `stats.scheduler`; the figures the
-/// benchmarks read).
-#[derive(Debug, Default)]
-pub struct SchedulerStats {
-    /// Evaluations a worker finished (complete, blocked again or failed).
-    pub evals_processed: AtomicU64,
-    /// Plans committed through Raft.
-    pub plans_applied: AtomicU64,
-    /// Plans the applier cut short because a node no longer fit (another
-    /// worker's plan took the room first): each costs a replan.
-    pub plans_refused: AtomicU64,
-    /// Pending evaluations written `canceled` because a plan answered them.
-    pub evals_canceled: AtomicU64,
-    /// Node changes that gave a job no new evaluation because one of its
-    /// evaluations was already waiting.
-    pub node_evals_coalesced: AtomicU64,
-}
-
-impl SchedulerStats {
-    /// The counters by name, as text (agent stats are strings in Nomad).
-    pub fn figures(&self) -> BTreeMap<&'static str, String> {
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
-        BTreeMap::from([
-            ("evals_processed", read(&self.evals_processed)),
-            ("plans_applied", read(&self.plans_applied)),
-            ("plans_refused", read(&self.plans_refused)),
-            ("evals_canceled", read(&self.evals_canceled)),
-            ("node_evals_coalesced", read(&self.node_evals_coalesced)),
-        ])
-    }
-}
-
-pub(crate) fn count(counter: &AtomicU64, by: usize) {
-    counter.fetch_add(by as u64, Ordering::Relaxed);
-}
-
 /// Workers per leader: `num_schedulers`, or Nomad's default of one per
 /// core.
 pub fn workers(configured: usize) -> usize {
@@ -128,17 +93,6 @@ pub fn workers(configured: usize) -> usize {
         return configured;
     }
     std::thread::available_parallelism().map_or(2, usize::from)
-}
-
-pub(crate) fn now_nanos() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
-
-/// Whether an evaluation waits for a time still to come.
-pub(crate) fn delayed(eval: &Evaluation, now: i64) -> bool {
-    eval.wait_until
-        .and_then(|until| until.timestamp_nanos_opt())
-        .is_some_and(|until| until > now)
 }
 
 /// The pending evaluations ready to run, best first: higher priority, then
