@@ -44,12 +44,14 @@ fn fits(state: &State, node: &Node, stopping: &BTreeSet<&str>, placed: &[Allocat
     let placing: BTreeSet<&str> = placed.iter().map(|alloc| alloc.id.as_str()).collect();
     // What stays on the node: its live allocations, less those this
     // plan stops or replaces in place.
-    let mut existing: Vec<Allocation> = state
+    // Borrowed, not cloned: an allocation carries its metrics and task
+    // states, and a plan of 10,000 placements checks every one.
+    let mut existing: Vec<&Allocation> = state
         .allocs_by_node(&node.id)
         .filter(|alloc| !alloc.terminal())
         .filter(|alloc| !stopping.contains(alloc.id.as_str()))
         .filter(|alloc| !placing.contains(alloc.id.as_str()))
-        .map(|alloc| (**alloc).clone())
+        .map(|alloc| alloc.as_ref())
         .collect();
     for alloc in placed {
         // A finished allocation holds nothing: updating one (its
@@ -61,20 +63,51 @@ fn fits(state: &State, node: &Node, stopping: &BTreeSet<&str>, placed: &[Allocat
         let Some(resources) = &alloc.allocated_resources else {
             continue;
         };
-        let refs: Vec<&Allocation> = existing.iter().collect();
-        if let Err(exhausted) = caravan_scheduler::fit(node, &refs, resources) {
+        if let Err(exhausted) = caravan_scheduler::fit(node, &existing, resources) {
             tracing::debug!(node = %node.id, %exhausted, "plan refused on a node");
             return false;
         }
-        existing.push(alloc.clone());
+        existing.push(alloc);
     }
     true
 }
 
 /// Checks every node of `plan` against `state` and keeps what fits.
 pub fn check(state: &State, plan: &Plan, now: i64) -> CheckedPlan {
+    check_owned(state, plan.clone(), now)
+}
+
+/// [`check`], taking the plan: what fits moves into the result instead
+/// of being copied (a plan of 10,000 placements is 10,000 allocations
+/// with their metrics).
+pub fn check_owned(state: &State, mut plan: Plan, now: i64) -> CheckedPlan {
+    let (accepted, refused_nodes) = decide(state, &plan);
+    let mut checked = CheckedPlan {
+        refused_nodes,
+        ..CheckedPlan::default()
+    };
+    checked.result.stops = kept_stops(&plan, &checked.refused_nodes);
+    for node_id in accepted {
+        if let Some(placed) = plan.node_allocation.remove(&node_id) {
+            checked
+                .result
+                .allocs
+                .extend(placed.into_iter().map(|alloc| Allocation {
+                    // The plan carries the job once.
+                    job: None,
+                    ..alloc
+                }));
+        }
+    }
+    checked.result.job = plan.job.take();
+    checked.result.now = now;
+    checked
+}
+
+/// The plan's nodes that fit and those refused, in node order.
+fn decide(state: &State, plan: &Plan) -> (Vec<String>, Vec<String>) {
     let stopping: BTreeSet<&str> = plan.stops().map(|alloc| alloc.id.as_str()).collect();
-    let mut checked = CheckedPlan::default();
+    let (mut accepted, mut refused) = (Vec::new(), Vec::new());
     for (node_id, placed) in &plan.node_allocation {
         let node = state.node(node_id);
         let closed = match node {
@@ -95,34 +128,31 @@ pub fn check(state: &State, plan: &Plan, now: i64) -> CheckedPlan {
             let new = |alloc: &Allocation| !alloc.terminal() && !held.contains(alloc.id.as_str());
             if placed.iter().any(new) {
                 tracing::debug!(node = %node_id, reason, "plan refused on a node");
-                checked.refused_nodes.push(node_id.clone());
+                refused.push(node_id.clone());
                 continue;
             }
         }
         // A node that is gone holds nothing to check against; only updates
         // of its allocations got this far.
         if node.is_none_or(|node| fits(state, node, &stopping, placed)) {
-            checked
-                .result
-                .allocs
-                .extend(placed.iter().map(|alloc| Allocation {
-                    // The plan carries the job once.
-                    job: None,
-                    ..alloc.clone()
-                }));
+            accepted.push(node_id.clone());
         } else {
-            checked.refused_nodes.push(node_id.clone());
+            refused.push(node_id.clone());
         }
     }
+    (accepted, refused)
+}
+
+/// The plan's stops that are committed.
+fn kept_stops(plan: &Plan, refused_nodes: &[String]) -> Vec<AllocStop> {
     // A refused node keeps its allocations as they are: its stops go with
     // its placements (a destructive update's stop must not land while its
     // replacement on the same node is refused), as Nomad drops a refused
     // node's updates. Stops on nodes without placements need no check and
     // are always committed.
-    checked.result.stops = plan
-        .node_update
+    plan.node_update
         .iter()
-        .filter(|(node_id, _)| !checked.refused_nodes.contains(node_id))
+        .filter(|(node_id, _)| !refused_nodes.contains(node_id))
         .flat_map(|(_, stops)| stops)
         .map(|alloc| AllocStop {
             id: alloc.id.clone(),
@@ -137,10 +167,7 @@ pub fn check(state: &State, plan: &Plan, now: i64) -> CheckedPlan {
             next_allocation: (!alloc.next_allocation.is_empty())
                 .then(|| alloc.next_allocation.clone()),
         })
-        .collect();
-    checked.result.job = plan.job.clone();
-    checked.result.now = now;
-    checked
+        .collect()
 }
 
 /// The write that commits a checked plan (with the evaluations to store

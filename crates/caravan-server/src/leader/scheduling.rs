@@ -344,7 +344,7 @@ async fn process<S: LeaderServer + ?Sized>(
         .map_err(|_| ProcessError::Panicked)??;
         let _guard = applier.serialize().await;
         let latest = server.store().snapshot();
-        let checked = plan_apply::check(&latest, &result.plan, now);
+        let checked = plan_apply::check_owned(&latest, result.plan, now);
         let freed = latest.allocs_freed_index();
         drop(latest);
         let mut evals = Vec::new();
