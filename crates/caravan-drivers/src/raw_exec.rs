@@ -67,6 +67,19 @@ pub struct RawExecState {
     pub exit_file: PathBuf,
 }
 
+impl RawExecState {
+    /// The handle the runner keeps for the started task (whether this
+    /// client started it or found its start after a restart).
+    pub(crate) fn into_handle(self, task_id: String) -> std::io::Result<TaskHandle> {
+        Ok(TaskHandle {
+            driver: NAME.to_string(),
+            task_id,
+            state: serde_json::to_value(&self).map_err(std::io::Error::other)?,
+            started_at: chrono::Utc::now(),
+        })
+    }
+}
+
 impl RawExec {
     /// `executor_binary` is run as `<executor_binary> executor <spec>`
     /// (the `caravan` binary itself). A disabled driver fingerprints as
@@ -168,12 +181,7 @@ impl RawExec {
                     state_dir,
                     exit_file,
                 };
-                Ok(TaskHandle {
-                    driver: NAME.to_string(),
-                    task_id: config.id,
-                    state: serde_json::to_value(&state).map_err(std::io::Error::other)?,
-                    started_at: chrono::Utc::now(),
-                })
+                Ok(state.into_handle(config.id)?)
             }
         }
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
-    kill_executor_session, read_json, report_of, Backoff, RawExec, RawExecState, EXIT_FILE, NAME,
+    kill_executor_session, read_json, report_of, Backoff, RawExec, RawExecState, EXIT_FILE,
     START_FILE, START_LIMIT, STATE_DIR,
 };
 use crate::executor::{ClaimRecord, StartReport};
@@ -74,12 +74,7 @@ async fn find_start(
                     exit_file: state_dir.join(EXIT_FILE),
                     state_dir,
                 };
-                return Ok(Some(TaskHandle {
-                    driver: NAME.to_string(),
-                    task_id: attempt.task_id.clone(),
-                    state: serde_json::to_value(&state).map_err(std::io::Error::other)?,
-                    started_at: chrono::Utc::now(),
-                }));
+                return Ok(Some(state.into_handle(attempt.task_id.clone())?));
             }
             Some(StartReport::Failed {
                 attempt: reported, ..
@@ -145,6 +140,7 @@ pub(super) fn claim_name(attempt: &str) -> Result<Option<String>, DriverError> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{session_leader, wait_for_members};
+    use super::super::NAME;
     use super::*;
 
     fn attempt(task_dir: &Path) -> StartAttempt {

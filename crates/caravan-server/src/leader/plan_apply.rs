@@ -150,9 +150,10 @@ fn kept_stops(plan: &Plan, refused_nodes: &[String]) -> Vec<AllocStop> {
     // replacement on the same node is refused), as Nomad drops a refused
     // node's updates. Stops on nodes without placements need no check and
     // are always committed.
+    let refused: BTreeSet<&str> = refused_nodes.iter().map(String::as_str).collect();
     plan.node_update
         .iter()
-        .filter(|(node_id, _)| !refused_nodes.contains(node_id))
+        .filter(|(node_id, _)| !refused.contains(node_id.as_str()))
         .flat_map(|(_, stops)| stops)
         .map(|alloc| AllocStop {
             id: alloc.id.clone(),
