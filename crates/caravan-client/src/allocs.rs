@@ -204,6 +204,7 @@ mod tests {
             client_status: status.into(),
             client_description: String::new(),
             task_states: BTreeMap::new(),
+            deployment_status: None,
         }
     }
 

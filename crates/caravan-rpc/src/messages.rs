@@ -116,6 +116,11 @@ pub struct AllocUpdate {
     pub client_status: String,
     pub client_description: String,
     pub task_states: std::collections::BTreeMap<String, caravan_api_types::alloc::TaskState>,
+    /// The allocation's health once the client decided it (service
+    /// allocations, from the group's `migrate` block): what the drainer
+    /// waits for before moving more of a group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_status: Option<caravan_api_types::alloc::AllocDeploymentStatus>,
 }
 
 /// A batch of allocation updates from one client (Nomad's

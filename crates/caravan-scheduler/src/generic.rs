@@ -33,20 +33,32 @@ pub struct Context<'a> {
     pub ids: &'a mut dyn IdGenerator,
 }
 
-/// Why a node cannot keep its allocations, if it cannot.
-pub fn taint_of(node: Option<&Node>) -> Option<Taint> {
+/// Why a node cannot keep its allocations, if it cannot, at `now` (Unix
+/// nanoseconds: whether a drain's deadline has passed).
+pub fn taint_of(node: Option<&Node>, now: i64) -> Option<Taint> {
     match node {
         None => Some(Taint::Gone),
         Some(node) if node.status == NODE_STATUS_DOWN => Some(Taint::Down),
         Some(node) if node.status == NODE_STATUS_DISCONNECTED => Some(Taint::Disconnected),
-        Some(node) if node.drain_strategy.is_some() => Some(Taint::Draining),
-        Some(_) => None,
+        Some(node) => node.drain_strategy.as_ref().map(|drain| {
+            let passed = drain.deadline < 0
+                || drain
+                    .force_deadline
+                    .and_then(|at| at.timestamp_nanos_opt())
+                    .is_some_and(|at| at <= now);
+            if passed {
+                Taint::DrainDeadline
+            } else {
+                Taint::Draining
+            }
+        }),
     }
 }
 
 pub(crate) fn tainted_nodes(
     state: &dyn StateView,
     allocs: &[Arc<Allocation>],
+    now: i64,
 ) -> HashMap<String, Taint> {
     let mut tainted = HashMap::new();
     let mut seen = HashSet::new();
@@ -54,7 +66,7 @@ pub(crate) fn tainted_nodes(
         if alloc.node_id.is_empty() || !seen.insert(alloc.node_id.as_str()) {
             continue;
         }
-        if let Some(taint) = taint_of(state.node(&alloc.node_id).as_deref()) {
+        if let Some(taint) = taint_of(state.node(&alloc.node_id).as_deref(), now) {
             tainted.insert(alloc.node_id.clone(), taint);
         }
     }
@@ -147,7 +159,7 @@ pub fn schedule(state: &dyn StateView, ctx: &mut Context<'_>) -> SchedulerResult
     let eval = ctx.eval;
     let job = state.job(&eval.namespace, &eval.job_id);
     let allocs = state.allocs_by_job(&eval.namespace, &eval.job_id);
-    let tainted = tainted_nodes(state, &allocs);
+    let tainted = tainted_nodes(state, &allocs, ctx.now);
     let reconciled = reconcile::reconcile(
         &reconcile::Input {
             job: job.as_ref(),
@@ -261,7 +273,7 @@ fn place(
             _ => HashSet::new(),
         };
         let (chosen, metrics) = stack.select(group, &penalty);
-        let Some(chosen) = chosen else {
+        let Some(mut chosen) = chosen else {
             result.failed_tg_allocs.insert(group.name.clone(), metrics);
             *result
                 .queued_allocations
@@ -270,6 +282,7 @@ fn place(
             withdraw(&placement, stopped_here, plan, &mut stack);
             continue;
         };
+        let victims = std::mem::take(&mut chosen.preempted);
         let mut alloc = new_alloc(
             job,
             &group.name,
@@ -279,6 +292,7 @@ fn place(
             eval,
             ctx.ids,
         );
+        crate::preempt::record(plan, &mut alloc, victims);
         if let Some(previous) = &placement.previous {
             alloc.previous_allocation = previous.id.clone();
             if rescheduling {
@@ -301,7 +315,9 @@ fn place(
         let feasibility = stack.feasibility();
         let escaped = feasibility.escaped();
         let classes = Some(feasibility.class_eligibility());
-        let blocked = blocked_eval(eval, job, state.index(), classes, escaped, ctx.ids);
+        let mut blocked = blocked_eval(eval, job, state.index(), classes, escaped, ctx.ids);
+        // The blocked eval says what it waits for (as Nomad's does).
+        blocked.failed_tg_allocs = Some(result.failed_tg_allocs.clone());
         result.blocked_evals.push(blocked);
     }
 }

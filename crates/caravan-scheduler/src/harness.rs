@@ -265,6 +265,12 @@ impl MemoryState {
         let mut rejected = Vec::new();
         for stops in plan.node_update.values() {
             for stop in stops {
+                // An eviction of an allocation that ended meanwhile is
+                // dropped, as the plan applier drops it.
+                let ended = self.allocs.get(&stop.id).is_none_or(|a| a.terminal());
+                if crate::preempt::is_preemption(stop) && ended {
+                    continue;
+                }
                 self.upsert_alloc(stop.clone());
             }
         }

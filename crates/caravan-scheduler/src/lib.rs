@@ -17,6 +17,7 @@ pub mod ids;
 pub mod metrics;
 pub mod plan;
 pub mod ports;
+pub mod preempt;
 pub mod rank;
 pub mod reconcile;
 pub mod rng;

@@ -39,7 +39,7 @@ pub fn exhaust_node(metrics: &mut AllocMetric, node: &Node, dimension: &str) {
 #[derive(Debug, Clone, Copy)]
 pub struct ScoreRecord {
     pub node: usize,
-    pub scores: [(&'static str, f64); 5],
+    pub scores: [(&'static str, f64); 6],
     pub len: usize,
     pub norm: f64,
 }
@@ -48,7 +48,7 @@ impl ScoreRecord {
     pub fn new(node: usize) -> Self {
         Self {
             node,
-            scores: [("", 0.0); 5],
+            scores: [("", 0.0); 6],
             len: 0,
             norm: 0.0,
         }

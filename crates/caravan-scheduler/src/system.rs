@@ -1,8 +1,12 @@
 //! The system and sysbatch scheduler (Nomad's `scheduler_system.go`): one
 //! allocation per feasible, ready node per group, each node checked alone.
 //!
-//! Not modelled yet: preemption, system deployments and canaries,
-//! `max_parallel` (every update happens in one evaluation).
+//! A node that is feasible but full may evict lower-priority allocations
+//! when the scheduler configuration lets system (or sysbatch) jobs preempt
+//! (see [`crate::preempt`]).
+//!
+//! Not modelled yet: system deployments and canaries, `max_parallel`
+//! (every update happens in one evaluation).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -48,7 +52,7 @@ pub fn schedule(state: &dyn StateView, ctx: &mut Context<'_>) -> SchedulerResult
     let mut result = SchedulerResult::default();
     match job.filter(|j| !j.stop) {
         None => {
-            let tainted = crate::generic::tainted_nodes(state, &allocs);
+            let tainted = crate::generic::tainted_nodes(state, &allocs, ctx.now);
             let input = reconcile::Input {
                 job: None,
                 allocs: &allocs,
@@ -134,7 +138,7 @@ fn place(
                 stop(plan, &mut stack, alloc, DESC_NOT_NEEDED, false); // a duplicate
                 continue;
             }
-            if let Some(taint) = taint_of(node.map(|n| n.as_ref())) {
+            if let Some(taint) = taint_of(node.map(|n| n.as_ref()), ctx.now) {
                 if taint.loses_allocs() {
                     stop(plan, &mut stack, alloc, DESC_LOST, true);
                 } else if alloc.desired_transition.migrate == Some(true) {
@@ -221,9 +225,11 @@ fn place(
         }
         let (chosen, metrics) = stack.select_node(group, &placement.node);
         match chosen {
-            Some(chosen) => {
+            Some(mut chosen) => {
                 let name = alloc_name(&job.id, &group.name, 0);
+                let victims = std::mem::take(&mut chosen.preempted);
                 let mut alloc = new_alloc(job, &group.name, &name, chosen, metrics, eval, ctx.ids);
+                crate::preempt::record(plan, &mut alloc, victims);
                 if let Some(previous) = &placement.previous {
                     alloc.previous_allocation = previous.id.clone();
                 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use caravan_api_types::alloc::{Allocation, DesiredTransition, TaskState};
+use caravan_api_types::alloc::{AllocDeploymentStatus, Allocation, DesiredTransition, TaskState};
 use caravan_api_types::eval::Evaluation;
 use caravan_api_types::job::Job;
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,10 @@ pub struct AllocClientUpdate {
     pub client_status: String,
     pub client_description: String,
     pub task_states: Option<BTreeMap<String, TaskState>>,
+    /// The client's health verdict (entries written before this field
+    /// read as none: nothing to change).
+    #[serde(default)]
+    pub deployment_status: Option<AllocDeploymentStatus>,
 }
 
 /// A batch of client updates, with the evaluations they call for (a

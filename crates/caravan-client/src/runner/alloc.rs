@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use caravan_api_types::alloc::{
-    Allocation, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_PENDING,
+    AllocDeploymentStatus, Allocation, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_PENDING,
     ALLOC_CLIENT_RUNNING, TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING,
 };
 use caravan_api_types::job::Task;
@@ -18,6 +18,7 @@ use tokio::sync::{watch, Notify};
 
 use super::dir::AllocDir;
 use super::events;
+use super::health;
 use super::state::{LocalAlloc, LocalTask};
 use super::task::{phase_of, Kill, TaskRunner};
 use super::RunnerContext;
@@ -51,11 +52,28 @@ pub(crate) struct AllocShared {
     /// destroyed, its directory and state are gone.
     pub done: watch::Sender<bool>,
     last_reported: Mutex<Option<AllocUpdate>>,
+    /// Bumped on every task change (what the health watcher waits on; the
+    /// alloc runner has `changed`).
+    pub revision: watch::Sender<u64>,
 }
 
 impl AllocShared {
     pub fn alloc(&self) -> Allocation {
         lock(&self.local).alloc.clone()
+    }
+
+    pub fn task_states(&self) -> BTreeMap<String, LocalTask> {
+        lock(&self.local).tasks.clone()
+    }
+
+    /// Records and reports the allocation's health verdict.
+    pub fn set_health(&self, health: AllocDeploymentStatus) {
+        let mut local = lock(&self.local);
+        local.health = Some(health);
+        if let Err(error) = self.ctx.store.save(&local) {
+            tracing::warn!(alloc_id = %self.id, %error, "failed to save allocation state");
+        }
+        self.report(client_update(&local));
     }
 
     pub fn task(&self, name: &str) -> LocalTask {
@@ -92,6 +110,7 @@ impl AllocShared {
             self.report(client_update(&local));
             saved
         };
+        self.revision.send_modify(|revision| *revision += 1);
         self.changed.notify_one();
         saved
     }
@@ -157,6 +176,7 @@ fn client_update(local: &LocalAlloc) -> AllocUpdate {
             .iter()
             .map(|(name, task)| (name.clone(), task.state.clone()))
             .collect(),
+        deployment_status: local.health.clone(),
     }
 }
 
@@ -194,7 +214,15 @@ pub(crate) fn start(
         destroy: watch::Sender::new(false),
         done: watch::Sender::new(false),
         last_reported: Mutex::new(None),
+        revision: watch::Sender::new(0),
     });
+    let rule = {
+        let local = lock(&shared.local);
+        local.health.is_none().then(|| health::rule_for(&local.alloc)).flatten()
+    };
+    if let Some(rule) = rule {
+        tokio::spawn(health::watch(Arc::clone(&shared), tasks.clone(), rule));
+    }
     tokio::spawn(run(Arc::clone(&shared), Arc::clone(ctx), tasks, restore));
     Ok(AllocHandle { shared })
 }

@@ -15,6 +15,7 @@ pub mod alloc;
 pub mod dir;
 pub mod env;
 pub mod events;
+pub mod health;
 pub mod restart;
 pub mod state;
 pub mod task;
@@ -107,6 +108,7 @@ impl AllocManager {
             let local = LocalAlloc {
                 alloc,
                 tasks: BTreeMap::new(),
+                health: None,
             };
             match alloc::start(&self.ctx, local, false) {
                 Ok(handle) => {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use caravan_api_types::alloc::{Allocation, TaskState};
+use caravan_api_types::alloc::{AllocDeploymentStatus, Allocation, TaskState};
 use caravan_drivers::{StartAttempt, TaskHandle};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,10 @@ pub struct LocalTask {
 pub struct LocalAlloc {
     pub alloc: Allocation,
     pub tasks: BTreeMap<String, LocalTask>,
+    /// The client's health verdict, once made (files saved before it
+    /// existed read as none).
+    #[serde(default)]
+    pub health: Option<AllocDeploymentStatus>,
 }
 
 /// The directory of allocation state files.
@@ -116,6 +120,7 @@ mod tests {
                     ..LocalTask::default()
                 },
             )]),
+            health: None,
         };
         store.save(&local).unwrap();
         std::fs::write(dir.path().join("allocs/broken.json"), b"{").unwrap();

@@ -269,6 +269,7 @@ fn killed_while_starting(store: &StateStore, root: &std::path::Path) {
     let local = LocalAlloc {
         alloc: alloc("service"),
         tasks: BTreeMap::from([("t".to_string(), task)]),
+        health: None,
     };
     store.save(&local).unwrap();
 }

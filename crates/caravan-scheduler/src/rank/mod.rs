@@ -15,6 +15,7 @@ pub const SCORER_ANTI_AFFINITY: &str = "job-anti-affinity";
 pub const SCORER_RESCHEDULE_PENALTY: &str = "node-reschedule-penalty";
 pub const SCORER_AFFINITY: &str = "node-affinity";
 pub const SCORER_SPREAD: &str = "allocation-spread";
+pub const SCORER_PREEMPTION: &str = "preemption";
 
 /// The best fit score (`binPackingMaxFitScore`).
 pub const MAX_FIT: f64 = 18.0;

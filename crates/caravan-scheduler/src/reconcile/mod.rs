@@ -43,13 +43,17 @@ pub enum Taint {
     Gone,
     Down,
     Disconnected,
-    /// Draining: only allocations marked `Migrate` move.
+    /// Draining: only allocations marked `Migrate` move, and each one
+    /// stops only once its replacement is placed.
     Draining,
+    /// Draining past its deadline (or forced): allocations marked
+    /// `Migrate` stop whether or not a replacement finds room.
+    DrainDeadline,
 }
 
 impl Taint {
     pub fn loses_allocs(self) -> bool {
-        !matches!(self, Self::Draining)
+        !matches!(self, Self::Draining | Self::DrainDeadline)
     }
 }
 
@@ -301,18 +305,26 @@ fn reconcile_group(
         excess -= 1;
     }
     for alloc in &migrate {
-        out.stops.push(Stop {
-            alloc: alloc.clone(),
-            description: DESC_MIGRATING,
-            lost: false,
-        });
-        if alloc.desired_transition.migrate_disable_placement != Some(true) {
+        // Before the drain's deadline a migrating allocation keeps running
+        // until its replacement is placed (Nomad stops it either way and a
+        // full cluster loses the work, #16117); after it, or with no
+        // replacement wanted, it stops regardless.
+        let replace = alloc.desired_transition.migrate_disable_placement != Some(true);
+        let deadline = input.tainted.get(&alloc.node_id) == Some(&Taint::DrainDeadline);
+        if !replace || deadline {
+            out.stops.push(Stop {
+                alloc: alloc.clone(),
+                description: DESC_MIGRATING,
+                lost: false,
+            });
+        }
+        if replace {
             out.placements.push(Placement {
                 group: group.name.clone(),
                 name: alloc.name.clone(),
                 kind: PlacementKind::Migrate,
                 previous: Some(alloc.clone()),
-                stop_previous: None,
+                stop_previous: (!deadline).then_some(DESC_MIGRATING),
             });
         }
     }

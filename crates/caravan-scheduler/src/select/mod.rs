@@ -1,6 +1,8 @@
 //! The placement stack: shuffled nodes → feasibility → distinct_hosts →
 //! distinct_property → fit → scores → limit → best (Nomad's `GenericStack`;
-//! the system stack is [`Stack::select_node`]).
+//! the system stack is [`Stack::select_node`]). With preemption enabled
+//! for the job's type, a node that does not fit may evict lower-priority
+//! allocations ([`fitting`]).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -17,19 +19,22 @@ use crate::feasible::{
     in_datacenters, in_pool, node_ready, Feasibility, REASON_CLASS_INELIGIBLE,
     REASON_DISTINCT_HOSTS,
 };
-use crate::fit::{Exhausted, NodeUsage};
+use crate::fit::NodeUsage;
 use crate::metrics::{exhaust_node, filter_node, ScoreRecord, TopScores};
+use crate::preempt;
 use crate::rank::spread::{spread_boost, PropertyCounts, SpreadScore};
 use crate::rank::{self, Algorithm};
 use crate::rng::SplitMix64;
 use crate::state::StateView;
 use counts::{group_position, GroupCounts};
+use fitting::{fit_plain, Evictor, Family};
 pub use resources::build_resources;
-use resources::{ask_for, cpu_per_core};
 
 mod counts;
+mod fitting;
 mod resources;
 mod stops;
+mod walk;
 
 /// Nodes with a score ≤ 0 the limit may pass over (Nomad's `maxSkip`).
 const MAX_SKIP: usize = 3;
@@ -59,6 +64,8 @@ pub struct Chosen {
     pub node: Arc<Node>,
     pub resources: AllocatedResources,
     pub score: f64,
+    /// Allocations to evict for it (see [`crate::preempt::record`]).
+    pub preempted: Vec<Arc<Allocation>>,
 }
 
 #[derive(Debug)]
@@ -67,6 +74,7 @@ struct Candidate {
     ports: Vec<AllocatedPortMapping>,
     cores: Vec<u16>,
     score: f64,
+    victims: Vec<Arc<Allocation>>,
 }
 
 /// One evaluation's placement stack for one job.
@@ -90,6 +98,10 @@ pub struct Stack<'s> {
     class_of: Vec<u32>,
     /// Per group (by position), per class: the feasibility verdict.
     class_memo: Vec<Vec<Option<bool>>>,
+    /// The scheduler configuration lets this job's type preempt.
+    preemption: bool,
+    /// Evictions made so far, per victim job and group (`max_parallel`).
+    preempted: HashMap<Family, u32>,
 }
 
 const NO_CLASS: u32 = u32::MAX;
@@ -105,6 +117,8 @@ struct GroupPlan<'g> {
     penalty: &'g HashSet<String>,
     full_rank: bool,
     affinities: Vec<&'g Affinity>,
+    /// A node that does not fit may evict allocations.
+    evict: bool,
 }
 
 impl<'s> Stack<'s> {
@@ -148,7 +162,11 @@ impl<'s> Stack<'s> {
             })
             .collect();
         let class_memo = job.task_groups.iter().map(|_| Vec::new()).collect();
+        let preemption =
+            preempt::enabled(&state.scheduler_config().preemption_config, &job.job_type);
         let mut stack = Self {
+            preemption,
+            preempted: HashMap::default(),
             class_of,
             class_memo,
             node_states: ready.iter().map(|_| None).collect(),
@@ -313,6 +331,7 @@ impl<'s> Stack<'s> {
         group: &'g TaskGroup,
         penalty: &'g HashSet<String>,
         full_rank: bool,
+        evict: bool,
     ) -> GroupPlan<'g> {
         let position = job
             .task_groups
@@ -342,6 +361,7 @@ impl<'s> Stack<'s> {
             } else {
                 Vec::new()
             },
+            evict,
         }
     }
 
@@ -370,6 +390,7 @@ impl<'s> Stack<'s> {
             regexes,
             class_of,
             class_memo,
+            preempted,
             ..
         } = self;
         let node: &Node = &nodes[index];
@@ -429,41 +450,32 @@ impl<'s> Stack<'s> {
                 return None;
             }
         }
-        let ports = if plan.has_ports {
-            let networks = group.networks.as_deref().unwrap_or_default();
-            let index = node_state.usage.network_index(node);
-            match index.assign_ports(node, networks, rng) {
-                Ok(ports) => ports,
-                Err(error) => {
-                    exhaust_node(metrics, node, &Exhausted::Network(error).to_string());
-                    return None;
+        let fitted = match fit_plain(&mut node_state.usage, node, plan, rng) {
+            Ok(fitted) => fitted,
+            Err(exhausted) => {
+                let evicted = plan.evict.then(|| {
+                    let evictor = Evictor {
+                        state: *state,
+                        job,
+                        stopped,
+                        preempted,
+                    };
+                    evictor.fit(&node_state.usage, node, plan, rng)
+                });
+                match evicted.flatten() {
+                    Some(fitted) => fitted,
+                    None => {
+                        exhaust_node(metrics, node, &exhausted.to_string());
+                        return None;
+                    }
                 }
             }
-        } else {
-            Vec::new()
         };
-        let cores = if plan.cores_wanted > 0 {
-            match node_state.usage.free_cores(node, plan.cores_wanted) {
-                Some(cores) => cores,
-                None => {
-                    exhaust_node(metrics, node, &Exhausted::Cores.to_string());
-                    return None;
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let per_core = if plan.cores_wanted > 0 {
-            cpu_per_core(node)
-        } else {
-            0
-        };
-        let ask = ask_for(group, per_core, &cores, &ports);
-        if let Err(exhausted) = node_state.usage.check(node, &ask) {
-            exhaust_node(metrics, node, &exhausted.to_string());
-            return None;
-        }
-        let (free_cpu, free_mem) = node_state.usage.free_fractions(ask.cpu, ask.memory_mb);
+        // What binpack sees is the node after the evictions.
+        let (free_cpu, free_mem) = node_state.usage.free_fractions(
+            fitted.ask.cpu - fitted.freed.cpu,
+            fitted.ask.memory_mb - fitted.freed.memory_mb,
+        );
         let fit = options.algorithm.fit(free_cpu, free_mem) / rank::MAX_FIT;
         let mut record = ScoreRecord::new(index);
         record.push(rank::SCORER_BINPACK, fit);
@@ -499,117 +511,21 @@ impl<'s> Stack<'s> {
                 }
             }
         }
+        if !fitted.victims.is_empty() {
+            let value = preempt::score(fitted.net_priority);
+            record.push(rank::SCORER_PREEMPTION, value);
+            sum += value;
+            n += 1.0;
+        }
         let score = sum / n;
         record.norm = score;
         top.offer(record);
         Some(Candidate {
             node: index,
-            ports,
-            cores,
+            ports: fitted.ports,
+            cores: fitted.cores,
             score,
+            victims: fitted.victims,
         })
-    }
-
-    /// Picks a node for one allocation of `group`, continuing the shuffled
-    /// walk where the last selection stopped. `penalty` holds nodes the
-    /// allocation failed on before.
-    pub fn select(
-        &mut self,
-        group: &TaskGroup,
-        penalty: &HashSet<String>,
-    ) -> (Option<Chosen>, AllocMetric) {
-        let mut metrics = self.base_metrics();
-        let mut top = TopScores::default();
-        let limit = self.limit(group);
-        let job = self.job.clone();
-        let plan = self.group_plan(&job, group, penalty, true);
-        let total = self.nodes.len();
-        let mut passed: Vec<Candidate> = Vec::new();
-        let mut skipped: Vec<Candidate> = Vec::new();
-        for _ in 0..total {
-            let index = self.position;
-            self.position = (self.position + 1) % total;
-            let Some(candidate) = self.evaluate(index, &plan, &mut metrics, &mut top) else {
-                continue;
-            };
-            if candidate.score <= 0.0 && skipped.len() < MAX_SKIP {
-                skipped.push(candidate);
-                continue;
-            }
-            passed.push(candidate);
-            if passed.len() >= limit {
-                break;
-            }
-        }
-        let room = limit.saturating_sub(passed.len());
-        passed.extend(skipped.into_iter().take(room));
-        self.finish(group, passed, metrics, top)
-    }
-
-    /// The system stack: only `node`, binpack score only.
-    pub fn select_node(
-        &mut self,
-        group: &TaskGroup,
-        node_id: &str,
-    ) -> (Option<Chosen>, AllocMetric) {
-        let mut metrics = self.base_metrics();
-        let mut top = TopScores::default();
-        let mut passed = Vec::new();
-        if let Some(index) = self.index_of.get(node_id).copied() {
-            let none = HashSet::new();
-            let job = self.job.clone();
-            let plan = self.group_plan(&job, group, &none, false);
-            passed.extend(self.evaluate(index, &plan, &mut metrics, &mut top));
-        }
-        self.finish(group, passed, metrics, top)
-    }
-
-    fn finish(
-        &mut self,
-        group: &TaskGroup,
-        passed: Vec<Candidate>,
-        mut metrics: AllocMetric,
-        top: TopScores,
-    ) -> (Option<Chosen>, AllocMetric) {
-        if !top.records().is_empty() {
-            let metas = top
-                .records()
-                .iter()
-                .map(|r| r.to_meta(&self.nodes[r.node].id))
-                .collect();
-            metrics.score_meta_data = Some(metas);
-        }
-        // Highest score; ties keep the first seen.
-        let best = passed
-            .into_iter()
-            .reduce(|best, next| if next.score > best.score { next } else { best });
-        let Some(best) = best else {
-            return (None, metrics);
-        };
-        let node = self.nodes[best.node].clone();
-        let resources = build_resources(
-            group,
-            &node,
-            &best.cores,
-            best.ports,
-            self.options.memory_oversubscription,
-        );
-        let node_state = Self::node_state(
-            &mut self.node_states[best.node],
-            self.state,
-            &self.stopped,
-            &self.job,
-            &node,
-        );
-        node_state.usage.commit(&resources);
-        let position = group_position(&self.job, &group.name);
-        node_state.job_groups.add(position, 1);
-        self.count_placement(&group.name, &node, 1);
-        let chosen = Chosen {
-            node,
-            resources,
-            score: best.score,
-        };
-        (Some(chosen), metrics)
     }
 }

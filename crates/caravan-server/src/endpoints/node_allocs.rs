@@ -241,6 +241,7 @@ pub fn client_update_command(
             // An empty map keeps the stored task states (a report of the
             // status alone).
             task_states: (!report.task_states.is_empty()).then_some(report.task_states),
+            deployment_status: report.deployment_status,
         };
         if let Some(eval) = failure_eval(state, stored, &update, now, &mut failed_jobs) {
             evals.push(Evaluation {

@@ -89,6 +89,7 @@ fn report(id: &str, status: &str) -> AllocUpdate {
                 ..TaskState::default()
             },
         )]),
+        deployment_status: None,
     }
 }
 

@@ -7,11 +7,20 @@
 //!
 //! Plans are applied one at a time (a lock held across the check and the
 //! write), which is what makes the check against "the latest state" true.
+//!
+//! A preemption is a stop like any other here (`DesiredStatus: evict`,
+//! with `PreemptedByAllocation`): it frees its room for the check and goes
+//! with its node. Evictions of allocations that ended meanwhile are
+//! dropped, and each job that loses allocations gets one `preemption`
+//! evaluation in the plan's own write, so it is placed again (or blocked)
+//! by its own scheduler run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use caravan_api_types::alloc::{Allocation, ALLOC_CLIENT_LOST};
+use caravan_api_types::eval::{Evaluation, EVAL_STATUS_PENDING, TRIGGER_PREEMPTION};
 use caravan_api_types::node::{Node, INELIGIBLE, NODE_STATUS_READY};
+use caravan_scheduler::preempt::is_preemption;
 use caravan_scheduler::Plan;
 use caravan_state::job_commands::{AllocStop, PlanResult};
 use caravan_state::{Command, State};
@@ -86,7 +95,9 @@ pub fn check_owned(state: &State, mut plan: Plan, now: i64) -> CheckedPlan {
         refused_nodes,
         ..CheckedPlan::default()
     };
-    checked.result.stops = kept_stops(&plan, &checked.refused_nodes);
+    let kept = kept_stops(state, &plan, &checked.refused_nodes);
+    checked.result.stops = kept.iter().map(|alloc| alloc_stop(alloc)).collect();
+    checked.result.evals = preemption_evals(state, &kept, now);
     for node_id in accepted {
         if let Some(placed) = plan.node_allocation.remove(&node_id) {
             checked
@@ -144,40 +155,86 @@ fn decide(state: &State, plan: &Plan) -> (Vec<String>, Vec<String>) {
 }
 
 /// The plan's stops that are committed.
-fn kept_stops(plan: &Plan, refused_nodes: &[String]) -> Vec<AllocStop> {
+fn kept_stops<'p>(state: &State, plan: &'p Plan, refused_nodes: &[String]) -> Vec<&'p Allocation> {
     // A refused node keeps its allocations as they are: its stops go with
     // its placements (a destructive update's stop must not land while its
-    // replacement on the same node is refused), as Nomad drops a refused
-    // node's updates. Stops on nodes without placements need no check and
-    // are always committed.
+    // replacement on the same node is refused, nor an eviction while its
+    // preemptor is), as Nomad drops a refused node's updates. Stops on
+    // nodes without placements need no check and are always committed.
     let refused: BTreeSet<&str> = refused_nodes.iter().map(String::as_str).collect();
     plan.node_update
         .iter()
         .filter(|(node_id, _)| !refused.contains(node_id.as_str()))
         .flat_map(|(_, stops)| stops)
-        .map(|alloc| AllocStop {
-            id: alloc.id.clone(),
-            desired_status: alloc.desired_status.clone(),
-            desired_description: alloc.desired_description.clone(),
-            client_status: (alloc.client_status == ALLOC_CLIENT_LOST)
-                .then(|| alloc.client_status.clone()),
-            followup_eval_id: (!alloc.followup_eval_id.is_empty())
-                .then(|| alloc.followup_eval_id.clone()),
-            preempted_by_allocation: (!alloc.preempted_by_allocation.is_empty())
-                .then(|| alloc.preempted_by_allocation.clone()),
-            next_allocation: (!alloc.next_allocation.is_empty())
-                .then(|| alloc.next_allocation.clone()),
+        // An eviction of an allocation that ended (or is gone) meanwhile
+        // would only rewrite its end as a preemption and re-place its job.
+        .filter(|alloc| {
+            !is_preemption(alloc)
+                || state
+                    .alloc(&alloc.id)
+                    .is_some_and(|stored| !stored.terminal())
         })
         .collect()
 }
 
+fn alloc_stop(alloc: &Allocation) -> AllocStop {
+    AllocStop {
+        id: alloc.id.clone(),
+        desired_status: alloc.desired_status.clone(),
+        desired_description: alloc.desired_description.clone(),
+        client_status: (alloc.client_status == ALLOC_CLIENT_LOST)
+            .then(|| alloc.client_status.clone()),
+        followup_eval_id: (!alloc.followup_eval_id.is_empty())
+            .then(|| alloc.followup_eval_id.clone()),
+        preempted_by_allocation: (!alloc.preempted_by_allocation.is_empty())
+            .then(|| alloc.preempted_by_allocation.clone()),
+        next_allocation: (!alloc.next_allocation.is_empty()).then(|| alloc.next_allocation.clone()),
+    }
+}
+
+/// One pending `preemption` evaluation per job that loses allocations to
+/// a committed eviction, at that job's priority and type. A job that is
+/// gone has nothing to place again.
+fn preemption_evals(state: &State, kept: &[&Allocation], now: i64) -> Vec<Evaluation> {
+    let mut by_job: BTreeMap<(&str, &str), Evaluation> = BTreeMap::new();
+    for alloc in kept.iter().filter(|alloc| is_preemption(alloc)) {
+        let key = (alloc.namespace.as_str(), alloc.job_id.as_str());
+        if by_job.contains_key(&key) {
+            continue;
+        }
+        let Some(job) = state
+            .job(&alloc.namespace, &alloc.job_id)
+            .or(alloc.job.as_ref())
+        else {
+            continue;
+        };
+        by_job.insert(
+            key,
+            Evaluation {
+                id: uuid::Uuid::new_v4().to_string(),
+                namespace: alloc.namespace.clone(),
+                priority: job.priority,
+                eval_type: job.job_type.clone(),
+                triggered_by: TRIGGER_PREEMPTION.into(),
+                job_id: alloc.job_id.clone(),
+                job_modify_index: job.job_modify_index,
+                status: EVAL_STATUS_PENDING.into(),
+                create_time: now,
+                modify_time: now,
+                ..Evaluation::default()
+            },
+        );
+    }
+    by_job.into_values().collect()
+}
+
 /// The write that commits a checked plan (with the evaluations to store
 /// alongside it).
-pub fn command(
-    mut checked: PlanResult,
-    evals: Vec<caravan_api_types::eval::Evaluation>,
-) -> Command {
-    checked.evals = evals;
+pub fn command(mut checked: PlanResult, evals: Vec<Evaluation>) -> Command {
+    // The caller's evaluations (the planned one's own update first), then
+    // those the check made for the preempted jobs.
+    let preempted = std::mem::replace(&mut checked.evals, evals);
+    checked.evals.extend(preempted);
     Command::PlanApply(Box::new(checked))
 }
 

@@ -147,6 +147,7 @@ fn a_node_that_is_not_ready_or_not_eligible_takes_nothing_new() {
                 client_status: "failed".into(),
                 client_description: String::new(),
                 task_states: None,
+                deployment_status: None,
             }],
             evals: Vec::new(),
             now: T0 + SECOND,

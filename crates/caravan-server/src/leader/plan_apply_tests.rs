@@ -48,6 +48,9 @@ mod world;
 #[path = "plan_apply_node_tests.rs"]
 mod nodes;
 
+#[path = "plan_apply_preempt_tests.rs"]
+mod preempt;
+
 fn random_resources(rng: &mut SplitMix64, host_ip: &str, ports: bool) -> AllocatedResources {
     let mut range = |low: u64, high: u64| (low + rng.below(high - low + 1)) as i64;
     let task = AllocatedTaskResources {
@@ -252,6 +255,7 @@ fn run(case: &Case, agree: bool) {
                 client_status: status.into(),
                 client_description: String::new(),
                 task_states: None,
+                deployment_status: None,
             })
         })
         .collect();

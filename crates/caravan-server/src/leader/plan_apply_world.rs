@@ -144,6 +144,7 @@ impl World {
                 client_status: ALLOC_CLIENT_FAILED.into(),
                 client_description: String::new(),
                 task_states: None,
+                deployment_status: None,
             })
             .collect();
         self.apply(&Command::AllocsClientUpdate(Box::new(AllocsClientUpdate {

@@ -750,6 +750,11 @@ impl State {
             if change.task_states.is_some() {
                 alloc.task_states = change.task_states.clone();
             }
+            if let Some(status) = &change.deployment_status {
+                let mut status = status.clone();
+                status.modify_index = index;
+                alloc.deployment_status = Some(status);
+            }
             alloc.modify_index = index;
             alloc.modify_time = update.now;
             jobs.insert(ns_key(&alloc.namespace, &alloc.job_id));

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use caravan_api_types::alloc::{
+    AllocDeploymentStatus,
     Allocation, TaskEvent, TaskState, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_RUNNING, TASK_STATE_DEAD,
     TASK_STATE_RUNNING,
 };
@@ -174,11 +175,19 @@ fn accept(
         .as_deref()
         .is_some_and(|job| matches!(job.job_type.as_str(), JOB_TYPE_BATCH | JOB_TYPE_SYSBATCH));
     let task_states = task_states(alloc, now_utc());
+    // A simulated service task is healthy as soon as it runs, so drains
+    // of simulated nodes move on without a real min_healthy_time.
+    let health = (!batch).then(|| AllocDeploymentStatus {
+        healthy: Some(true),
+        timestamp: Some(now_utc()),
+        ..AllocDeploymentStatus::default()
+    });
     batcher.queue(AllocUpdate {
         id: alloc.id.clone(),
         client_status: ALLOC_CLIENT_RUNNING.to_string(),
         client_description: "Tasks are running".to_string(),
         task_states: task_states.clone(),
+        deployment_status: health,
     });
     counters.started.fetch_add(1, Ordering::Relaxed);
     running.insert(
@@ -226,6 +235,7 @@ fn finish(id: String, alloc: &mut Running, batcher: &UpdateBatcher, event: &str,
         client_status: ALLOC_CLIENT_COMPLETE.to_string(),
         client_description: "All tasks have completed".to_string(),
         task_states: alloc.task_states.clone(),
+        deployment_status: None,
     });
 }
 
