@@ -10,9 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::eventually;
-use common::jobs::{
-    allocs, marker, register, shell_job, wait_allocs, with_status, ProcessReaper,
-};
+use common::jobs::{allocs, marker, register, shell_job, wait_allocs, with_status, ProcessReaper};
 use common::Agent;
 use serde_json::{json, Value};
 
@@ -98,13 +96,20 @@ fn a_service_drain_moves_one_at_a_time_and_completes_after_the_old_ones_stop() {
     let _a = client(&server, "client-a");
     let a = node_id(&server, "client-a");
     register(&server, &migrate_job("web", 4, &marker));
-    wait_allocs(&server, "web", "four running and healthy on client-a", |allocs| {
-        allocs
-            .iter()
-            .filter(|x| x["ClientStatus"] == "running" && x["DeploymentStatus"]["Healthy"] == true)
-            .count()
-            == 4
-    });
+    wait_allocs(
+        &server,
+        "web",
+        "four running and healthy on client-a",
+        |allocs| {
+            allocs
+                .iter()
+                .filter(|x| {
+                    x["ClientStatus"] == "running" && x["DeploymentStatus"]["Healthy"] == true
+                })
+                .count()
+                == 4
+        },
+    );
     let _b = client(&server, "client-b");
     let b = node_id(&server, "client-b");
     drain(&server, &a, 0, false);
@@ -134,7 +139,10 @@ fn a_service_drain_moves_one_at_a_time_and_completes_after_the_old_ones_stop() {
                 .iter()
                 .filter(|alloc| alloc["NodeID"] == a.as_str() && !terminal(alloc))
                 .collect();
-            assert!(left.is_empty(), "drain complete with {left:#?} still on the node");
+            assert!(
+                left.is_empty(),
+                "drain complete with {left:#?} still on the node"
+            );
         }
         node_done
     });
@@ -159,7 +167,10 @@ fn a_service_drain_moves_one_at_a_time_and_completes_after_the_old_ones_stop() {
         .iter()
         .map(|e| e["Message"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert_eq!(events.last().map(String::as_str), Some("Node drain complete"));
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("Node drain complete")
+    );
 }
 
 #[test]
@@ -169,8 +180,14 @@ fn batch_work_stays_until_the_deadline_and_system_work_goes_last() {
     let server = server();
     let _a = client(&server, "client-a");
     let a = node_id(&server, "client-a");
-    register(&server, &shell_job("crunch", "batch", 1, "sleep 600 & wait", &marker));
-    register(&server, &shell_job("agent", "system", 1, "sleep 600 & wait", &marker));
+    register(
+        &server,
+        &shell_job("crunch", "batch", 1, "sleep 600 & wait", &marker),
+    );
+    register(
+        &server,
+        &shell_job("agent", "system", 1, "sleep 600 & wait", &marker),
+    );
     wait_allocs(&server, "crunch", "the batch job running", |allocs| {
         with_status(allocs, "running").len() == 1
     });
@@ -187,8 +204,14 @@ fn batch_work_stays_until_the_deadline_and_system_work_goes_last() {
         let batch = allocs(&server, "crunch");
         assert_eq!(with_status(&batch, "running").len(), 1, "{batch:#?}");
         let system = allocs(&server, "agent");
-        let on_a: Vec<&Value> = system.iter().filter(|x| x["NodeID"] == a.as_str()).collect();
-        assert!(on_a.iter().all(|x| x["DesiredStatus"] == "run"), "{system:#?}");
+        let on_a: Vec<&Value> = system
+            .iter()
+            .filter(|x| x["NodeID"] == a.as_str())
+            .collect();
+        assert!(
+            on_a.iter().all(|x| x["DesiredStatus"] == "run"),
+            "{system:#?}"
+        );
         assert!(!drain_complete(&server, &a));
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -196,7 +219,11 @@ fn batch_work_stays_until_the_deadline_and_system_work_goes_last() {
         drain_complete(&server, &a)
     });
     let batch = allocs(&server, "crunch");
-    assert_eq!(batch.len(), 1, "drained batch work is not replaced: {batch:#?}");
+    assert_eq!(
+        batch.len(),
+        1,
+        "drained batch work is not replaced: {batch:#?}"
+    );
     assert!(terminal(&batch[0]));
     let system = allocs(&server, "agent");
     assert!(system
@@ -204,7 +231,12 @@ fn batch_work_stays_until_the_deadline_and_system_work_goes_last() {
         .filter(|x| x["NodeID"] == a.as_str())
         .all(terminal));
     let drained = node(&server, &a);
-    let last = drained["Events"].as_array().unwrap().last().unwrap().clone();
+    let last = drained["Events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(last["Message"], "Node drain complete");
     assert_eq!(last["Details"]["deadline_reached"], "true");
 }
@@ -216,8 +248,14 @@ fn a_forced_drain_ignoring_system_jobs_leaves_them_running() {
     let server = server();
     let _a = client(&server, "client-a");
     let a = node_id(&server, "client-a");
-    register(&server, &shell_job("web", "service", 2, "sleep 600 & wait", &marker));
-    register(&server, &shell_job("agent", "system", 1, "sleep 600 & wait", &marker));
+    register(
+        &server,
+        &shell_job("web", "service", 2, "sleep 600 & wait", &marker),
+    );
+    register(
+        &server,
+        &shell_job("agent", "system", 1, "sleep 600 & wait", &marker),
+    );
     wait_allocs(&server, "web", "two running", |allocs| {
         with_status(allocs, "running").len() == 2
     });
@@ -243,7 +281,10 @@ fn a_forced_drain_ignoring_system_jobs_leaves_them_running() {
             == 2
     });
     let system = allocs(&server, "agent");
-    let on_a: Vec<&Value> = system.iter().filter(|x| x["NodeID"] == a.as_str()).collect();
+    let on_a: Vec<&Value> = system
+        .iter()
+        .filter(|x| x["NodeID"] == a.as_str())
+        .collect();
     assert_eq!(on_a.len(), 1);
     assert_eq!(on_a[0]["ClientStatus"], "running", "{system:#?}");
     assert_eq!(on_a[0]["DesiredStatus"], "run");
@@ -286,9 +327,87 @@ fn a_drain_without_room_says_why_and_completes_when_a_node_joins() {
     watch_until(Duration::from_secs(60), "the drain to complete", || {
         drain_complete(&server, &a)
     });
-    wait_allocs(&server, "web", "the replacement running on client-b", |allocs| {
+    wait_allocs(
+        &server,
+        "web",
+        "the replacement running on client-b",
+        |allocs| {
+            allocs
+                .iter()
+                .any(|x| x["NodeID"] == b.as_str() && x["ClientStatus"] == "running")
+        },
+    );
+}
+
+#[test]
+fn a_drain_survives_its_leader_being_killed() {
+    let marker = marker("drain-failover");
+    let _reaper = ProcessReaper(marker.clone());
+    let mut cluster = common::cluster::Cluster::start(3, "");
+    let servers: Vec<String> = cluster.servers.iter().map(Agent::rpc_address).collect();
+    let servers = servers.join(",");
+    let start_client = |name: &str| {
+        Agent::start_with_data_dir(
+            &["-client", "-node", name, "-servers", &servers],
+            CLIENT_HCL,
+        )
+    };
+    let leader = cluster.leader();
+    let _a = start_client("client-a");
+    let a = node_id(&cluster.servers[leader], "client-a");
+    let mut job = migrate_job("web", 3, &marker);
+    // Slow enough that the drain is still under way when the leader dies.
+    job["TaskGroups"][0]["Migrate"]["MinHealthyTime"] = json!(3_000_000_000u64);
+    register(&cluster.servers[leader], &job);
+    wait_allocs(&cluster.servers[leader], "web", "three healthy", |allocs| {
         allocs
             .iter()
-            .any(|x| x["NodeID"] == b.as_str() && x["ClientStatus"] == "running")
+            .filter(|x| x["DeploymentStatus"]["Healthy"] == true)
+            .count()
+            == 3
     });
+    let _b = start_client("client-b");
+    let b = node_id(&cluster.servers[leader], "client-b");
+    drain(&cluster.servers[leader], &a, 0, false);
+    wait_allocs(
+        &cluster.servers[leader],
+        "web",
+        "the first migration",
+        |allocs| {
+            allocs
+                .iter()
+                .any(|x| x["DesiredTransition"]["Migrate"] == true)
+        },
+    );
+    cluster.servers[leader].kill9();
+    let survivor = (leader + 1) % 3;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let reply = cluster.servers[survivor].get(&format!("/v1/node/{a}?stale"));
+        if reply.status == 200 && reply.json()["LastDrain"]["Status"] == "complete" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new leader did not finish the drain"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let current = allocs(&cluster.servers[survivor], "web");
+    assert!(current
+        .iter()
+        .filter(|x| x["NodeID"] == a.as_str())
+        .all(terminal));
+    wait_allocs(
+        &cluster.servers[survivor],
+        "web",
+        "all three on client-b",
+        |allocs| {
+            allocs
+                .iter()
+                .filter(|x| x["NodeID"] == b.as_str() && x["ClientStatus"] == "running")
+                .count()
+                == 3
+        },
+    );
 }

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use caravan_api_types::alloc::{
-    AllocDeploymentStatus, Allocation, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_PENDING,
-    ALLOC_CLIENT_RUNNING, TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING,
+    AllocDeploymentStatus, Allocation, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED,
+    ALLOC_CLIENT_PENDING, ALLOC_CLIENT_RUNNING, TASK_STATE_DEAD, TASK_STATE_PENDING,
+    TASK_STATE_RUNNING,
 };
 use caravan_api_types::job::Task;
 use caravan_api_types::sync::lock;
@@ -218,7 +219,11 @@ pub(crate) fn start(
     });
     let rule = {
         let local = lock(&shared.local);
-        local.health.is_none().then(|| health::rule_for(&local.alloc)).flatten()
+        local
+            .health
+            .is_none()
+            .then(|| health::rule_for(&local.alloc))
+            .flatten()
     };
     if let Some(rule) = rule {
         tokio::spawn(health::watch(Arc::clone(&shared), tasks.clone(), rule));

@@ -47,7 +47,10 @@ pub fn rule_for(alloc: &Allocation) -> Option<HealthRule> {
         return None;
     }
     let group = job.group(&alloc.task_group)?;
-    let migrate = group.migrate.clone().unwrap_or_else(MigrateStrategy::default);
+    let migrate = group
+        .migrate
+        .clone()
+        .unwrap_or_else(MigrateStrategy::default);
     let nanos = |value: i64| Duration::from_nanos(u64::try_from(value).unwrap_or(0));
     Some(HealthRule {
         min_healthy: nanos(migrate.min_healthy_time),

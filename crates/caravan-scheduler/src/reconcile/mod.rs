@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use caravan_api_types::alloc::{
-    Allocation, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST,
+    Allocation, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST, ALLOC_DESIRED_EVICT,
 };
 use caravan_api_types::eval::{
     Evaluation, EVAL_STATUS_PENDING, TRIGGER_ALLOC_RESCHEDULE, TRIGGER_RETRY_FAILED_ALLOC,
@@ -212,7 +212,11 @@ fn reconcile_group(
                 });
             }
             // A drained batch allocation keeps counting and is not replaced.
-            if batch && alloc.desired_transition.migrate_disable_placement == Some(true) {
+            // (An evicted one is replaced: preemption wins over the drain.)
+            if batch
+                && alloc.desired_transition.migrate_disable_placement == Some(true)
+                && alloc.desired_status != ALLOC_DESIRED_EVICT
+            {
                 untainted.push(alloc);
             }
             continue;

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use caravan_api_types::alloc::{
-    AllocDeploymentStatus,
-    Allocation, TaskEvent, TaskState, ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_RUNNING, TASK_STATE_DEAD,
-    TASK_STATE_RUNNING,
+    AllocDeploymentStatus, Allocation, TaskEvent, TaskState, ALLOC_CLIENT_COMPLETE,
+    ALLOC_CLIENT_RUNNING, TASK_STATE_DEAD, TASK_STATE_RUNNING,
 };
 use caravan_api_types::job::{JOB_TYPE_BATCH, JOB_TYPE_SYSBATCH};
 use caravan_client::allocs::UpdateBatcher;

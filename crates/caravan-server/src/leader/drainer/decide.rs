@@ -85,10 +85,10 @@ fn is_system(job_type: &str) -> bool {
 /// client. A stopped allocation the client never reported on (it never
 /// ran it) does not hold the drain.
 fn still_on_node(alloc: &Allocation) -> bool {
-    !alloc.client_terminal()
-        && !(alloc.server_terminal()
-            && alloc.client_status == ALLOC_CLIENT_PENDING
-            && alloc.task_states.is_none())
+    let never_ran = alloc.server_terminal()
+        && alloc.client_status == ALLOC_CLIENT_PENDING
+        && alloc.task_states.is_none();
+    !alloc.client_terminal() && !never_ran
 }
 
 fn marked(alloc: &Allocation) -> bool {
@@ -98,9 +98,9 @@ fn marked(alloc: &Allocation) -> bool {
 /// Whether `node`'s drain deadline has passed at `now` (a negative
 /// deadline: at once).
 pub fn deadline_passed(node: &Node, now: DateTime<Utc>) -> bool {
-    node.drain_strategy.as_ref().is_some_and(|drain| {
-        drain.deadline < 0 || drain.force_deadline.is_some_and(|at| at <= now)
-    })
+    node.drain_strategy
+        .as_ref()
+        .is_some_and(|drain| drain.deadline < 0 || drain.force_deadline.is_some_and(|at| at <= now))
 }
 
 /// Decides the next marks, completions and events for every draining node.
@@ -231,7 +231,10 @@ impl Marker<'_, '_> {
         }
         let allocs: Vec<&Arc<Allocation>> = self.state.allocs_by_job(namespace, job_id).collect();
         for group in &job.task_groups {
-            let migrate = group.migrate.clone().unwrap_or_else(MigrateStrategy::default);
+            let migrate = group
+                .migrate
+                .clone()
+                .unwrap_or_else(MigrateStrategy::default);
             let in_group = || {
                 allocs
                     .iter()
@@ -239,7 +242,11 @@ impl Marker<'_, '_> {
             };
             let healthy = in_group()
                 .filter(|a| !marked(a))
-                .filter(|a| a.deployment_status.as_ref().is_some_and(|s| s.healthy.is_some()))
+                .filter(|a| {
+                    a.deployment_status
+                        .as_ref()
+                        .is_some_and(|s| s.healthy.is_some())
+                })
                 .count() as i64;
             let mut drainable: Vec<&&Arc<Allocation>> = in_group()
                 .filter(|a| !marked(a) && draining.contains(a.node_id.as_str()))

@@ -246,9 +246,15 @@ fn a_service_group_moves_max_parallel_at_a_time_and_completes_when_terminal() {
         assert!(steps < 40, "the drain never completed");
         let marked = sim.pass();
         assert!(marked <= 1, "{marked} marked in one pass");
-        assert!(away(&sim.state(), "web") <= 1, "more than max_parallel away");
+        assert!(
+            away(&sim.state(), "web") <= 1,
+            "more than max_parallel away"
+        );
         sim.settle();
-        assert!(away(&sim.state(), "web") <= 1, "more than max_parallel away");
+        assert!(
+            away(&sim.state(), "web") <= 1,
+            "more than max_parallel away"
+        );
         // Health arrives a step after the start.
         sim.healthy = true;
         sim.client();
@@ -296,19 +302,28 @@ fn batch_work_runs_until_the_deadline_then_stops_without_replacement() {
     assert_eq!(sim.live_on("node-a").len(), 2);
     assert!(!sim.drain_complete("node-a"));
     let state = sim.state();
-    assert!(decide(&state, sim.now, &mut || "x".into()).wake_at.is_some());
+    assert!(decide(&state, sim.now, &mut || "x".into())
+        .wake_at
+        .is_some());
     sim.now += chrono::Duration::seconds(61);
     assert_eq!(sim.pass(), 2);
     sim.settle();
     sim.pass();
     assert!(sim.drain_complete("node-a"));
-    assert!(sim.live_on("node-b").is_empty(), "drained batch work is not replaced");
+    assert!(
+        sim.live_on("node-b").is_empty(),
+        "drained batch work is not replaced"
+    );
     let state = sim.state();
     let events = state.node("node-a").unwrap().events.clone();
     let done = events.last().unwrap();
     assert_eq!(done.message, "Node drain complete");
     assert_eq!(
-        done.details.as_ref().unwrap().get("deadline_reached").map(String::as_str),
+        done.details
+            .as_ref()
+            .unwrap()
+            .get("deadline_reached")
+            .map(String::as_str),
         Some("true")
     );
 }
@@ -367,13 +382,21 @@ fn a_migration_without_room_keeps_running_says_why_and_finishes_when_a_node_join
         sim.pass();
         sim.settle();
     }
-    assert_eq!(sim.live_on("node-a").len(), 2, "nothing stopped without a replacement");
+    assert_eq!(
+        sim.live_on("node-a").len(),
+        2,
+        "nothing stopped without a replacement"
+    );
     let state = sim.state();
     let blocked = state
         .evals_by_job(NS, "web")
         .find(|e| e.status == EVAL_STATUS_BLOCKED)
         .expect("a blocked evaluation");
-    assert!(blocked.failed_tg_allocs.as_ref().unwrap().contains_key("group"));
+    assert!(blocked
+        .failed_tg_allocs
+        .as_ref()
+        .unwrap()
+        .contains_key("group"));
     let message = super::blocked_message("web", "group");
     let told: Vec<_> = state
         .node("node-a")
@@ -393,6 +416,10 @@ fn a_migration_without_room_keeps_running_says_why_and_finishes_when_a_node_join
         sim.client();
         sim.pass();
     }
-    let on_b: BTreeSet<String> = sim.live_on("node-b").iter().map(|a| a.name.clone()).collect();
+    let on_b: BTreeSet<String> = sim
+        .live_on("node-b")
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
     assert_eq!(on_b.len(), 2);
 }

@@ -129,7 +129,10 @@ pub fn commands(decision: Decision, now: DateTime<Utc>) -> Vec<Command> {
 /// Adds `eval` to an entry once. A job whose marks span entries gets its
 /// evaluation in each, under a fresh ID after the first (`used`).
 fn add_eval(evals: &mut Vec<Evaluation>, eval: &Evaluation, used: &mut HashSet<String>) {
-    if evals.iter().any(|e| e.job_id == eval.job_id && e.namespace == eval.namespace) {
+    if evals
+        .iter()
+        .any(|e| e.job_id == eval.job_id && e.namespace == eval.namespace)
+    {
         return;
     }
     let mut eval = eval.clone();
