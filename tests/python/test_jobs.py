@@ -267,3 +267,43 @@ def test_an_allocation_stopped_is_replaced_and_evaluations_list(job_agent):
     # No deployments yet: an empty list, as Nomad answers for a job without.
     assert client.job.get_deployments("moved") == []
     client.job.deregister_job("moved")
+
+
+def test_eligibility_and_drain_with_running_work(job_agent):
+    """Kept last in this module: it drains the dev node (and undoes it)."""
+    client = nomad.Nomad(address=job_agent.address, timeout=10)
+    node_id = client.nodes.get_nodes()[0]["ID"]
+    client.jobs.register_job({"Job": job(ID="kept")})
+    wait_for(lambda: [a for a in client.job.get_allocations("kept")
+                      if a["ClientStatus"] == "running"], "the placement")
+
+    # Ineligible: what runs stays, nothing new is placed.
+    client.node.eligible_node(node_id, ineligible=True)
+    answer = client.jobs.register_job({"Job": job(ID="waits")})
+    wait_for(lambda: client.evaluation.get_evaluation(answer["EvalID"])["Status"]
+             == "complete", "the eval to complete")
+    assert client.job.get_allocations("waits") == []
+    assert live(client.job.get_allocations("kept")) == ["kept.web[0]"]
+    assert any(e["Status"] == "blocked" for e in client.job.get_evaluations("waits"))
+
+    # Eligible again: the blocked job is placed.
+    client.node.eligible_node(node_id, eligible=True)
+    wait_for(lambda: [a for a in client.job.get_allocations("waits")
+                      if a["ClientStatus"] == "running"], "the blocked job placed")
+
+    # A forced drain stops everything (nowhere else to go) and completes
+    # once the client has stopped it.
+    client.node.drain_node_with_spec(node_id, {"Deadline": -1, "IgnoreSystemJobs": False})
+    done = wait_for(
+        lambda: (lambda n: n if n["DrainStrategy"] is None else None)(
+            client.node.get_node(node_id)), "the drain to complete")
+    assert done["LastDrain"]["Status"] == "complete"
+    assert done["SchedulingEligibility"] == "ineligible"
+    for job_id in ("kept", "waits"):
+        allocs = client.job.get_allocations(job_id)
+        old = [a for a in allocs if a["DesiredDescription"] == "alloc is being migrated"]
+        assert old and all(a["ClientStatus"] == "complete" for a in old), allocs
+    client.node.drain_node_with_spec(node_id, None, mark_eligible=True)
+    assert client.node.get_node(node_id)["SchedulingEligibility"] == "eligible"
+    for job_id in ("kept", "waits"):
+        client.job.deregister_job(job_id)
