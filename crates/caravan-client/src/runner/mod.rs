@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use caravan_api_types::alloc::ALLOC_CLIENT_COMPLETE;
 use caravan_api_types::node::Node;
 use caravan_api_types::sync::lock;
 use caravan_drivers::Driver;
@@ -100,7 +101,19 @@ impl AllocManager {
                 continue;
             }
             // Nothing to run for one the servers already stopped, or one
-            // whose client status is final (from before a state loss).
+            // whose client status is final (from before a state loss). One
+            // stopped before this client ran it is reported complete, so
+            // the servers (a drain waiting for it) know it is not running.
+            if alloc.server_terminal() && !alloc.client_terminal() {
+                self.ctx.sink.push(AllocUpdate {
+                    id: alloc.id.clone(),
+                    client_status: ALLOC_CLIENT_COMPLETE.to_string(),
+                    client_description: "Allocation stopped before it started".to_string(),
+                    task_states: BTreeMap::new(),
+                    deployment_status: None,
+                });
+                continue;
+            }
             if alloc.server_terminal() || alloc.client_terminal() || alloc.job.is_none() {
                 continue;
             }

@@ -115,9 +115,43 @@ pub fn check_owned(state: &State, mut plan: Plan, now: i64) -> CheckedPlan {
     checked
 }
 
-/// The plan's nodes that fit and those refused, in node order.
+/// IDs of the allocations `plan` places on `refused` nodes.
+fn placed_on<'p>(plan: &'p Plan, refused: &[String]) -> BTreeSet<&'p str> {
+    refused
+        .iter()
+        .filter_map(|node_id| plan.node_allocation.get(node_id))
+        .flatten()
+        .map(|alloc| alloc.id.as_str())
+        .collect()
+}
+
+/// The plan's nodes that fit and those refused, in node order. A stop
+/// whose replacement is placed on a refused node does not happen (the old
+/// allocation keeps running), so the room it would free is not counted:
+/// nodes are checked again until the refusals settle (they only grow, so
+/// this ends; a plan with no refusal is checked once).
 fn decide(state: &State, plan: &Plan) -> (Vec<String>, Vec<String>) {
-    let stopping: BTreeSet<&str> = plan.stops().map(|alloc| alloc.id.as_str()).collect();
+    let mut refused: Vec<String> = Vec::new();
+    loop {
+        let waiting = placed_on(plan, &refused);
+        let stopping: BTreeSet<&str> = plan
+            .stops()
+            .filter(|alloc| !waiting.contains(alloc.next_allocation.as_str()))
+            .map(|alloc| alloc.id.as_str())
+            .collect();
+        let (accepted, now_refused) = decide_once(state, plan, &stopping);
+        if now_refused == refused {
+            return (accepted, now_refused);
+        }
+        refused = now_refused;
+    }
+}
+
+fn decide_once(
+    state: &State,
+    plan: &Plan,
+    stopping: &BTreeSet<&str>,
+) -> (Vec<String>, Vec<String>) {
     let (mut accepted, mut refused) = (Vec::new(), Vec::new());
     for (node_id, placed) in &plan.node_allocation {
         let node = state.node(node_id);
@@ -145,7 +179,7 @@ fn decide(state: &State, plan: &Plan) -> (Vec<String>, Vec<String>) {
         }
         // A node that is gone holds nothing to check against; only updates
         // of its allocations got this far.
-        if node.is_none_or(|node| fits(state, node, &stopping, placed)) {
+        if node.is_none_or(|node| fits(state, node, stopping, placed)) {
             accepted.push(node_id.clone());
         } else {
             refused.push(node_id.clone());
@@ -162,10 +196,15 @@ fn kept_stops<'p>(state: &State, plan: &'p Plan, refused_nodes: &[String]) -> Ve
     // preemptor is), as Nomad drops a refused node's updates. Stops on
     // nodes without placements need no check and are always committed.
     let refused: BTreeSet<&str> = refused_nodes.iter().map(String::as_str).collect();
+    // A stop whose replacement is placed on a refused node waits for it
+    // too (a migration or destructive update moving to another node): the
+    // old allocation keeps running rather than end with no replacement.
+    let refused_placements = placed_on(plan, refused_nodes);
     plan.node_update
         .iter()
         .filter(|(node_id, _)| !refused.contains(node_id.as_str()))
         .flat_map(|(_, stops)| stops)
+        .filter(|alloc| !refused_placements.contains(alloc.next_allocation.as_str()))
         // An eviction of an allocation that ended (or is gone) meanwhile
         // would only rewrite its end as a preemption and re-place its job.
         .filter(|alloc| {

@@ -113,6 +113,40 @@ fn a_refused_node_keeps_the_allocations_the_plan_stops_on_it() {
     assert_eq!(stops, [a.id.as_str()]);
 }
 
+#[test]
+fn a_stop_whose_replacement_is_refused_on_another_node_is_not_committed() {
+    let (world, live) = two_full_nodes();
+    let a = &live[0];
+    let b = live
+        .iter()
+        .find(|x| x.node_id != a.node_id)
+        .expect("other node");
+    // A moves to B's node (a migration or destructive update), where 900
+    // MHz does not fit: A's node has no placement, yet A must keep running.
+    let mut plan = plan_for(&world);
+    let mut replacement = new_beside(b, "replacement", 900);
+    replacement.previous_allocation = a.id.clone();
+    plan.push_stop(Allocation {
+        next_allocation: "replacement".into(),
+        ..stopped(a)
+    });
+    plan.push_alloc(replacement);
+    let (stops, refused) = stop_ids(&plan, &world);
+    assert_eq!(refused, [b.node_id.as_str()]);
+    assert!(stops.is_empty(), "{stops:?}");
+
+    // With a replacement that fits, the stop goes with it.
+    let mut plan = plan_for(&world);
+    plan.push_stop(Allocation {
+        next_allocation: "replacement".into(),
+        ..stopped(a)
+    });
+    plan.push_alloc(new_beside(b, "replacement", 100));
+    let (stops, refused) = stop_ids(&plan, &world);
+    assert!(refused.is_empty());
+    assert_eq!(stops, [a.id.as_str()]);
+}
+
 /// A plan on `alloc`'s node placing a new 100 MHz allocation (it fits),
 /// updating `alloc` in place, and annotating a finished allocation there.
 fn new_and_updates(world: &World, alloc: &Allocation, finished: &Allocation) -> (Plan, Plan) {

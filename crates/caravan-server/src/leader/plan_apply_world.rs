@@ -274,8 +274,36 @@ impl World {
     /// Nodes of `plan` that are missing, or whose live allocations after
     /// the plan (its stops and replacements taken out, its placements
     /// added) would not fit: counted here, independently of the fit code.
+    /// A stop whose replacement is on a refused node does not happen, so
+    /// the count is made again until the refusals settle.
     pub(super) fn overcommitting_nodes(&self, state: &State, plan: &Plan) -> BTreeSet<String> {
-        let stopping: BTreeSet<&str> = plan.stops().map(|alloc| alloc.id.as_str()).collect();
+        let mut refused = BTreeSet::new();
+        loop {
+            let waiting: BTreeSet<&str> = refused
+                .iter()
+                .filter_map(|node_id: &String| plan.node_allocation.get(node_id))
+                .flatten()
+                .map(|alloc| alloc.id.as_str())
+                .collect();
+            let stopping: BTreeSet<&str> = plan
+                .stops()
+                .filter(|alloc| !waiting.contains(alloc.next_allocation.as_str()))
+                .map(|alloc| alloc.id.as_str())
+                .collect();
+            let now = self.overcommitting_once(state, plan, &stopping);
+            if now == refused {
+                return refused;
+            }
+            refused = now;
+        }
+    }
+
+    fn overcommitting_once(
+        &self,
+        state: &State,
+        plan: &Plan,
+        stopping: &BTreeSet<&str>,
+    ) -> BTreeSet<String> {
         let mut refused = BTreeSet::new();
         for (node_id, placed) in &plan.node_allocation {
             let (Some(spec), Some(_)) = (self.specs.get(node_id), state.node(node_id)) else {

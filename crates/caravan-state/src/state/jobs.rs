@@ -712,6 +712,8 @@ impl State {
                 // allocation lost or unknown overrides the status (Nomad's
                 // `upsertAllocsImpl`).
                 alloc.task_states = stored.task_states.clone();
+                // The client's health verdict too (the drainer waits on it).
+                alloc.deployment_status = stored.deployment_status.clone();
                 if alloc.client_status != ALLOC_CLIENT_LOST
                     && alloc.client_status != ALLOC_CLIENT_UNKNOWN
                 {

@@ -22,8 +22,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use caravan_api_types::alloc::{Allocation, DesiredTransition, ALLOC_CLIENT_PENDING};
-use caravan_api_types::eval::{Evaluation, EVAL_STATUS_BLOCKED, TRIGGER_NODE_DRAIN};
+use caravan_api_types::alloc::{Allocation, DesiredTransition};
+use caravan_api_types::eval::{
+    Evaluation, EVAL_STATUS_BLOCKED, EVAL_STATUS_PENDING, TRIGGER_NODE_DRAIN,
+};
 use caravan_api_types::job::{
     Job, MigrateStrategy, JOB_TYPE_BATCH, JOB_TYPE_SERVICE, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM,
 };
@@ -47,6 +49,10 @@ pub struct Decision {
     pub completed: Vec<Completion>,
     /// Node events to write (a migration blocked on room).
     pub events: Vec<(String, NodeEvent)>,
+    /// `node-drain` evaluations for jobs whose marked allocations are still
+    /// running on a node past its deadline (their migration was blocked:
+    /// the scheduler must now stop them whether or not it can replace them).
+    pub evals: Vec<Evaluation>,
     /// The nearest deadline still ahead: look again then.
     pub wake_at: Option<DateTime<Utc>>,
 }
@@ -60,7 +66,10 @@ pub struct JobMarks {
 
 impl Decision {
     pub fn is_empty(&self) -> bool {
-        self.marks.is_empty() && self.completed.is_empty() && self.events.is_empty()
+        self.marks.is_empty()
+            && self.completed.is_empty()
+            && self.events.is_empty()
+            && self.evals.is_empty()
     }
 }
 
@@ -82,13 +91,10 @@ fn is_system(job_type: &str) -> bool {
 }
 
 /// Still on its node as far as a drain is concerned: not terminal on the
-/// client. A stopped allocation the client never reported on (it never
-/// ran it) does not hold the drain.
+/// client (a client reports an allocation stopped before it ran as
+/// complete, so that one does not hold the drain for ever).
 fn still_on_node(alloc: &Allocation) -> bool {
-    let never_ran = alloc.server_terminal()
-        && alloc.client_status == ALLOC_CLIENT_PENDING
-        && alloc.task_states.is_none();
-    !alloc.client_terminal() && !never_ran
+    !alloc.client_terminal()
 }
 
 fn marked(alloc: &Allocation) -> bool {
@@ -103,8 +109,19 @@ pub fn deadline_passed(node: &Node, now: DateTime<Utc>) -> bool {
         .is_some_and(|drain| drain.deadline < 0 || drain.force_deadline.is_some_and(|at| at <= now))
 }
 
+/// Blocked migrations already told on a node in this term: (node ID,
+/// blocked eval ID, group). Kept by the drainer's loop, because a node
+/// keeps only its last ten events and a busy node would be told again and
+/// again.
+pub type Reported = BTreeSet<(String, String, String)>;
+
 /// Decides the next marks, completions and events for every draining node.
-pub fn decide(state: &State, now: DateTime<Utc>, new_id: &mut dyn FnMut() -> String) -> Decision {
+pub fn decide(
+    state: &State,
+    now: DateTime<Utc>,
+    reported: &Reported,
+    new_id: &mut dyn FnMut() -> String,
+) -> Decision {
     let mut decision = Decision::default();
     let draining: Vec<&Arc<Node>> = state.nodes().filter(|node| node.is_draining()).collect();
     if draining.is_empty() {
@@ -123,6 +140,8 @@ pub fn decide(state: &State, now: DateTime<Utc>, new_id: &mut dyn FnMut() -> Str
     // Jobs with service allocations on nodes still within their deadline:
     // their groups are moved below, across every draining node at once.
     let mut service_jobs: BTreeSet<(String, String)> = BTreeSet::new();
+    // Jobs with marked allocations still running past a deadline.
+    let mut expired_jobs: BTreeSet<(String, String)> = BTreeSet::new();
     for node in &draining {
         let Some(drain) = node.drain_strategy.as_ref() else {
             continue;
@@ -151,6 +170,9 @@ pub fn decide(state: &State, now: DateTime<Utc>, new_id: &mut dyn FnMut() -> Str
             }
             others_left = true;
             if expired {
+                if marked(alloc) && !alloc.server_terminal() {
+                    expired_jobs.insert((alloc.namespace.clone(), alloc.job_id.clone()));
+                }
                 marker.mark(alloc, job.job_type == JOB_TYPE_BATCH);
             } else if job.job_type == JOB_TYPE_SERVICE && !alloc.server_terminal() {
                 service_jobs.insert((alloc.namespace.clone(), alloc.job_id.clone()));
@@ -178,7 +200,10 @@ pub fn decide(state: &State, now: DateTime<Utc>, new_id: &mut dyn FnMut() -> Str
     for (namespace, job_id) in &service_jobs {
         marker.move_groups(namespace, job_id, &draining_now);
     }
-    blocked_events(state, &draining, now, &mut decision);
+    for (namespace, job_id) in &expired_jobs {
+        marker.wake(namespace, job_id);
+    }
+    blocked_events(state, &draining, now, reported, &mut decision);
     decision
 }
 
@@ -218,6 +243,37 @@ impl Marker<'_, '_> {
         );
     }
 
+    /// A `node-drain` evaluation for a job whose marked allocations still
+    /// run past the deadline, unless one is already waiting (or this pass
+    /// marks others of the job, which brings its own).
+    fn wake(&mut self, namespace: &str, job_id: &str) {
+        let key = (namespace.to_string(), job_id.to_string());
+        if self.decision.marks.contains_key(&key) {
+            return;
+        }
+        let waiting = self
+            .state
+            .evals_by_job(namespace, job_id)
+            .any(|eval| eval.status == EVAL_STATUS_PENDING);
+        let Some(job) = self.state.job(namespace, job_id) else {
+            return;
+        };
+        if waiting {
+            return;
+        }
+        let mut eval = new_eval(job, TRIGGER_NODE_DRAIN, (self.new_id)(), self.now);
+        eval.job_modify_index = job.job_modify_index;
+        self.decision.evals.push(eval);
+    }
+
+    /// Whether this pass marks `alloc` already.
+    fn marking(&self, alloc: &Allocation) -> bool {
+        self.decision
+            .marks
+            .get(&(alloc.namespace.clone(), alloc.job_id.clone()))
+            .is_some_and(|marks| marks.transitions.contains_key(&alloc.id))
+    }
+
     /// Nomad's rule per service group: mark at most
     /// `healthy − (count − max_parallel)` of the group's allocations on
     /// draining nodes, where healthy counts the live, unmarked allocations
@@ -241,7 +297,7 @@ impl Marker<'_, '_> {
                     .filter(|a| a.task_group == group.name && !a.terminal())
             };
             let healthy = in_group()
-                .filter(|a| !marked(a))
+                .filter(|a| !marked(a) && !self.marking(a))
                 .filter(|a| {
                     a.deployment_status
                         .as_ref()
@@ -249,7 +305,8 @@ impl Marker<'_, '_> {
                 })
                 .count() as i64;
             let mut drainable: Vec<&&Arc<Allocation>> = in_group()
-                .filter(|a| !marked(a) && draining.contains(a.node_id.as_str()))
+                .filter(|a| !marked(a) && !self.marking(a))
+                .filter(|a| draining.contains(a.node_id.as_str()))
                 .collect();
             drainable.sort_by(|a, b| (&a.node_id, &a.name).cmp(&(&b.node_id, &b.name)));
             let max_parallel = migrate.max_parallel.max(1);
@@ -271,6 +328,7 @@ fn blocked_events(
     state: &State,
     draining: &[&Arc<Node>],
     now: DateTime<Utc>,
+    reported: &Reported,
     decision: &mut Decision,
 ) {
     for node in draining {
@@ -306,7 +364,8 @@ fn blocked_events(
                         .and_then(|details| details.get("eval_id"))
                         == Some(&blocked.id)
             });
-            if told {
+            let key = (node.id.clone(), blocked.id.clone(), group.to_string());
+            if told || reported.contains(&key) {
                 continue;
             }
             let event = NodeEvent::new(SUBSYSTEM_DRAIN, &message)

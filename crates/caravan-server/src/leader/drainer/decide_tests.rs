@@ -190,7 +190,7 @@ impl Sim {
             n += 1;
             format!("drain-eval-{n}")
         };
-        let decision = decide(&state, self.now, &mut new_id);
+        let decision = decide(&state, self.now, &Default::default(), &mut new_id);
         let marked = decision.marks.values().map(|m| m.transitions.len()).sum();
         for command in commands(decision, self.now) {
             self.apply(command);
@@ -302,9 +302,11 @@ fn batch_work_runs_until_the_deadline_then_stops_without_replacement() {
     assert_eq!(sim.live_on("node-a").len(), 2);
     assert!(!sim.drain_complete("node-a"));
     let state = sim.state();
-    assert!(decide(&state, sim.now, &mut || "x".into())
-        .wake_at
-        .is_some());
+    assert!(
+        decide(&state, sim.now, &Default::default(), &mut || "x".into())
+            .wake_at
+            .is_some()
+    );
     sim.now += chrono::Duration::seconds(61);
     assert_eq!(sim.pass(), 2);
     sim.settle();
@@ -422,4 +424,63 @@ fn a_migration_without_room_keeps_running_says_why_and_finishes_when_a_node_join
         .map(|a| a.name.clone())
         .collect();
     assert_eq!(on_b.len(), 2);
+}
+
+#[test]
+fn a_migration_blocked_before_the_deadline_is_stopped_when_it_passes() {
+    let mut sim = Sim::new(&["node-a"]);
+    sim.register("web", "service", 1, 1);
+    sim.drain("node-a", 60_000_000_000, false);
+    for _ in 0..3 {
+        sim.pass();
+        sim.settle();
+    }
+    assert_eq!(sim.live_on("node-a").len(), 1, "kept running without room");
+    sim.now += chrono::Duration::seconds(61);
+    let mut steps = 0;
+    while !sim.drain_complete("node-a") {
+        steps += 1;
+        assert!(
+            steps < 10,
+            "the deadline did not stop the blocked migration"
+        );
+        sim.pass();
+        sim.settle(); // pending evaluations only: the blocked one stays
+    }
+    assert!(sim.live_on("node-a").is_empty());
+}
+
+#[test]
+fn a_blocked_migration_already_told_is_not_told_again() {
+    let mut sim = Sim::new(&["node-a"]);
+    sim.register("web", "service", 1, 1);
+    sim.drain("node-a", 0, false);
+    for _ in 0..3 {
+        sim.pass();
+        sim.settle();
+    }
+    let blocked = sim
+        .state()
+        .evals_by_job(NS, "web")
+        .find(|e| e.status == EVAL_STATUS_BLOCKED)
+        .unwrap()
+        .id
+        .clone();
+    // The node keeps ten events: push the drain's event out of them.
+    let events = (0..10)
+        .map(|n| caravan_api_types::node::NodeEvent::new("Driver", &format!("event {n}")))
+        .collect();
+    sim.apply(Command::NodeEmitEvents {
+        node_id: "node-a".into(),
+        events,
+    });
+    let state = sim.state();
+    let told = |reported: &super::Reported| {
+        decide(&state, sim.now, reported, &mut || "x".into())
+            .events
+            .len()
+    };
+    assert_eq!(told(&Default::default()), 1, "forgotten by the node alone");
+    let reported = super::Reported::from([("node-a".into(), blocked, "group".into())]);
+    assert_eq!(told(&reported), 0, "the drainer remembers what it told");
 }

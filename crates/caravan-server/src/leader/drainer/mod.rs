@@ -21,7 +21,7 @@ use crate::leader::lifecycle::LeaderToken;
 
 pub mod decide;
 
-pub use decide::{blocked_message, decide, Decision};
+pub use decide::{blocked_message, decide, Decision, Reported};
 
 /// Changes arriving within this long of each other are handled in one pass
 /// (Nomad batches for 1 s; a shorter window keeps drains responsive).
@@ -36,20 +36,43 @@ pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
     let mut nodes = store.watch(Table::Nodes);
     let mut allocs = store.watch(Table::Allocs);
     let mut evals = store.watch(Table::Evals);
+    let mut reported = Reported::new();
     while !token.is_cancelled() {
         let snapshot = server.store().snapshot();
         let now = Utc::now();
+        // What was told about nodes no longer draining is forgotten.
+        reported.retain(|(node_id, _, _)| {
+            snapshot
+                .node(node_id)
+                .is_some_and(|node| node.is_draining())
+        });
         let mut new_id = || uuid::Uuid::new_v4().to_string();
-        let decision = decide(&snapshot, now, &mut new_id);
+        let decision = decide(&snapshot, now, &reported, &mut new_id);
         let wake_at = decision.wake_at;
+        let told: Vec<_> = decision
+            .events
+            .iter()
+            .filter_map(|(node_id, event)| {
+                let details = event.details.as_ref()?;
+                Some((
+                    node_id.clone(),
+                    details.get("eval_id")?.clone(),
+                    details.get("group")?.clone(),
+                ))
+            })
+            .collect();
         let failed = !decision.is_empty() && !write(&*server, decision).await;
+        if !failed {
+            reported.extend(told);
+        }
         // A failed write is tried again after a while; otherwise the next
-        // change or deadline brings the drainer round.
+        // change or deadline brings the drainer round (a deadline that
+        // passed during the write: at once).
         let retry = if failed {
             Duration::from_secs(1)
         } else {
             wake_at
-                .and_then(|at| (at - Utc::now()).to_std().ok())
+                .map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(Duration::from_secs(3600))
         };
         // Biased: a simulation must replay branch choices from its seed.
@@ -109,6 +132,11 @@ pub fn commands(decision: Decision, now: DateTime<Utc>) -> Vec<Command> {
     }
     if !entry.transitions.is_empty() {
         commands.push(Command::AllocsTransition(Box::new(entry)));
+    }
+    if !decision.evals.is_empty() {
+        commands.push(Command::EvalsUpsert {
+            evals: decision.evals,
+        });
     }
     for (node_id, event) in decision.events {
         commands.push(Command::NodeEmitEvents {
