@@ -277,6 +277,16 @@ def test_eligibility_and_drain_with_running_work(job_agent):
     wait_for(lambda: [a for a in client.job.get_allocations("kept")
                       if a["ClientStatus"] == "running"], "the placement")
 
+    # Node evaluate: one node-update evaluation per job that has (or had)
+    # an allocation on the node.
+    answer = client.node.evaluate_node(node_id)
+    assert answer["EvalCreateIndex"] > 0
+    evaluations = [client.evaluation.get_evaluation(i) for i in answer["EvalIDs"]]
+    jobs = [e["JobID"] for e in evaluations]
+    assert "kept" in jobs and len(jobs) == len(set(jobs))
+    assert all(e["TriggeredBy"] == "node-update" and e["NodeID"] == node_id
+               for e in evaluations)
+
     # Ineligible: what runs stays, nothing new is placed.
     client.node.eligible_node(node_id, ineligible=True)
     answer = client.jobs.register_job({"Job": job(ID="waits")})

@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use caravan_api_types::eval::{Evaluation, TRIGGER_NODE_UPDATE};
+use caravan_api_types::job::{JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM};
 use caravan_api_types::node::{
     DrainSpec, Node, NodeDrainUpdateResponse, NodeServerInfo, NodeUpdateDrainRequest,
     NodeUpdateEligibilityRequest, NodeUpdateResponse, ELIGIBLE, INELIGIBLE,
 };
 use caravan_config::flags::parse_go_bool;
-use caravan_state::{Command, CommandResult, Table, WatchKey, ALLOCS_BY_NODE};
+use caravan_state::{new_eval, ns_key, Command, CommandResult, Table, WatchKey, ALLOCS_BY_NODE};
 use chrono::Utc;
 use http::StatusCode;
 
@@ -254,8 +256,9 @@ fn update_response(
     })
 }
 
-/// The answer of drain and eligibility writes. No evaluations are created
-/// (there are no jobs yet), so `EvalIDs` is null.
+/// The answer of drain and eligibility writes. They create no evaluations
+/// here (the leader's node reactions and drainer write those), so
+/// `EvalIDs` is null.
 fn node_write_reply(index: u64) -> Result<Reply, ApiError> {
     let response = NodeDrainUpdateResponse {
         node_modify_index: index,
@@ -266,14 +269,54 @@ fn node_write_reply(index: u64) -> Result<Reply, ApiError> {
     Ok(Reply::json(&response)?.write_index(index))
 }
 
-/// Creates evaluations for the node's jobs. There are no jobs yet, so none
-/// are created: `EvalIDs` is null and the indexes are 0, as Nomad answers
-/// when there is nothing to evaluate.
+/// `POST /v1/node/:id/evaluate`: a `node-update` evaluation for every job
+/// with an allocation on the node and every system and sysbatch job
+/// (Nomad's `createNodeEvals`), written together. With none to write, the
+/// answer has no `EvalIDs` and index 0, as Nomad's.
 async fn evaluate(request: Request) -> Result<Reply, ApiError> {
     let id = node_id(&request)?;
-    existing(&request, &id)?;
-    let response = update_response(&request, 0, 0)?;
-    Ok(Reply::json(&response)?.write_index(0))
+    let node = existing(&request, &id)?;
+    let state = request.server()?.store().snapshot();
+    let mut jobs = std::collections::BTreeMap::new();
+    for alloc in state.allocs_by_node(&id) {
+        if let Some(job) = state.job(&alloc.namespace, &alloc.job_id) {
+            jobs.insert(ns_key(&job.namespace, &job.id), Arc::clone(job));
+        }
+    }
+    for job in state
+        .jobs_by_type(JOB_TYPE_SYSTEM)
+        .chain(state.jobs_by_type(JOB_TYPE_SYSBATCH))
+        .filter(|job| !job.stop)
+    {
+        jobs.insert(ns_key(&job.namespace, &job.id), Arc::clone(job));
+    }
+    let now = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let evals: Vec<Evaluation> = jobs
+        .values()
+        .map(|job| Evaluation {
+            node_id: id.clone(),
+            node_modify_index: node.modify_index,
+            job_modify_index: job.job_modify_index,
+            ..new_eval(
+                job,
+                TRIGGER_NODE_UPDATE,
+                uuid::Uuid::new_v4().to_string(),
+                now,
+            )
+        })
+        .collect();
+    if evals.is_empty() {
+        let response = update_response(&request, 0, node.modify_index)?;
+        return Ok(Reply::json(&response)?.write_index(0));
+    }
+    let ids: Vec<String> = evals.iter().map(|eval| eval.id.clone()).collect();
+    let index = apply(&request, Command::EvalsUpsert { evals }).await?;
+    let response = NodeUpdateResponse {
+        eval_ids: Some(ids),
+        eval_create_index: index,
+        ..update_response(&request, index, node.modify_index)?
+    };
+    Ok(Reply::json(&response)?.write_index(index))
 }
 
 async fn drain(request: Request) -> Result<Reply, ApiError> {
