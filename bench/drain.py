@@ -64,12 +64,13 @@ def job(job_id, count, job_type="service", priority=50, cpu=2, max_parallel=None
     group = {
         "Name": "app",
         "Count": count,
-        "EphemeralDisk": {"SizeMB": 1},
+        "EphemeralDisk": {"SizeMB": 10},
         "Tasks": [{
             "Name": "app",
             "Driver": "raw_exec",
             "Config": {"command": "/bin/sleep", "args": ["600"]},
             "Resources": {"CPU": cpu, "MemoryMB": 10},
+            "LogConfig": {"MaxFiles": 1, "MaxFileSizeMB": 1},
         }],
     }
     if max_parallel is not None:
