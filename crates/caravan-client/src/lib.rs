@@ -5,10 +5,13 @@
 pub mod allocs;
 pub mod drivers;
 pub mod fingerprint;
+pub mod fs;
+pub mod host_stats;
 pub mod identity;
 pub mod rpc;
 pub mod runner;
 mod servers;
+pub mod stats;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -134,6 +137,13 @@ impl Client {
 
     pub fn node_id(&self) -> &str {
         &self.options.identity.node_id
+    }
+
+    /// One allocation this client holds (its runner, directory and task
+    /// states), for the client endpoints; `None` when it has no runner
+    /// here.
+    pub fn alloc_view(&self, alloc_id: &str) -> Option<runner::AllocView> {
+        self.manager.get()?.view(alloc_id)
     }
 
     /// The node as last fingerprinted.

@@ -196,6 +196,18 @@ pub trait Driver: Send + Sync {
 
     /// Releases what the driver kept for an exited task.
     fn destroy<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>>;
+
+    /// What the running task uses now (the stats endpoints).
+    /// `Err(NotFound)` when nothing of it runs; a driver that cannot
+    /// measure keeps this default.
+    fn usage<'a>(
+        &'a self,
+        _handle: &'a TaskHandle,
+    ) -> BoxFuture<'a, Result<TaskUsage, DriverError>> {
+        Box::pin(std::future::ready(Err(DriverError::Unsupported(
+            "resource usage",
+        ))))
+    }
 }
 
 pub mod executor;
@@ -203,8 +215,10 @@ pub mod logs;
 pub mod proc;
 pub mod raw_exec;
 pub mod signal;
+pub mod usage;
 
 pub use raw_exec::RawExec;
+pub use usage::{ProcessUsage, TaskUsage};
 
 /// The drivers this client offers, by name; what the task runner looks a
 /// task's `driver` up in.

@@ -330,6 +330,21 @@ impl Driver for RawExec {
     fn destroy<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(self.destroy_task(handle))
     }
+
+    fn usage<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+    ) -> BoxFuture<'a, Result<crate::TaskUsage, DriverError>> {
+        Box::pin(async move {
+            let state = state_of(handle)?;
+            // The group check keeps an unrelated group that took the
+            // number after ours was gone from being measured.
+            if !group_running(&state) {
+                return Err(DriverError::NotFound);
+            }
+            Ok(crate::usage::group_usage(state.task_pid, state.session))
+        })
+    }
 }
 
 /// `command` (required) and `args` from the task's `config` block.

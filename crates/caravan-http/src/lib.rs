@@ -12,6 +12,10 @@ pub mod agent;
 mod agent_config;
 pub mod allocs;
 pub mod blocking;
+mod client_allocs;
+mod client_fs;
+mod client_fs_stream;
+pub mod client_route;
 pub mod consistency;
 pub mod context;
 mod decode;
@@ -54,6 +58,8 @@ pub fn routes() -> Vec<Route> {
         nodes::routes(),
         jobs::routes(),
         allocs::routes(),
+        client_allocs::routes(),
+        client_fs::routes(),
         evals::routes(),
         operator::routes(),
     ]
@@ -228,6 +234,34 @@ mod route_table_tests {
             ("DELETE", "/v1/evaluations", Require(Management)),
             ("GET", "/v1/evaluation/{id}", InHandler),
             ("GET", "/v1/evaluation/{id}/allocations", InHandler),
+            // The client allocation endpoints check read-job,
+            // alloc-lifecycle or submit-job in the allocation's namespace,
+            // known only once it is found; the node's own need node rights.
+            ("GET", "/v1/client/allocation/{id}/stats", InHandler),
+            ("PUT", "/v1/client/allocation/{id}/signal", InHandler),
+            ("POST", "/v1/client/allocation/{id}/signal", InHandler),
+            ("GET", "/v1/client/allocation/{id}/restart", InHandler),
+            ("PUT", "/v1/client/allocation/{id}/restart", InHandler),
+            ("POST", "/v1/client/allocation/{id}/restart", InHandler),
+            ("DELETE", "/v1/client/allocation/{id}/restart", InHandler),
+            ("GET", "/v1/client/allocation/{id}/gc", InHandler),
+            ("PUT", "/v1/client/allocation/{id}/gc", InHandler),
+            ("POST", "/v1/client/allocation/{id}/gc", InHandler),
+            ("DELETE", "/v1/client/allocation/{id}/gc", InHandler),
+            ("GET", "/v1/client/stats", Require(NodeRead)),
+            ("GET", "/v1/client/gc", Require(NodeWrite)),
+            ("PUT", "/v1/client/gc", Require(NodeWrite)),
+            ("POST", "/v1/client/gc", Require(NodeWrite)),
+            ("DELETE", "/v1/client/gc", Require(NodeWrite)),
+            // The client fs endpoints check read-fs (read-logs for logs)
+            // in the allocation's namespace, known only once it is found.
+            ("GET", "/v1/client/fs/ls/{alloc}", InHandler),
+            ("GET", "/v1/client/fs/stat/{alloc}", InHandler),
+            ("GET", "/v1/client/fs/cat/{alloc}", InHandler),
+            ("GET", "/v1/client/fs/readat/{alloc}", InHandler),
+            ("GET", "/v1/client/fs/stream/{alloc}", InHandler),
+            ("GET", "/v1/client/fs/logs/{alloc}", InHandler),
+            ("GET", "/v1/client/fs/{*rest}", InHandler),
         ]
     }
 

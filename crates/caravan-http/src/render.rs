@@ -7,7 +7,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::context::AgentContext;
 use crate::error::ApiError;
-use crate::reply::{Meta, Reply};
+use crate::reply::{Meta, Reply, Streamed};
 
 pub const INDEX_HEADER: &str = "x-nomad-index";
 pub const KNOWN_LEADER_HEADER: &str = "x-nomad-knownleader";
@@ -16,18 +16,26 @@ pub const NEXT_TOKEN_HEADER: &str = "x-nomad-nexttoken";
 
 /// A successful reply, with its index headers and `?pretty` applied.
 pub fn render_reply(ctx: &AgentContext, reply: Reply, pretty: bool, is_query: bool) -> Response {
+    let json = reply.content_type.is_none();
     let body = match reply.body {
-        Some(body) if pretty => prettify(&body).map(bytes::Bytes::from).unwrap_or(body),
+        Some(body) if pretty && json => prettify(&body).map(bytes::Bytes::from).unwrap_or(body),
         Some(body) => body,
         None => bytes::Bytes::new(),
     };
-    let has_body = !body.is_empty();
-    let mut response = Response::new(Body::from(body));
+    let streamed = reply.stream.as_ref().and_then(Streamed::take);
+    let has_body = streamed.is_some() || !body.is_empty();
+    let mut response = Response::new(streamed.unwrap_or_else(|| Body::from(body)));
     *response.status_mut() = reply.status;
-    if has_body {
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    match reply.content_type {
+        Some(content_type) => {
+            response.headers_mut().insert(CONTENT_TYPE, content_type);
+        }
+        None if has_body => {
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        None => {}
     }
     match reply.meta {
         Meta::Write { index } => set_header(&mut response, INDEX_HEADER, index.to_string()),

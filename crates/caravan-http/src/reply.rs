@@ -1,11 +1,45 @@
 //! What a handler answers, before the common layer adds headers and
 //! formatting.
 
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
+use caravan_api_types::sync::lock;
 use http::StatusCode;
 use serde::Serialize;
 
 use crate::error::ApiError;
+
+/// A body sent while it is produced (a followed file, a relayed stream),
+/// taken once when the reply is rendered. Shared, so a `Reply` stays
+/// `Clone`; equal only to itself.
+#[derive(Clone)]
+pub struct Streamed(Arc<Mutex<Option<axum::body::Body>>>);
+
+impl Streamed {
+    pub fn new(body: axum::body::Body) -> Self {
+        Self(Arc::new(Mutex::new(Some(body))))
+    }
+
+    /// The body, the first time only.
+    pub fn take(&self) -> Option<axum::body::Body> {
+        lock(&self.0).take()
+    }
+}
+
+impl PartialEq for Streamed {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Streamed {}
+
+impl std::fmt::Debug for Streamed {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Streamed(..)")
+    }
+}
 
 /// Which index header a reply carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +62,11 @@ pub struct Reply {
     pub meta: Meta,
     /// `X-Nomad-NextToken`: set when a paginated list has another page.
     pub next_token: Option<String>,
+    /// A body that is not JSON (file contents, plain logs, a relayed
+    /// answer): its content type; `?pretty` leaves it alone.
+    pub content_type: Option<http::HeaderValue>,
+    /// A streamed body, sent instead of `body`.
+    pub stream: Option<Streamed>,
 }
 
 impl Reply {
@@ -40,6 +79,8 @@ impl Reply {
             body: Some(Bytes::from(body)),
             meta: Meta::None,
             next_token: None,
+            content_type: None,
+            stream: None,
         })
     }
 
@@ -50,6 +91,8 @@ impl Reply {
             body: Some(body),
             meta: Meta::None,
             next_token: None,
+            content_type: None,
+            stream: None,
         }
     }
 
@@ -60,6 +103,28 @@ impl Reply {
             body: None,
             meta: Meta::None,
             next_token: None,
+            content_type: None,
+            stream: None,
+        }
+    }
+
+    /// 200 with `body` as it is, of `content_type`.
+    pub fn raw(body: Bytes, content_type: http::HeaderValue) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: Some(body),
+            meta: Meta::None,
+            next_token: None,
+            content_type: Some(content_type),
+            stream: None,
+        }
+    }
+
+    /// 200 with `body` sent as it is produced, of `content_type`.
+    pub fn streamed(body: axum::body::Body, content_type: http::HeaderValue) -> Self {
+        Self {
+            stream: Some(Streamed::new(body)),
+            ..Self::raw(Bytes::new(), content_type)
         }
     }
 

@@ -106,6 +106,8 @@ pub struct Request {
     pub body: Bytes,
     /// The caller, resolved from its token (unrestricted when ACLs are off).
     pub identity: Identity,
+    /// The path and query as sent (what a relay to another agent sends on).
+    pub path_and_query: String,
 }
 
 impl Request {
@@ -234,6 +236,10 @@ pub async fn dispatch(
         Err(_) => Vec::new(),
     };
     let request = Request {
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
         ctx: Arc::clone(&ctx),
         method: parts.method.clone(),
         path_params,

@@ -15,11 +15,12 @@ use caravan_api_types::alloc::{
 use caravan_api_types::job::Task;
 use caravan_api_types::sync::lock;
 use caravan_rpc::AllocUpdate;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::dir::AllocDir;
 use super::events;
 use super::health;
+use super::lifecycle::RestartRequest;
 use super::state::{LocalAlloc, LocalTask};
 use super::task::{phase_of, Kill, TaskRunner};
 use super::RunnerContext;
@@ -56,6 +57,9 @@ pub(crate) struct AllocShared {
     /// Bumped on every task change (what the health watcher waits on; the
     /// alloc runner has `changed`).
     pub revision: watch::Sender<u64>,
+    /// Per task, where restarts asked for through the API go (its task
+    /// runner takes them while the task runs).
+    pub restarts: BTreeMap<String, mpsc::UnboundedSender<RestartRequest>>,
 }
 
 impl AllocShared {
@@ -201,8 +205,13 @@ pub(crate) fn start(
         .and_then(|job| job.group(&local.alloc.task_group))
         .map(|group| group.tasks.clone())
         .unwrap_or_default();
+    let mut restarts = BTreeMap::new();
+    let mut restart_receivers = BTreeMap::new();
     for task in &tasks {
         local.tasks.entry(task.name.clone()).or_default();
+        let (sender, receiver) = mpsc::unbounded_channel();
+        restarts.insert(task.name.clone(), sender);
+        restart_receivers.insert(task.name.clone(), receiver);
     }
     let shared = Arc::new(AllocShared {
         id: local.alloc.id.clone(),
@@ -216,6 +225,7 @@ pub(crate) fn start(
         done: watch::Sender::new(false),
         last_reported: Mutex::new(None),
         revision: watch::Sender::new(0),
+        restarts,
     });
     let rule = {
         let local = lock(&shared.local);
@@ -228,11 +238,23 @@ pub(crate) fn start(
     if let Some(rule) = rule {
         tokio::spawn(health::watch(Arc::clone(&shared), tasks.clone(), rule));
     }
-    tokio::spawn(run(Arc::clone(&shared), Arc::clone(ctx), tasks, restore));
+    tokio::spawn(run(
+        Arc::clone(&shared),
+        Arc::clone(ctx),
+        tasks,
+        restart_receivers,
+        restore,
+    ));
     Ok(AllocHandle { shared })
 }
 
-async fn run(shared: Arc<AllocShared>, ctx: Arc<RunnerContext>, tasks: Vec<Task>, restore: bool) {
+async fn run(
+    shared: Arc<AllocShared>,
+    ctx: Arc<RunnerContext>,
+    tasks: Vec<Task>,
+    mut restarts: BTreeMap<String, mpsc::UnboundedReceiver<RestartRequest>>,
+    restore: bool,
+) {
     if let Err(error) = shared.dir.build() {
         for task in &tasks {
             shared.with_task(&task.name, |local| {
@@ -250,11 +272,16 @@ async fn run(shared: Arc<AllocShared>, ctx: Arc<RunnerContext>, tasks: Vec<Task>
     for task in &tasks {
         let (sender, receiver) = watch::channel(None);
         kills.insert(task.name.clone(), sender);
+        // Every task got its channel in `start`; a missing one would only
+        // mean restarts find it not running.
         let runner = TaskRunner {
             name: task.name.clone(),
             shared: Arc::clone(&shared),
             ctx: Arc::clone(&ctx),
             kill: receiver,
+            restarts: restarts
+                .remove(&task.name)
+                .unwrap_or_else(|| mpsc::unbounded_channel().1),
             restore,
         };
         tokio::spawn(runner.run());

@@ -28,6 +28,7 @@ pub const LEADER_DEAD: &str = "Leader Task Dead";
 pub const MAIN_DEAD: &str = "Main Tasks Dead";
 pub const FAILED_RESTORING: &str = "Failed Restoring Task";
 pub const SIGNALING: &str = "Signaling";
+pub const RESTART_SIGNALED: &str = "Restart Signaled";
 
 fn nanos(duration: Duration) -> i64 {
     i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
@@ -88,7 +89,8 @@ pub fn restarting(delay: Duration, reason: &str) -> TaskEvent {
         "Task restarting in {}",
         format_go_duration_nanos(nanos(delay))
     );
-    let display = match reason == REASON_WITHIN_POLICY {
+    // A user's restart gives no reason: the bare delay is shown.
+    let display = match reason.is_empty() || reason == REASON_WITHIN_POLICY {
         true => when,
         false => format!("{reason} - {when}"),
     };
@@ -194,6 +196,16 @@ pub fn signaling(signal: &str, reason: &str) -> TaskEvent {
     signaling
 }
 
+/// A restart asked for through the API (`reason` says which tasks).
+pub fn restart_signaled(reason: &str) -> TaskEvent {
+    let mut signaled = event(RESTART_SIGNALED, reason);
+    signaled.restart_reason = reason.to_string();
+    signaled
+        .details
+        .insert("restart_reason".into(), reason.to_string());
+    signaled
+}
+
 /// Appends `event`, keeping at most [`MAX_EVENTS`].
 pub fn record(state: &mut TaskState, event: TaskEvent) {
     let events = state.events.get_or_insert_with(Vec::new);
@@ -227,6 +239,14 @@ mod tests {
             )
             .display_message,
             "Exceeded allowed attempts, applying a delay - Task restarting in 50s"
+        );
+        assert_eq!(
+            restarting(Duration::ZERO, "").display_message,
+            "Task restarting in 0s"
+        );
+        assert_eq!(
+            restart_signaled("User requested task to restart").display_message,
+            "User requested task to restart"
         );
         assert_eq!(
             killing(Duration::from_secs(5), "").display_message,

@@ -10,17 +10,20 @@
 //! - [`env`]: the task's environment and interpolation.
 //! - [`dir`]: the allocation directory.
 //! - [`state`]: what is persisted to find tasks again.
+//! - [`lifecycle`]: signals, user restarts, forced collection and usage,
+//!   for the client endpoints.
 
 pub mod alloc;
 pub mod dir;
 pub mod env;
 pub mod events;
 pub mod health;
+pub mod lifecycle;
 pub mod restart;
 pub mod state;
 pub mod task;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,10 +57,22 @@ pub struct RunnerContext {
     pub host_env: Vec<(String, String)>,
 }
 
+/// One allocation as this client holds it, for the client endpoints.
+#[derive(Debug, Clone)]
+pub struct AllocView {
+    pub alloc: caravan_api_types::alloc::Allocation,
+    /// `<alloc_dir>/<alloc_id>`: every path the endpoints serve is under it.
+    pub root: PathBuf,
+    pub tasks: BTreeMap<String, caravan_api_types::alloc::TaskState>,
+}
+
 /// The alloc runners of this node.
 pub struct AllocManager {
     ctx: Arc<RunnerContext>,
     runners: Mutex<HashMap<String, AllocHandle>>,
+    /// Allocations collected on request that the servers still list: not
+    /// to be run again. Locked after `runners` when both are.
+    collected: Mutex<HashSet<String>>,
 }
 
 impl AllocManager {
@@ -65,6 +80,7 @@ impl AllocManager {
         Self {
             ctx: Arc::new(ctx),
             runners: Mutex::new(HashMap::new()),
+            collected: Mutex::new(HashSet::new()),
         }
     }
 
@@ -95,9 +111,15 @@ impl AllocManager {
     /// no longer listed are destroyed.
     pub fn sync(&self, reply: NodeAllocsReply) {
         let mut runners = lock(&self.runners);
+        let mut collected = lock(&self.collected);
+        // Once the servers forget a collected allocation, so can we.
+        collected.retain(|id| reply.allocs.contains_key(id));
         for alloc in reply.changed {
             if let Some(runner) = runners.get(&alloc.id) {
                 runner.shared.replace_alloc(alloc);
+                continue;
+            }
+            if collected.contains(&alloc.id) {
                 continue;
             }
             // Nothing to run for one the servers already stopped, or one
@@ -160,6 +182,23 @@ impl AllocManager {
             })
             .collect();
         let _ = tokio::time::timeout(limit, futures::future::join_all(waits)).await;
+    }
+
+    /// What the client endpoints read of one allocation this node holds:
+    /// `None` if it has no runner here.
+    pub fn view(&self, alloc_id: &str) -> Option<AllocView> {
+        let runners = lock(&self.runners);
+        let runner = runners.get(alloc_id)?;
+        let shared = &runner.shared;
+        Some(AllocView {
+            alloc: shared.alloc(),
+            root: shared.dir.root().to_path_buf(),
+            tasks: shared
+                .task_states()
+                .into_iter()
+                .map(|(name, task)| (name, task.state))
+                .collect(),
+        })
     }
 
     /// How many allocations this node runs or keeps.

@@ -18,11 +18,12 @@ use caravan_api_types::alloc::{
 };
 use caravan_api_types::job::{Job, RestartPolicy, Task, TaskGroup};
 use caravan_drivers::{Driver, DriverError, ExitResult, StartAttempt, TaskConfig, TaskHandle};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::alloc::{AllocShared, Phase};
 use super::env::{interpolate_config, task_env, EnvInputs, TaskPaths};
 use super::events;
+use super::lifecycle::{LifecycleError, RestartRequest, UserRestart};
 use super::restart::{Decision, Outcome, RestartTracker};
 use super::state::LocalTask;
 use super::RunnerContext;
@@ -52,6 +53,9 @@ pub(super) struct TaskRunner {
     pub shared: Arc<AllocShared>,
     pub ctx: Arc<RunnerContext>,
     pub kill: watch::Receiver<Option<Kill>>,
+    /// Restarts asked for through the API; only a running instance takes
+    /// one, any other moment answers `Task not running`.
+    pub restarts: mpsc::UnboundedReceiver<RestartRequest>,
     /// The client restarted: recover the task instead of starting it.
     pub restore: bool,
 }
@@ -203,7 +207,22 @@ impl TaskRunner {
                     self.kill_task(&*driver, &task, &handle, kill).await;
                     return;
                 }
+                Some(request) = self.restarts.recv() => {
+                    match self.restart_task(&*driver, &task, &handle, request).await {
+                        UserRestart::Done => continue,
+                        UserRestart::Failed => {
+                            // Still running: keep watching this instance
+                            // rather than start a second one.
+                            running = Some(handle);
+                            continue;
+                        }
+                        UserRestart::Killed => return,
+                    }
+                }
             };
+            // Restarts asked for while this instance was exiting are too
+            // late for it.
+            self.refuse_restarts();
             let exit = exit.unwrap_or_else(|error| {
                 tracing::warn!(alloc_id = %self.shared.id, task = %self.name, %error, "lost track of the task");
                 ExitResult {
@@ -380,38 +399,61 @@ impl TaskRunner {
         let Decision::Restart { delay, .. } = decision else {
             return false;
         };
-        tokio::select! {
-            () = tokio::time::sleep(delay) => true,
-            _ = wait_kill(&mut self.kill) => {
-                self.finish(None, false);
-                false
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return true,
+                _ = wait_kill(&mut self.kill) => {
+                    self.finish(None, false);
+                    return false;
+                }
+                Some(request) = self.restarts.recv() => {
+                    let _ = request.reply.send(Err(LifecycleError::TaskNotRunning));
+                }
             }
         }
     }
 
+    /// Stops the instance with the task's kill signal and timeout, then
+    /// SIGKILL if that failed.
+    pub(super) async fn stop_instance(
+        &self,
+        driver: &dyn Driver,
+        task: &Task,
+        handle: &TaskHandle,
+    ) -> Result<(), DriverError> {
+        // raw_exec and exec interrupt first, as Nomad's do.
+        let signal = match task.kill_signal.is_empty() {
+            true => "SIGINT",
+            false => task.kill_signal.as_str(),
+        };
+        let stopped = driver.stop(handle, signal, self.kill_timeout(task)).await;
+        if let Err(error) = &stopped {
+            // An unknown kill signal (not checked at submission, as in
+            // Nomad) or a failed stop must not leave the task running.
+            tracing::warn!(alloc_id = %self.shared.id, task = %self.name, %error, "stopping the task failed; killing it");
+            if driver.stop(handle, "SIGKILL", Duration::ZERO).await.is_ok() {
+                return Ok(());
+            }
+        }
+        stopped
+    }
+
+    fn kill_timeout(&self, task: &Task) -> Duration {
+        Duration::from_nanos(u64::try_from(task.kill_timeout).unwrap_or(0))
+            .min(self.ctx.max_kill_timeout)
+    }
+
     async fn kill_task(&self, driver: &dyn Driver, task: &Task, handle: &TaskHandle, kill: Kill) {
-        let timeout = Duration::from_nanos(u64::try_from(task.kill_timeout).unwrap_or(0))
-            .min(self.ctx.max_kill_timeout);
+        let timeout = self.kill_timeout(task);
         self.update(|state| {
             if let Some(event) = kill.event.clone() {
                 events::record(state, event);
             }
             events::record(state, events::killing(timeout, &kill.reason));
         });
-        // raw_exec and exec interrupt first, as Nomad's do.
-        let signal = match task.kill_signal.is_empty() {
-            true => "SIGINT",
-            false => task.kill_signal.as_str(),
-        };
-        let mut stopped = driver.stop(handle, signal, timeout).await;
-        if let Err(error) = &stopped {
-            // An unknown kill signal (not checked at submission, as in
-            // Nomad) or a failed stop must not leave the task running.
-            tracing::warn!(alloc_id = %self.shared.id, task = %self.name, %error, "stopping the task failed; killing it");
-            if driver.stop(handle, "SIGKILL", Duration::ZERO).await.is_ok() {
-                stopped = Ok(());
-            }
-        }
+        let stopped = self.stop_instance(driver, task, handle).await;
         let exit = driver.wait(handle).await.ok();
         let error = stopped.err().map(|error| error.to_string());
         // Saved before the driver forgets the exit, as after any exit.
@@ -467,12 +509,12 @@ impl TaskRunner {
     }
 
     /// The task is dead for good.
-    fn finish(&self, event: Option<TaskEvent>, failed: bool) {
+    pub(super) fn finish(&self, event: Option<TaskEvent>, failed: bool) {
         self.shared
             .with_task(&self.name, move |local| finished(local, event, failed));
     }
 
-    fn update(&self, change: impl FnOnce(&mut caravan_api_types::alloc::TaskState)) {
+    pub(super) fn update(&self, change: impl FnOnce(&mut caravan_api_types::alloc::TaskState)) {
         self.shared
             .with_task(&self.name, move |local| change(&mut local.state));
     }
@@ -492,7 +534,7 @@ fn finished(local: &mut LocalTask, event: Option<TaskEvent>, failed: bool) {
 }
 
 /// Records a restart decision: `Restarting` and pending, or dead for good.
-fn record_decision(local: &mut LocalTask, decision: &Decision) {
+pub(super) fn record_decision(local: &mut LocalTask, decision: &Decision) {
     match decision {
         Decision::Restart { delay, reason } => {
             events::record(&mut local.state, events::restarting(*delay, reason));

@@ -1,0 +1,204 @@
+//! Where a client endpoint (`/v1/client/...`) is answered (scheduling.md
+//! §10): by this agent's own client when it holds the allocation or is
+//! the node asked for, else relayed to the agent of the node that does
+//! (a server knows every node's HTTP address), or, from a client-only
+//! agent, through one of its servers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use caravan_api_types::node::NODE_STATUS_DOWN;
+use caravan_client::runner::AllocView;
+use caravan_client::Client;
+use http::{HeaderValue, StatusCode};
+
+use crate::error::ApiError;
+use crate::forward::{forwarded_hops, FORWARDED_HEADER};
+use crate::reply::Reply;
+use crate::route::Request;
+
+/// A relayed request may take this long (a large file, a slow node).
+const RELAY_TIMEOUT: Duration = Duration::from_secs(300);
+/// A client endpoint is relayed at most twice (client agent → server →
+/// node agent), so two agents can never pass a request back and forth.
+const MAX_RELAYS: u32 = 2;
+
+/// Who answers for an allocation.
+pub enum AllocHolder {
+    /// This agent's client holds it (boxed: a view is large, a relay
+    /// target small).
+    Local(Box<AllocView>, Arc<Client>),
+    /// The agent at this base URL (`http://host:port`) does.
+    Remote(String),
+}
+
+/// Who answers for a node.
+pub enum NodeHolder {
+    Local(Arc<Client>),
+    Remote(String),
+}
+
+fn unknown_alloc(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("Unknown allocation {id:?}"))
+}
+
+fn no_path() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "No path to node")
+}
+
+fn scheme(request: &Request) -> &'static str {
+    if request.ctx.config.tls.http {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// A server of this client-only agent, as a base URL (servers answer the
+/// HTTP API on their RPC port too).
+fn via_server(request: &Request, client: &Client) -> Result<String, ApiError> {
+    let servers = client.servers().get();
+    let server = servers.first().ok_or_else(no_path)?;
+    let scheme = if request.ctx.config.tls.rpc {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!("{scheme}://{server}"))
+}
+
+/// The agent of a ready node, as a base URL.
+fn node_base(request: &Request, node: &caravan_api_types::node::Node) -> Result<String, ApiError> {
+    if node.status == NODE_STATUS_DOWN || node.http_addr.is_empty() {
+        return Err(no_path());
+    }
+    Ok(format!("{}://{}", scheme(request), node.http_addr))
+}
+
+/// Who answers for allocation `alloc_id`.
+pub fn alloc_holder(request: &Request, alloc_id: &str) -> Result<AllocHolder, ApiError> {
+    if alloc_id.is_empty() {
+        return Err(ApiError::bad_request("must provide a valid alloc id"));
+    }
+    if let Some(client) = &request.ctx.client {
+        if let Some(view) = client.alloc_view(alloc_id) {
+            return Ok(AllocHolder::Local(Box::new(view), Arc::clone(client)));
+        }
+    }
+    let Some(server) = &request.ctx.server else {
+        return match &request.ctx.client {
+            Some(client) => Ok(AllocHolder::Remote(via_server(request, client)?)),
+            None => Err(no_path()),
+        };
+    };
+    let state = server.store().snapshot();
+    let alloc = state
+        .alloc(alloc_id)
+        .ok_or_else(|| unknown_alloc(alloc_id))?;
+    if request
+        .ctx
+        .client
+        .as_ref()
+        .is_some_and(|client| client.node_id() == alloc.node_id)
+    {
+        // Ours, but its runner is gone (collected, or never started).
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("state for allocation {alloc_id} not found on client"),
+        ));
+    }
+    let node = state.node(&alloc.node_id).ok_or_else(no_path)?;
+    Ok(AllocHolder::Remote(node_base(request, node)?))
+}
+
+/// [`alloc_holder`], once the caller holds one of `capabilities` in the
+/// allocation's namespace. A server checks before relaying (the node's
+/// agent checks again); a client-only agent knows the namespace only of
+/// its own allocations and leaves the rest to its server.
+pub fn permitted_holder(
+    request: &Request,
+    alloc_id: &str,
+    capabilities: &[&str],
+) -> Result<AllocHolder, ApiError> {
+    let allowed = |namespace: &str| {
+        capabilities
+            .iter()
+            .any(|capability| request.identity.acl.allows_namespace(namespace, capability))
+    };
+    let holder = alloc_holder(request, alloc_id)?;
+    let namespace = match &holder {
+        AllocHolder::Local(view, _) => Some(view.alloc.namespace.clone()),
+        AllocHolder::Remote(_) => request.ctx.server.as_ref().and_then(|server| {
+            let state = server.store().snapshot();
+            state.alloc(alloc_id).map(|alloc| alloc.namespace.clone())
+        }),
+    };
+    match namespace {
+        Some(namespace) if !allowed(&namespace) => Err(ApiError::permission_denied()),
+        _ => Ok(holder),
+    }
+}
+
+/// Who answers for node `node_id` (the `node_id` query parameter), or for
+/// this agent's own node when none is given.
+pub fn node_holder(request: &Request) -> Result<NodeHolder, ApiError> {
+    let wanted = request.query_value("node_id").filter(|id| !id.is_empty());
+    if let Some(client) = &request.ctx.client {
+        if wanted.is_none_or(|id| id == client.node_id()) {
+            return Ok(NodeHolder::Local(Arc::clone(client)));
+        }
+    }
+    let Some(node_id) = wanted else {
+        return Err(ApiError::bad_request(
+            "No local Node and node_id not provided",
+        ));
+    };
+    let Some(server) = &request.ctx.server else {
+        return match &request.ctx.client {
+            Some(client) => Ok(NodeHolder::Remote(via_server(request, client)?)),
+            None => Err(no_path()),
+        };
+    };
+    let state = server.store().snapshot();
+    let node = state
+        .node(node_id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Unknown node {node_id:?}")))?;
+    Ok(NodeHolder::Remote(node_base(request, node)?))
+}
+
+/// Sends `request` on to the agent at `base` and answers with what it
+/// answered (status, content type and body as they came).
+pub async fn relay(request: &Request, base: &str) -> Result<Reply, ApiError> {
+    let hops = forwarded_hops(&request.headers) + 1;
+    if hops > MAX_RELAYS {
+        return Err(no_path());
+    }
+    let url = format!("{base}{}", request.path_and_query);
+    let mut outgoing = request
+        .ctx
+        .http_client
+        .request(request.method.clone(), &url)
+        .timeout(RELAY_TIMEOUT)
+        .header(FORWARDED_HEADER, hops.to_string())
+        .body(request.body.clone());
+    for name in ["x-nomad-token", "authorization"] {
+        if let Some(value) = request.headers.get(name) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let response = outgoing.send().await.map_err(|error| {
+        tracing::debug!(%url, %error, "relaying a client request failed");
+        no_path()
+    })?;
+    let status = StatusCode::from_u16(response.status().as_u16())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok())
+        .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
+    let body = response.bytes().await.map_err(|error| {
+        ApiError::internal(format!("failed to read the node's answer: {error}"))
+    })?;
+    Ok(Reply::raw(body, content_type).with_status(status))
+}

@@ -1,0 +1,130 @@
+"""python-nomad's `client` calls (files, logs, allocation stats, signal,
+restart, collection, node stats) against a real Caravan dev agent running a
+raw_exec task."""
+
+import base64
+import json
+import time
+
+import nomad
+import pytest
+
+from conftest import Agent
+
+SCRIPT = (
+    "echo hello-stdout; echo hello-stderr >&2; "
+    "printf 'line one\\nline two\\n' > $NOMAD_ALLOC_DIR/data/notes.txt; "
+    "trap 'echo got-usr1 >> $NOMAD_ALLOC_DIR/data/signals.txt' USR1; "
+    "while true; do sleep 1; done"
+)
+
+
+def wait_for(predicate, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def running():
+    agent = Agent(["-dev"])
+    client = nomad.Nomad(address=agent.address, timeout=10)
+    wait_for(lambda: any(n["Status"] == "ready" for n in client.nodes.get_nodes()),
+             "the dev node")
+    job = {
+        "ID": "files",
+        "TaskGroups": [{
+            "Name": "g",
+            "Tasks": [{
+                "Name": "app",
+                "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh", "args": ["-c", SCRIPT]},
+            }],
+        }],
+    }
+    client.jobs.register_job({"Job": job})
+    alloc = wait_for(lambda: [a for a in client.job.get_allocations("files")
+                              if a["ClientStatus"] == "running"], "the task running")[0]
+    wait_for(lambda: "notes.txt" in [f["Name"] for f in
+                                     client.client.ls.list_files(alloc["ID"], "alloc/data")],
+             "the task's file")
+    yield client, alloc["ID"]
+    client.job.deregister_job("files")
+    agent.stop()
+
+
+def test_files(running):
+    client, alloc_id = running
+    names = {f["Name"]: f for f in client.client.ls.list_files(alloc_id, "/")}
+    assert {"alloc", "app"} <= set(names) and names["alloc"]["IsDir"]
+    stat = client.client.stat.stat_file(alloc_id, "alloc/data/notes.txt")
+    assert stat["Name"] == "notes.txt" and stat["Size"] == len("line one\nline two\n")
+    assert not stat["IsDir"]
+    assert client.client.cat.read_file(alloc_id, "alloc/data/notes.txt") == "line one\nline two\n"
+    assert client.client.read_at.read_file_offset(alloc_id, 5, 3, "alloc/data/notes.txt") == "one"
+
+
+def test_a_path_outside_the_allocation_is_refused(running):
+    client, alloc_id = running
+    for path in ["../../../../etc/passwd", "/../../etc/passwd", "alloc/../../.."]:
+        with pytest.raises(nomad.api.exceptions.BaseNomadException) as refused:
+            client.client.cat.read_file(alloc_id, path)
+        assert "root:" not in str(refused.value.nomad_resp.text)
+
+
+def test_logs_framed_and_plain(running):
+    client, alloc_id = running
+    plain = client.client.stream_logs.stream(alloc_id, "app", "stdout", plain=True)
+    assert plain == "hello-stdout\n"
+    framed = client.client.stream_logs.stream(alloc_id, "app", "stderr")
+    decoder, text, at = json.JSONDecoder(), "", 0
+    while at < len(framed):
+        frame, at = decoder.raw_decode(framed, at)
+        if frame.get("Data"):
+            text += base64.b64decode(frame["Data"]).decode()
+            assert frame["File"] == "alloc/logs/app.stderr.0"
+    assert text == "hello-stderr\n"
+
+
+def test_stats_signal_and_restart(running):
+    client, alloc_id = running
+    stats = client.client.allocation.read_allocation_stats(alloc_id)
+    assert stats["Tasks"]["app"]["ResourceUsage"]["MemoryStats"]["RSS"] > 0
+    node = client.client.stats.read_stats()
+    assert node["Memory"]["Total"] > 0 and node["CPU"]
+
+    client.client.allocation.signal_allocation(alloc_id, "SIGUSR1", "app")
+    wait_for(lambda: "got-usr1" in client.client.cat.read_file(alloc_id,
+                                                                "alloc/data/signals.txt"),
+             "the task to see the signal")
+    with pytest.raises(nomad.api.exceptions.BaseNomadException) as refused:
+        client.client.allocation.signal_allocation(alloc_id, "SIGBOGUS", "app")
+    assert "invalid signal" in refused.value.nomad_resp.text
+
+    before = client.allocation.get_allocation(alloc_id)["TaskStates"]["app"]["Restarts"]
+    client.client.allocation.restart_allocation(alloc_id)
+    wait_for(lambda: client.allocation.get_allocation(alloc_id)["TaskStates"]["app"]
+             ["Restarts"] == before + 1, "the restart")
+    live = [a for a in client.job.get_allocations("files") if a["DesiredStatus"] == "run"]
+    assert [a["ID"] for a in live] == [alloc_id], "restarted in place, not replaced"
+
+
+def test_collection_of_a_stopped_allocation(running):
+    client, _ = running
+    job = {
+        "ID": "short", "Type": "batch",
+        "TaskGroups": [{"Name": "g", "Tasks": [{
+            "Name": "t", "Driver": "raw_exec",
+            "Config": {"command": "/bin/true"}}]}],
+    }
+    client.jobs.register_job({"Job": job})
+    done = wait_for(lambda: [a for a in client.job.get_allocations("short")
+                             if a["ClientStatus"] == "complete"], "the batch run")[0]
+    client.client.gc_allocation.garbage_collect(done["ID"])
+    with pytest.raises(nomad.api.exceptions.BaseNomadException):
+        client.client.ls.list_files(done["ID"], "/")
+    client.client.gc_all_allocations.garbage_collect()
