@@ -92,6 +92,7 @@ fn nodes(count: usize) -> Vec<caravan_api_types::node::Node> {
                 max_kill_timeout: Duration::from_secs(30),
                 executor_binary: std::path::PathBuf::new(),
                 destroy_on_shutdown: false,
+                gc: caravan_client::gc::GcOptions::default(),
             };
             fingerprint::build_node(&options, &facts, &drivers, &driver_states)
         })

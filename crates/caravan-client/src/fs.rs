@@ -4,20 +4,32 @@
 //! or `private/`. Every path in an error is relative to the allocation
 //! root, so no answer reveals where the client keeps its data.
 //!
+//! The task owns the directory and may swap any path for a symlink at
+//! any moment, so a path is never checked and then opened again: every
+//! read goes through [`AllocFs::open_checked`], which checks where the
+//! *opened* descriptor really is and what it is, and reads through it.
+//!
 //! Log files are the rotated `alloc/logs/<task>.<type>.<n>` that the
 //! drivers' log writer produces; [`LogCursor`] walks them in order.
 
-use std::fs::{File, Metadata};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use serde::Serialize;
 
 pub mod follow;
 
 /// The most data one log or stream frame carries.
 pub const MAX_FRAME_DATA: usize = 64 * 1024;
+
+/// The most file data one answer carries (`cat`, `readat`, and logs or
+/// a stream read without following): a huge or sparse file must not make
+/// the agent hold it all in memory.
+pub const MAX_READ: usize = 64 * 1024 * 1024;
 
 /// Why a read was refused or failed. Paths are relative to the alloc root.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +46,12 @@ pub enum FsError {
     IsDirectory(String),
     #[error("file {0:?} is not a directory")]
     NotDirectory(String),
+    /// A FIFO, socket or device: never opened for reading (a FIFO would
+    /// block the reader, a device's open may act on the host).
+    #[error("file {0:?} is not a regular file")]
+    NotRegular(String),
+    #[error("file {0:?} is larger than 64 MiB: read it with readat and a limit")]
+    TooLarge(String),
     #[error("{op} {path}: {message}")]
     Io {
         op: &'static str,
@@ -77,13 +95,36 @@ pub struct FileInfo {
     pub content_type: String,
 }
 
-/// A path checked to lie inside the allocation.
+/// A path checked to lie inside the allocation. It carries no host path
+/// on purpose: what is read must be opened again with
+/// [`AllocFs::open_checked`], never by a path checked earlier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     /// Relative to the alloc root, `/`-separated; empty for the root.
     pub relative: String,
-    /// The canonical host path (symlinks followed).
-    pub host: PathBuf,
+}
+
+/// What an opened path must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// A regular file, opened for reading.
+    File,
+    /// A directory (a path handle: list it with [`fd_path`]).
+    Dir,
+    /// Anything (a path handle, for its metadata alone).
+    Any,
+}
+
+/// A path opened and checked by [`AllocFs::open_checked`].
+#[derive(Debug)]
+pub struct Opened {
+    /// Relative to the alloc root, `/`-separated; empty for the root.
+    pub relative: String,
+    /// Readable for [`Want::File`]; an `O_PATH` handle otherwise.
+    pub file: File,
+    /// Of the opened file itself (`fstat`), not of whatever the path
+    /// names by now.
+    pub meta: Metadata,
 }
 
 /// An allocation directory, as the endpoints read it.
@@ -102,101 +143,123 @@ impl AllocFs {
         Ok(Self { root })
     }
 
-    /// Resolves a caller's path: `/` and the empty path are the root, a
+    /// Checks a caller's path: `/` and the empty path are the root, a
     /// leading `/` is ignored, `..` may not climb above the root, and
     /// symlinks must end inside it. The path must exist.
     pub fn resolve(&self, path: &str) -> Result<Resolved, FsError> {
+        let opened = self.open_checked(path, Want::Any)?;
+        Ok(Resolved {
+            relative: opened.relative,
+        })
+    }
+
+    /// Opens a caller's path (resolved as [`resolve`](Self::resolve)
+    /// says) and checks the opened descriptor: where it really is, and
+    /// that it is what `want` asks for. Refusals are [`FsError::Escapes`]
+    /// or the secrets and private errors, named by the caller's path.
+    pub fn open_checked(&self, path: &str, want: Want) -> Result<Opened, FsError> {
         let parts = normalize(path)?;
         check_protected(&parts)?;
         let relative = parts.join("/");
-        let joined = parts
+        let host = parts
             .iter()
             .fold(self.root.clone(), |at, part| at.join(part));
-        let host = joined
-            .canonicalize()
-            .map_err(|e| FsError::io("stat", &relative, &e))?;
-        // A symlink inside may lead elsewhere inside, never out, nor into
-        // a protected directory by another name.
-        let inside = host
+        let handle = open_path(&host).map_err(|e| FsError::io("stat", &relative, &e))?;
+        self.checked(handle, relative, want)
+    }
+
+    /// Checks a handle from [`open_path`] and, for [`Want::File`], opens
+    /// the very same file for reading. Symlinks were followed on the way,
+    /// so what counts is where the descriptor ended up: inside the root
+    /// (a symlink may lead elsewhere inside, never out, nor into a
+    /// protected directory by another name).
+    fn checked(&self, handle: File, relative: String, want: Want) -> Result<Opened, FsError> {
+        let real = std::fs::read_link(fd_path(&handle)).map_err(|_| FsError::Io {
+            op: "open",
+            path: display(&relative),
+            message: "cannot check where the opened file is".to_string(),
+        })?;
+        let inside = real
             .strip_prefix(&self.root)
             .map_err(|_| FsError::Escapes)?;
-        let mut real = Vec::new();
+        let mut components = Vec::new();
         for component in inside.components() {
             match component {
-                Component::Normal(part) => real.push(part.to_string_lossy().into_owned()),
+                Component::Normal(part) => components.push(part.to_string_lossy().into_owned()),
                 _ => return Err(FsError::Escapes),
             }
         }
-        check_protected(&real)?;
-        Ok(Resolved { relative, host })
+        check_protected(&components)?;
+        let meta = handle
+            .metadata()
+            .map_err(|e| FsError::io("stat", &relative, &e))?;
+        let file = match want {
+            Want::Dir if !meta.is_dir() => return Err(FsError::NotDirectory(display(&relative))),
+            Want::File if meta.is_dir() => return Err(FsError::IsDirectory(display(&relative))),
+            Want::File if !meta.is_file() => return Err(FsError::NotRegular(display(&relative))),
+            Want::File => reopen(&handle).map_err(|e| FsError::io("open", &relative, &e))?,
+            Want::Dir | Want::Any => handle,
+        };
+        Ok(Opened {
+            relative,
+            file,
+            meta,
+        })
     }
 
     /// The entries of a directory, sorted by name. Entries are not
     /// followed: a symlink is listed as one (`L` in its mode).
     pub fn list(&self, path: &str) -> Result<Vec<FileInfo>, FsError> {
-        let dir = self.resolve(path)?;
-        let meta = metadata(&dir)?;
-        if !meta.is_dir() {
-            return Err(FsError::NotDirectory(display(&dir.relative)));
-        }
-        let entries =
-            std::fs::read_dir(&dir.host).map_err(|e| FsError::io("open", &dir.relative, &e))?;
-        let mut infos = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| FsError::io("readdir", &dir.relative, &e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            // An entry removed since the listing is left out.
-            let Ok(meta) = entry.path().symlink_metadata() else {
-                continue;
-            };
-            infos.push(file_info(name, &meta));
-        }
-        infos.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(infos)
+        let dir = self.open_checked(path, Want::Dir)?;
+        list_opened(&dir)
     }
 
-    /// One file or directory, with the content type of a file.
+    /// One file or directory, with the content type of a regular file.
     pub fn stat(&self, path: &str) -> Result<FileInfo, FsError> {
-        let resolved = self.resolve(path)?;
-        let meta = metadata(&resolved)?;
-        let name = match resolved.relative.rsplit('/').next() {
+        let opened = self.open_checked(path, Want::Any)?;
+        let name = match opened.relative.rsplit('/').next() {
             Some(name) if !name.is_empty() => name.to_string(),
             _ => "/".to_string(),
         };
-        let mut info = file_info(name, &meta);
-        if !meta.is_dir() {
+        let mut info = file_info(name, &opened.meta);
+        // Only a regular file is read: a FIFO or device never is.
+        if opened.meta.is_file() {
             let mut head = Vec::with_capacity(512);
-            File::open(&resolved.host)
+            reopen(&opened.file)
                 .and_then(|file| file.take(512).read_to_end(&mut head))
-                .map_err(|e| FsError::io("read", &resolved.relative, &e))?;
-            info.content_type = content_type(&resolved.relative, &head).to_string();
+                .map_err(|e| FsError::io("read", &opened.relative, &e))?;
+            info.content_type = content_type(&opened.relative, &head).to_string();
         }
         Ok(info)
     }
 
-    /// Opens a regular file for reading, with its size now.
-    pub fn open(&self, path: &str) -> Result<(Resolved, File, u64), FsError> {
-        let resolved = self.resolve(path)?;
-        let meta = metadata(&resolved)?;
-        if meta.is_dir() {
-            return Err(FsError::IsDirectory(display(&resolved.relative)));
-        }
-        let file =
-            File::open(&resolved.host).map_err(|e| FsError::io("open", &resolved.relative, &e))?;
-        Ok((resolved, file, meta.len()))
+    /// Opens a regular file for reading: its path relative to the root,
+    /// the file and its size now.
+    pub fn open(&self, path: &str) -> Result<(String, File, u64), FsError> {
+        let opened = self.open_checked(path, Want::File)?;
+        let size = opened.meta.len();
+        Ok((opened.relative, opened.file, size))
     }
 
-    /// Up to `limit` bytes (all when `None`) from `offset`; past the end
-    /// of the file the answer is empty.
+    /// A whole file, refused when larger than [`MAX_READ`].
+    pub fn cat(&self, path: &str) -> Result<Vec<u8>, FsError> {
+        let opened = self.open_checked(path, Want::File)?;
+        if opened.meta.len() > MAX_READ as u64 {
+            return Err(FsError::TooLarge(display(&opened.relative)));
+        }
+        read_range(opened, 0, MAX_READ as u64)
+    }
+
+    /// Up to `limit` bytes from `offset`, and never more than
+    /// [`MAX_READ`] (the most as well when `limit` is `None` or 0); past
+    /// the end of the file the answer is empty.
     pub fn read_at(&self, path: &str, offset: u64, limit: Option<u64>) -> Result<Vec<u8>, FsError> {
-        let (resolved, mut file, size) = self.open(path)?;
-        let available = size.saturating_sub(offset);
-        let wanted = limit.map_or(available, |limit| limit.min(available));
-        let mut data = Vec::with_capacity(usize::try_from(wanted).unwrap_or(0));
-        file.seek(SeekFrom::Start(offset))
-            .and_then(|_| file.take(wanted).read_to_end(&mut data))
-            .map_err(|e| FsError::io("read", &resolved.relative, &e))?;
-        Ok(data)
+        let opened = self.open_checked(path, Want::File)?;
+        let wanted = match limit {
+            Some(limit) if limit > 0 => limit.min(MAX_READ as u64),
+            _ => MAX_READ as u64,
+        };
+        read_range(opened, offset, wanted)
     }
 
     /// The log files of one task's stream (`stdout` or `stderr`), oldest
@@ -206,10 +269,10 @@ impl AllocFs {
         if task.is_empty() || task.contains('/') || task.starts_with('.') {
             return Err(FsError::Escapes);
         }
-        let logs = self.resolve("alloc/logs")?;
+        let logs = self.open_checked("alloc/logs", Want::Dir)?;
         let prefix = format!("{task}.{kind}.");
-        let entries =
-            std::fs::read_dir(&logs.host).map_err(|e| FsError::io("open", &logs.relative, &e))?;
+        let entries = std::fs::read_dir(fd_path(&logs.file))
+            .map_err(|e| FsError::io("open", &logs.relative, &e))?;
         let mut files = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| FsError::io("readdir", &logs.relative, &e))?;
@@ -220,14 +283,15 @@ impl AllocFs {
             else {
                 continue;
             };
-            let Ok(meta) = entry.path().symlink_metadata() else {
+            // Of the entry itself (`fstatat` in the opened directory,
+            // symlinks not followed).
+            let Ok(meta) = entry.metadata() else {
                 continue;
             };
             if meta.is_file() {
                 files.push(LogFile {
                     index,
                     name: format!("alloc/logs/{name}"),
-                    path: entry.path(),
                     size: meta.len(),
                 });
             }
@@ -237,11 +301,63 @@ impl AllocFs {
     }
 }
 
-fn metadata(resolved: &Resolved) -> Result<Metadata, FsError> {
-    resolved
-        .host
-        .metadata()
-        .map_err(|e| FsError::io("stat", &resolved.relative, &e))
+/// A handle on what `path` names, symlinks followed, opened with
+/// `O_PATH`: nothing is opened for I/O before the handle is checked, so
+/// a FIFO cannot block and no device's open routine runs.
+fn open_path(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlag::O_PATH.bits())
+        .open(path)
+}
+
+/// `/proc/self/fd/<fd>`: a link to the opened file itself, so reading
+/// through it never walks the task's path again.
+pub fn fd_path(file: &File) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+/// The file behind a checked handle, opened for reading. `O_NONBLOCK`
+/// and `O_NOCTTY` only matter if it were not a regular file (the caller
+/// checked it is); they keep a mistake from blocking or taking a tty.
+fn reopen(handle: &File) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(fd_path(handle))
+}
+
+/// The entries of an opened, checked directory, sorted by name.
+fn list_opened(dir: &Opened) -> Result<Vec<FileInfo>, FsError> {
+    let entries = std::fs::read_dir(fd_path(&dir.file))
+        .map_err(|e| FsError::io("open", &dir.relative, &e))?;
+    let mut infos = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| FsError::io("readdir", &dir.relative, &e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Not followed (`fstatat` in the directory); an entry removed
+        // since the listing is left out.
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        infos.push(file_info(name, &meta));
+    }
+    infos.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(infos)
+}
+
+/// Up to `wanted` bytes of an opened file from `offset`. The buffer grows
+/// with what is read, never from the size the file claims (a sparse file
+/// may claim a terabyte).
+fn read_range(opened: Opened, offset: u64, wanted: u64) -> Result<Vec<u8>, FsError> {
+    let Opened {
+        relative, mut file, ..
+    } = opened;
+    let mut data = Vec::new();
+    file.seek(SeekFrom::Start(offset))
+        .and_then(|_| file.take(wanted).read_to_end(&mut data))
+        .map_err(|e| FsError::io("read", &relative, &e))?;
+    Ok(data)
 }
 
 /// The root as callers name it.
@@ -361,9 +477,9 @@ pub fn valid_log_type(kind: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogFile {
     pub index: u64,
-    /// Relative to the alloc root: `alloc/logs/<task>.<type>.<n>`.
+    /// Relative to the alloc root: `alloc/logs/<task>.<type>.<n>`; it is
+    /// opened by this name, checked, at every read.
     pub name: String,
-    pub path: PathBuf,
     /// Its size when listed.
     pub size: u64,
 }
@@ -416,21 +532,27 @@ pub struct LogChunk {
 }
 
 /// Reads rotated log files in order from a starting point to the end of
-/// the last one it was given.
+/// the last one it was given, or until it has read [`MAX_READ`] bytes in
+/// all (it makes one answer).
 #[derive(Debug)]
 pub struct LogCursor {
+    fs: AllocFs,
     files: Vec<LogFile>,
     position: usize,
     offset: u64,
+    /// What may still be read.
+    left: usize,
 }
 
 impl LogCursor {
-    pub fn new(files: Vec<LogFile>, offset: u64, origin: Origin) -> Self {
+    pub fn new(fs: AllocFs, files: Vec<LogFile>, offset: u64, origin: Origin) -> Self {
         let (position, offset) = log_start(&files, offset, origin);
         Self {
+            fs,
             files,
             position,
             offset,
+            left: MAX_READ,
         }
     }
 
@@ -442,13 +564,24 @@ impl LogCursor {
     }
 
     /// The next up to `max` bytes, moving on to the next file at the end
-    /// of one; `None` once the last file is read to its end. A file
-    /// removed meanwhile (rotation) is skipped.
+    /// of one; `None` once the last file is read to its end, or
+    /// [`MAX_READ`] bytes are. A file removed meanwhile (rotation) is
+    /// skipped.
     pub fn next_chunk(&mut self, max: usize) -> Result<Option<LogChunk>, FsError> {
+        let max = max.min(self.left);
+        if max == 0 {
+            return Ok(None);
+        }
         while let Some(file) = self.files.get(self.position) {
-            match read_chunk(&file.path, self.offset, max) {
+            let read = match self.fs.open_checked(&file.name, Want::File) {
+                Ok(opened) => read_chunk(&opened.file, self.offset, max),
+                Err(FsError::NotFound(_)) => Ok(Vec::new()),
+                Err(error) => return Err(error),
+            };
+            match read {
                 Ok(data) if !data.is_empty() => {
                     self.offset += data.len() as u64;
+                    self.left -= data.len();
                     return Ok(Some(LogChunk {
                         file: file.name.clone(),
                         offset: self.offset,
@@ -456,7 +589,6 @@ impl LogCursor {
                     }));
                 }
                 Ok(_) => {}
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => return Err(FsError::io("read", &file.name, &error)),
             }
             if self.position + 1 == self.files.len() {
@@ -469,9 +601,10 @@ impl LogCursor {
     }
 }
 
-/// Up to `max` bytes of `path` from `offset` (fewer at its end).
-pub fn read_chunk(path: &Path, offset: u64, max: usize) -> io::Result<Vec<u8>> {
-    let file = File::open(path)?;
+/// Up to `max` bytes of `file` from `offset` (fewer at its end), and at
+/// most one frame's worth, as the buffer is allocated whole.
+fn read_chunk(file: &File, offset: u64, max: usize) -> io::Result<Vec<u8>> {
+    let max = max.min(MAX_FRAME_DATA);
     let mut data = vec![0; max];
     let mut filled = 0;
     while filled < max {

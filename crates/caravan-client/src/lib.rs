@@ -6,6 +6,7 @@ pub mod allocs;
 pub mod drivers;
 pub mod fingerprint;
 pub mod fs;
+pub mod gc;
 pub mod host_stats;
 pub mod identity;
 pub mod rpc;
@@ -74,6 +75,8 @@ pub struct ClientOptions {
     pub executor_binary: PathBuf,
     /// Kill every task when the agent stops (`-dev`, as Nomad's dev mode).
     pub destroy_on_shutdown: bool,
+    /// When terminal allocations are collected.
+    pub gc: gc::GcOptions,
 }
 
 /// What the heartbeat loop last learned.

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use caravan_api_types::sync::lock;
 use caravan_drivers::DriverSet;
 use caravan_rpc::{AllocUpdate, RpcError as ServerRpcError};
 
@@ -61,6 +62,12 @@ impl Client {
                 .get_or_init(|| Arc::new(AllocManager::new(ctx))),
         );
         manager.restore();
+        let collector = tokio::spawn(crate::gc::run(
+            Arc::clone(&manager),
+            self.options.alloc_dir.clone(),
+            self.options.gc.clone(),
+        ));
+        lock(&self.background).push(collector.abort_handle());
         let mut reporting = false;
         let mut index = 0;
         loop {

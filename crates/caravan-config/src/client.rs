@@ -42,6 +42,14 @@ pub struct ClientConfig {
     pub disk_free_mb: u64,
     pub max_kill_timeout: Duration,
     pub gc_interval: Duration,
+    /// Terminal allocations are collected once the client holds more
+    /// allocations than this, oldest first.
+    pub gc_max_allocs: u64,
+    /// Terminal allocations are collected while the allocation
+    /// directory's file system is fuller than these percentages.
+    pub gc_disk_usage_threshold: f64,
+    pub gc_inode_usage_threshold: f64,
+    pub gc_parallel_destroys: u64,
     pub no_host_uuid: bool,
     /// raw_exec runs tasks without isolation, so it is off unless enabled
     /// (`plugin "raw_exec" { config { enabled = true } }`, the client option
@@ -72,6 +80,10 @@ impl ClientConfig {
             disk_free_mb: 0,
             max_kill_timeout: Duration::from_secs(30),
             gc_interval: Duration::from_secs(60),
+            gc_max_allocs: 50,
+            gc_disk_usage_threshold: 80.0,
+            gc_inode_usage_threshold: 70.0,
+            gc_parallel_destroys: 2,
             no_host_uuid: true,
             raw_exec_enabled: dev_mode,
         }
@@ -151,6 +163,27 @@ impl ClientConfig {
             &file.gc_interval,
             "client.gc_interval",
         )?;
+        set(&mut client.gc_max_allocs, &file.gc_max_allocs);
+        set(&mut client.gc_parallel_destroys, &file.gc_parallel_destroys);
+        for (value, wanted, key) in [
+            (
+                &mut client.gc_disk_usage_threshold,
+                file.gc_disk_usage_threshold,
+                "client.gc_disk_usage_threshold",
+            ),
+            (
+                &mut client.gc_inode_usage_threshold,
+                file.gc_inode_usage_threshold,
+                "client.gc_inode_usage_threshold",
+            ),
+        ] {
+            if let Some(wanted) = wanted {
+                if !(0.0..=100.0).contains(&wanted) {
+                    return Err((key.to_string(), format!("{wanted} is not a percentage")));
+                }
+                *value = wanted;
+            }
+        }
         set(&mut client.no_host_uuid, &file.no_host_uuid);
         Ok(())
     }

@@ -178,6 +178,10 @@ pub struct ClientFile {
     pub disk_free_mb: Option<u64>,
     pub max_kill_timeout: Option<ConfigDuration>,
     pub gc_interval: Option<ConfigDuration>,
+    pub gc_max_allocs: Option<u64>,
+    pub gc_disk_usage_threshold: Option<f64>,
+    pub gc_inode_usage_threshold: Option<f64>,
+    pub gc_parallel_destroys: Option<u64>,
     pub no_host_uuid: Option<bool>,
 }
 

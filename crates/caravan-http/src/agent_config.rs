@@ -65,6 +65,10 @@ pub fn config_json(config: &AgentConfig, advertised: &AdvertisedAddresses) -> Va
             "DiskFreeMB": client.disk_free_mb,
             "MaxKillTimeout": go_duration(client.max_kill_timeout),
             "GCInterval": nanos(client.gc_interval),
+            "GCParallelDestroys": client.gc_parallel_destroys,
+            "GCDiskUsageThreshold": client.gc_disk_usage_threshold,
+            "GCInodeUsageThreshold": client.gc_inode_usage_threshold,
+            "GCMaxAllocs": client.gc_max_allocs,
             "NoHostUUID": client.no_host_uuid,
             "Reserved": {
                 "CPU": client.reserved.cpu,

@@ -77,9 +77,11 @@ const READ_LOGS: &[&str] = &["read-logs", "read-fs"];
 /// The status and text of a refused or failed read.
 fn fs_error(error: FsError) -> ApiError {
     let status = match &error {
-        FsError::Escapes | FsError::IsDirectory(_) | FsError::NotDirectory(_) => {
-            StatusCode::BAD_REQUEST
-        }
+        FsError::Escapes
+        | FsError::IsDirectory(_)
+        | FsError::NotDirectory(_)
+        | FsError::NotRegular(_)
+        | FsError::TooLarge(_) => StatusCode::BAD_REQUEST,
         FsError::NotFound(_) => StatusCode::NOT_FOUND,
         FsError::Secret(_) | FsError::Private(_) | FsError::Io { .. } => {
             StatusCode::INTERNAL_SERVER_ERROR
@@ -195,7 +197,7 @@ async fn cat(request: Request) -> Result<Reply, ApiError> {
         AllocHolder::Remote(base) => return relay(&request, &base).await,
     };
     let name = path.clone();
-    let data = on_alloc_dir(&view, move |fs| fs.read_at(&path, 0, None)).await?;
+    let data = on_alloc_dir(&view, move |fs| fs.cat(&path)).await?;
     Ok(file_reply(&name, data))
 }
 
@@ -249,22 +251,24 @@ async fn stream(request: Request) -> Result<Reply, ApiError> {
         AllocHolder::Remote(base) if follow => return relay_stream(&request, &base).await,
         AllocHolder::Remote(base) => return relay(&request, &base).await,
     };
-    let file = on_alloc_dir(&view, move |fs| {
-        let (resolved, _, size) = fs.open(&path)?;
-        Ok(LogFile {
+    let (fs, file) = on_alloc_dir(&view, move |fs| {
+        // Checked now for the answer's status; every read opens and
+        // checks it again by this name.
+        let (name, _, size) = fs.open(&path)?;
+        let file = LogFile {
             index: 0,
-            name: resolved.relative,
-            path: resolved.host,
+            name,
             size,
-        })
+        };
+        Ok((fs, file))
     })
     .await?;
     let json = HeaderValue::from_static("application/json");
     if follow {
-        let follower = Follower::file(file, offset, origin);
+        let follower = Follower::file(fs, file, offset, origin);
         return Ok(Reply::streamed(follow_body(follower, false, None), json));
     }
-    let body = blocking_read(move || read_logs(vec![file], offset, origin, false)).await?;
+    let body = blocking_read(move || read_logs(fs, vec![file], offset, origin, false)).await?;
     Ok(Reply::raw(body.into(), json))
 }
 
@@ -366,7 +370,7 @@ async fn logs(request: Request) -> Result<Reply, ApiError> {
         let body = follow_body(follower, plain, Some(watch));
         return Ok(Reply::streamed(body, content_type));
     }
-    let body = blocking_read(move || read_logs(files, offset, origin, plain)).await?;
+    let body = blocking_read(move || read_logs(fs, files, offset, origin, plain)).await?;
     Ok(Reply::raw(body.into(), content_type))
 }
 
@@ -384,15 +388,17 @@ fn no_logs(query: &LogsQuery, started: bool) -> ApiError {
     }
 }
 
-/// The logs from the starting point to the end of the newest file, as
-/// plain bytes or as frames.
+/// The logs from the starting point to the end of the newest file (or
+/// the first [`caravan_client::fs::MAX_READ`] bytes), as plain bytes or
+/// as frames.
 fn read_logs(
+    fs: AllocFs,
     files: Vec<LogFile>,
     offset: u64,
     origin: Origin,
     plain: bool,
 ) -> Result<Vec<u8>, FsError> {
-    let mut cursor = LogCursor::new(files, offset, origin);
+    let mut cursor = LogCursor::new(fs, files, offset, origin);
     let mut body = Vec::new();
     while let Some(chunk) = cursor.next_chunk(MAX_FRAME_DATA)? {
         if plain {
@@ -434,7 +440,7 @@ mod tests {
         let fs = AllocFs::new(&dir).unwrap();
         let files = fs.log_files("web", "stdout").unwrap();
 
-        let body = read_logs(files.clone(), 0, Origin::Start, false).unwrap();
+        let body = read_logs(fs.clone(), files.clone(), 0, Origin::Start, false).unwrap();
         let frames: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&body)
             .into_iter()
             .collect::<Result<_, _>>()
@@ -464,7 +470,7 @@ mod tests {
                 (5, 5, "alloc/logs/web.stdout.1"),
             ]
         );
-        let plain = read_logs(files.clone(), 8, Origin::End, true).unwrap();
+        let plain = read_logs(fs.clone(), files.clone(), 8, Origin::End, true).unwrap();
         assert_eq!(plain, b"aaatail\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -19,7 +19,7 @@ use caravan_client::fs::follow::{Follower, Piece};
 use caravan_client::Client;
 use futures::channel::mpsc;
 use futures::SinkExt;
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -191,7 +191,7 @@ fn no_path() -> ApiError {
 /// time limit: it lasts as long as the stream, and ends when either side
 /// does (dropping the body closes the connection to the holder).
 pub(crate) async fn relay_stream(request: &Request, base: &str) -> Result<Reply, ApiError> {
-    let hops = forwarded_hops(&request.headers) + 1;
+    let hops = forwarded_hops(&request.headers).saturating_add(1);
     if hops > MAX_RELAYS {
         return Err(no_path());
     }
@@ -216,11 +216,9 @@ pub(crate) async fn relay_stream(request: &Request, base: &str) -> Result<Reply,
     };
     let status = StatusCode::from_u16(response.status().as_u16())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok())
-        .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
+    let content_type = crate::client_route::relayed_content_type(
+        response.headers().get(http::header::CONTENT_TYPE),
+    );
     if status != StatusCode::OK {
         // An error is short and complete: pass it on whole.
         let body = response.bytes().await.map_err(|error| {

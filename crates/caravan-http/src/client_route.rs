@@ -69,7 +69,13 @@ fn via_server(request: &Request, client: &Client) -> Result<String, ApiError> {
 
 /// The agent of a ready node, as a base URL.
 fn node_base(request: &Request, node: &caravan_api_types::node::Node) -> Result<String, ApiError> {
-    if node.status == NODE_STATUS_DOWN || node.http_addr.is_empty() {
+    // Only `host:port`: the address comes from the node's registration
+    // and must not be able to choose the path or the user of the URL.
+    let plain_address = !node.http_addr.is_empty()
+        && !node
+            .http_addr
+            .contains(|c: char| matches!(c, '/' | '?' | '#' | '@' | '\\') || c.is_whitespace());
+    if node.status == NODE_STATUS_DOWN || !plain_address {
         return Err(no_path());
     }
     Ok(format!("{}://{}", scheme(request), node.http_addr))
@@ -166,10 +172,32 @@ pub fn node_holder(request: &Request) -> Result<NodeHolder, ApiError> {
     Ok(NodeHolder::Remote(node_base(request, node)?))
 }
 
+/// The content type of a relayed answer: only the types the client
+/// endpoints send pass; anything else (a node answering `text/html`) is
+/// served as bytes, never as a page of the server's origin.
+pub fn relayed_content_type(sent: Option<&HeaderValue>) -> HeaderValue {
+    const ALLOWED: [&str; 4] = [
+        "application/json",
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/octet-stream",
+    ];
+    sent.and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            ALLOWED
+                .iter()
+                .find(|allowed| value.eq_ignore_ascii_case(allowed))
+        })
+        .map_or_else(
+            || HeaderValue::from_static("application/octet-stream"),
+            |allowed| HeaderValue::from_static(allowed),
+        )
+}
+
 /// Sends `request` on to the agent at `base` and answers with what it
 /// answered (status, content type and body as they came).
 pub async fn relay(request: &Request, base: &str) -> Result<Reply, ApiError> {
-    let hops = forwarded_hops(&request.headers) + 1;
+    let hops = forwarded_hops(&request.headers).saturating_add(1);
     if hops > MAX_RELAYS {
         return Err(no_path());
     }
@@ -192,13 +220,24 @@ pub async fn relay(request: &Request, base: &str) -> Result<Reply, ApiError> {
     })?;
     let status = StatusCode::from_u16(response.status().as_u16())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok())
-        .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
+    let content_type = relayed_content_type(response.headers().get(http::header::CONTENT_TYPE));
     let body = response.bytes().await.map_err(|error| {
         ApiError::internal(format!("failed to read the node's answer: {error}"))
     })?;
     Ok(Reply::raw(body, content_type).with_status(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relayed_answer_keeps_only_the_types_the_endpoints_send() {
+        let of = |sent: &'static str| relayed_content_type(Some(&HeaderValue::from_static(sent)));
+        assert_eq!(of("application/json"), "application/json");
+        assert_eq!(of("text/plain; charset=utf-8"), "text/plain; charset=utf-8");
+        assert_eq!(of("text/html"), "application/octet-stream");
+        assert_eq!(of("image/svg+xml"), "application/octet-stream");
+        assert_eq!(relayed_content_type(None), "application/octet-stream");
+    }
 }

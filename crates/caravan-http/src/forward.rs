@@ -98,7 +98,7 @@ pub async fn forward(
 ) -> Response {
     let is_query = parts.method == http::Method::GET;
     let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
-    let hops = forwarded_hops(&parts.headers) + 1;
+    let hops = forwarded_hops(&parts.headers).saturating_add(1);
     let timeout = query.blocking_wait() + query.blocking_wait() / 16 + FORWARD_SLACK;
     // Where to send it, when to send it again (a write only if it never
     // reached the server: once sent it may have been applied) and how long

@@ -128,6 +128,9 @@ async fn run_agent(config: AgentConfig) -> anyhow::Result<()> {
     };
     let build_client = |max_idle: usize| {
         reqwest::Client::builder()
+            // Nothing the agent calls redirects; following one would carry
+            // a caller's token (relayed client requests) to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(max_idle)
             .pool_idle_timeout(idle)
             .tls_backend_preconfigured(client_config.clone())
@@ -494,6 +497,12 @@ async fn start_client(
         executor_binary: std::env::current_exe()
             .context("failed to find the caravan binary to run tasks with")?,
         destroy_on_shutdown: config.dev_mode,
+        gc: caravan_client::gc::GcOptions {
+            interval: client_config.gc_interval,
+            max_allocs: usize::try_from(client_config.gc_max_allocs).unwrap_or(usize::MAX),
+            disk_usage_threshold: client_config.gc_disk_usage_threshold,
+            inode_usage_threshold: client_config.gc_inode_usage_threshold,
+        },
     };
     let mut servers = client_config.servers.clone();
     if servers.is_empty() && local_server {

@@ -197,6 +197,7 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
             max_kill_timeout: Duration::from_secs(30),
             executor_binary: std::path::PathBuf::new(),
             destroy_on_shutdown: false,
+            gc: caravan_client::gc::GcOptions::default(),
         };
         let node = fingerprint::build_node(&options, &facts, &drivers, &driver_states);
         let http = http.clone();

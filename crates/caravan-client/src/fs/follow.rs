@@ -3,10 +3,17 @@
 //! file once the current one is read to its end; a file that shrinks is
 //! reported as truncated and read again from its start, and a followed
 //! file that disappears as deleted (scheduling.md §10.2).
+//!
+//! The followed file is opened again, checked, at every poll (the task
+//! may have swapped it for a symlink since), and each poll reads a bounded
+//! amount so that the caller regains control however fast the file grows.
 
+use std::fs::File;
 use std::io;
 
-use super::{log_start, read_chunk, AllocFs, FsError, LogChunk, LogFile, Origin, MAX_FRAME_DATA};
+use super::{
+    log_start, read_chunk, AllocFs, FsError, LogChunk, LogFile, Origin, Want, MAX_FRAME_DATA,
+};
 
 /// Nomad's `FileEvent` texts.
 pub const FILE_TRUNCATED: &str = "file truncated";
@@ -23,11 +30,7 @@ pub enum Piece {
 #[derive(Debug)]
 enum Source {
     /// The rotated files `<task>.<kind>.<n>`.
-    Logs {
-        fs: AllocFs,
-        task: String,
-        kind: String,
-    },
+    Logs { task: String, kind: String },
     /// One file, which is never replaced by another.
     File,
 }
@@ -35,6 +38,7 @@ enum Source {
 /// A followed stream and the position reached in it.
 #[derive(Debug)]
 pub struct Follower {
+    fs: AllocFs,
     source: Source,
     file: LogFile,
     offset: u64,
@@ -56,8 +60,8 @@ impl Follower {
         let (position, offset) = log_start(&files, offset, origin);
         let file = files.into_iter().nth(position)?;
         Some(Self {
+            fs,
             source: Source::Logs {
-                fs,
                 task: task.to_string(),
                 kind: kind.to_string(),
             },
@@ -67,13 +71,15 @@ impl Follower {
         })
     }
 
-    /// Follows one file from `offset` counted from `origin`.
-    pub fn file(file: LogFile, offset: u64, origin: Origin) -> Self {
+    /// Follows one file of `fs` (its [`LogFile::name`]) from `offset`
+    /// counted from `origin`.
+    pub fn file(fs: AllocFs, file: LogFile, offset: u64, origin: Origin) -> Self {
         let offset = match origin {
             Origin::Start => offset.min(file.size),
             Origin::End => file.size.saturating_sub(offset),
         };
         Self {
+            fs,
             source: Source::File,
             file,
             offset,
@@ -87,14 +93,15 @@ impl Follower {
     }
 
     /// What was written since the last poll, in frames of at most
-    /// [`MAX_FRAME_DATA`] bytes; about `max_pieces` of them at most (the
-    /// caller polls again at once when it gets that many).
+    /// [`MAX_FRAME_DATA`] bytes; about `max_pieces` of them at most: it
+    /// always returns then, and the caller polls again (at once when it
+    /// got that many), so a file that never ends cannot hold it here.
     pub fn poll(&mut self, max_pieces: usize) -> Result<Vec<Piece>, FsError> {
         let mut pieces = Vec::new();
         while pieces.len() < max_pieces && !self.ended {
-            let size = match self.file.path.metadata() {
-                Ok(meta) => meta.len(),
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let file = match self.fs.open_checked(&self.file.name, Want::File) {
+                Ok(opened) => opened,
+                Err(FsError::NotFound(_)) => {
                     // Rotation removed it: go on with the next, if any.
                     if let Some(next) = self.next_log()? {
                         self.switch(next);
@@ -106,8 +113,9 @@ impl Follower {
                     }
                     break;
                 }
-                Err(error) => return Err(self.read_error(&error)),
+                Err(error) => return Err(error),
             };
+            let size = file.meta.len();
             if size < self.offset {
                 pieces.push(self.event(FILE_TRUNCATED));
                 self.offset = 0;
@@ -115,29 +123,38 @@ impl Follower {
             if self.offset < size {
                 let wanted = usize::try_from(size - self.offset)
                     .map_or(MAX_FRAME_DATA, |left| left.min(MAX_FRAME_DATA));
-                // Nothing read means it changed meanwhile: look again.
-                self.read(wanted, &mut pieces)?;
+                // Nothing read means it shrank meanwhile: the next poll
+                // looks again, rather than this loop spinning on it.
+                if !self.read(&file.file, wanted, &mut pieces)? {
+                    break;
+                }
                 continue;
             }
             let Some(next) = self.next_log()? else {
                 break;
             };
             // A newer file exists, so this one is finished; what was
-            // written after its size was taken is read before moving on.
-            while self.read(MAX_FRAME_DATA, &mut pieces)? {}
+            // written after its size was taken is read before moving on,
+            // within the budget (the next poll reads the rest).
+            let mut finished = false;
+            while pieces.len() < max_pieces {
+                if !self.read(&file.file, MAX_FRAME_DATA, &mut pieces)? {
+                    finished = true;
+                    break;
+                }
+            }
+            if !finished {
+                break;
+            }
             self.switch(next);
         }
         Ok(pieces)
     }
 
-    /// Reads up to `max` bytes at the current offset into `pieces`;
-    /// whether anything was read.
-    fn read(&mut self, max: usize, pieces: &mut Vec<Piece>) -> Result<bool, FsError> {
-        let data = match read_chunk(&self.file.path, self.offset, max) {
-            Ok(data) => data,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(error) => return Err(self.read_error(&error)),
-        };
+    /// Reads up to `max` bytes of the opened current file at the current
+    /// offset into `pieces`; whether anything was read.
+    fn read(&mut self, file: &File, max: usize, pieces: &mut Vec<Piece>) -> Result<bool, FsError> {
+        let data = read_chunk(file, self.offset, max).map_err(|error| self.read_error(&error))?;
         if data.is_empty() {
             return Ok(false);
         }
@@ -157,10 +174,10 @@ impl Follower {
 
     /// The oldest log file newer than the current one.
     fn next_log(&self) -> Result<Option<LogFile>, FsError> {
-        let Source::Logs { fs, task, kind } = &self.source else {
+        let Source::Logs { task, kind } = &self.source else {
             return Ok(None);
         };
-        let files = match fs.log_files(task, kind) {
+        let files = match self.fs.log_files(task, kind) {
             Ok(files) => files,
             // The allocation's directory is gone: nothing newer comes.
             Err(FsError::NotFound(_)) => return Ok(None),
@@ -268,10 +285,10 @@ mod tests {
         let file = LogFile {
             index: 0,
             name: "alloc/data/f".into(),
-            path: path.clone(),
             size: 10,
         };
-        let mut follower = Follower::file(file, 3, Origin::End);
+        let fs = AllocFs::new(base.path()).unwrap();
+        let mut follower = Follower::file(fs, file, 3, Origin::End);
         let name = "alloc/data/f".to_string();
         assert_eq!(
             data(&follower.poll(32).unwrap()),

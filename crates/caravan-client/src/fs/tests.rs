@@ -1,5 +1,7 @@
+use super::follow::Follower;
 use super::*;
 use std::os::unix::fs::{symlink, PermissionsExt};
+use std::time::Duration;
 
 /// An alloc dir laid out as the runner builds it, with a task `web`.
 fn alloc() -> (tempfile::TempDir, AllocFs) {
@@ -294,7 +296,10 @@ fn reads_logs_across_rotated_files_from_either_end() {
     let (base, fs) = alloc();
     logs(base.path(), &["aaaa", "bbbb", "cc"]);
     let files = fs.log_files("web", "stdout").unwrap();
-    let all = drain(&mut LogCursor::new(files.clone(), 0, Origin::Start), 3);
+    let all = drain(
+        &mut LogCursor::new(fs.clone(), files.clone(), 0, Origin::Start),
+        3,
+    );
     assert_eq!(
         all,
         [
@@ -306,10 +311,13 @@ fn reads_logs_across_rotated_files_from_either_end() {
         ]
     );
     let text = |offset, origin| -> String {
-        drain(&mut LogCursor::new(files.clone(), offset, origin), 64)
-            .into_iter()
-            .map(|(_, _, data)| data)
-            .collect()
+        drain(
+            &mut LogCursor::new(fs.clone(), files.clone(), offset, origin),
+            64,
+        )
+        .into_iter()
+        .map(|(_, _, data)| data)
+        .collect()
     };
     assert_eq!(text(0, Origin::Start), "aaaabbbbcc");
     assert_eq!(text(5, Origin::Start), "bbbcc");
@@ -330,9 +338,194 @@ fn a_log_file_removed_by_rotation_is_skipped() {
     logs(base.path(), &["aaaa", "bbbb"]);
     let files = fs.log_files("web", "stdout").unwrap();
     std::fs::remove_file(base.path().join("alloc/logs/web.stdout.0")).unwrap();
-    let chunks = drain(&mut LogCursor::new(files, 0, Origin::Start), 64);
+    let chunks = drain(&mut LogCursor::new(fs, files, 0, Origin::Start), 64);
     assert_eq!(
         chunks,
         [("alloc/logs/web.stdout.1".to_string(), 4, "bbbb".to_string())]
     );
+}
+
+/// Stands for a host file a task would like to read (`/etc/shadow`).
+const SHADOW: &[u8] = b"root:$6$not-for-tasks:19000:0:99999:7:::\n";
+
+/// A directory outside the alloc dir holding `shadow`, larger than any
+/// log the tests write (so an offset in a log is inside it too).
+fn outside() -> tempfile::TempDir {
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("shadow"), SHADOW.repeat(100)).unwrap();
+    other
+}
+
+fn assert_escapes<T: std::fmt::Debug>(result: Result<T, FsError>, base: &tempfile::TempDir) {
+    let error = result.unwrap_err();
+    assert_eq!(error, FsError::Escapes);
+    assert_no_host_path(&error, base);
+}
+
+#[test]
+fn a_followed_log_swapped_for_a_symlink_out_is_never_read() {
+    let (base, fs) = alloc();
+    let other = outside();
+    let shadow = other.path().join("shadow");
+    logs(base.path(), &["one\n"]);
+    let files = fs.log_files("web", "stdout").unwrap();
+    let mut follower =
+        Follower::logs(fs.clone(), "web", "stdout", files.clone(), 0, Origin::Start).unwrap();
+    let mut file_follower = Follower::file(fs.clone(), files[0].clone(), 0, Origin::Start);
+    let mut cursor = LogCursor::new(fs.clone(), files.clone(), 0, Origin::Start);
+    assert_eq!(follower.poll(32).unwrap().len(), 1);
+    assert_eq!(file_follower.poll(32).unwrap().len(), 1);
+    // The task swaps the file being followed for a symlink out.
+    let log = base.path().join("alloc/logs/web.stdout.0");
+    std::fs::remove_file(&log).unwrap();
+    symlink(&shadow, &log).unwrap();
+    for _ in 0..3 {
+        assert_escapes(follower.poll(32), &base);
+        assert_escapes(file_follower.poll(32), &base);
+    }
+    assert_escapes(cursor.next_chunk(64), &base);
+    assert_escapes(fs.read_at("alloc/logs/web.stdout.0", 0, None), &base);
+    // A symlink named as a newer log is not a log at all.
+    assert_eq!(fs.log_files("web", "stdout").unwrap(), []);
+    // Or the whole logs directory, for one out with a log in it.
+    let logs_dir = base.path().join("alloc/logs");
+    std::fs::rename(&logs_dir, base.path().join("alloc/old-logs")).unwrap();
+    std::fs::create_dir(other.path().join("logs")).unwrap();
+    std::fs::write(other.path().join("logs/web.stdout.0"), SHADOW).unwrap();
+    symlink(other.path().join("logs"), &logs_dir).unwrap();
+    assert_escapes(fs.log_files("web", "stdout"), &base);
+    assert_escapes(
+        LogCursor::new(fs.clone(), files.clone(), 0, Origin::Start).next_chunk(64),
+        &base,
+    );
+    let mut follower =
+        Follower::logs(fs.clone(), "web", "stdout", files, 0, Origin::Start).unwrap();
+    assert_escapes(follower.poll(32), &base);
+}
+
+#[test]
+fn a_directory_swapped_for_a_symlink_after_its_check_is_refused() {
+    let (base, fs) = alloc();
+    let other = outside();
+    std::fs::write(other.path().join("out.txt"), SHADOW).unwrap();
+    // Checked while it is the real directory...
+    assert_eq!(fs.resolve("alloc/data").unwrap().relative, "alloc/data");
+    let (name, _, _) = fs.open("alloc/data/out.txt").unwrap();
+    // ...then the task swaps it for a symlink out.
+    let data = base.path().join("alloc/data");
+    std::fs::rename(&data, base.path().join("alloc/data.old")).unwrap();
+    symlink(other.path(), &data).unwrap();
+    assert_escapes(fs.list("alloc/data"), &base);
+    assert_escapes(fs.stat("alloc/data"), &base);
+    assert_escapes(fs.cat(&name), &base);
+    assert_escapes(fs.read_at(&name, 0, None), &base);
+    assert_escapes(fs.stat(&name), &base);
+    // An open that raced a check: what the handle is, not the path the
+    // caller named, decides.
+    let handle = open_path(&data).unwrap();
+    assert_escapes(fs.checked(handle, "alloc/data".into(), Want::Dir), &base);
+    let handle = open_path(&other.path().join("out.txt")).unwrap();
+    assert_escapes(fs.checked(handle, name.clone(), Want::File), &base);
+    let handle = open_path(&base.path().join("web/secrets/token")).unwrap();
+    assert_eq!(
+        fs.checked(handle, name, Want::File).unwrap_err(),
+        FsError::Secret("web/secrets/token".into())
+    );
+    // A device out of the root is refused without opening it for I/O.
+    symlink("/dev/zero", base.path().join("alloc/tmp/zero")).unwrap();
+    assert_escapes(fs.cat("alloc/tmp/zero"), &base);
+    let zero = LogFile {
+        index: 0,
+        name: "alloc/tmp/zero".into(),
+        size: 0,
+    };
+    assert_escapes(Follower::file(fs, zero, 0, Origin::Start).poll(32), &base);
+}
+
+#[test]
+fn fifos_are_listed_but_never_opened_for_reading() {
+    use nix::sys::stat::Mode;
+    let (base, fs) = alloc();
+    let root = base.path();
+    nix::unistd::mkfifo(&root.join("alloc/data/pipe"), Mode::S_IRWXU).unwrap();
+    nix::unistd::mkfifo(&root.join("alloc/logs/web.stdout.0"), Mode::S_IRWXU).unwrap();
+    symlink("pipe", root.join("alloc/data/link")).unwrap();
+    // Off the test thread: were a FIFO opened, it would block for ever.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let pipe = LogFile {
+            index: 0,
+            name: "alloc/data/pipe".into(),
+            size: 0,
+        };
+        let results = (
+            fs.cat("alloc/data/pipe"),
+            fs.read_at("alloc/data/link", 0, Some(10)),
+            Follower::file(fs.clone(), pipe, 0, Origin::Start).poll(32),
+            fs.stat("alloc/data/pipe"),
+            fs.log_files("web", "stdout"),
+        );
+        let _ = sender.send(results);
+    });
+    let (cat, read_at, poll, stat, logs) = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("reading a FIFO blocked");
+    let not_regular = FsError::NotRegular("alloc/data/pipe".into());
+    assert_eq!(cat.unwrap_err(), not_regular);
+    assert_eq!(poll.unwrap_err(), not_regular);
+    assert_eq!(
+        read_at.unwrap_err().to_string(),
+        r#"file "alloc/data/link" is not a regular file"#
+    );
+    let stat = stat.unwrap();
+    assert!(stat.file_mode.starts_with('p'), "{}", stat.file_mode);
+    assert_eq!(stat.content_type, "");
+    assert_eq!(logs.unwrap(), []);
+}
+
+#[test]
+fn huge_sparse_files_are_read_a_bounded_amount() {
+    let (base, fs) = alloc();
+    let root = base.path();
+    let huge: u64 = 1 << 40;
+    File::create(root.join("alloc/data/huge"))
+        .and_then(|file| file.set_len(huge))
+        .unwrap();
+    let error = fs.cat("alloc/data/huge").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"file "alloc/data/huge" is larger than 64 MiB: read it with readat and a limit"#
+    );
+    for limit in [None, Some(0), Some(u64::MAX)] {
+        let data = fs.read_at("alloc/data/huge", 0, limit).unwrap();
+        assert_eq!(data.len(), MAX_READ, "{limit:?}");
+    }
+    assert_eq!(
+        fs.read_at("alloc/data/huge", huge - 5, None).unwrap(),
+        [0; 5]
+    );
+    // The cap itself is allowed whole.
+    File::create(root.join("alloc/data/cap"))
+        .and_then(|file| file.set_len(MAX_READ as u64))
+        .unwrap();
+    assert_eq!(fs.cat("alloc/data/cap").unwrap().len(), MAX_READ);
+
+    // Logs read without following stop at the cap.
+    File::create(root.join("alloc/logs/web.stdout.0"))
+        .and_then(|file| file.set_len(huge))
+        .unwrap();
+    std::fs::write(root.join("alloc/logs/web.stdout.1"), "tail\n").unwrap();
+    let files = fs.log_files("web", "stdout").unwrap();
+    let mut cursor = LogCursor::new(fs.clone(), files.clone(), 0, Origin::Start);
+    let mut total = 0;
+    while let Some(chunk) = cursor.next_chunk(MAX_FRAME_DATA).unwrap() {
+        assert!(chunk.data.len() <= MAX_FRAME_DATA);
+        total += chunk.data.len();
+    }
+    assert_eq!(total, MAX_READ);
+    // A follow returns after its budget of frames, every poll.
+    let mut follower = Follower::logs(fs, "web", "stdout", files, 0, Origin::Start).unwrap();
+    for _ in 0..3 {
+        assert_eq!(follower.poll(4).unwrap().len(), 4);
+    }
 }

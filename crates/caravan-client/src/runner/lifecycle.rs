@@ -85,9 +85,10 @@ fn job_tasks(shared: &AllocShared) -> Vec<Task> {
         .unwrap_or_default()
 }
 
-/// Every task is dead for good (an allocation without tasks runs nothing).
+/// Every task is dead for good (as `AllocShared::is_finished`: an
+/// allocation whose tasks are not known yet is not).
 fn terminal(shared: &AllocShared) -> bool {
-    shared.task_states().values().all(|task| task.run_complete)
+    shared.is_finished()
 }
 
 impl AllocManager {
@@ -227,6 +228,26 @@ impl AllocManager {
             destroy(shared).await;
         }
         Ok(())
+    }
+
+    /// Terminal allocations, with when their last task ended (what the
+    /// periodic collection chooses from).
+    pub fn collectable(&self) -> Vec<crate::gc::Candidate> {
+        lock(&self.runners)
+            .iter()
+            .filter(|(_, runner)| terminal(&runner.shared))
+            .map(|(id, runner)| crate::gc::Candidate {
+                id: id.clone(),
+                ended: runner
+                    .shared
+                    .task_states()
+                    .values()
+                    .filter_map(|task| task.state.finished_at)
+                    .filter_map(|at| at.timestamp_nanos_opt())
+                    .max()
+                    .unwrap_or(0),
+            })
+            .collect()
     }
 
     /// Collects every terminal allocation (Nomad's forced full node
