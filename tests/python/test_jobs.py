@@ -294,7 +294,8 @@ def test_eligibility_and_drain_with_running_work(job_agent):
              == "complete", "the eval to complete")
     assert client.job.get_allocations("waits") == []
     assert live(client.job.get_allocations("kept")) == ["kept.web[0]"]
-    assert any(e["Status"] == "blocked" for e in client.job.get_evaluations("waits"))
+    wait_for(lambda: any(e["Status"] == "blocked" for e in client.job.get_evaluations("waits")),
+             "the job's blocked evaluation")
 
     # Eligible again: the blocked job is placed.
     client.node.eligible_node(node_id, eligible=True)

@@ -313,14 +313,21 @@ fn a_drain_without_room_says_why_and_completes_when_a_node_joins() {
     assert_eq!(with_status(&current, "running").len(), 1, "{current:#?}");
     assert_eq!(current[0]["DesiredStatus"], "run");
     assert!(!drain_complete(&server, &a));
-    let blocked = server.get("/v1/job/web/evaluations").json();
-    let failed = blocked
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["Status"] == "blocked")
-        .map(|e| e["FailedTGAllocs"]["g"].clone());
-    assert!(failed.is_some_and(|f| !f.is_null()), "{blocked:#?}");
+    // The job's blocked evaluation says what it waits for (a node change,
+    // such as the event just written, may hand it out again for a moment
+    // before it is reblocked in place).
+    watch_until(
+        Duration::from_secs(30),
+        "a blocked eval naming the group",
+        || {
+            let evals = server.get("/v1/job/web/evaluations").json();
+            evals.as_array().is_some_and(|evals| {
+                evals
+                    .iter()
+                    .any(|e| e["Status"] == "blocked" && !e["FailedTGAllocs"]["g"].is_null())
+            })
+        },
+    );
 
     let _b = client(&server, "client-b");
     let b = node_id(&server, "client-b");
