@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the local Docker image the partition tests run: the release
+# Builds the local Docker images the tests use. First the one the
+# partition tests run: the release
 # `caravan` binary, the shared libraries it links, and Debian's static
 # busybox (for wget inside the containers), on `FROM scratch`. There is no
 # image registry: nothing is pulled.
@@ -27,3 +28,23 @@ ENTRYPOINT ["/usr/local/bin/caravan"]
 DOCKERFILE
 docker build --quiet -t "$IMAGE" "$CONTEXT" >/dev/null
 echo "built $IMAGE"
+
+# The docker driver's tests run tasks in a second image: Debian's static
+# busybox alone, with its applets linked into /bin (sh, sleep, httpd, ...).
+TASK_IMAGE=${CARAVAN_TASK_IMAGE:-caravan-busybox:test}
+TASK_CONTEXT=target/docker-task-image
+rm -rf "$TASK_CONTEXT"
+mkdir -p "$TASK_CONTEXT/rootfs/bin" "$TASK_CONTEXT/rootfs/tmp" "$TASK_CONTEXT/rootfs/www"
+cp "$BUSYBOX" "$TASK_CONTEXT/rootfs/bin/busybox"
+for applet in $("$BUSYBOX" --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$TASK_CONTEXT/rootfs/bin/$applet"
+done
+echo "hello from caravan" > "$TASK_CONTEXT/rootfs/www/index.html"
+cat > "$TASK_CONTEXT/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY rootfs/ /
+ENV PATH=/bin
+CMD ["/bin/sh"]
+DOCKERFILE
+docker build --quiet -t "$TASK_IMAGE" "$TASK_CONTEXT" >/dev/null
+echo "built $TASK_IMAGE"

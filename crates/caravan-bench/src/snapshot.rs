@@ -54,7 +54,7 @@ fn nodes(count: usize) -> Vec<caravan_api_types::node::Node> {
     )]);
     let drivers: BTreeMap<String, DriverInfo> = driver_states
         .iter()
-        .map(|(name, state)| (name.clone(), state.to_info(now)))
+        .map(|(name, state)| (name.clone(), caravan_client::drivers::to_info(state, now)))
         .collect();
     (0..count)
         .map(|number| {

@@ -93,6 +93,8 @@ pub struct Client {
     servers: ServerList,
     rpc: caravan_rpc::RpcClient,
     node: Mutex<Node>,
+    /// The drivers tasks run with; their fingerprints are the node's.
+    drivers: caravan_drivers::DriverSet,
     driver_states: Mutex<BTreeMap<String, DriverState>>,
     heartbeat: Mutex<HeartbeatState>,
     /// Allocation updates on their way to the servers.
@@ -111,11 +113,15 @@ impl Client {
         servers: Vec<String>,
         http: reqwest::Client,
     ) -> Arc<Self> {
-        let driver_states = drivers::detect_all(options.raw_exec_enabled).await;
+        let driver_set = caravan_drivers::DriverSet::new(
+            options.executor_binary.clone(),
+            options.raw_exec_enabled,
+        );
+        let driver_states = drivers::detect_all(&driver_set).await;
         let now = chrono::Utc::now();
         let infos: BTreeMap<String, DriverInfo> = driver_states
             .iter()
-            .map(|(name, state)| (name.clone(), state.to_info(now)))
+            .map(|(name, state)| (name.clone(), drivers::to_info(state, now)))
             .collect();
         let facts = fingerprint::host_facts(&options.state_dir);
         let node = fingerprint::build_node(&options, &facts, &infos, &driver_states);
@@ -124,6 +130,7 @@ impl Client {
             servers: ServerList::new(servers, rpc.clone()).await,
             rpc,
             node: Mutex::new(node),
+            drivers: driver_set,
             driver_states: Mutex::new(driver_states),
             heartbeat: Mutex::new(HeartbeatState::default()),
             batcher: Arc::new(allocs::UpdateBatcher::new()),
@@ -267,7 +274,7 @@ impl Client {
     async fn refresh_drivers(self: Arc<Self>) {
         loop {
             tokio::time::sleep(self.options.fingerprint_interval).await;
-            let fresh = drivers::detect_all(self.options.raw_exec_enabled).await;
+            let fresh = drivers::detect_all(&self.drivers).await;
             let changed = *lock(&self.driver_states) != fresh;
             if !changed {
                 continue;
@@ -278,7 +285,8 @@ impl Client {
                 let previous = lock(&self.driver_states).clone();
                 for (name, state) in &fresh {
                     if previous.get(name) != Some(state) {
-                        node.drivers.insert(name.clone(), state.to_info(now));
+                        node.drivers
+                            .insert(name.clone(), drivers::to_info(state, now));
                     }
                 }
                 let facts = fingerprint::host_facts(&self.options.state_dir);

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use caravan_api_types::sync::lock;
-use caravan_drivers::DriverSet;
 use caravan_rpc::{AllocUpdate, RpcError as ServerRpcError};
 
 use crate::allocs::UpdateBatcher;
@@ -35,10 +34,7 @@ impl Client {
     /// Restores, then follows, this node's allocations until the task is
     /// dropped.
     pub(crate) async fn supervise_allocations(self: Arc<Self>) {
-        let drivers = DriverSet::new(
-            self.options.executor_binary.clone(),
-            self.options.raw_exec_enabled,
-        );
+        let drivers = &self.drivers;
         let weak = Arc::downgrade(&self);
         let ctx = RunnerContext {
             alloc_dir: self.options.alloc_dir.clone(),

@@ -32,6 +32,8 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::{Gid, Pid, Uid, User};
 use serde::{Deserialize, Serialize};
 
+use crate::exec::cgroup::TaskCgroup;
+use crate::exec::isolate::{self, InitPlan, InitTask, Isolation};
 use crate::logs::{RotatingLog, MIB};
 use crate::{proc, LogConfig};
 
@@ -108,6 +110,10 @@ pub struct ExitRecord {
     /// Always true in a record the executor wrote; readers reject a file
     /// without it as not an exit record.
     pub task_exited: bool,
+    /// The kernel's OOM killer killed a process of the task (isolated
+    /// tasks only: their cgroup counts it).
+    #[serde(default)]
+    pub oom_killed: bool,
     pub finished_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -121,15 +127,38 @@ const EXIT_ABANDONED: u8 = 3;
 /// How long the log copiers may take to drain after the task's group is
 /// gone; a process that left the group (setsid) may hold a pipe open.
 const LOG_DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// How long an isolated task's cgroup may take to empty after SIGKILL.
+const CGROUP_KILL_LIMIT: Duration = Duration::from_secs(10);
+
+/// The section an exec task's spec adds to [`ExecutorSpec`]; a spec
+/// without it (raw_exec's) runs the task unisolated.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct IsolationSection {
+    #[serde(default)]
+    isolation: Option<Isolation>,
+}
 
 /// Runs the executor for the spec at `spec_path` and returns its exit code.
 /// Diagnostics go to stderr, which the driver points at a file.
 pub fn run(spec_path: &Path) -> u8 {
-    let spec: ExecutorSpec = match std::fs::read(spec_path)
-        .map_err(|error| error.to_string())
-        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|error| error.to_string()))
+    let bytes = std::fs::read(spec_path).map_err(|error| error.to_string());
+    // The executor of an isolated task runs this binary again as the
+    // task's init (see [`crate::exec::isolate`]), with a plan as its spec.
+    if let Some(plan) = bytes
+        .as_ref()
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<InitPlan>(bytes).ok())
     {
-        Ok(spec) => spec,
+        return isolate::run_init(plan);
+    }
+    let parsed = bytes.and_then(|bytes| {
+        let spec = serde_json::from_slice::<ExecutorSpec>(&bytes);
+        let section = serde_json::from_slice::<IsolationSection>(&bytes);
+        spec.and_then(|spec| Ok((spec, section?.isolation)))
+            .map_err(|error| error.to_string())
+    });
+    let (spec, isolation) = match parsed {
+        Ok(parsed) => parsed,
         Err(error) => {
             eprintln!(
                 "caravan executor: cannot read {}: {error}",
@@ -160,7 +189,8 @@ pub fn run(spec_path: &Path) -> u8 {
             return EXIT_ABANDONED;
         }
     }
-    let (child, logs) = match launch(&spec) {
+    let plan_path = spec_path.with_extension("init.json");
+    let (child, logs) = match launch(&spec, isolation.as_ref(), &plan_path) {
         Ok(launched) => launched,
         Err(error) => {
             let attempt = spec.attempt.clone();
@@ -182,7 +212,8 @@ pub fn run(spec_path: &Path) -> u8 {
         // Nobody will learn of this task: take it down again.
         let _ = killpg(Pid::from_raw(task_pid), Signal::SIGKILL);
     }
-    let record = supervise(child, logs);
+    let cgroup = isolation.as_ref().map(|isolation| &isolation.cgroup);
+    let record = supervise(child, logs, cgroup);
     if let Err(error) = write_json(&spec.exit_file, &record) {
         eprintln!("caravan executor: cannot record the exit: {error}");
         return EXIT_START_FAILED;
@@ -232,8 +263,14 @@ struct LogCopiers {
     count: usize,
 }
 
-/// Opens the logs and starts the task in a process group of its own.
-fn launch(spec: &ExecutorSpec) -> Result<(Child, LogCopiers), String> {
+/// Opens the logs and starts the task in a process group of its own,
+/// isolated when `isolation` says how (its init's plan goes to
+/// `plan_path`).
+fn launch(
+    spec: &ExecutorSpec,
+    isolation: Option<&Isolation>,
+    plan_path: &Path,
+) -> Result<(Child, LogCopiers), String> {
     std::fs::create_dir_all(&spec.logs.dir).map_err(|error| {
         format!(
             "failed to create log directory {}: {error}",
@@ -248,6 +285,46 @@ fn launch(spec: &ExecutorSpec) -> Result<(Child, LogCopiers), String> {
     };
     let (stdout_log, stderr_log) = (open_log("stdout")?, open_log("stderr")?);
 
+    let mut child = match isolation {
+        Some(isolation) => {
+            let task = InitTask {
+                command: spec.command.clone(),
+                args: spec.args.clone(),
+                env: spec.env.clone(),
+                user: spec.user.clone(),
+                isolation: isolation.clone(),
+                status_fd: -1,
+            };
+            isolate::spawn(&task, plan_path)?
+        }
+        None => spawn_plain(spec)?,
+    };
+
+    let (sender, done) = mpsc::channel();
+    let stdout = child
+        .stdout
+        .take()
+        .map(|pipe| Box::new(pipe) as Box<dyn Read + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|pipe| Box::new(pipe) as Box<dyn Read + Send>);
+    let mut count = 0;
+    for (pipe, log) in [(stdout, stdout_log), (stderr, stderr_log)] {
+        if let Some(pipe) = pipe {
+            let sender = sender.clone();
+            count += 1;
+            std::thread::spawn(move || {
+                copy_to_log(pipe, log);
+                let _ = sender.send(());
+            });
+        }
+    }
+    Ok((child, LogCopiers { done, count }))
+}
+
+/// Starts the task unisolated (raw_exec).
+fn spawn_plain(spec: &ExecutorSpec) -> Result<Child, String> {
     let mut command = Command::new(&spec.command);
     command
         .args(&spec.args)
@@ -274,35 +351,13 @@ fn launch(spec: &ExecutorSpec) -> Result<(Child, LogCopiers), String> {
             }
         }
     }
-    let mut child = command
+    command
         .spawn()
-        .map_err(|error| format!("failed to run {:?}: {error}", spec.command))?;
-
-    let (sender, done) = mpsc::channel();
-    let stdout = child
-        .stdout
-        .take()
-        .map(|pipe| Box::new(pipe) as Box<dyn Read + Send>);
-    let stderr = child
-        .stderr
-        .take()
-        .map(|pipe| Box::new(pipe) as Box<dyn Read + Send>);
-    let mut count = 0;
-    for (pipe, log) in [(stdout, stdout_log), (stderr, stderr_log)] {
-        if let Some(pipe) = pipe {
-            let sender = sender.clone();
-            count += 1;
-            std::thread::spawn(move || {
-                copy_to_log(pipe, log);
-                let _ = sender.send(());
-            });
-        }
-    }
-    Ok((child, LogCopiers { done, count }))
+        .map_err(|error| format!("failed to run {:?}: {error}", spec.command))
 }
 
 /// The ids to switch to for `user`; `None` when we already are that user.
-fn credentials(user: &str) -> Result<Option<(Uid, Gid, Vec<Gid>)>, String> {
+pub(crate) fn credentials(user: &str) -> Result<Option<(Uid, Gid, Vec<Gid>)>, String> {
     let entry = User::from_name(user)
         .map_err(|error| format!("failed to look up user {user:?}: {error}"))?
         .ok_or_else(|| format!("user {user:?} not found"))?;
@@ -349,8 +404,9 @@ fn copy_to_log(mut pipe: Box<dyn Read + Send>, mut log: RotatingLog) {
 }
 
 /// Waits for the task, clears what is left of its group, lets the logs
-/// drain and says how it ended.
-fn supervise(mut child: Child, logs: LogCopiers) -> ExitRecord {
+/// drain and says how it ended. An isolated task's cgroup is emptied too,
+/// and removed once its OOM count is read.
+fn supervise(mut child: Child, logs: LogCopiers, cgroup: Option<&TaskCgroup>) -> ExitRecord {
     let pid = Pid::from_raw(child.id() as i32);
     // Wait without reaping: while the exited task is a zombie its pid
     // still names the group, so the kill below cannot reach a stranger.
@@ -360,6 +416,9 @@ fn supervise(mut child: Child, logs: LogCopiers) -> ExitRecord {
     // Whatever the task started and left behind goes with it (Nomad's
     // executor destroys the process tree when the task ends).
     let _ = killpg(pid, Signal::SIGKILL);
+    if let Some(cgroup) = cgroup {
+        empty_cgroup(cgroup);
+    }
     let status = loop {
         match child.wait() {
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -385,10 +444,48 @@ fn supervise(mut child: Child, logs: LogCopiers) -> ExitRecord {
             (-1, 0)
         }
     };
+    let oom_killed = cgroup.is_some_and(|cgroup| {
+        let oom_killed = cgroup.oom_killed();
+        remove_cgroup(cgroup);
+        oom_killed
+    });
     ExitRecord {
         exit_code,
         signal,
         task_exited: true,
+        oom_killed,
         finished_at: chrono::Utc::now(),
+    }
+}
+
+/// SIGKILLs what is left in the task's cgroup (a process that left the
+/// task's group is still in it) until it is empty, within a limit.
+fn empty_cgroup(cgroup: &TaskCgroup) {
+    let deadline = std::time::Instant::now() + CGROUP_KILL_LIMIT;
+    while cgroup.kill_all() > 0 {
+        if std::time::Instant::now() >= deadline {
+            eprintln!("caravan executor: processes of the task's cgroup outlived SIGKILL");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Removes the task's cgroup; a process only just killed may keep it
+/// busy for a moment.
+fn remove_cgroup(cgroup: &TaskCgroup) {
+    let deadline = std::time::Instant::now() + CGROUP_KILL_LIMIT;
+    loop {
+        match cgroup.remove() {
+            Ok(()) => return,
+            Err(error) if std::time::Instant::now() >= deadline => {
+                eprintln!("caravan executor: cannot remove the task's cgroup: {error}");
+                return;
+            }
+            Err(_) => {
+                cgroup.kill_all();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
     }
 }

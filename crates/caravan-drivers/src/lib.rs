@@ -67,6 +67,22 @@ pub struct TaskConfig {
     /// `-` and `_` only; empty when the caller will never look.
     #[serde(default)]
     pub attempt: String,
+    /// Host paths to mount into the task: the group's host volumes, as
+    /// the task's `volume_mount` blocks ask. Resolved by the client, so a
+    /// driver only mounts (or refuses, with a clear error, what it cannot).
+    #[serde(default)]
+    pub mounts: Vec<MountConfig>,
+}
+
+/// One host path mounted into a task (Nomad's `MountConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountConfig {
+    /// The path on the host (the host volume's `path`).
+    pub host_path: PathBuf,
+    /// Where the task sees it: absolute inside an isolated task's root;
+    /// relative paths are under the task directory.
+    pub task_path: String,
+    pub read_only: bool,
 }
 
 /// A start the client asked for, persisted before it calls
@@ -210,6 +226,8 @@ pub trait Driver: Send + Sync {
     }
 }
 
+pub mod docker;
+pub mod exec;
 pub mod executor;
 pub mod logs;
 pub mod proc;
@@ -217,8 +235,22 @@ pub mod raw_exec;
 pub mod signal;
 pub mod usage;
 
+pub use docker::Docker;
+pub use exec::Exec;
 pub use raw_exec::RawExec;
 pub use usage::{ProcessUsage, TaskUsage};
+
+/// A name made safe for an environment variable's (a port label in
+/// `NOMAD_PORT_<label>`): anything but ASCII letters, digits and `_`
+/// becomes `_`.
+pub fn env_safe(key: &str) -> String {
+    key.chars()
+        .map(|c| match c.is_ascii_alphanumeric() || c == '_' {
+            true => c,
+            false => '_',
+        })
+        .collect()
+}
 
 /// The drivers this client offers, by name; what the task runner looks a
 /// task's `driver` up in.
@@ -232,10 +264,17 @@ impl DriverSet {
     /// executor`); raw_exec is offered but fingerprints undetected unless
     /// `raw_exec_enabled`.
     pub fn new(executor_binary: PathBuf, raw_exec_enabled: bool) -> Self {
+        let exec: std::sync::Arc<dyn Driver> =
+            std::sync::Arc::new(Exec::new(executor_binary.clone()));
         let raw_exec: std::sync::Arc<dyn Driver> =
             std::sync::Arc::new(RawExec::new(executor_binary, raw_exec_enabled));
+        let docker: std::sync::Arc<dyn Driver> = std::sync::Arc::new(Docker::from_env());
         Self {
-            drivers: BTreeMap::from([(raw_exec.name(), raw_exec)]),
+            drivers: BTreeMap::from([
+                (raw_exec.name(), raw_exec),
+                (docker.name(), docker),
+                (exec.name(), exec),
+            ]),
         }
     }
 

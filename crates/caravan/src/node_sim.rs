@@ -152,7 +152,7 @@ async fn simulate(settings: Settings) -> Result<serde_json::Value, String> {
     )]);
     let drivers: BTreeMap<String, DriverInfo> = driver_states
         .iter()
-        .map(|(name, state)| (name.clone(), state.to_info(now)))
+        .map(|(name, state)| (name.clone(), caravan_client::drivers::to_info(state, now)))
         .collect();
     let all_servers = ServerList::new(settings.servers.clone(), http.clone())
         .await

@@ -4,55 +4,15 @@
 //! command does it); nothing is pulled. Traffic stays on this machine: the
 //! network is created `--internal`.
 
-use std::process::Command;
+mod common;
+
+use common::docker::docker;
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "caravan-test:latest";
 
-/// Whether the Docker engine and the test image are here. Under CI both
-/// must be; elsewhere the test says what is missing and does nothing.
 fn docker_ready() -> bool {
-    let engine = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    let image = engine
-        && Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .output()
-            .is_ok_and(|output| output.status.success());
-    let in_ci = std::env::var("CI").is_ok_and(|value| value == "true");
-    match (engine, image) {
-        (true, true) => true,
-        (false, _) if in_ci => {
-            panic!("CI=true but no Docker engine answers: the partition test cannot run")
-        }
-        (true, false) if in_ci => {
-            panic!("CI=true but the image {IMAGE} is missing: run scripts/build-test-image.sh")
-        }
-        (false, _) => {
-            eprintln!(
-                "SKIPPED: no Docker engine here; the partition test needs one (it runs under CI)"
-            );
-            false
-        }
-        (true, false) => {
-            eprintln!("SKIPPED: image {IMAGE} missing; scripts/test.sh builds it");
-            false
-        }
-    }
-}
-
-fn docker(args: &[&str]) -> Result<String, String> {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .map_err(|error| error.to_string())?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
-    }
+    common::docker::ready(IMAGE, "the partition test")
 }
 
 /// Removes the containers and the network, whatever happens.

@@ -50,6 +50,7 @@ fn task(root: &Path, name: &str, command: &str, args: &[&str]) -> TaskConfig {
         alloc_dir,
         resources: TaskResources::default(),
         attempt: String::new(),
+        mounts: Vec::new(),
     }
 }
 
@@ -302,7 +303,7 @@ async fn the_driver_set_fingerprints_raw_exec_as_enabled_or_disabled() {
     assert!(raw_exec.detected && raw_exec.healthy);
     assert_eq!(raw_exec.attributes["driver.raw_exec"], "true");
     assert_eq!(enabled.get("raw_exec").unwrap().name(), "raw_exec");
-    assert!(enabled.get("docker").is_none());
+    assert!(enabled.get("no-such-driver").is_none());
 
     let disabled = DriverSet::new(binary, false);
     let fingerprint = &disabled.fingerprint_all().await["raw_exec"];

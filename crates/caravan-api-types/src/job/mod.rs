@@ -12,6 +12,7 @@ pub mod canonicalize;
 pub mod group;
 pub mod task;
 pub mod validate;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,7 @@ pub use task::{
     Affinity, Constraint, DnsConfig, LogConfig, NetworkResource, Port, RequestedDevice, Resources,
     Spread, SpreadTarget, Task, TaskArtifact, TaskLifecycle,
 };
+pub use volumes::{VolumeMount, VolumeRequest, VOLUME_TYPE_CSI, VOLUME_TYPE_HOST};
 
 pub const JOB_TYPE_SERVICE: &str = "service";
 pub const JOB_TYPE_BATCH: &str = "batch";

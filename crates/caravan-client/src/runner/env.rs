@@ -1,6 +1,7 @@
 //! What a task sees: Nomad's `NOMAD_*` environment (jobs-api.md §5.1) and
 //! the `${...}` interpolation of the task's `env` and driver `config`.
 
+use caravan_drivers::env_safe;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -214,16 +215,6 @@ fn alloc_index(name: &str) -> u64 {
         .and_then(|(_, rest)| rest.strip_suffix(']'))
         .and_then(|index| index.parse().ok())
         .unwrap_or(0)
-}
-
-/// Characters not allowed in an environment variable name become `_`.
-fn env_safe(key: &str) -> String {
-    key.chars()
-        .map(|c| match c.is_ascii_alphanumeric() || c == '_' {
-            true => c,
-            false => '_',
-        })
-        .collect()
 }
 
 /// Replaces `${NAME}` with the environment's value, and `${node.*}`,

@@ -10,6 +10,7 @@
 //! - [`env`]: the task's environment and interpolation.
 //! - [`dir`]: the allocation directory.
 //! - [`state`]: what is persisted to find tasks again.
+//! - [`volumes`]: a task's host volume mounts.
 //! - [`lifecycle`]: signals, user restarts, forced collection and usage,
 //!   for the client endpoints.
 
@@ -22,6 +23,7 @@ pub mod lifecycle;
 pub mod restart;
 pub mod state;
 pub mod task;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;

@@ -351,6 +351,10 @@ impl TaskRunner {
                 ),
             },
             attempt: uuid::Uuid::new_v4().simple().to_string(),
+            // Host volumes: resolved from the group's `volume` blocks. A
+            // mount this node cannot serve fails the start for good.
+            mounts: super::volumes::task_mounts(group, task, &node)
+                .map_err(DriverError::InvalidConfig)?,
         };
         let attempt = StartAttempt::of(driver.name(), &config);
         // Without the attempt on disk, a client killed during the start

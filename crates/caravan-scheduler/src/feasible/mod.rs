@@ -2,10 +2,14 @@
 //!
 //! Job and group checks are cached per computed node class for the rest of
 //! the evaluation (Nomad's `FeasibilityWrapper`), unless a constraint reads
-//! something unique to a node (the job or group "escapes").
+//! something unique to a node (the job or group "escapes"). Host volumes
+//! are checked per node after the cached checks ([`volumes`]).
 
 pub mod constraint;
 pub mod version;
+pub mod volumes;
+#[cfg(test)]
+mod volumes_tests;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -19,6 +23,7 @@ use crate::metrics::filter_node;
 use constraint::{
     is_unique_target, node_satisfies, RegexCache, OP_DISTINCT_HOSTS, OP_DISTINCT_PROPERTY,
 };
+use volumes::{has_host_volumes, host_volume_asks, HostVolumeAsk, REASON_MISSING_HOST_VOLUMES};
 
 pub const REASON_CLASS_INELIGIBLE: &str = "computed class ineligible";
 pub const REASON_MISSING_DRIVERS: &str = "missing drivers";
@@ -147,6 +152,8 @@ pub struct GroupChecks {
     pub escaped: bool,
     pub distinct_hosts: bool,
     pub distinct_properties: Vec<(String, u64)>,
+    /// Checked per node, never cached by class.
+    pub host_volumes: Vec<HostVolumeAsk>,
 }
 
 impl GroupChecks {
@@ -176,6 +183,7 @@ impl GroupChecks {
             escaped,
             distinct_hosts,
             distinct_properties,
+            host_volumes: host_volume_asks(group),
         }
     }
 }
@@ -267,6 +275,25 @@ impl Feasibility {
 
     /// Whether `node` may run `group`; a rejection is recorded in `metrics`.
     pub fn check(&mut self, group: &str, node: &Node, metrics: &mut AllocMetric) -> bool {
+        self.check_class(group, node, metrics) && self.available(group, node, metrics)
+    }
+
+    /// What the node's own state offers `group` now (Nomad's "available"
+    /// checkers): host volumes. Run after [`Self::check_class`] passes, for
+    /// every node, whatever its class; a rejection is recorded in `metrics`.
+    pub fn available(&self, group: &str, node: &Node, metrics: &mut AllocMetric) -> bool {
+        let asks = self.groups.get(group).map(|g| g.host_volumes.as_slice());
+        if has_host_volumes(node, asks.unwrap_or_default()) {
+            return true;
+        }
+        filter_node(metrics, node, REASON_MISSING_HOST_VOLUMES);
+        false
+    }
+
+    /// The checks whose result holds for the node's whole class (job and
+    /// group constraints, drivers, networks), memoized by class unless
+    /// escaped; a rejection is recorded in `metrics`.
+    pub fn check_class(&mut self, group: &str, node: &Node, metrics: &mut AllocMetric) -> bool {
         let class = node.computed_class.as_str();
         let job_cacheable = !class.is_empty() && !self.job_escaped;
         match job_cacheable

@@ -112,6 +112,8 @@ struct GroupPlan<'g> {
     position: usize,
     cacheable: bool,
     distinct_group: bool,
+    /// The group asks for host volumes, checked per node.
+    host_volumes: bool,
     has_ports: bool,
     cores_wanted: usize,
     penalty: &'g HashSet<String>,
@@ -344,6 +346,7 @@ impl<'s> Stack<'s> {
             position,
             cacheable: checks.is_some_and(|g| !g.escaped) && !self.feasibility.job_escaped(),
             distinct_group: checks.is_some_and(|g| g.distinct_hosts),
+            host_volumes: checks.is_some_and(|g| !g.host_volumes.is_empty()),
             has_ports: group
                 .networks
                 .iter()
@@ -412,7 +415,7 @@ impl<'s> Stack<'s> {
             }
             Some(true) => {}
             None => {
-                let ok = feasibility.check(&group.name, node, metrics);
+                let ok = feasibility.check_class(&group.name, node, metrics);
                 if plan.cacheable && class != NO_CLASS {
                     let memo = &mut class_memo[plan.position];
                     if memo.len() <= class as usize {
@@ -424,6 +427,10 @@ impl<'s> Stack<'s> {
                     return None;
                 }
             }
+        }
+        // Not part of the class memo: host volumes are the node's own.
+        if plan.host_volumes && !feasibility.available(&group.name, node, metrics) {
+            return None;
         }
         let node_state = Self::node_state(&mut node_states[index], *state, stopped, job, node);
         let on_node_group = node_state.job_groups.get(Some(plan.position));

@@ -464,6 +464,7 @@ pub fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
 #[allow(dead_code)]
 pub mod acl;
 pub mod cluster;
+pub mod docker;
 pub mod jobs;
 
 /// The state store's watch counters, from `/v1/agent/self` (servers only).

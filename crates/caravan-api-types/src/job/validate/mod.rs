@@ -9,10 +9,12 @@ use crate::duration::format_go_duration_nanos as go;
 
 mod placement;
 mod policies;
+mod volumes;
 
 pub use placement::validate_constraint;
 use placement::{validate_affinity, validate_group_ports, validate_spread};
 use policies::{validate_migrate, validate_reschedule, validate_restart, validate_update};
+use volumes::{validate_group_volumes, validate_volume_mounts};
 
 use super::group::TaskGroup;
 use super::task::Task;
@@ -300,6 +302,7 @@ fn validate_group(job: &Job, group: &TaskGroup) -> Vec<String> {
             group.name
         ));
     }
+    errors.extend(validate_group_volumes(job_type, group));
     errors.extend(validate_group_ports(group));
     for task in &group.tasks {
         nest(
@@ -401,5 +404,6 @@ fn validate_task(job: &Job, group: &TaskGroup, task: &Task) -> Vec<String> {
             );
         }
     }
+    errors.extend(validate_volume_mounts(group, task));
     errors
 }

@@ -1,0 +1,646 @@
+//! docker: runs a task as a Docker container through the Docker Engine
+//! API (bollard over the engine's unix socket, the API version negotiated
+//! with the engine, which may be older than bollard's).
+//!
+//! The engine, not a process of Caravan's, parents the container, so a
+//! task outlives the client by itself; the handle records the container's
+//! ID and where its output is copied, and a restarted client re-attaches
+//! by inspecting the container and resuming the copy of its output
+//! ([`logs`]). A start whose handle was lost is found by the labels every
+//! container carries (`io.caravan.attempt`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bollard::errors::Error as EngineError;
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
+    RemoveContainerOptions, StatsOptions, WaitContainerOptions,
+};
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::signal::parse_signal;
+use crate::{
+    Driver, DriverError, ExitResult, Fingerprint, ProcessUsage, StartAttempt, TaskConfig,
+    TaskHandle, TaskUsage,
+};
+
+pub mod config;
+pub mod logs;
+
+use config::{container_spec, LABEL_ATTEMPT};
+use logs::LogTarget;
+
+/// The driver's name in jobspecs and node attributes.
+pub const NAME: &str = "docker";
+
+/// The engine's default socket.
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+/// How long one engine request may take to answer (a pull answers at
+/// once and then streams).
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+/// How long a fingerprint waits for the engine.
+const FINGERPRINT_LIMIT: Duration = Duration::from_secs(5);
+/// How long `wait` lets the output copy drain after the container ends.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// How often `stop` looks whether the container has ended.
+const STOP_POLL: Duration = Duration::from_millis(100);
+/// How long to wait before asking an engine that failed again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Files of the driver's own, under `<task_dir>/.caravan`.
+const STATE_DIR: &str = ".caravan";
+const PROGRESS_FILE: &str = "docker-logs.progress";
+
+/// The docker driver.
+pub struct Docker {
+    /// The engine's unix socket.
+    socket: String,
+    /// The negotiated client, made on first use (the engine may come up
+    /// after the client).
+    engine: tokio::sync::Mutex<Option<bollard::Docker>>,
+    /// Whether the engine ever answered: a lost engine is then unhealthy
+    /// rather than undetected (Nomad's rule).
+    seen: AtomicBool,
+    /// The output copies running, by task ID.
+    copies: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Docker {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Docker")
+            .field("socket", &self.socket)
+            .finish()
+    }
+}
+
+/// [`TaskHandle::state`] of a docker task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerState {
+    pub container_id: String,
+    pub container_name: String,
+    pub image: String,
+    /// Where its output goes; resumed after a restart.
+    pub logs: LogTarget,
+}
+
+impl DockerState {
+    fn into_handle(self, task_id: String) -> Result<TaskHandle, DriverError> {
+        Ok(TaskHandle {
+            driver: NAME.to_string(),
+            task_id,
+            state: serde_json::to_value(&self).map_err(std::io::Error::other)?,
+            started_at: chrono::Utc::now(),
+        })
+    }
+}
+
+fn state_of(handle: &TaskHandle) -> Result<DockerState, DriverError> {
+    serde_json::from_value(handle.state.clone())
+        .map_err(|error| DriverError::InvalidConfig(format!("not a docker task handle: {error}")))
+}
+
+/// The engine's own status code and message, for a match.
+fn status_of(error: &EngineError) -> Option<(u16, &str)> {
+    match error {
+        EngineError::DockerResponseServerError {
+            status_code,
+            message,
+        } => Some((*status_code, message.as_str())),
+        _ => None,
+    }
+}
+
+fn not_found(error: &EngineError) -> bool {
+    status_of(error).is_some_and(|(code, _)| code == 404)
+}
+
+/// What the engine said, without the client's wrapping.
+fn engine_text(error: &EngineError) -> String {
+    match status_of(error) {
+        Some((_, message)) => message.to_string(),
+        None => error.to_string(),
+    }
+}
+
+fn unreachable(error: impl std::fmt::Display) -> DriverError {
+    DriverError::Start(format!("Failed to connect to docker daemon: {error}"))
+}
+
+impl Docker {
+    /// The engine at `DOCKER_HOST` (a `unix://` address) or the default
+    /// socket.
+    pub fn from_env() -> Self {
+        let socket = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|host| host.starts_with("unix://"))
+            .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
+        Self::new(socket)
+    }
+
+    /// The engine at `socket` (`unix:///path` or a path).
+    pub fn new(socket: String) -> Self {
+        Self {
+            socket,
+            engine: tokio::sync::Mutex::new(None),
+            seen: AtomicBool::new(false),
+            copies: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The negotiated engine client.
+    async fn engine(&self) -> Result<bollard::Docker, EngineError> {
+        let mut engine = self.engine.lock().await;
+        if let Some(client) = engine.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = bollard::Docker::connect_with_unix(
+            &self.socket,
+            REQUEST_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )?
+        .negotiate_version()
+        .await?;
+        *engine = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn probe(&self) -> Result<Fingerprint, EngineError> {
+        let engine = self.engine().await?;
+        let version = engine.version().await?;
+        let info = engine.info().await.ok();
+        let bridge = engine.inspect_network("bridge", None).await.ok();
+        let mut attributes = std::collections::BTreeMap::new();
+        attributes.insert("driver.docker".to_string(), "true".to_string());
+        attributes.insert(
+            "driver.docker.version".to_string(),
+            version.version.unwrap_or_default(),
+        );
+        attributes.insert(
+            "driver.docker.os_type".to_string(),
+            version.os.unwrap_or_default(),
+        );
+        if let Some(runtimes) = info.and_then(|info| info.runtimes) {
+            let mut names: Vec<String> = runtimes.into_keys().collect();
+            names.sort();
+            attributes.insert("driver.docker.runtimes".to_string(), names.join(","));
+        }
+        let gateway = bridge
+            .and_then(|bridge| bridge.ipam)
+            .and_then(|ipam| ipam.config)
+            .and_then(|configs| configs.into_iter().find_map(|config| config.gateway));
+        if let Some(gateway) = gateway {
+            attributes.insert("driver.docker.bridge_ip".to_string(), gateway);
+        }
+        Ok(Fingerprint {
+            detected: true,
+            healthy: true,
+            description: "Healthy".to_string(),
+            attributes,
+        })
+    }
+
+    async fn fingerprint_engine(&self) -> Fingerprint {
+        let outcome = tokio::time::timeout(FINGERPRINT_LIMIT, self.probe()).await;
+        let error = match outcome {
+            Ok(Ok(fingerprint)) => {
+                self.seen.store(true, Ordering::Relaxed);
+                return fingerprint;
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_string(),
+        };
+        // A new connection next time: the engine may have restarted.
+        *self.engine.lock().await = None;
+        Fingerprint {
+            detected: self.seen.load(Ordering::Relaxed),
+            healthy: false,
+            description: format!("Failed to connect to docker daemon: {error}"),
+            attributes: Default::default(),
+        }
+    }
+
+    /// Pulls `image` unless it is present (or `force`); there may be no
+    /// registry, so a present image is never pulled again.
+    async fn ensure_image(
+        &self,
+        engine: &bollard::Docker,
+        image: &str,
+        force: bool,
+    ) -> Result<(), DriverError> {
+        if !force {
+            match engine.inspect_image(image).await {
+                Ok(_) => return Ok(()),
+                Err(error) if not_found(&error) => {}
+                Err(error) => return Err(unreachable(error)),
+            }
+        }
+        let options = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let mut pull = engine.create_image(Some(options), None, None);
+        while let Some(progress) = pull.next().await {
+            match progress {
+                Ok(info) => {
+                    if let Some(error) = info.error_detail.and_then(|detail| detail.message) {
+                        return Err(DriverError::Start(format!(
+                            "Failed to pull `{image}`: {error}"
+                        )));
+                    }
+                }
+                Err(error) => {
+                    return Err(DriverError::Start(format!(
+                        "Failed to pull `{image}`: {}",
+                        engine_text(&error)
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes whatever container holds `name` (a previous run of the
+    /// task: a restart reuses the name).
+    async fn remove_by_name(engine: &bollard::Docker, name: &str) -> Result<(), DriverError> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match engine.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(error) if not_found(&error) => Ok(()),
+            Err(error) => Err(DriverError::Start(format!(
+                "failed to remove the old container {name}: {}",
+                engine_text(&error)
+            ))),
+        }
+    }
+
+    async fn start_task(&self, config: TaskConfig) -> Result<TaskHandle, DriverError> {
+        let spec = container_spec(&config)?;
+        let engine = self.engine().await.map_err(unreachable)?;
+        self.ensure_image(&engine, &spec.image, spec.force_pull)
+            .await?;
+        let state_dir = config.task_dir.join(STATE_DIR);
+        caravan_files::create_private_dir(&state_dir)?;
+        let progress_file = state_dir.join(PROGRESS_FILE);
+        // A new container's output starts from nothing.
+        match std::fs::remove_file(&progress_file) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+            _ => {}
+        }
+        Self::remove_by_name(&engine, &spec.name).await?;
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let created = engine
+            .create_container(Some(options), spec.body.clone())
+            .await
+            .map_err(|error| {
+                DriverError::Start(format!(
+                    "Failed to create container: {}",
+                    engine_text(&error)
+                ))
+            })?;
+        if let Err(error) = engine.start_container(&created.id, None).await {
+            let _ = Self::remove_by_name(&engine, &created.id).await;
+            return Err(DriverError::Start(format!(
+                "Failed to start container {}: {}",
+                spec.name,
+                engine_text(&error)
+            )));
+        }
+        let state = DockerState {
+            container_id: created.id.clone(),
+            container_name: spec.name,
+            image: spec.image,
+            logs: LogTarget {
+                container_id: created.id,
+                task_name: config.task_name.clone(),
+                logs: config.logs.clone(),
+                progress_file,
+            },
+        };
+        self.copy_output(&config.id, &engine, &state);
+        // Saved where `find` looks, should the client lose the handle.
+        let record = serde_json::to_vec(&state).map_err(std::io::Error::other)?;
+        caravan_files::write_private_atomic(
+            &record_path(&config.task_dir, &config.attempt),
+            &record,
+        )?;
+        state.into_handle(config.id)
+    }
+
+    /// Starts copying the container's output, unless a copy runs.
+    fn copy_output(&self, task_id: &str, engine: &bollard::Docker, state: &DockerState) {
+        let mut copies = lock(&self.copies);
+        if copies.get(task_id).is_some_and(|copy| !copy.is_finished()) {
+            return;
+        }
+        let copy = tokio::spawn(logs::copy(engine.clone(), state.logs.clone()));
+        copies.insert(task_id.to_string(), copy);
+    }
+
+    async fn wait_task(&self, handle: &TaskHandle) -> Result<ExitResult, DriverError> {
+        let state = state_of(handle)?;
+        loop {
+            let engine = match self.engine().await {
+                Ok(engine) => engine,
+                Err(_) => {
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    continue;
+                }
+            };
+            let options = WaitContainerOptions {
+                condition: "not-running".to_string(),
+            };
+            // The engine answers when the container stops; a non-zero exit
+            // comes back as an error, so the exit is read by inspecting.
+            let waited = engine
+                .wait_container(&state.container_id, Some(options))
+                .next()
+                .await;
+            if let Some(Err(error)) = &waited {
+                if not_found(error) {
+                    return Err(DriverError::NotFound);
+                }
+            }
+            match engine.inspect_container(&state.container_id, None).await {
+                Ok(inspect) => {
+                    let container = inspect.state.unwrap_or_default();
+                    if container.running.unwrap_or(false) {
+                        // The wait was cut (the engine restarting): again.
+                        tokio::time::sleep(RETRY_AFTER).await;
+                        continue;
+                    }
+                    self.drain_output(&handle.task_id).await;
+                    let exit_code = container.exit_code.unwrap_or(0);
+                    return Ok(ExitResult {
+                        exit_code: i32::try_from(exit_code).unwrap_or(i32::MAX),
+                        signal: 0,
+                        oom_killed: container.oom_killed.unwrap_or(false),
+                    });
+                }
+                Err(error) if not_found(&error) => return Err(DriverError::NotFound),
+                Err(_) => tokio::time::sleep(RETRY_AFTER).await,
+            }
+        }
+    }
+
+    /// Lets the output copy of a stopped container finish, bounded.
+    async fn drain_output(&self, task_id: &str) {
+        let copy = lock(&self.copies).remove(task_id);
+        if let Some(mut copy) = copy {
+            if tokio::time::timeout(DRAIN_LIMIT, &mut copy).await.is_err() {
+                copy.abort();
+            }
+        }
+    }
+
+    async fn running(engine: &bollard::Docker, id: &str) -> Result<bool, DriverError> {
+        match engine.inspect_container(id, None).await {
+            Ok(inspect) => Ok(inspect
+                .state
+                .and_then(|state| state.running)
+                .unwrap_or(false)),
+            Err(error) if not_found(&error) => Ok(false),
+            Err(error) => Err(unreachable(error)),
+        }
+    }
+
+    async fn kill(engine: &bollard::Docker, id: &str, signal: &str) -> Result<bool, DriverError> {
+        let options = KillContainerOptions {
+            signal: signal.to_string(),
+        };
+        match engine.kill_container(id, Some(options)).await {
+            Ok(()) => Ok(true),
+            // Not found, or not running (409): nothing to signal.
+            Err(error) if status_of(&error).is_some_and(|(code, _)| code == 404 || code == 409) => {
+                Ok(false)
+            }
+            Err(error) => Err(DriverError::Start(format!(
+                "failed to signal container: {}",
+                engine_text(&error)
+            ))),
+        }
+    }
+
+    async fn stop_task(
+        &self,
+        handle: &TaskHandle,
+        signal: &str,
+        timeout: Duration,
+    ) -> Result<(), DriverError> {
+        let signal = parse_signal(signal)?;
+        let state = state_of(handle)?;
+        let engine = self.engine().await.map_err(unreachable)?;
+        if Self::kill(&engine, &state.container_id, signal.as_str()).await? {
+            let deadline = Instant::now() + timeout;
+            while Instant::now() < deadline && Self::running(&engine, &state.container_id).await? {
+                tokio::time::sleep(STOP_POLL).await;
+            }
+            if Self::running(&engine, &state.container_id).await? {
+                Self::kill(&engine, &state.container_id, "SIGKILL").await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn find_task(&self, attempt: &StartAttempt) -> Result<Option<TaskHandle>, DriverError> {
+        if attempt.attempt.is_empty() {
+            return Err(DriverError::InvalidConfig(
+                "a start without an attempt cannot be found".into(),
+            ));
+        }
+        let engine = self.engine().await.map_err(unreachable)?;
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_ATTEMPT}={}", attempt.attempt)],
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let found = engine
+            .list_containers(Some(options))
+            .await
+            .map_err(unreachable)?;
+        let Some(container) = found.into_iter().next() else {
+            return Ok(None);
+        };
+        let id = container.id.unwrap_or_default();
+        let record = std::fs::read(record_path(&attempt.task_dir, &attempt.attempt))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<DockerState>(&bytes).ok());
+        let started = !matches!(
+            container.state,
+            Some(bollard::models::ContainerSummaryStateEnum::CREATED)
+        );
+        match record {
+            // Made and started, and its record saved: found.
+            Some(state) if started && state.container_id == id => {
+                Ok(Some(state.into_handle(attempt.task_id.clone())?))
+            }
+            // Created but never started, or its record never written: the
+            // start did not finish; take the container away so a new
+            // start runs one copy.
+            _ => {
+                Self::remove_by_name(&engine, &id).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn recover_task(&self, handle: &TaskHandle) -> Result<(), DriverError> {
+        let state = state_of(handle)?;
+        let engine = self.engine().await.map_err(unreachable)?;
+        match engine.inspect_container(&state.container_id, None).await {
+            Ok(_) => {
+                // Running or not, copy what it wrote while no one did.
+                self.copy_output(&handle.task_id, &engine, &state);
+                Ok(())
+            }
+            Err(error) if not_found(&error) => Err(DriverError::NotFound),
+            Err(error) => Err(unreachable(error)),
+        }
+    }
+
+    async fn destroy_task(&self, handle: &TaskHandle) -> Result<(), DriverError> {
+        let state = state_of(handle)?;
+        if let Some(copy) = lock(&self.copies).remove(&handle.task_id) {
+            copy.abort();
+        }
+        let engine = self.engine().await.map_err(unreachable)?;
+        Self::remove_by_name(&engine, &state.container_id).await?;
+        if let Some(state_dir) = state.logs.progress_file.parent() {
+            match std::fs::remove_dir_all(state_dir) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(error.into())
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn usage_of(&self, handle: &TaskHandle) -> Result<TaskUsage, DriverError> {
+        let state = state_of(handle)?;
+        let engine = self.engine().await.map_err(unreachable)?;
+        let options = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let stats = match engine
+            .stats(&state.container_id, Some(options))
+            .next()
+            .await
+        {
+            Some(Ok(stats)) => stats,
+            Some(Err(error)) if not_found(&error) => return Err(DriverError::NotFound),
+            Some(Err(error)) => return Err(unreachable(error)),
+            None => return Err(DriverError::NotFound),
+        };
+        let usage = stats.cpu_stats.and_then(|cpu| cpu.cpu_usage);
+        let seconds = |nanos: Option<u64>| nanos.unwrap_or(0) as f64 / 1e9;
+        Ok(TaskUsage {
+            processes: vec![ProcessUsage {
+                pid: 0,
+                rss_bytes: stats.memory_stats.and_then(|m| m.usage).unwrap_or(0),
+                user_seconds: seconds(usage.as_ref().and_then(|u| u.usage_in_usermode)),
+                system_seconds: seconds(usage.as_ref().and_then(|u| u.usage_in_kernelmode)),
+            }],
+        })
+    }
+}
+
+/// Where a start's record goes, for `find`.
+fn record_path(task_dir: &std::path::Path, attempt: &str) -> PathBuf {
+    let name = match attempt.is_empty() {
+        true => "docker.json".to_string(),
+        false => format!("docker.{}.json", attempt.replace(['/', '.'], "_")),
+    };
+    task_dir.join(STATE_DIR).join(name)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Driver for Docker {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn fingerprint(&self) -> BoxFuture<'_, Fingerprint> {
+        Box::pin(self.fingerprint_engine())
+    }
+
+    fn start(&self, config: TaskConfig) -> BoxFuture<'_, Result<TaskHandle, DriverError>> {
+        Box::pin(self.start_task(config))
+    }
+
+    fn wait<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+    ) -> BoxFuture<'a, Result<ExitResult, DriverError>> {
+        Box::pin(self.wait_task(handle))
+    }
+
+    fn stop<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+        signal: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.stop_task(handle, signal, timeout))
+    }
+
+    fn signal<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+        signal: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let signal = parse_signal(signal)?;
+            let state = state_of(handle)?;
+            let engine = self.engine().await.map_err(unreachable)?;
+            match Self::kill(&engine, &state.container_id, signal.as_str()).await? {
+                true => Ok(()),
+                false => Err(DriverError::NotFound),
+            }
+        })
+    }
+
+    fn find<'a>(
+        &'a self,
+        attempt: &'a StartAttempt,
+    ) -> BoxFuture<'a, Result<Option<TaskHandle>, DriverError>> {
+        Box::pin(self.find_task(attempt))
+    }
+
+    fn recover<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.recover_task(handle))
+    }
+
+    fn destroy<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.destroy_task(handle))
+    }
+
+    fn usage<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+    ) -> BoxFuture<'a, Result<TaskUsage, DriverError>> {
+        Box::pin(self.usage_of(handle))
+    }
+}
