@@ -39,6 +39,9 @@ pub struct ReservedOptions {
     pub reserved_ports: String,
 }
 
+/// How often a driver that stopped working is checked again.
+const DEGRADED_RECHECK: Duration = Duration::from_secs(5);
+
 /// Everything the client needs from the agent configuration.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -271,9 +274,19 @@ impl Client {
     }
 
     /// Checks the drivers again now and then; a change is registered.
+    /// While a driver that was working is not (the Docker Engine went
+    /// away), it is checked every few seconds, so the node offers it again
+    /// soon after it is back.
     async fn refresh_drivers(self: Arc<Self>) {
         loop {
-            tokio::time::sleep(self.options.fingerprint_interval).await;
+            let degraded = lock(&self.driver_states)
+                .values()
+                .any(|state| state.detected && !state.healthy);
+            let wait = match degraded {
+                true => self.options.fingerprint_interval.min(DEGRADED_RECHECK),
+                false => self.options.fingerprint_interval,
+            };
+            tokio::time::sleep(wait).await;
             let fresh = drivers::detect_all(&self.drivers).await;
             let changed = *lock(&self.driver_states) != fresh;
             if !changed {

@@ -4,7 +4,7 @@
 //! executor's and the task's pids with their start times, so a later
 //! client can tell them from processes that reused the numbers.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -412,7 +412,7 @@ fn link_mounts(task_dir: &Path, mounts: &[crate::MountConfig]) -> Result<(), Dri
         let relative = Path::new(mount.task_path.trim_start_matches('/'));
         let escapes = relative
             .components()
-            .any(|part| !matches!(part, std::path::Component::Normal(_)));
+            .any(|part| !matches!(part, Component::Normal(_) | Component::CurDir));
         if escapes || relative.as_os_str().is_empty() {
             return Err(DriverError::InvalidConfig(format!(
                 "volume_mount destination {:?} must name a path inside the task directory",
@@ -735,7 +735,7 @@ pub(super) mod tests {
             task_path: task_path.into(),
             read_only: false,
         };
-        let mounts = [mount("/data"), mount("deep/er/data")];
+        let mounts = [mount("/data"), mount("./deep/er/data")];
         // Twice: a restart finds its links and makes them again.
         link_mounts(task_dir.path(), &mounts).unwrap();
         link_mounts(task_dir.path(), &mounts).unwrap();

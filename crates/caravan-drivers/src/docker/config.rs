@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, PortMap};
 use serde_json::{Map, Value};
 
 use crate::{DriverError, TaskConfig};
@@ -303,9 +303,7 @@ fn container_env(config: &TaskConfig) -> Vec<String> {
 /// Ports to publish: each `ports` label at the group's host address and
 /// port, to its `to` port (or the same number), as both tcp and udp; each
 /// legacy `port_map` label of a task network likewise.
-fn port_bindings(
-    config: &TaskConfig,
-) -> Result<(Vec<String>, HashMap<String, Option<Vec<PortBinding>>>), DriverError> {
+fn port_bindings(config: &TaskConfig) -> Result<(Vec<String>, PortMap), DriverError> {
     let env = &config.env;
     let mut wanted: Vec<(String, String)> = Vec::new();
     for label in strings(&config.config, "ports")?.unwrap_or_default() {

@@ -265,11 +265,14 @@ fn in_new_pid_namespace<T>(spawn: impl FnOnce() -> T) -> Result<T, String> {
 /// failure, after writing why to the status pipe.
 pub fn run_init(plan: InitPlan) -> u8 {
     let task = plan.caravan_init;
+    // Only an open descriptor is taken over: a plan written by hand (no
+    // executor behind it) must not make us own a stranger's fd.
+    // SAFETY: fcntl only queries and sets the descriptor's flags.
+    let open = task.status_fd > 2
+        && unsafe { libc::fcntl(task.status_fd, libc::F_SETFD, libc::FD_CLOEXEC) } != -1;
     // SAFETY: the executor passed this fd for us alone; it closes when
     // this process execs the task.
-    let mut status = unsafe { std::fs::File::from_raw_fd(task.status_fd) };
-    // SAFETY: as above.
-    unsafe { libc::fcntl(task.status_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let mut status = open.then(|| unsafe { std::fs::File::from_raw_fd(task.status_fd) });
     let error = match enter(&task) {
         Ok(mut command) => {
             // Returns only when the exec failed.
@@ -278,7 +281,12 @@ pub fn run_init(plan: InitPlan) -> u8 {
         }
         Err(error) => error,
     };
-    let _ = status.write_all(error.as_bytes());
+    match status.as_mut() {
+        Some(status) => {
+            let _ = status.write_all(error.as_bytes());
+        }
+        None => eprintln!("caravan executor: {error}"),
+    }
     1
 }
 
@@ -337,7 +345,7 @@ fn build_root(isolation: &Isolation) -> Result<(), String> {
             libc::MS_BIND | libc::MS_REC,
             None,
         )?;
-        if bind.read_only && false {
+        if bind.read_only {
             let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
             mount(None, &target, None, flags, None)?;
         }
