@@ -21,23 +21,6 @@ pub fn to_info(state: &DriverState, update_time: chrono::DateTime<chrono::Utc>) 
     }
 }
 
-/// `v2` for a unified hierarchy, `v1` for legacy controllers.
-pub fn cgroup_version() -> Option<&'static str> {
-    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
-    let mut version = None;
-    for line in mounts.lines() {
-        let mut fields = line.split_whitespace();
-        let (_, point, kind) = (fields.next(), fields.next()?, fields.next()?);
-        if kind == "cgroup2" && point == "/sys/fs/cgroup" {
-            return Some("v2");
-        }
-        if kind == "cgroup" {
-            version = Some("v1");
-        }
-    }
-    version
-}
-
 /// Node events for drivers whose health changed between two checks, as
 /// Nomad's client reports them (subsystem `Driver`, the new health
 /// description as message, the driver's name in the details).

@@ -228,7 +228,7 @@ pub fn build_node(
     set("nomad.version", options.version.clone());
     set("nomad.revision", options.revision.clone());
     set("nomad.advertise.address", options.http_advertise.clone());
-    if let Some(version) = crate::drivers::cgroup_version() {
+    if let Some(version) = caravan_drivers::exec::cgroup_version() {
         set("unique.cgroup.mountpoint", "/sys/fs/cgroup".to_string());
         set("unique.cgroup.version", version.to_string());
     }

@@ -52,6 +52,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 const STOP_POLL: Duration = Duration::from_millis(100);
 /// How long to wait before asking an engine that failed again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Container creates and starts in flight at once.
+const STARTS_AT_ONCE: usize = 8;
 /// Files of the driver's own, under `<task_dir>/.caravan`.
 const STATE_DIR: &str = ".caravan";
 const PROGRESS_FILE: &str = "docker-logs.progress";
@@ -68,6 +70,10 @@ pub struct Docker {
     seen: AtomicBool,
     /// The output copies running, by task ID.
     copies: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// Bounds the creates and starts in flight: the engine serialises much
+    /// of them, and a burst of fifty at once is slower than eight at a
+    /// time (BENCHMARKS.md, "Task drivers").
+    starting: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Docker {
@@ -150,6 +156,7 @@ impl Docker {
             engine: tokio::sync::Mutex::new(None),
             seen: AtomicBool::new(false),
             copies: Mutex::new(HashMap::new()),
+            starting: tokio::sync::Semaphore::new(STARTS_AT_ONCE),
         }
     }
 
@@ -296,20 +303,32 @@ impl Docker {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
             _ => {}
         }
-        Self::remove_by_name(&engine, &spec.name).await?;
+        // As many creates and starts at once as the engine does well with.
+        let _permit = self
+            .starting
+            .acquire()
+            .await
+            .map_err(|_| DriverError::Start("the docker driver is shutting down".into()))?;
         let options = CreateContainerOptions {
             name: Some(spec.name.clone()),
             ..Default::default()
         };
-        let created = engine
-            .create_container(Some(options), spec.body.clone())
-            .await
-            .map_err(|error| {
-                DriverError::Start(format!(
-                    "Failed to create container: {}",
-                    engine_text(&error)
-                ))
-            })?;
+        let create = || engine.create_container(Some(options.clone()), spec.body.clone());
+        let created = match create().await {
+            // The name is taken: a previous run of this task (a restart
+            // reuses the name) or a start that was never settled.
+            Err(error) if status_of(&error).is_some_and(|(code, _)| code == 409) => {
+                Self::remove_by_name(&engine, &spec.name).await?;
+                create().await
+            }
+            other => other,
+        }
+        .map_err(|error| {
+            DriverError::Start(format!(
+                "Failed to create container: {}",
+                engine_text(&error)
+            ))
+        })?;
         if let Err(error) = engine.start_container(&created.id, None).await {
             let _ = Self::remove_by_name(&engine, &created.id).await;
             return Err(DriverError::Start(format!(

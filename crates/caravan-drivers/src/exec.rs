@@ -12,15 +12,15 @@
 //! those (`NOMAD_TASK_DIR`, ...) are rewritten to the paths the task sees.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use crate::executor::ExitRecord;
+use crate::executor_client::{self as client, state_of, Backoff, ExecutorTask, KILL_LIMIT};
 use crate::raw_exec::RawExecState;
 use crate::signal::parse_signal;
 use crate::{
@@ -37,8 +37,6 @@ use cgroup::{cgroup_name, Hierarchy, TaskCgroup};
 /// The driver's name in jobspecs and node attributes.
 pub const NAME: &str = "exec";
 
-/// How long processes may take to vanish after SIGKILL.
-const KILL_LIMIT: Duration = Duration::from_secs(10);
 /// How long the executor may take to record the exit once the task is
 /// gone (it drains the logs and removes the cgroup first).
 const RECORD_LIMIT: Duration = Duration::from_secs(15);
@@ -69,12 +67,25 @@ pub struct ExecState {
 
 impl ExecState {
     fn into_handle(self, task_id: String) -> Result<TaskHandle, DriverError> {
-        Ok(TaskHandle {
-            driver: NAME.to_string(),
-            task_id,
-            state: serde_json::to_value(&self).map_err(std::io::Error::other)?,
-            started_at: chrono::Utc::now(),
-        })
+        Ok(client::into_handle(NAME, task_id, &self)?)
+    }
+}
+
+impl ExecutorTask for ExecState {
+    fn executor(&self) -> (i32, u64) {
+        (self.executor_pid, self.executor_start_time)
+    }
+
+    fn exit_file(&self) -> &Path {
+        &self.exit_file
+    }
+
+    fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    async fn kill(&self) -> Result<(), DriverError> {
+        kill_task(self).await
     }
 }
 
@@ -96,23 +107,8 @@ impl Exec {
     }
 
     async fn wait_task(&self, handle: &TaskHandle) -> Result<ExitResult, DriverError> {
-        let state = state_of(handle)?;
-        let mut backoff = Backoff::new();
-        loop {
-            if let Some(exit) = read_exit(&state)? {
-                return Ok(exit);
-            }
-            if !executor_running(&state) {
-                if let Some(exit) = read_exit(&state)? {
-                    return Ok(exit);
-                }
-                // Nothing watches the task any more: take it down, so the
-                // runner can start it again cleanly.
-                kill_task(&state).await?;
-                return Err(DriverError::NotFound);
-            }
-            backoff.sleep().await;
-        }
+        let state: ExecState = state_of(handle, NAME)?;
+        client::wait_exit(&state).await
     }
 
     async fn stop_task(
@@ -122,30 +118,21 @@ impl Exec {
         timeout: Duration,
     ) -> Result<(), DriverError> {
         let signal = parse_signal(signal)?;
-        let state = state_of(handle)?;
+        let state: ExecState = state_of(handle, NAME)?;
         // A PID 1 ignores signals it has no handler for (SIGKILL aside),
         // as in any container: then the rest of the group still gets it,
         // and SIGKILL follows the timeout.
         if signal_group(&state, signal)? {
-            gone_within(&state, timeout).await;
+            client::gone_within(timeout, || !task_running(&state)).await;
         }
         // Whatever is left, and what left the group meanwhile.
         kill_task(&state).await?;
-        let deadline = Instant::now() + RECORD_LIMIT;
-        let mut backoff = Backoff::new();
-        while read_exit(&state)?.is_none() && executor_running(&state) && Instant::now() < deadline
-        {
-            backoff.sleep().await;
-        }
-        Ok(())
+        client::await_exit_record(&state, RECORD_LIMIT).await
     }
 
     async fn recover_task(&self, handle: &TaskHandle) -> Result<(), DriverError> {
-        let state = state_of(handle)?;
-        // Read again after the executor check: it may have recorded the
-        // exit just before it ended.
-        if read_exit(&state)?.is_some() || executor_running(&state) || read_exit(&state)?.is_some()
-        {
+        let state: ExecState = state_of(handle, NAME)?;
+        if client::watched(&state)? {
             return Ok(());
         }
         // The executor is gone without recording an exit: what is left of
@@ -156,15 +143,10 @@ impl Exec {
     }
 
     async fn destroy_task(&self, handle: &TaskHandle) -> Result<(), DriverError> {
-        let state = state_of(handle)?;
-        if read_exit(&state)?.is_none() {
-            kill_task(&state).await?;
-        }
+        let state: ExecState = state_of(handle, NAME)?;
+        client::kill_unless_exited(&state).await?;
         remove_cgroup(&state.cgroup).await?;
-        match std::fs::remove_dir_all(&state.state_dir) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
-            _ => Ok(()),
-        }
+        client::remove_state_dir(&state)
     }
 
     /// Settles a lost start through raw_exec's claim files, which exec's
@@ -246,7 +228,7 @@ impl Driver for Exec {
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             let signal = parse_signal(signal)?;
-            let state = state_of(handle)?;
+            let state: ExecState = state_of(handle, NAME)?;
             match signal_group(&state, signal)? {
                 true => Ok(()),
                 false => Err(DriverError::NotFound),
@@ -274,7 +256,7 @@ impl Driver for Exec {
         handle: &'a TaskHandle,
     ) -> BoxFuture<'a, Result<crate::TaskUsage, DriverError>> {
         Box::pin(async move {
-            let state = state_of(handle)?;
+            let state: ExecState = state_of(handle, NAME)?;
             if !task_running(&state) {
                 return Err(DriverError::NotFound);
             }
@@ -283,46 +265,6 @@ impl Driver for Exec {
             Ok(crate::usage::group_usage(state.task_pid, state.session))
         })
     }
-}
-
-fn state_of(handle: &TaskHandle) -> Result<ExecState, DriverError> {
-    let invalid = |text: String| std::io::Error::new(std::io::ErrorKind::InvalidData, text);
-    if handle.driver != NAME {
-        return Err(invalid(format!(
-            "a {} handle given to the exec driver",
-            handle.driver
-        ))
-        .into());
-    }
-    serde_json::from_value(handle.state.clone())
-        .map_err(|error| invalid(format!("unreadable exec handle state: {error}")).into())
-}
-
-fn read_exit(state: &ExecState) -> Result<Option<ExitResult>, DriverError> {
-    let bytes = match std::fs::read(&state.exit_file) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error.into()),
-    };
-    let invalid = || {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{} is not an exit record", state.exit_file.display()),
-        )
-    };
-    let record: ExitRecord = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if !record.task_exited {
-        return Err(invalid().into());
-    }
-    Ok(Some(ExitResult {
-        exit_code: record.exit_code,
-        signal: record.signal,
-        oom_killed: record.oom_killed,
-    }))
-}
-
-fn executor_running(state: &ExecState) -> bool {
-    proc::is_running(state.executor_pid, state.executor_start_time)
 }
 
 /// Whether anything of the task runs: its group, or its cgroup (which
@@ -344,25 +286,7 @@ fn signal_group(state: &ExecState, signal: Signal) -> Result<bool, DriverError> 
         }
         return Ok(!pids.is_empty());
     }
-    match killpg(Pid::from_raw(state.task_pid), signal) {
-        Ok(()) => Ok(true),
-        Err(nix::errno::Errno::ESRCH) => Ok(false),
-        Err(errno) => Err(std::io::Error::from(errno).into()),
-    }
-}
-
-async fn gone_within(state: &ExecState, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    let mut backoff = Backoff::new();
-    loop {
-        if !task_running(state) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        backoff.sleep().await;
-    }
+    client::signal_running_group(state.task_pid, signal)
 }
 
 /// SIGKILLs every process of the task, its cgroup's and its group's, and
@@ -400,19 +324,5 @@ async fn remove_cgroup(cgroup: &TaskCgroup) -> Result<(), DriverError> {
                 backoff.sleep().await;
             }
         }
-    }
-}
-
-/// Polling delays from 5ms doubling up to 100ms.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Self {
-        Self(Duration::from_millis(5))
-    }
-
-    async fn sleep(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Duration::from_millis(100));
     }
 }

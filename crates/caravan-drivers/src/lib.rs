@@ -229,6 +229,7 @@ pub trait Driver: Send + Sync {
 pub mod docker;
 pub mod exec;
 pub mod executor;
+mod executor_client;
 pub mod logs;
 pub mod proc;
 pub mod raw_exec;

@@ -12,12 +12,14 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use nix::libc;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::TaskCgroup;
@@ -206,12 +208,13 @@ pub fn spawn(task: &InitTask, plan_path: &Path) -> Result<Child, String> {
         .stderr(Stdio::piped())
         // As raw_exec's task does: the group reaches all it starts.
         .process_group(0);
-    // SAFETY: fcntl is async-signal-safe and touches only the child's fd.
+    // SAFETY: fcntl is async-signal-safe and touches only the child's fd
+    // (open: the parent holds `status_writer` until the spawn is done);
+    // nothing here allocates.
     unsafe {
         command.pre_exec(move || {
-            if libc::fcntl(status_fd, libc::F_SETFD, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
+            let fd = BorrowedFd::borrow_raw(status_fd);
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
             Ok(())
         });
     }
@@ -243,19 +246,17 @@ pub fn spawn(task: &InitTask, plan_path: &Path) -> Result<Child, String> {
 fn in_new_pid_namespace<T>(spawn: impl FnOnce() -> T) -> Result<T, String> {
     let own = std::fs::File::open("/proc/self/ns/pid")
         .map_err(|error| format!("cannot open /proc/self/ns/pid: {error}"))?;
-    // SAFETY: plain system calls with valid arguments.
-    if unsafe { libc::unshare(libc::CLONE_NEWPID) } == -1 {
+    if let Err(errno) = unshare(CloneFlags::CLONE_NEWPID) {
         return Err(format!(
             "cannot create a PID namespace: {}",
-            std::io::Error::last_os_error()
+            std::io::Error::from(errno)
         ));
     }
     let result = spawn();
-    // SAFETY: `own` is an open namespace file.
-    if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) } == -1 {
+    if let Err(errno) = setns(&own, CloneFlags::CLONE_NEWPID) {
         eprintln!(
             "caravan executor: cannot restore the PID namespace: {}",
-            std::io::Error::last_os_error()
+            std::io::Error::from(errno)
         );
     }
     Ok(result)
@@ -267,9 +268,12 @@ pub fn run_init(plan: InitPlan) -> u8 {
     let task = plan.caravan_init;
     // Only an open descriptor is taken over: a plan written by hand (no
     // executor behind it) must not make us own a stranger's fd.
-    // SAFETY: fcntl only queries and sets the descriptor's flags.
-    let open = task.status_fd > 2
-        && unsafe { libc::fcntl(task.status_fd, libc::F_SETFD, libc::FD_CLOEXEC) } != -1;
+    let open = task.status_fd > 2 && {
+        // SAFETY: not -1; fcntl only sets the descriptor's flags, and
+        // fails with EBADF on a number that names no open descriptor.
+        let fd = unsafe { BorrowedFd::borrow_raw(task.status_fd) };
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).is_ok()
+    };
     // SAFETY: the executor passed this fd for us alone; it closes when
     // this process execs the task.
     let mut status = open.then(|| unsafe { std::fs::File::from_raw_fd(task.status_fd) });
@@ -303,8 +307,7 @@ fn enter(task: &InitTask) -> Result<Command, String> {
         .join_self()
         .map_err(|error| format!("cannot join the task's cgroup: {error}"))?;
     check(
-        // SAFETY: a plain system call.
-        unsafe { libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS) },
+        unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS),
         "create mount, IPC and UTS namespaces",
     )?;
     // Nothing mounted from here on may reach the host's namespace.
@@ -312,7 +315,7 @@ fn enter(task: &InitTask) -> Result<Command, String> {
         None,
         Path::new("/"),
         None,
-        libc::MS_REC | libc::MS_PRIVATE,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None,
     )?;
     nix::unistd::sethostname(&isolation.hostname)
@@ -334,7 +337,13 @@ fn enter(task: &InitTask) -> Result<Command, String> {
 fn build_root(isolation: &Isolation) -> Result<(), String> {
     let root = &isolation.root;
     // pivot_root needs the new root to be a mount point.
-    mount(Some(root), root, None, libc::MS_BIND | libc::MS_REC, None)?;
+    mount(
+        Some(root),
+        root,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
     for bind in &isolation.binds {
         let target = inside(root, &bind.target)
             .ok_or_else(|| format!("invalid mount path {:?}", bind.target))?;
@@ -342,16 +351,16 @@ fn build_root(isolation: &Isolation) -> Result<(), String> {
             Some(&bind.source),
             &target,
             None,
-            libc::MS_BIND | libc::MS_REC,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
             None,
         )?;
         if bind.read_only {
-            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
             mount(None, &target, None, flags, None)?;
         }
     }
     // Our PID namespace's processes only: the init is already in it.
-    let hardened = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let hardened = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(None, &root.join("proc"), Some("proc"), hardened, None)?;
     build_dev(&root.join("dev"))?;
     // The executor's files (spec, reports) are none of the task's business.
@@ -361,21 +370,19 @@ fn build_root(isolation: &Isolation) -> Result<(), String> {
             None,
             &state,
             Some("tmpfs"),
-            hardened | libc::MS_RDONLY,
+            hardened | MsFlags::MS_RDONLY,
             Some("size=4k,mode=000"),
         )?;
     }
     std::env::set_current_dir(root).map_err(|error| format!("cannot enter the root: {error}"))?;
-    let dot = c_path(Path::new("."))?;
-    // SAFETY: valid C strings; pivot_root(".", ".") stacks the old root
-    // on the new one, to be detached just below.
+    // pivot_root(".", ".") stacks the old root on the new one, to be
+    // detached just below.
     check(
-        unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } as i32,
+        nix::unistd::pivot_root(c".", c"."),
         "pivot_root into the task directory",
     )?;
-    // SAFETY: as above.
     check(
-        unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) },
+        nix::mount::umount2(c".", MntFlags::MNT_DETACH),
         "detach the host's root",
     )?;
     std::env::set_current_dir("/").map_err(|error| format!("cannot enter /: {error}"))
@@ -388,7 +395,7 @@ fn build_dev(dev: &Path) -> Result<(), String> {
         None,
         dev,
         Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("mode=755,size=64k"),
     )?;
     for name in DEVICES {
@@ -399,7 +406,7 @@ fn build_dev(dev: &Path) -> Result<(), String> {
         let target = dev.join(name);
         std::fs::File::create(&target)
             .map_err(|error| format!("cannot create {}: {error}", target.display()))?;
-        mount(Some(&host), &target, None, libc::MS_BIND, None)?;
+        mount(Some(&host), &target, None, MsFlags::MS_BIND, None)?;
     }
     for (name, points_to) in [
         ("fd", "/proc/self/fd"),
@@ -412,7 +419,7 @@ fn build_dev(dev: &Path) -> Result<(), String> {
     }
     let shm = dev.join("shm");
     std::fs::create_dir(&shm).map_err(|error| format!("cannot create /dev/shm: {error}"))?;
-    let flags = libc::MS_NOSUID | libc::MS_NODEV;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mount(None, &shm, Some("tmpfs"), flags, Some("mode=1777,size=64m"))
 }
 
@@ -420,7 +427,7 @@ fn mount(
     source: Option<&Path>,
     target: &Path,
     fs_type: Option<&str>,
-    flags: libc::c_ulong,
+    flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), String> {
     let source_c = source.map(c_path).transpose()?;
@@ -428,29 +435,19 @@ fn mount(
     // A filesystem type doubles as the source name (`proc`, `tmpfs`).
     let fs_type_c = fs_type.map(c_str).transpose()?;
     let data_c = data.map(c_str).transpose()?;
-    let name = source_c.as_ref().or(fs_type_c.as_ref());
-    let pointer = |value: Option<&CString>| value.map_or(std::ptr::null(), |value| value.as_ptr());
-    // SAFETY: every pointer is a valid C string or null, as mount(2) allows.
-    let result = unsafe {
-        libc::mount(
-            pointer(name),
-            target_c.as_ptr(),
-            pointer(fs_type_c.as_ref()),
-            flags,
-            pointer(data_c.as_ref()).cast(),
-        )
-    };
+    let name = source_c.as_deref().or(fs_type_c.as_deref());
+    let result = nix::mount::mount(
+        name,
+        target_c.as_c_str(),
+        fs_type_c.as_deref(),
+        flags,
+        data_c.as_deref(),
+    );
     check(result, &format!("mount {}", target.display()))
 }
 
-fn check(result: i32, what: &str) -> Result<(), String> {
-    if result == -1 {
-        return Err(format!(
-            "cannot {what}: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+fn check(result: nix::Result<()>, what: &str) -> Result<(), String> {
+    result.map_err(|errno| format!("cannot {what}: {}", std::io::Error::from(errno)))
 }
 
 fn c_path(path: &Path) -> Result<CString, String> {

@@ -3,26 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use serde::Serialize;
 
 use super::cgroup::{cgroup_name, Hierarchy, TaskCgroup};
 use super::isolate::{self, Bind, Isolation, Link, SYSTEM_PATHS};
-use super::{Backoff, Exec, ExecState};
-use crate::executor::{ExecutorSpec, StartReport};
-use crate::raw_exec::STATE_DIR;
-use crate::{proc, DriverError, TaskConfig, TaskHandle};
-
-/// raw_exec's file names, so that its claim-based find works for exec.
-const START_FILE: &str = "executor.started.json";
-const EXIT_FILE: &str = "executor.exit.json";
-const EXECUTOR_LOG: &str = "executor.log";
-/// How long an executor may take to report that the task started.
-const START_LIMIT: Duration = Duration::from_secs(30);
+use super::{Exec, ExecState, NAME};
+use crate::executor::ExecutorSpec;
+// raw_exec's files and claims, so that its claim-based find works for exec.
+use crate::executor_client::{
+    self as client, claim_name, command_and_args, executor_spec, prepare_state_dir,
+};
+use crate::{DriverError, TaskConfig, TaskHandle};
 
 /// An executor spec with its isolation section.
 #[derive(Serialize)]
@@ -40,21 +32,9 @@ impl Exec {
             )));
         }
         let hierarchy = Hierarchy::detect().map_err(DriverError::Start)?;
-        let (command, args) = command_and_args(&config.config)?;
+        let command = command_and_args(&config.config, NAME)?;
         let claim_file = claim_name(&config.attempt)?;
-        let state_dir = config.task_dir.join(STATE_DIR);
-        caravan_files::create_private_dir(&state_dir)?;
-        let (start_file, exit_file) = (state_dir.join(START_FILE), state_dir.join(EXIT_FILE));
-        // A restarted task reuses its directory: the last run's reports
-        // must not be read as this one's.
-        for stale in [&start_file, &exit_file] {
-            match std::fs::remove_file(stale) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(error.into())
-                }
-                _ => {}
-            }
-        }
+        let state_dir = prepare_state_dir(&config.task_dir)?;
         let name = cgroup_name(&config.id);
         // A cgroup left by an earlier run of this task whose executor died.
         let stale = hierarchy.cgroup(&name);
@@ -65,14 +45,7 @@ impl Exec {
             .create(&name, &config.resources)
             .map_err(DriverError::Start)?;
         let started = self
-            .launch(
-                &config,
-                command,
-                args,
-                claim_file,
-                &state_dir,
-                cgroup.clone(),
-            )
+            .launch(&config, command, claim_file, &state_dir, cgroup.clone())
             .await;
         if started.is_err() {
             // Nothing of the task may be left running beside a new start.
@@ -85,97 +58,37 @@ impl Exec {
     async fn launch(
         &self,
         config: &TaskConfig,
-        command: String,
-        args: Vec<String>,
+        command: (String, Vec<String>),
         claim_file: Option<String>,
         state_dir: &Path,
         cgroup: TaskCgroup,
     ) -> Result<TaskHandle, DriverError> {
         let isolation = isolation(config, cgroup.clone())?;
         isolate::prepare_root(&isolation).map_err(DriverError::Start)?;
-        let spec = ExecutorSpec {
-            task_name: config.task_name.clone(),
-            command,
-            args,
-            env: translate_env(
-                &config.env,
-                &config.task_dir,
-                &config.alloc_dir.join("alloc"),
-            ),
-            cwd: config.task_dir.clone(),
-            user: Some(config.user.clone()).filter(|user| !user.is_empty()),
-            logs: config.logs.clone(),
-            start_file: state_dir.join(START_FILE),
-            exit_file: state_dir.join(EXIT_FILE),
-            attempt: config.attempt.clone(),
-            claim_file: claim_file.map(|name| state_dir.join(name)),
-        };
-        let spec_path = match config.attempt.is_empty() {
-            true => state_dir.join("executor.json"),
-            false => state_dir.join(format!("executor.spec.{}.json", config.attempt)),
-        };
-        let bytes = serde_json::to_vec_pretty(&IsolatedSpec {
+        let env = translate_env(
+            &config.env,
+            &config.task_dir,
+            &config.alloc_dir.join("alloc"),
+        );
+        let spec = executor_spec(config, command, env, state_dir, claim_file);
+        let isolated = IsolatedSpec {
             spec: &spec,
             isolation: &isolation,
-        })
-        .map_err(std::io::Error::other)?;
-        caravan_files::write_private_atomic(&spec_path, &bytes)?;
-
-        let executor_log_path = state_dir.join(EXECUTOR_LOG);
-        let executor_log = std::fs::File::create(&executor_log_path)?;
-        let mut executor = tokio::process::Command::new(&self.executor_binary)
-            .arg("executor")
-            .arg(&spec_path)
-            .stdin(Stdio::null())
-            .stdout(executor_log.try_clone()?)
-            .stderr(executor_log)
-            .spawn()
-            .map_err(|error| {
-                DriverError::Start(format!(
-                    "failed to run the executor {}: {error}",
-                    self.executor_binary.display()
-                ))
-            })?;
-        let executor_pid = executor.id().map_or(0, |pid| pid as i32);
-        // Our child, not yet reaped: its /proc entry is there.
-        let executor_start_time = proc::stat(executor_pid).map_or(0, |stat| stat.start_time);
-        let report = await_start_report(
-            &mut executor,
-            (executor_pid, executor_start_time),
-            &spec.start_file,
-            &config.attempt,
-            &executor_log_path,
-        )
-        .await?;
-        match report {
-            StartReport::Failed { error, .. } => {
-                let _ = executor.wait().await;
-                Err(DriverError::Start(error))
-            }
-            StartReport::Started {
-                task_pid,
-                task_start_time,
-                session,
-                ..
-            } => {
-                // Reap the executor when it ends; after a client restart
-                // it is no longer ours to reap.
-                tokio::spawn(async move {
-                    let _ = executor.wait().await;
-                });
-                let state = ExecState {
-                    executor_pid,
-                    executor_start_time,
-                    task_pid,
-                    task_start_time,
-                    session,
-                    state_dir: state_dir.to_path_buf(),
-                    exit_file: spec.exit_file,
-                    cgroup,
-                };
-                state.into_handle(config.id.clone())
-            }
-        }
+        };
+        let started =
+            client::start_executor(&self.executor_binary, state_dir, &config.attempt, &isolated)
+                .await?;
+        let state = ExecState {
+            executor_pid: started.executor_pid,
+            executor_start_time: started.executor_start_time,
+            task_pid: started.task_pid,
+            task_start_time: started.task_start_time,
+            session: started.session,
+            state_dir: state_dir.to_path_buf(),
+            exit_file: spec.exit_file,
+            cgroup,
+        };
+        state.into_handle(config.id.clone())
     }
 }
 
@@ -297,125 +210,6 @@ pub(super) fn translate_env(
         .collect()
 }
 
-/// `command` (required) and `args` from the task's `config` block.
-fn command_and_args(
-    config: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(String, Vec<String>), DriverError> {
-    let command = match config.get("command") {
-        Some(serde_json::Value::String(command)) if !command.trim().is_empty() => command.clone(),
-        _ => {
-            return Err(DriverError::InvalidConfig(
-                "missing command: the exec config needs \"command\" (a string)".into(),
-            ))
-        }
-    };
-    let args = match config.get("args") {
-        None | Some(serde_json::Value::Null) => Some(Vec::new()),
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_string))
-            .collect(),
-        Some(_) => None,
-    };
-    let args = args.ok_or_else(|| {
-        DriverError::InvalidConfig("exec config: \"args\" must be a list of strings".into())
-    })?;
-    Ok((command, args))
-}
-
-/// The claim file's name for `attempt`, as raw_exec names it.
-fn claim_name(attempt: &str) -> Result<Option<String>, DriverError> {
-    if attempt.is_empty() {
-        return Ok(None);
-    }
-    let plain = attempt.len() <= 64
-        && attempt
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !plain {
-        return Err(DriverError::InvalidConfig(format!(
-            "invalid start attempt {attempt:?}: letters, digits, '-' and '_' only"
-        )));
-    }
-    Ok(Some(format!("executor.claim.{attempt}")))
-}
-
-/// Waits for the report of `attempt` from `executor`, our child; an
-/// executor that dies or hangs first goes with its whole session.
-async fn await_start_report(
-    executor: &mut tokio::process::Child,
-    (executor_pid, executor_start_time): (i32, u64),
-    start_file: &Path,
-    attempt: &str,
-    executor_log: &Path,
-) -> Result<StartReport, DriverError> {
-    let deadline = Instant::now() + START_LIMIT;
-    let mut backoff = Backoff::new();
-    loop {
-        if let Some(report) = report_of(start_file, attempt)? {
-            return Ok(report);
-        }
-        if let Some(status) = executor.try_wait()? {
-            if let Some(report) = report_of(start_file, attempt)? {
-                return Ok(report);
-            }
-            kill_session(executor_pid, executor_start_time).await;
-            let said = std::fs::read_to_string(executor_log).unwrap_or_default();
-            return Err(DriverError::Start(format!(
-                "the executor exited ({status}) before starting the task: {}",
-                said.trim()
-            )));
-        }
-        if Instant::now() >= deadline {
-            let _ = executor.start_kill();
-            kill_session(executor_pid, executor_start_time).await;
-            let _ = executor.wait().await;
-            return Err(DriverError::Start(format!(
-                "the executor did not start the task within {START_LIMIT:?}"
-            )));
-        }
-        backoff.sleep().await;
-    }
-}
-
-fn report_of(start_file: &Path, attempt: &str) -> Result<Option<StartReport>, DriverError> {
-    let bytes = match std::fs::read(start_file) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error.into()),
-    };
-    let report: StartReport = serde_json::from_slice(&bytes).map_err(|error| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("unreadable {}: {error}", start_file.display()),
-        )
-    })?;
-    let of = match &report {
-        StartReport::Started { attempt, .. } | StartReport::Failed { attempt, .. } => attempt,
-    };
-    Ok((of == attempt).then_some(report))
-}
-
-/// SIGKILLs what is left of the executor's session (the executor leads
-/// it); the task's cgroup is emptied by the caller.
-async fn kill_session(pid: i32, start_time: u64) {
-    if pid <= 1 || proc::stat(pid).is_some_and(|stat| stat.start_time != start_time) {
-        return;
-    }
-    let deadline = Instant::now() + super::KILL_LIMIT;
-    let mut backoff = Backoff::new();
-    loop {
-        let members = proc::running_session_members(pid);
-        if members.is_empty() || Instant::now() >= deadline {
-            return;
-        }
-        for member in members {
-            let _ = nix::sys::signal::kill(Pid::from_raw(member), Signal::SIGKILL);
-        }
-        backoff.sleep().await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,18 +264,5 @@ mod tests {
         assert_eq!(hostname("My_Task", "ab"), "my-task-ab");
         assert_eq!(hostname("__", ""), "task");
         assert!(hostname(&"x".repeat(100), "a").len() <= 63);
-    }
-
-    #[test]
-    fn command_is_required_and_args_are_strings() {
-        let block = |value: serde_json::Value| value.as_object().cloned().unwrap_or_default();
-        let error = command_and_args(&block(serde_json::json!({}))).unwrap_err();
-        assert!(error.to_string().contains("missing command"), "{error}");
-        let error =
-            command_and_args(&block(serde_json::json!({"command": "x", "args": [1]}))).unwrap_err();
-        assert!(error.to_string().contains("list of strings"), "{error}");
-        let (command, args) =
-            command_and_args(&block(serde_json::json!({"command": "x", "args": ["a"]}))).unwrap();
-        assert_eq!((command.as_str(), args), ("x", vec!["a".to_string()]));
     }
 }

@@ -4,11 +4,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{
-    kill_executor_session, read_json, report_of, Backoff, RawExec, RawExecState, EXIT_FILE,
-    START_FILE, START_LIMIT, STATE_DIR,
-};
+use super::{RawExec, RawExecState, STATE_DIR};
 use crate::executor::{ClaimRecord, StartReport};
+use crate::executor_client::{
+    claim_name, kill_executor_session, read_json, report_of, Backoff, EXIT_FILE, START_FILE,
+    START_LIMIT,
+};
 use crate::{proc, DriverError, StartAttempt, TaskHandle};
 
 impl RawExec {
@@ -119,29 +120,11 @@ fn read_claim(path: &Path) -> Result<Option<ClaimRecord>, DriverError> {
     })
 }
 
-/// The claim file's name for `attempt` (none for an empty one, which no
-/// one will look for); an attempt must be a plain name.
-pub(super) fn claim_name(attempt: &str) -> Result<Option<String>, DriverError> {
-    if attempt.is_empty() {
-        return Ok(None);
-    }
-    let plain = attempt.len() <= 64
-        && attempt
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !plain {
-        return Err(DriverError::InvalidConfig(format!(
-            "invalid start attempt {attempt:?}: letters, digits, '-' and '_' only"
-        )));
-    }
-    Ok(Some(format!("executor.claim.{attempt}")))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{session_leader, wait_for_members};
     use super::super::NAME;
     use super::*;
+    use crate::executor_client::tests::{session_leader, wait_for_members};
 
     fn attempt(task_dir: &Path) -> StartAttempt {
         StartAttempt {
