@@ -35,6 +35,43 @@ pub struct AclSet {
     quota: Option<Level>,
     plugin: Option<Level>,
     namespaces: Vec<(String, BTreeSet<String>)>,
+    /// `host_volume` rules: which volumes a job may mount, and how.
+    host_volumes: Vec<(String, BTreeSet<String>)>,
+}
+
+/// Adds `granted` to the rule named `name`, or a new rule.
+fn merge_rule(rules: &mut Vec<(String, BTreeSet<String>)>, name: &str, granted: BTreeSet<String>) {
+    match rules.iter_mut().find(|(existing, _)| existing == name) {
+        Some((_, existing)) => existing.extend(granted),
+        None => rules.push((name.to_string(), granted)),
+    }
+}
+
+/// Whether the rule that applies to `name` grants `capability`: an exact
+/// rule wins over globs; among globs the one with the longest literal
+/// text wins; `deny` in the winning rule denies all.
+fn rule_allows(rules: &[(String, BTreeSet<String>)], name: &str, capability: &str) -> bool {
+    let exact = rules.iter().find(|(rule, _)| rule == name);
+    let chosen = exact.or_else(|| {
+        rules
+            .iter()
+            .filter(|(pattern, _)| pattern.contains('*') && glob_matches(pattern, name))
+            .max_by_key(|(pattern, _)| pattern.replace('*', "").len())
+    });
+    match chosen {
+        Some((_, granted)) => !granted.contains("deny") && granted.contains(capability),
+        None => false,
+    }
+}
+
+/// What a `host_volume` policy level grants (Nomad's expansion).
+fn host_volume_level_capabilities(level: Level) -> &'static [&'static str] {
+    match level {
+        Level::Deny => &["deny"],
+        Level::Read => &["mount-readonly"],
+        Level::Write => &["mount-readonly", "mount-readwrite"],
+        _ => &[],
+    }
 }
 
 fn merge(current: Option<Level>, next: Option<Level>) -> Option<Level> {
@@ -145,14 +182,18 @@ impl AclSet {
                             .map(|c| c.to_string()),
                     );
                 }
-                match set
-                    .namespaces
-                    .iter_mut()
-                    .find(|(name, _)| *name == rule.name)
-                {
-                    Some((_, existing)) => existing.extend(granted),
-                    None => set.namespaces.push((rule.name.clone(), granted)),
+                merge_rule(&mut set.namespaces, &rule.name, granted);
+            }
+            for rule in &policy.host_volumes {
+                let mut granted: BTreeSet<String> = rule.capabilities.iter().cloned().collect();
+                if let Some(level) = rule.policy {
+                    granted.extend(
+                        host_volume_level_capabilities(level)
+                            .iter()
+                            .map(|c| c.to_string()),
+                    );
                 }
+                merge_rule(&mut set.host_volumes, &rule.name, granted);
             }
         }
         set
@@ -193,20 +234,18 @@ impl AclSet {
     /// `namespace`. An exact rule wins over globs; among globs the one with
     /// the longest literal text wins; `deny` in the winning rule denies all.
     pub fn allows_namespace(&self, namespace: &str, capability: &str) -> bool {
-        if self.management {
-            return true;
-        }
-        let exact = self.namespaces.iter().find(|(name, _)| name == namespace);
-        let chosen = exact.or_else(|| {
-            self.namespaces
-                .iter()
-                .filter(|(pattern, _)| pattern.contains('*') && glob_matches(pattern, namespace))
-                .max_by_key(|(pattern, _)| pattern.replace('*', "").len())
-        });
-        match chosen {
-            Some((_, granted)) => !granted.contains("deny") && granted.contains(capability),
-            None => false,
-        }
+        self.management || rule_allows(&self.namespaces, namespace, capability)
+    }
+
+    /// Whether a job may mount the host volume `name` (`read_only` asks
+    /// for `mount-readonly`, else `mount-readwrite`), by the `host_volume`
+    /// rules, matched as namespace rules are.
+    pub fn allows_host_volume(&self, name: &str, read_only: bool) -> bool {
+        let capability = match read_only {
+            true => "mount-readonly",
+            false => "mount-readwrite",
+        };
+        self.management || rule_allows(&self.host_volumes, name, capability)
     }
 }
 
@@ -217,6 +256,19 @@ mod tests {
     fn set(rules: &[&str]) -> AclSet {
         let policies: Vec<Policy> = rules.iter().map(|r| parse(r).unwrap()).collect();
         AclSet::from_policies(&policies)
+    }
+
+    #[test]
+    fn host_volume_rules_grant_mounts_by_level_and_glob() {
+        let acl = set(&[
+            "host_volume \"prod-*\" {\n  policy = \"read\"\n}\nhost_volume \"prod-db\" {\n  policy = \"write\"\n}\nhost_volume \"secret\" {\n  policy = \"deny\"\n}\n",
+        ]);
+        assert!(acl.allows_host_volume("prod-logs", true));
+        assert!(!acl.allows_host_volume("prod-logs", false));
+        assert!(acl.allows_host_volume("prod-db", false));
+        assert!(!acl.allows_host_volume("secret", true));
+        assert!(!acl.allows_host_volume("other", true));
+        assert!(AclSet::management().allows_host_volume("anything", false));
     }
 
     #[test]

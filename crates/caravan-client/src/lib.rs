@@ -278,10 +278,22 @@ impl Client {
     /// away), it is checked every few seconds, so the node offers it again
     /// soon after it is back.
     async fn refresh_drivers(self: Arc<Self>) {
+        // The drivers that have worked here: only their loss is rechecked
+        // often (exec on a host without cgroups is unhealthy for good).
+        let mut worked: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         loop {
-            let degraded = lock(&self.driver_states)
-                .values()
-                .any(|state| state.detected && !state.healthy);
+            let degraded = {
+                let states = lock(&self.driver_states);
+                worked.extend(
+                    states
+                        .iter()
+                        .filter(|(_, state)| state.healthy)
+                        .map(|(name, _)| name.clone()),
+                );
+                states
+                    .iter()
+                    .any(|(name, state)| !state.healthy && worked.contains(name))
+            };
             let wait = match degraded {
                 true => self.options.fingerprint_interval.min(DEGRADED_RECHECK),
                 false => self.options.fingerprint_interval,

@@ -30,6 +30,7 @@ use crate::{
     TaskHandle, TaskUsage,
 };
 
+mod binds;
 pub mod config;
 pub mod logs;
 
@@ -44,10 +45,15 @@ const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// How long one engine request may take to answer (a pull answers at
 /// once and then streams).
 const REQUEST_TIMEOUT_SECS: u64 = 120;
+/// How long connecting to the engine may take.
+const CONNECT_LIMIT: Duration = Duration::from_secs(5);
+/// How long `wait` keeps asking an engine that does not answer before it
+/// gives the task up (an engine restart takes seconds).
+const UNREACHABLE_LIMIT: Duration = Duration::from_secs(300);
 /// How long a fingerprint waits for the engine.
 const FINGERPRINT_LIMIT: Duration = Duration::from_secs(5);
 /// How long `wait` lets the output copy drain after the container ends.
-const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// How often `stop` looks whether the container has ended.
 const STOP_POLL: Duration = Duration::from_millis(100);
 /// How long to wait before asking an engine that failed again.
@@ -170,9 +176,12 @@ impl Docker {
             &self.socket,
             REQUEST_TIMEOUT_SECS,
             bollard::API_DEFAULT_VERSION,
-        )?
-        .negotiate_version()
-        .await?;
+        )?;
+        // Bounded: the lock is held meanwhile, and a hung socket must not
+        // hold every other call (the fingerprint among them) for minutes.
+        let client = tokio::time::timeout(CONNECT_LIMIT, client.negotiate_version())
+            .await
+            .map_err(|_| EngineError::RequestTimeoutError)??;
         *engine = Some(client.clone());
         Ok(client)
     }
@@ -248,7 +257,7 @@ impl Docker {
             }
         }
         let options = CreateImageOptions {
-            from_image: Some(image.to_string()),
+            from_image: Some(config::image_reference(image)),
             ..Default::default()
         };
         let mut pull = engine.create_image(Some(options), None, None);
@@ -291,7 +300,11 @@ impl Docker {
     }
 
     async fn start_task(&self, config: TaskConfig) -> Result<TaskHandle, DriverError> {
-        let spec = container_spec(&config)?;
+        let mut spec = container_spec(&config)?;
+        let task_binds = binds::resolve_binds(&config.task_dir, &spec.task_binds)?;
+        if let Some(host) = spec.body.host_config.as_mut() {
+            host.binds.get_or_insert_with(Vec::new).extend(task_binds);
+        }
         let engine = self.engine().await.map_err(unreachable)?;
         self.ensure_image(&engine, &spec.image, spec.force_pull)
             .await?;
@@ -370,7 +383,15 @@ impl Docker {
 
     async fn wait_task(&self, handle: &TaskHandle) -> Result<ExitResult, DriverError> {
         let state = state_of(handle)?;
+        let mut answered = Instant::now();
         loop {
+            if answered.elapsed() > UNREACHABLE_LIMIT {
+                return Err(DriverError::Start(format!(
+                    "Failed to connect to docker daemon for {} s while waiting for container {}",
+                    UNREACHABLE_LIMIT.as_secs(),
+                    state.container_name
+                )));
+            }
             let engine = match self.engine().await {
                 Ok(engine) => engine,
                 Err(_) => {
@@ -394,6 +415,7 @@ impl Docker {
             }
             match engine.inspect_container(&state.container_id, None).await {
                 Ok(inspect) => {
+                    answered = Instant::now();
                     let container = inspect.state.unwrap_or_default();
                     if container.running.unwrap_or(false) {
                         // The wait was cut (the engine restarting): again.
@@ -505,8 +527,10 @@ impl Docker {
             Some(bollard::models::ContainerSummaryStateEnum::CREATED)
         );
         match record {
-            // Made and started, and its record saved: found.
-            Some(state) if started && state.container_id == id => {
+            // Made and started, and its record saved: found. Where its
+            // progress is kept is the driver's own choice, not the record's.
+            Some(mut state) if started && state.container_id == id => {
+                state.logs.progress_file = attempt.task_dir.join(STATE_DIR).join(PROGRESS_FILE);
                 Ok(Some(state.into_handle(attempt.task_id.clone())?))
             }
             // Created but never started, or its record never written: the
@@ -603,6 +627,11 @@ impl Driver for Docker {
 
     fn fingerprint(&self) -> BoxFuture<'_, Fingerprint> {
         Box::pin(self.fingerprint_engine())
+    }
+
+    /// What `docker stop` sends.
+    fn default_kill_signal(&self) -> &'static str {
+        "SIGTERM"
     }
 
     fn start(&self, config: TaskConfig) -> BoxFuture<'_, Result<TaskHandle, DriverError>> {

@@ -186,6 +186,12 @@ pub trait Driver: Send + Sync {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<(), DriverError>>;
 
+    /// The signal [`Driver::stop`] is given when the task names no
+    /// `kill_signal`: raw_exec and exec interrupt first, as Nomad's do.
+    fn default_kill_signal(&self) -> &'static str {
+        "SIGINT"
+    }
+
     /// Sends `signal` to the task.
     fn signal<'a>(
         &'a self,

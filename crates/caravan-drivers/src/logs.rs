@@ -5,10 +5,23 @@
 //! opened again for the same stream (the executor restarted for the same
 //! task) appends to the highest existing index, so numbering continues
 //! and no earlier output is overwritten.
+//!
+//! The log directory is inside the allocation directory, which tasks can
+//! write (docker and exec tasks see it as `/alloc`), while the writer runs
+//! as root on the host: a task could plant `web.stdout.1 -> /etc/passwd`
+//! or swap the directory for a link. So the directory is opened once
+//! without following a link, and every file is opened, and deleted,
+//! relative to it, never following a link and only if it is a regular
+//! file.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::{unlinkat, UnlinkatFlags};
 
 /// One mebibyte, the unit of `max_file_size_mb`.
 pub const MIB: u64 = 1024 * 1024;
@@ -17,6 +30,8 @@ pub const MIB: u64 = 1024 * 1024;
 #[derive(Debug)]
 pub struct RotatingLog {
     dir: PathBuf,
+    /// `dir`, opened without following a link; files are opened in it.
+    dir_fd: OwnedFd,
     /// `<task>.stdout` or `<task>.stderr`; files are `<base>.<index>`.
     base: String,
     max_files: u32,
@@ -32,10 +47,20 @@ impl RotatingLog {
     /// the highest-numbered existing file. `max_files` and `max_file_size`
     /// (bytes) are at least 1.
     pub fn open(dir: &Path, base: &str, max_files: u32, max_file_size: u64) -> io::Result<Self> {
-        let index = existing_indexes(dir, base)?.into_iter().max().unwrap_or(0);
-        let (file, written) = open_append(&file_path(dir, base, index))?;
+        let dir_fd = nix::fcntl::open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)?;
+        let index = existing_indexes(&dir_fd, base)?
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        let (file, written) = open_append(&dir_fd, &file_name(base, index))?;
         let mut log = Self {
             dir: dir.to_path_buf(),
+            dir_fd,
             base: base.to_string(),
             max_files: max_files.max(1),
             max_file_size: max_file_size.max(1),
@@ -49,7 +74,7 @@ impl RotatingLog {
 
     /// The file being written now.
     pub fn current_path(&self) -> PathBuf {
-        file_path(&self.dir, &self.base, self.index)
+        self.dir.join(file_name(&self.base, self.index))
     }
 
     /// Appends `data`, rotating as files fill. A line of `data` that would
@@ -86,7 +111,7 @@ impl RotatingLog {
 
     fn rotate(&mut self) -> io::Result<()> {
         self.index += 1;
-        let (file, written) = open_append(&self.current_path())?;
+        let (file, written) = open_append(&self.dir_fd, &file_name(&self.base, self.index))?;
         self.file = file;
         self.written = written;
         self.purge()
@@ -94,37 +119,61 @@ impl RotatingLog {
 
     /// Deletes the oldest files beyond `max_files`.
     fn purge(&mut self) -> io::Result<()> {
-        let mut indexes = existing_indexes(&self.dir, &self.base)?;
+        let mut indexes = existing_indexes(&self.dir_fd, &self.base)?;
         if indexes.len() <= self.max_files as usize {
             return Ok(());
         }
         indexes.sort_unstable();
         let excess = indexes.len() - self.max_files as usize;
         for index in &indexes[..excess] {
-            match std::fs::remove_file(file_path(&self.dir, &self.base, *index)) {
-                Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
-                _ => {}
+            // Removes the name, never what a link there points to.
+            let name = file_name(&self.base, *index);
+            match unlinkat(&self.dir_fd, name.as_str(), UnlinkatFlags::NoRemoveDir) {
+                Err(nix::errno::Errno::ENOENT) | Ok(()) => {}
+                Err(error) => return Err(error.into()),
             }
         }
         Ok(())
     }
 }
 
-fn file_path(dir: &Path, base: &str, index: u64) -> PathBuf {
-    dir.join(format!("{base}.{index}"))
+fn file_name(base: &str, index: u64) -> String {
+    format!("{base}.{index}")
 }
 
-fn open_append(path: &Path) -> io::Result<(File, u64)> {
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
-    let length = file.metadata()?.len();
-    Ok((file, length))
+/// Opens `name` in `dir` for appending: never through a link (`ELOOP`),
+/// never anything but a regular file (a FIFO would not block the open,
+/// thanks to `O_NONBLOCK`, and is refused).
+fn open_append(dir: &OwnedFd, name: &str) -> io::Result<(File, u64)> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(io::Error::from)?;
+    let file = File::from(fd);
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(io::Error::other(format!(
+            "log file {name} is not a regular file"
+        )));
+    }
+    Ok((file, metadata.len()))
 }
 
 /// The indexes N of the files `<base>.N` in `dir`.
-fn existing_indexes(dir: &Path, base: &str) -> io::Result<Vec<u64>> {
+fn existing_indexes(dir: &OwnedFd, base: &str) -> io::Result<Vec<u64>> {
     let prefix = format!("{base}.");
     let mut indexes = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
+    // The directory the descriptor holds, whatever its path names now.
+    let listed = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    for entry in std::fs::read_dir(&listed)? {
         let entry = entry?;
         let name = entry.file_name();
         let Some(index) = name
@@ -249,5 +298,31 @@ mod tests {
         }
         let _log = RotatingLog::open(dir.path(), "t.stdout", 2, 100).unwrap();
         assert_eq!(names(dir.path()), ["t.stdout.3", "t.stdout.4"]);
+    }
+
+    #[test]
+    fn links_planted_by_a_task_are_never_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("logs");
+        std::fs::create_dir(&dir).unwrap();
+        let outside = root.path().join("precious");
+        std::fs::write(&outside, "keep\n").unwrap();
+        // The next file of the rotation is a link out of the directory.
+        std::os::unix::fs::symlink(&outside, dir.join("t.stdout.1")).unwrap();
+        let mut log = RotatingLog::open(&dir, "t.stdout", 3, 4).unwrap();
+        log.append(b"abc\n").unwrap();
+        assert!(
+            log.append(b"defg\n").is_err(),
+            "rotation through a link refused"
+        );
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep\n");
+        // A file that is a link is refused when opened, too.
+        std::os::unix::fs::symlink(&outside, dir.join("u.stdout.0")).unwrap();
+        assert!(RotatingLog::open(&dir, "u.stdout", 3, 4).is_err());
+        // So is a directory swapped for a link.
+        let swapped = root.path().join("swapped");
+        std::os::unix::fs::symlink(root.path(), &swapped).unwrap();
+        assert!(RotatingLog::open(&swapped, "t.stdout", 3, 4).is_err());
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep\n");
     }
 }

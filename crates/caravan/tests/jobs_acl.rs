@@ -137,3 +137,55 @@ fn job_routes_require_their_namespace_capability() {
     assert_eq!(other.status, 200);
     assert_eq!(other.json(), json!([]));
 }
+
+#[test]
+fn mounting_a_host_volume_needs_its_host_volume_rule() {
+    let agent = Agent::start(&["-dev", "-acl-enabled"], "");
+    let management = bootstrap(&agent);
+    let submit = "namespace \"default\" {\n  capabilities = [\"submit-job\"]\n}\n";
+    create_policy(&agent, &management, "submit", submit);
+    create_policy(
+        &agent,
+        &management,
+        "shared-read",
+        &format!("{submit}host_volume \"shared*\" {{\n  policy = \"read\"\n}}\n"),
+    );
+    let bare = create_token(&agent, &management, &["submit"]);
+    let reader = create_token(&agent, &management, &["shared-read"]);
+    let with_volume = |read_only: bool| {
+        let mut body = job("vol");
+        body["Job"]["TaskGroups"][0]["Volumes"] = json!({
+            "data": {"Name": "data", "Type": "host", "Source": "shared-data", "ReadOnly": read_only}
+        });
+        body.to_string()
+    };
+    let register = |token: &str, read_only: bool| {
+        with_token(
+            &agent,
+            "POST",
+            "/v1/jobs",
+            Some(token),
+            &with_volume(read_only),
+        )
+        .status
+    };
+    let bare = bare["SecretID"].as_str().unwrap_or_default();
+    let reader = reader["SecretID"].as_str().unwrap_or_default();
+    assert_eq!(register(bare, true), 403, "no host_volume rule");
+    assert_eq!(
+        register(reader, false),
+        403,
+        "read only may not mount read-write"
+    );
+    assert_eq!(register(reader, true), 200);
+    assert_eq!(register(&management, false), 200);
+    // A job without volumes needs no host_volume rule.
+    let plain = with_token(
+        &agent,
+        "POST",
+        "/v1/jobs",
+        Some(bare),
+        &job("plain").to_string(),
+    );
+    assert_eq!(plain.status, 200, "{}", plain.text);
+}

@@ -427,9 +427,8 @@ impl TaskRunner {
         task: &Task,
         handle: &TaskHandle,
     ) -> Result<(), DriverError> {
-        // raw_exec and exec interrupt first, as Nomad's do.
         let signal = match task.kill_signal.is_empty() {
-            true => "SIGINT",
+            true => driver.default_kill_signal(),
             false => task.kill_signal.as_str(),
         };
         let stopped = driver.stop(handle, signal, self.kill_timeout(task)).await;

@@ -62,7 +62,71 @@ pub struct ContainerSpec {
     pub name: String,
     pub image: String,
     pub force_pull: bool,
+    /// The container, but for the binds of [`Self::task_binds`].
     pub body: ContainerCreateBody,
+    /// Binds of task paths, to check and add at start.
+    pub task_binds: Vec<TaskBind>,
+}
+
+/// Capabilities a task may add: Docker's default set (Nomad's default
+/// `allow_caps`). Any other (`SYS_ADMIN`, `DAC_READ_SEARCH`, `ALL`, ...)
+/// opens known ways out of a container.
+const ALLOWED_CAPS: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// `cap_add` within [`ALLOWED_CAPS`] (with or without `CAP_`, any case).
+fn allowed_caps(config: &Map<String, Value>) -> Result<Option<Vec<String>>, DriverError> {
+    let Some(caps) = strings(config, "cap_add")? else {
+        return Ok(None);
+    };
+    let refused: Vec<String> = caps
+        .iter()
+        .map(|cap| cap.to_ascii_uppercase())
+        .map(|cap| cap.strip_prefix("CAP_").map(str::to_string).unwrap_or(cap))
+        .filter(|cap| !ALLOWED_CAPS.contains(&cap.as_str()))
+        .collect();
+    if !refused.is_empty() {
+        return Err(invalid(format!(
+            "Docker driver doesn't have the following caps allowlisted on this Nomad agent: {refused:?}"
+        )));
+    }
+    Ok(Some(caps))
+}
+
+/// `pid_mode` and `ipc_mode`: the host's namespaces are the privileged
+/// modes Nomad refuses unless privileged containers are allowed.
+fn namespace_mode(config: &Map<String, Value>, key: &str) -> Result<Option<String>, DriverError> {
+    let mode = string(config, key)?.filter(|mode| !mode.is_empty());
+    if mode.as_deref() == Some("host") {
+        return Err(invalid(format!(
+            "docker config {key:?}: \"host\" is not allowed on this agent"
+        )));
+    }
+    Ok(mode)
+}
+
+/// The image as the engine pulls it: a name with no tag or digest means
+/// `:latest` (the engine would pull every tag of the repository).
+pub fn image_reference(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.contains(':') || image.contains('@') {
+        true => image.to_string(),
+        false => format!("{image}:latest"),
+    }
 }
 
 /// The container's name: `<task>-<alloc_id>`, `/` in the task name
@@ -178,15 +242,34 @@ fn string_map(
 }
 
 /// A path under the task directory, refusing anything that climbs out.
+/// Names under the task directory no container may reach: the drivers'
+/// own records and the task's private files.
+const RESERVED: &[&str] = &[".caravan", "private"];
+
 fn under_task_dir(task_dir: &Path, relative: &str) -> Result<PathBuf, DriverError> {
     let path = Path::new(relative);
+    let outside = || {
+        invalid(format!(
+            "volume host path {relative:?} must name a path inside the task directory"
+        ))
+    };
     if path
         .components()
         .any(|component| !matches!(component, Component::Normal(_) | Component::CurDir))
     {
-        return Err(invalid(format!(
-            "volume host path {relative:?} must stay inside the task directory"
-        )));
+        return Err(outside());
+    }
+    // Not the whole task directory (which holds the driver's records),
+    // and nothing reserved.
+    let first = path
+        .components()
+        .find_map(|component| match component {
+            Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .ok_or_else(outside)?;
+    if RESERVED.iter().any(|reserved| first == *reserved) {
+        return Err(outside());
     }
     Ok(task_dir.join(path))
 }
@@ -194,7 +277,7 @@ fn under_task_dir(task_dir: &Path, relative: &str) -> Result<PathBuf, DriverErro
 /// `volumes = ["host:container[:ro|rw]"]`: a relative host path is under
 /// the task directory; an absolute one is refused, as Nomad refuses it
 /// while the plugin's `volumes.enabled` is off (its default).
-fn volume_binds(config: &TaskConfig) -> Result<Vec<String>, DriverError> {
+fn volume_binds(config: &TaskConfig) -> Result<Vec<TaskBind>, DriverError> {
     let mut binds = Vec::new();
     for volume in strings(&config.config, "volumes")?.unwrap_or_default() {
         let parts: Vec<&str> = volume.split(':').collect();
@@ -208,24 +291,40 @@ fn volume_binds(config: &TaskConfig) -> Result<Vec<String>, DriverError> {
                 "volumes are not enabled; cannot mount host paths: {host:?}"
             )));
         }
-        let host = under_task_dir(&config.task_dir, host)?;
-        let mut bind = format!("{}:{container}", host.display());
-        match mode {
-            Some(mode @ ("ro" | "rw")) => bind.push_str(&format!(":{mode}")),
+        let source = under_task_dir(&config.task_dir, host)?;
+        let read_only = match mode {
+            Some("ro") => true,
+            Some("rw") | None => false,
             Some(other) => {
                 return Err(invalid(format!(
                     "invalid docker volume mode {other:?} in {volume:?}"
                 )))
             }
-            None => {}
-        }
-        binds.push(bind);
+        };
+        binds.push(TaskBind {
+            source,
+            target: container.to_string(),
+            read_only,
+        });
     }
     Ok(binds)
 }
 
-/// `mount { type = "bind" | "volume" | "tmpfs", target, source, readonly }`.
-fn mounts(config: &TaskConfig) -> Result<Vec<bollard::models::Mount>, DriverError> {
+/// A bind of a path under the task directory that the task's config asks
+/// for: checked again, with links resolved, just before the container is
+/// created ([`super::binds`]), since the task may have made links there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskBind {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// `mount { type = "bind" | "volume" | "tmpfs", target, source, readonly }`:
+/// engine mounts, and binds (checked as `volumes` are).
+type MountsAndBinds = (Vec<bollard::models::Mount>, Vec<TaskBind>);
+
+fn mounts(config: &TaskConfig) -> Result<MountsAndBinds, DriverError> {
     use bollard::models::{Mount, MountType};
     let mut found = Vec::new();
     for key in ["mount", "mounts"] {
@@ -247,7 +346,7 @@ fn mounts(config: &TaskConfig) -> Result<Vec<bollard::models::Mount>, DriverErro
             }
         }
     }
-    let mut mounts = Vec::new();
+    let (mut mounts, mut binds) = (Vec::new(), Vec::new());
     for block in found {
         let kind = string(&block, "type")?.unwrap_or_else(|| "volume".to_string());
         let target = string(&block, "target")?
@@ -262,8 +361,12 @@ fn mounts(config: &TaskConfig) -> Result<Vec<bollard::models::Mount>, DriverErro
                         "volumes are not enabled; cannot mount host paths: {source:?}"
                     )));
                 }
-                let host = under_task_dir(&config.task_dir, &source)?;
-                (MountType::BIND, Some(host.display().to_string()))
+                binds.push(TaskBind {
+                    source: under_task_dir(&config.task_dir, &source)?,
+                    target,
+                    read_only,
+                });
+                continue;
             }
             "volume" => (MountType::VOLUME, Some(source).filter(|s| !s.is_empty())),
             "tmpfs" => (MountType::TMPFS, None),
@@ -281,7 +384,7 @@ fn mounts(config: &TaskConfig) -> Result<Vec<bollard::models::Mount>, DriverErro
             ..Default::default()
         });
     }
-    Ok(mounts)
+    Ok((mounts, binds))
 }
 
 /// The environment the container sees: the task's, with the directory
@@ -389,7 +492,9 @@ pub fn container_spec(config: &TaskConfig) -> Result<ContainerSpec, DriverError>
         format!("{}:/local", task_dir.join("local").display()),
         format!("{}:/secrets", task_dir.join("secrets").display()),
     ];
-    binds.extend(volume_binds(config)?);
+    let mut task_binds = volume_binds(config)?;
+    let (mounts, mount_binds) = mounts(config)?;
+    task_binds.extend(mount_binds);
     for mount in &config.mounts {
         let target = match mount.task_path.starts_with('/') {
             true => mount.task_path.clone(),
@@ -399,13 +504,17 @@ pub fn container_spec(config: &TaskConfig) -> Result<ContainerSpec, DriverError>
         binds.push(format!("{}:{target}{mode}", mount.host_path.display()));
     }
 
-    let mib = 1024 * 1024;
-    let soft = i64::try_from(config.resources.memory_mb).unwrap_or(i64::MAX / mib);
+    let bytes = |megabytes: i64| {
+        megabytes
+            .checked_mul(1024 * 1024)
+            .ok_or_else(|| invalid(format!("memory of {megabytes} MB is too large")))
+    };
+    let soft = i64::try_from(config.resources.memory_mb).unwrap_or(i64::MAX);
     let hard = integer(block, "memory_hard_limit")?
         .unwrap_or(i64::try_from(config.resources.memory_max_mb).unwrap_or(0));
     let (memory, reservation) = match hard > soft {
-        true => (hard * mib, Some(soft * mib)),
-        false => (soft * mib, None),
+        true => (bytes(hard)?, Some(bytes(soft)?)),
+        false => (bytes(soft)?, None),
     };
     let (exposed, bindings) = port_bindings(config)?;
     let network_mode = string(block, "network_mode")?.filter(|mode| !mode.is_empty());
@@ -416,20 +525,20 @@ pub fn container_spec(config: &TaskConfig) -> Result<ContainerSpec, DriverError>
 
     let host_config = HostConfig {
         binds: Some(binds),
-        mounts: Some(mounts(config)?).filter(|mounts| !mounts.is_empty()),
+        mounts: Some(mounts).filter(|mounts| !mounts.is_empty()),
         memory: Some(memory).filter(|memory| *memory > 0),
         memory_reservation: reservation,
         cpu_shares: Some(i64::try_from(config.resources.cpu).unwrap_or(1024).max(2)),
         network_mode,
         port_bindings: Some(bindings).filter(|b| !b.is_empty() && !shares_network),
         init: Some(boolean(block, "init")?).filter(|init| *init),
-        cap_add: strings(block, "cap_add")?,
+        cap_add: allowed_caps(block)?,
         cap_drop: strings(block, "cap_drop")?,
         dns: strings(block, "dns_servers")?,
         dns_search: strings(block, "dns_search_domains")?,
         extra_hosts: strings(block, "extra_hosts")?,
-        pid_mode: string(block, "pid_mode")?,
-        ipc_mode: string(block, "ipc_mode")?,
+        pid_mode: namespace_mode(block, "pid_mode")?,
+        ipc_mode: namespace_mode(block, "ipc_mode")?,
         readonly_rootfs: Some(boolean(block, "readonly_rootfs")?).filter(|ro| *ro),
         shm_size: integer(block, "shm_size")?,
         ..Default::default()
@@ -454,6 +563,7 @@ pub fn container_spec(config: &TaskConfig) -> Result<ContainerSpec, DriverError>
         image,
         force_pull: boolean(block, "force_pull")?,
         body,
+        task_binds,
     })
 }
 

@@ -118,22 +118,106 @@ fn a_container_sharing_a_network_publishes_nothing() {
 #[test]
 fn volumes_stay_in_the_task_directory() {
     let spec = container_spec(&task(
-        json!({"image": "i", "volumes": ["local/data:/data:ro", "x:/x"]}),
+        json!({"image": "i", "volumes": ["local/data:/data:ro", "x:/x"], "mount": {"type": "bind", "source": "local/m", "target": "/m"}}),
     ))
     .unwrap();
-    let binds = spec.body.host_config.unwrap().binds.unwrap();
-    assert!(binds.contains(&"/data/alloc/a1/web/local/data:/data:ro".to_string()));
-    assert!(binds.contains(&"/data/alloc/a1/web/x:/x".to_string()));
+    let binds: Vec<(String, String, bool)> = spec
+        .task_binds
+        .iter()
+        .map(|b| {
+            (
+                b.source.display().to_string(),
+                b.target.clone(),
+                b.read_only,
+            )
+        })
+        .collect();
+    assert_eq!(
+        binds,
+        [
+            (
+                "/data/alloc/a1/web/local/data".to_string(),
+                "/data".to_string(),
+                true
+            ),
+            ("/data/alloc/a1/web/x".to_string(), "/x".to_string(), false),
+            (
+                "/data/alloc/a1/web/local/m".to_string(),
+                "/m".to_string(),
+                false
+            ),
+        ]
+    );
     assert_eq!(
         error_text(json!({"image": "i", "volumes": ["/etc:/host-etc"]})),
         "volumes are not enabled; cannot mount host paths: \"/etc\""
     );
-    assert!(error_text(json!({"image": "i", "volumes": ["../../x:/x"]}))
-        .contains("must stay inside the task directory"));
+    for escape in [
+        "../../x",
+        "",
+        ".",
+        "./",
+        ".caravan",
+        "./.caravan/x",
+        "private",
+        "a/../b",
+    ] {
+        let text = error_text(json!({"image": "i", "volumes": [format!("{escape}:/x")]}));
+        assert!(
+            text.contains("must name a path inside the task directory"),
+            "{escape}: {text}"
+        );
+    }
     assert!(error_text(
         json!({"image": "i", "mount": {"type": "bind", "source": "/", "target": "/h"}})
     )
     .contains("volumes are not enabled"));
+}
+
+#[test]
+fn capabilities_beyond_the_default_set_and_host_namespaces_are_refused() {
+    let host = container_spec(&task(
+        json!({"image": "i", "cap_add": ["net_raw", "CAP_CHOWN"]}),
+    ))
+    .unwrap()
+    .body
+    .host_config
+    .unwrap();
+    assert_eq!(host.cap_add.unwrap(), ["net_raw", "CAP_CHOWN"]);
+    for cap in [
+        "SYS_ADMIN",
+        "all",
+        "CAP_DAC_READ_SEARCH",
+        "SYS_PTRACE",
+        "SYS_MODULE",
+    ] {
+        let text = error_text(json!({"image": "i", "cap_add": [cap]}));
+        assert!(text.contains("caps allowlisted"), "{cap}: {text}");
+    }
+    for key in ["pid_mode", "ipc_mode"] {
+        assert!(error_text(json!({"image": "i", key: "host"})).contains("not allowed"));
+    }
+}
+
+#[test]
+fn huge_memory_is_refused_not_wrapped() {
+    let text = error_text(json!({"image": "i", "memory_hard_limit": 17_592_186_044_416u64}));
+    assert!(text.contains("too large"), "{text}");
+}
+
+#[test]
+fn a_bare_image_name_pulls_latest_only() {
+    assert_eq!(image_reference("redis"), "redis:latest");
+    assert_eq!(image_reference("redis:7"), "redis:7");
+    assert_eq!(
+        image_reference("localhost:5000/redis"),
+        "localhost:5000/redis:latest"
+    );
+    assert_eq!(
+        image_reference("localhost:5000/redis:7"),
+        "localhost:5000/redis:7"
+    );
+    assert_eq!(image_reference("redis@sha256:abc"), "redis@sha256:abc");
 }
 
 #[test]

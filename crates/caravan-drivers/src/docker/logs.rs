@@ -13,7 +13,7 @@
 //! order exactly.)
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -93,6 +93,7 @@ pub async fn copy(docker: bollard::Docker, target: LogTarget) {
         .write(true)
         .create(true)
         .truncate(false)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&target.progress_file)
     {
         Ok(file) => file,

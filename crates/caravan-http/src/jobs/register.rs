@@ -108,6 +108,21 @@ pub(super) async fn register(request: Request, path_id: Option<String>) -> Resul
     if !errors.is_empty() {
         return Err(ApiError::bad_request(multierror(&errors)));
     }
+    // Mounting a host volume needs the token's `host_volume` rule for it
+    // (Nomad's `mount-readonly` / `mount-readwrite`).
+    let volumes = job
+        .task_groups
+        .iter()
+        .flat_map(|group| group.volume_requests());
+    for volume in volumes.filter(|volume| volume.is_host()) {
+        if !request
+            .identity
+            .acl
+            .allows_host_volume(&volume.source, volume.read_only)
+        {
+            return Err(ApiError::permission_denied());
+        }
+    }
     let server = request.server()?;
     let state = server.store().snapshot();
     if !request.identity.acl.is_management()
