@@ -10,15 +10,14 @@
 //! container carries (`io.caravan.attempt`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bollard::errors::Error as EngineError;
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StatsOptions, WaitContainerOptions,
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, RemoveContainerOptions,
+    StatsOptions, WaitContainerOptions,
 };
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -32,9 +31,12 @@ use crate::{
 
 mod binds;
 pub mod config;
+mod find;
+mod fingerprint;
 pub mod logs;
 
-use config::{container_spec, LABEL_ATTEMPT};
+use config::container_spec;
+use find::record_path;
 use logs::LogTarget;
 
 /// The driver's name in jobspecs and node attributes.
@@ -184,61 +186,6 @@ impl Docker {
             .map_err(|_| EngineError::RequestTimeoutError)??;
         *engine = Some(client.clone());
         Ok(client)
-    }
-
-    async fn probe(&self) -> Result<Fingerprint, EngineError> {
-        let engine = self.engine().await?;
-        let version = engine.version().await?;
-        let info = engine.info().await.ok();
-        let bridge = engine.inspect_network("bridge", None).await.ok();
-        let mut attributes = std::collections::BTreeMap::new();
-        attributes.insert("driver.docker".to_string(), "true".to_string());
-        attributes.insert(
-            "driver.docker.version".to_string(),
-            version.version.unwrap_or_default(),
-        );
-        attributes.insert(
-            "driver.docker.os_type".to_string(),
-            version.os.unwrap_or_default(),
-        );
-        if let Some(runtimes) = info.and_then(|info| info.runtimes) {
-            let mut names: Vec<String> = runtimes.into_keys().collect();
-            names.sort();
-            attributes.insert("driver.docker.runtimes".to_string(), names.join(","));
-        }
-        let gateway = bridge
-            .and_then(|bridge| bridge.ipam)
-            .and_then(|ipam| ipam.config)
-            .and_then(|configs| configs.into_iter().find_map(|config| config.gateway));
-        if let Some(gateway) = gateway {
-            attributes.insert("driver.docker.bridge_ip".to_string(), gateway);
-        }
-        Ok(Fingerprint {
-            detected: true,
-            healthy: true,
-            description: "Healthy".to_string(),
-            attributes,
-        })
-    }
-
-    async fn fingerprint_engine(&self) -> Fingerprint {
-        let outcome = tokio::time::timeout(FINGERPRINT_LIMIT, self.probe()).await;
-        let error = match outcome {
-            Ok(Ok(fingerprint)) => {
-                self.seen.store(true, Ordering::Relaxed);
-                return fingerprint;
-            }
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => "timed out".to_string(),
-        };
-        // A new connection next time: the engine may have restarted.
-        *self.engine.lock().await = None;
-        Fingerprint {
-            detected: self.seen.load(Ordering::Relaxed),
-            healthy: false,
-            description: format!("Failed to connect to docker daemon: {error}"),
-            attributes: Default::default(),
-        }
     }
 
     /// Pulls `image` unless it is present (or `force`); there may be no
@@ -495,54 +442,6 @@ impl Docker {
         Ok(())
     }
 
-    async fn find_task(&self, attempt: &StartAttempt) -> Result<Option<TaskHandle>, DriverError> {
-        if attempt.attempt.is_empty() {
-            return Err(DriverError::InvalidConfig(
-                "a start without an attempt cannot be found".into(),
-            ));
-        }
-        let engine = self.engine().await.map_err(unreachable)?;
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{LABEL_ATTEMPT}={}", attempt.attempt)],
-        )]);
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let found = engine
-            .list_containers(Some(options))
-            .await
-            .map_err(unreachable)?;
-        let Some(container) = found.into_iter().next() else {
-            return Ok(None);
-        };
-        let id = container.id.unwrap_or_default();
-        let record = std::fs::read(record_path(&attempt.task_dir, &attempt.attempt))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<DockerState>(&bytes).ok());
-        let started = !matches!(
-            container.state,
-            Some(bollard::models::ContainerSummaryStateEnum::CREATED)
-        );
-        match record {
-            // Made and started, and its record saved: found. Where its
-            // progress is kept is the driver's own choice, not the record's.
-            Some(mut state) if started && state.container_id == id => {
-                state.logs.progress_file = attempt.task_dir.join(STATE_DIR).join(PROGRESS_FILE);
-                Ok(Some(state.into_handle(attempt.task_id.clone())?))
-            }
-            // Created but never started, or its record never written: the
-            // start did not finish; take the container away so a new
-            // start runs one copy.
-            _ => {
-                Self::remove_by_name(&engine, &id).await?;
-                Ok(None)
-            }
-        }
-    }
-
     async fn recover_task(&self, handle: &TaskHandle) -> Result<(), DriverError> {
         let state = state_of(handle)?;
         let engine = self.engine().await.map_err(unreachable)?;
@@ -603,15 +502,6 @@ impl Docker {
             }],
         })
     }
-}
-
-/// Where a start's record goes, for `find`.
-fn record_path(task_dir: &std::path::Path, attempt: &str) -> PathBuf {
-    let name = match attempt.is_empty() {
-        true => "docker.json".to_string(),
-        false => format!("docker.{}.json", attempt.replace(['/', '.'], "_")),
-    };
-    task_dir.join(STATE_DIR).join(name)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

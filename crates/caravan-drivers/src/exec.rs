@@ -66,6 +66,20 @@ pub struct ExecState {
 }
 
 impl ExecState {
+    /// The state of a task that raw_exec's state describes, in `cgroup`.
+    fn new(raw: RawExecState, cgroup: TaskCgroup) -> Self {
+        Self {
+            executor_pid: raw.executor_pid,
+            executor_start_time: raw.executor_start_time,
+            task_pid: raw.task_pid,
+            task_start_time: raw.task_start_time,
+            session: raw.session,
+            state_dir: raw.state_dir,
+            exit_file: raw.exit_file,
+            cgroup,
+        }
+    }
+
     fn into_handle(self, task_id: String) -> Result<TaskHandle, DriverError> {
         Ok(client::into_handle(NAME, task_id, &self)?)
     }
@@ -160,16 +174,8 @@ impl Exec {
             std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string())
         })?;
         let hierarchy = Hierarchy::detect().map_err(std::io::Error::other)?;
-        let state = ExecState {
-            executor_pid: raw_state.executor_pid,
-            executor_start_time: raw_state.executor_start_time,
-            task_pid: raw_state.task_pid,
-            task_start_time: raw_state.task_start_time,
-            session: raw_state.session,
-            state_dir: raw_state.state_dir,
-            exit_file: raw_state.exit_file,
-            cgroup: hierarchy.cgroup(&cgroup_name(&attempt.task_id)),
-        };
+        let cgroup = hierarchy.cgroup(&cgroup_name(&attempt.task_id));
+        let state = ExecState::new(raw_state, cgroup);
         Ok(Some(state.into_handle(attempt.task_id.clone())?))
     }
 }

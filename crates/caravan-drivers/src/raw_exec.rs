@@ -108,18 +108,9 @@ impl RawExec {
         let claim_file = client::claim_name(&config.attempt)?;
         let state_dir = prepare_state_dir(&config.task_dir)?;
         let spec = executor_spec(&config, command, config.env.clone(), &state_dir, claim_file);
-        let started =
+        let state =
             client::start_executor(&self.executor_binary, &state_dir, &config.attempt, &spec)
                 .await?;
-        let state = RawExecState {
-            executor_pid: started.executor_pid,
-            executor_start_time: started.executor_start_time,
-            task_pid: started.task_pid,
-            task_start_time: started.task_start_time,
-            session: started.session,
-            state_dir,
-            exit_file: spec.exit_file,
-        };
         Ok(state.into_handle(config.id)?)
     }
 

@@ -78,17 +78,7 @@ impl Exec {
         let started =
             client::start_executor(&self.executor_binary, state_dir, &config.attempt, &isolated)
                 .await?;
-        let state = ExecState {
-            executor_pid: started.executor_pid,
-            executor_start_time: started.executor_start_time,
-            task_pid: started.task_pid,
-            task_start_time: started.task_start_time,
-            session: started.session,
-            state_dir: state_dir.to_path_buf(),
-            exit_file: spec.exit_file,
-            cgroup,
-        };
-        state.into_handle(config.id.clone())
+        ExecState::new(started, cgroup).into_handle(config.id.clone())
     }
 }
 
