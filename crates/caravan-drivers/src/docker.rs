@@ -31,6 +31,7 @@ use crate::{
 
 mod binds;
 pub mod config;
+mod exec;
 mod find;
 mod fingerprint;
 pub mod logs;
@@ -558,6 +559,14 @@ impl Driver for Docker {
                 false => Err(DriverError::NotFound),
             }
         })
+    }
+
+    fn exec<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+        request: crate::ExecRequest,
+    ) -> BoxFuture<'a, Result<crate::ExecSession, DriverError>> {
+        Box::pin(self.exec_task(handle, request))
     }
 
     fn find<'a>(

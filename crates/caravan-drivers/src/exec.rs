@@ -5,7 +5,9 @@
 //! host's system directories ([`isolate`]), and a cgroup of its own
 //! ([`cgroup`]) that limits its memory and CPU, counts OOM kills, and
 //! finds every process of the task to kill it. Needs root and the memory
-//! and cpu cgroup controllers (v1 or v2).
+//! and cpu cgroup controllers (v1 or v2). As Nomad's, it never runs a task
+//! as root: `nobody` when the task names no `user`, and `root` refused
+//! ([`user`]).
 //!
 //! Inside, the task sees its directory as `/`, with `/local`, `/secrets`,
 //! `/tmp` and the shared `/alloc`; environment values that are paths into
@@ -29,7 +31,9 @@ use crate::{
 
 pub mod cgroup;
 pub mod isolate;
+mod mount_attr;
 mod start;
+mod user;
 
 pub use cgroup::cgroup_version;
 use cgroup::{cgroup_name, Hierarchy, TaskCgroup};
@@ -255,6 +259,31 @@ impl Driver for Exec {
 
     fn destroy<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(self.destroy_task(handle))
+    }
+
+    /// In the task's namespaces and cgroup, as its PID 1's user.
+    fn exec<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+        request: crate::ExecRequest,
+    ) -> BoxFuture<'a, Result<crate::ExecSession, DriverError>> {
+        Box::pin(async move {
+            let state: ExecState = state_of(handle, NAME)?;
+            let procs: Vec<std::path::PathBuf> = state
+                .cgroup
+                .dirs
+                .iter()
+                .map(|dir| dir.join("cgroup.procs"))
+                .collect();
+            crate::session::exec_in_process(
+                state.task_pid,
+                state.task_start_time,
+                &request,
+                crate::session::Join::Isolated {
+                    cgroup_procs: &procs,
+                },
+            )
+        })
     }
 
     fn usage<'a>(

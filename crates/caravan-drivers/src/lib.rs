@@ -219,6 +219,16 @@ pub trait Driver: Send + Sync {
     /// Releases what the driver kept for an exited task.
     fn destroy<'a>(&'a self, handle: &'a TaskHandle) -> BoxFuture<'a, Result<(), DriverError>>;
 
+    /// Runs a command inside the running task (`nomad alloc exec`).
+    /// `Err(NotFound)` when the task does not run.
+    fn exec<'a>(
+        &'a self,
+        _handle: &'a TaskHandle,
+        _request: ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecSession, DriverError>> {
+        Box::pin(std::future::ready(Err(DriverError::Unsupported("exec"))))
+    }
+
     /// What the running task uses now (the stats endpoints).
     /// `Err(NotFound)` when nothing of it runs; a driver that cannot
     /// measure keeps this default.
@@ -239,12 +249,14 @@ mod executor_client;
 pub mod logs;
 pub mod proc;
 pub mod raw_exec;
+pub mod session;
 pub mod signal;
 pub mod usage;
 
 pub use docker::Docker;
 pub use exec::Exec;
 pub use raw_exec::RawExec;
+pub use session::{ExecOutput, ExecRequest, ExecSession};
 pub use usage::{ProcessUsage, TaskUsage};
 
 /// A name made safe for an environment variable's (a port label in

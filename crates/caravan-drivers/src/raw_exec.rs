@@ -227,6 +227,23 @@ impl Driver for RawExec {
         Box::pin(self.destroy_task(handle))
     }
 
+    /// As the task's process: its environment, directory and user.
+    fn exec<'a>(
+        &'a self,
+        handle: &'a TaskHandle,
+        request: crate::ExecRequest,
+    ) -> BoxFuture<'a, Result<crate::ExecSession, DriverError>> {
+        Box::pin(async move {
+            let state: RawExecState = state_of(handle, NAME)?;
+            crate::session::exec_in_process(
+                state.task_pid,
+                state.task_start_time,
+                &request,
+                crate::session::Join::Host,
+            )
+        })
+    }
+
     fn usage<'a>(
         &'a self,
         handle: &'a TaskHandle,

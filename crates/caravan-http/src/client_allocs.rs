@@ -68,7 +68,7 @@ fn target(request: &Request, capabilities: &[&str]) -> Result<AllocHolder, ApiEr
 /// The status of a refused request: Nomad's 404 for an unknown
 /// allocation, 400 for what the caller got wrong, 500 otherwise (as
 /// Nomad, for a task that is unknown or not running).
-fn lifecycle_error(error: LifecycleError) -> ApiError {
+pub(crate) fn lifecycle_error(error: LifecycleError) -> ApiError {
     let status = match &error {
         LifecycleError::UnknownAlloc(_) => StatusCode::NOT_FOUND,
         LifecycleError::InvalidSignal(_) | LifecycleError::NotTerminal(_) => {

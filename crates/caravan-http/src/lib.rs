@@ -13,6 +13,7 @@ mod agent_config;
 pub mod allocs;
 pub mod blocking;
 mod client_allocs;
+mod client_exec;
 mod client_fs;
 mod client_fs_stream;
 pub mod client_route;
@@ -59,6 +60,7 @@ pub fn routes() -> Vec<Route> {
         jobs::routes(),
         allocs::routes(),
         client_allocs::routes(),
+        client_exec::routes(),
         client_fs::routes(),
         evals::routes(),
         operator::routes(),
@@ -237,6 +239,7 @@ mod route_table_tests {
             // The client allocation endpoints check read-job,
             // alloc-lifecycle or submit-job in the allocation's namespace,
             // known only once it is found; the node's own need node rights.
+            ("GET", "/v1/client/allocation/{id}/exec", InHandler),
             ("GET", "/v1/client/allocation/{id}/stats", InHandler),
             ("PUT", "/v1/client/allocation/{id}/signal", InHandler),
             ("POST", "/v1/client/allocation/{id}/signal", InHandler),

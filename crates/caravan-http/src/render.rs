@@ -16,6 +16,9 @@ pub const NEXT_TOKEN_HEADER: &str = "x-nomad-nexttoken";
 
 /// A successful reply, with its index headers and `?pretty` applied.
 pub fn render_reply(ctx: &AgentContext, reply: Reply, pretty: bool, is_query: bool) -> Response {
+    if let Some(response) = reply.handover.as_ref().and_then(|handover| handover.take()) {
+        return response;
+    }
     let json = reply.content_type.is_none();
     let body = match reply.body {
         Some(body) if pretty && json => prettify(&body).map(bytes::Bytes::from).unwrap_or(body),

@@ -41,6 +41,32 @@ impl std::fmt::Debug for Streamed {
     }
 }
 
+/// A response the handler made whole (a websocket upgrade), sent as it
+/// is; shared and taken once, as [`Streamed`].
+#[derive(Clone)]
+pub struct Handover(Arc<Mutex<Option<axum::response::Response>>>);
+
+impl Handover {
+    /// The response, the first time only.
+    pub fn take(&self) -> Option<axum::response::Response> {
+        lock(&self.0).take()
+    }
+}
+
+impl PartialEq for Handover {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Handover {}
+
+impl std::fmt::Debug for Handover {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Handover(..)")
+    }
+}
+
 /// Which index header a reply carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Meta {
@@ -67,6 +93,8 @@ pub struct Reply {
     pub content_type: Option<http::HeaderValue>,
     /// A streamed body, sent instead of `body`.
     pub stream: Option<Streamed>,
+    /// A whole response, sent instead of all the above.
+    pub handover: Option<Handover>,
 }
 
 impl Reply {
@@ -81,6 +109,7 @@ impl Reply {
             next_token: None,
             content_type: None,
             stream: None,
+            handover: None,
         })
     }
 
@@ -93,6 +122,7 @@ impl Reply {
             next_token: None,
             content_type: None,
             stream: None,
+            handover: None,
         }
     }
 
@@ -105,6 +135,7 @@ impl Reply {
             next_token: None,
             content_type: None,
             stream: None,
+            handover: None,
         }
     }
 
@@ -117,6 +148,7 @@ impl Reply {
             next_token: None,
             content_type: Some(content_type),
             stream: None,
+            handover: None,
         }
     }
 
@@ -125,6 +157,14 @@ impl Reply {
         Self {
             stream: Some(Streamed::new(body)),
             ..Self::raw(Bytes::new(), content_type)
+        }
+    }
+
+    /// `response` sent as it is (a websocket upgrade).
+    pub fn handover(response: axum::response::Response) -> Self {
+        Self {
+            handover: Some(Handover(Arc::new(Mutex::new(Some(response))))),
+            ..Self::empty()
         }
     }
 

@@ -108,6 +108,9 @@ pub struct Request {
     pub identity: Identity,
     /// The path and query as sent (what a relay to another agent sends on).
     pub path_and_query: String,
+    /// The connection's extensions (a websocket upgrade takes the
+    /// connection from them).
+    pub extensions: http::Extensions,
 }
 
 impl Request {
@@ -248,6 +251,7 @@ pub async fn dispatch(
         headers: parts.headers,
         body,
         identity,
+        extensions: parts.extensions,
     };
     match (endpoint.handler)(request).await {
         Ok(reply) => render_reply(&ctx, reply, pretty, is_query),

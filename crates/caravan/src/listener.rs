@@ -227,7 +227,10 @@ async fn serve_connection<S>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).keep_alive(true);
     builder.header_read_timeout(pause);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    // Upgrades allowed: `alloc exec` is a websocket.
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(connection);
     let stopping = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;

@@ -1,9 +1,11 @@
 //! The exec driver end to end: real tasks under real executors (this
 //! crate's `caravan executor`), isolated in namespaces, a chroot of bind
-//! mounts and a cgroup. These need root and memory+cpu cgroup
-//! controllers; without them each test says so and passes.
+//! mounts and a cgroup, as `nobody` unless they say otherwise. These need
+//! root and memory+cpu cgroup controllers; without them each test says so
+//! and passes.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -143,6 +145,35 @@ fn assert_gone(state: &ExecState, pids: &[i32]) {
     );
 }
 
+/// Whether a start got as far as the executor.
+fn state_file_written(config: &TaskConfig) -> bool {
+    config.task_dir.join(".caravan/executor.json").exists()
+}
+
+/// A tmpfs mounted on the host for a test, unmounted when dropped.
+struct Submount(PathBuf);
+
+impl Submount {
+    fn new(at: &Path) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            at,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("mode=1777,size=1m"),
+        )
+        .unwrap();
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for Submount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 #[tokio::test]
 async fn the_task_is_pid_1_in_its_own_world() {
     require_isolation!();
@@ -160,11 +191,26 @@ async fn the_task_is_pid_1_in_its_own_world() {
          echo procs=$(ls /proc | grep -c '^[0-9]'); \
          echo task_dir=$NOMAD_TASK_DIR alloc_dir=$NOMAD_ALLOC_DIR cwd=$(pwd); \
          echo made > /local/out; echo shared > /alloc/data/out; \
-         ls /.caravan 2>/dev/null | wc -l",
+         ls /.caravan 2>/dev/null | wc -l; \
+         echo uid=$(id -u) suid=$(/local/suid-id -u); \
+         grep -E '^(NoNewPrivs|CapEff):' /proc/self/status | tr -d ' \\t'; \
+         echo s > /secrets/s && echo t > /tmp/t && echo own=writable; \
+         while read -r dev at fs opts rest; do \
+           case $at in /dev|/dev/*) continue;; esac; \
+           case ,$opts, in *,nosuid,*) ;; *) echo suid:$at;; esac; \
+           case ,$opts, in *,nodev,*) ;; *) echo dev:$at;; esac; \
+           case $at in /usr|/usr/*|/etc|/etc/*) \
+             case ,$opts, in *,ro,*) ;; *) echo rw:$at;; esac;; esac; \
+         done < /proc/self/mounts; echo mounts=checked",
         marker = marker.display(),
         tmp = root.path().display(),
     );
     let config = task(root.path(), "web", &script);
+    // A setuid-root binary in the task's reach: it must not make the task
+    // root again.
+    let suid = config.task_dir.join("local/suid-id");
+    std::fs::copy("/usr/bin/id", &suid).unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let driver = driver();
     let handle = driver.start(config.clone()).await.unwrap();
     assert_eq!(handle.driver, "exec");
@@ -198,6 +244,15 @@ async fn the_task_is_pid_1_in_its_own_world() {
     assert_eq!(lines[8], "task_dir=/local alloc_dir=/alloc cwd=/", "{out}");
     // The executor's own files are hidden from the task.
     assert_eq!(lines[9].trim(), "0", "{out}");
+    // Run as nobody, which no setuid binary, capability or device node
+    // turns into root: nothing it sees is setuid, a device or, for the
+    // host's directories, writable, submounts included.
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_eq!(lines[10], format!("uid={0} suid={0}", nobody.uid), "{out}");
+    assert_eq!(lines[11], "CapEff:0000000000000000", "{out}");
+    assert_eq!(lines[12], "NoNewPrivs:1", "{out}");
+    assert_eq!(lines[13], "own=writable", "{out}");
+    assert_eq!(lines[14], "mounts=checked", "{out}");
     assert_eq!(
         std::fs::read_to_string(config.task_dir.join("local/out")).unwrap(),
         "made\n"
@@ -296,10 +351,21 @@ async fn stop_leaves_no_process_and_no_cgroup_behind() {
     .await;
     let state = state(&handle);
     let mut pids = Vec::new();
-    eventually("three processes in the cgroup", || {
-        pids = state.cgroup.pids();
-        pids.len() >= 3
-    })
+    // Stopped before the setsid'd sleep has left the group, it would die
+    // of the SIGTERM with the rest, and the shell would exit 0 before the
+    // timeout: what is checked here is that stop reaches a process that
+    // left the group, so it must have.
+    eventually(
+        "three processes in the cgroup, one in its own session",
+        || {
+            pids = state.cgroup.pids();
+            let left = pids.iter().any(|pid| {
+                proc::stat(*pid)
+                    .is_some_and(|stat| stat.session == *pid && stat.session != state.session)
+            });
+            pids.len() >= 3 && left
+        },
+    )
     .await;
     assert!(pids.contains(&state.task_pid));
     tokio::time::timeout(LIMIT, driver.stop(&handle, "", Duration::from_millis(500)))
@@ -329,11 +395,19 @@ async fn mounts_appear_at_their_task_path_read_only_when_asked() {
     let volume = tempfile::tempdir().unwrap();
     std::fs::write(volume.path().join("file"), "from the host\n").unwrap();
     let writable = tempfile::tempdir().unwrap();
+    // Open to the task's user (nobody): only the mount can keep it from
+    // writing. The read-only volume has a mount of its own inside, which
+    // must be read-only as well.
+    for dir in [volume.path(), writable.path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let _submount = Submount::new(&volume.path().join("sub"));
     let mut config = task(
         root.path(),
         "mounted",
         "cat /data/ro/file; \
          touch /data/ro/x 2>/dev/null && echo ro=writable || echo ro=readonly; \
+         touch /data/ro/sub/x 2>/dev/null && echo sub=writable || echo sub=readonly; \
          echo written > /scratch/y && echo rw=writable",
     );
     config.mounts = vec![
@@ -354,9 +428,10 @@ async fn mounts_appear_at_their_task_path_read_only_when_asked() {
     assert!(exit.successful(), "{exit:?}: {}", log(&config, "stderr"));
     assert_eq!(
         log(&config, "stdout"),
-        "from the host\nro=readonly\nrw=writable\n"
+        "from the host\nro=readonly\nsub=readonly\nrw=writable\n"
     );
     assert!(!volume.path().join("x").exists());
+    assert!(!volume.path().join("sub/x").exists());
     assert_eq!(
         std::fs::read_to_string(writable.path().join("y")).unwrap(),
         "written\n"
@@ -474,6 +549,20 @@ async fn users_commands_and_the_fingerprint() {
     assert!(exit.successful(), "{exit:?}: {}", log(&as_nobody, "stderr"));
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     assert_eq!(log(&as_nobody, "stdout"), format!("{}\n", nobody.uid));
+
+    // Root would undo the isolation: refused, as Nomad's user.denylist.
+    let mut as_root = task(root.path(), "root", "id -u");
+    as_root.user = "root".into();
+    let error = driver.start(as_root.clone()).await.unwrap_err();
+    assert!(matches!(error, DriverError::InvalidConfig(_)), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "running as user \"root\" is not allowed for the exec driver on this client"
+    );
+    assert!(
+        !state_file_written(&as_root),
+        "a refused start runs nothing"
+    );
 
     let mut ghost = task(root.path(), "ghost", "");
     ghost

@@ -83,6 +83,9 @@ fn an_exec_job_runs_isolated_and_a_stop_leaves_nothing_behind() {
 
     let script = "echo pid=$$; echo host=$(hostname); echo dir=$NOMAD_TASK_DIR; \
                   ls /; touch /usr/probe 2>/dev/null || echo usr=readonly; \
+                  echo uid=$(id -u); \
+                  for dir in /local /secrets /tmp /alloc/data; do echo x > $dir/w || exit 1; done; \
+                  echo writes=ok; \
                   sleep 600 & echo ready; wait";
     register(&agent, &exec_job("isolated", script, &marker));
     let running = wait_allocs(&agent, "isolated", "a running allocation", |allocs| {
@@ -110,6 +113,13 @@ fn an_exec_job_runs_isolated_and_a_stop_leaves_nothing_behind() {
         assert!(!lines.contains(&entry), "/ shows the host's {entry}: {out}");
     }
     assert!(lines.contains(&"usr=readonly"), "{out}");
+    // As nobody, not root; its own and the shared directories writable.
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert!(
+        lines.contains(&format!("uid={}", nobody.uid).as_str()),
+        "{out}"
+    );
+    assert!(lines.contains(&"writes=ok"), "{out}");
     // The shell and its sleep, seen from the host.
     let pids = processes_with(&marker);
     assert_eq!(pids.len(), 2, "{pids:?}");

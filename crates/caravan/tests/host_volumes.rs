@@ -1,7 +1,8 @@
 //! Host volumes against a real agent: the client's `host_volume` blocks
 //! on its node, placement only where a group's `volume` can be served, a
-//! raw_exec task reaching the volume through its task directory, and the
-//! register-time checks of `volume` and `volume_mount`.
+//! raw_exec task reaching the volume through its task directory (and
+//! refusing a read-only one it could not enforce), and the register-time
+//! checks of `volume` and `volume_mount`.
 
 mod common;
 
@@ -195,12 +196,31 @@ fn a_volume_no_node_can_serve_blocks_the_job() {
             "pending"
         );
     }
-    // A read-only request on the read-only volume places.
-    let reader = volume_job("reader", "frozen", true, "sleep 600", &marker);
-    register(&agent, &reader);
-    wait_allocs(&agent, "reader", "a running reader", |allocs| {
-        with_status(allocs, "running").len() == 1
+    // A read-only request on the read-only volume places; raw_exec then
+    // refuses it, having nothing to keep the task from writing it with.
+    let mut reader = volume_job("reader", "frozen", true, "sleep 600", &marker);
+    reader["TaskGroups"][0]["RestartPolicy"] = json!({
+        "Attempts": 0, "Interval": 60_000_000_000u64, "Delay": 1_000_000_000u64, "Mode": "fail"
     });
+    reader["TaskGroups"][0]["ReschedulePolicy"] = json!({"Attempts": 0, "Unlimited": false});
+    register(&agent, &reader);
+    let allocs = wait_allocs(&agent, "reader", "a failed reader", |allocs| {
+        with_status(allocs, "failed").len() == 1
+    });
+    let events = allocs[0]["TaskStates"]["t"]["Events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let failure = events
+        .iter()
+        .find(|event| event["Type"] == "Driver Failure")
+        .unwrap_or_else(|| panic!("no Driver Failure event: {events:?}"));
+    let error = failure["DriverError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("raw_exec cannot mount host volume")
+            && error.contains("read-only: it has no filesystem isolation"),
+        "{failure}"
+    );
 }
 
 #[test]

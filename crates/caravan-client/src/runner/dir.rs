@@ -44,11 +44,15 @@ impl AllocDir {
         self.root.join(task)
     }
 
-    /// Creates the shared directories (idempotent).
+    /// Creates the shared directories (idempotent). `data` and `tmp` are
+    /// for every task of the allocation to write, whichever user it runs
+    /// as (Nomad's); sticky, so none removes another's files. `logs` is
+    /// written by the executors, as root.
     pub fn build(&self) -> io::Result<()> {
         for dir in ["data", "logs", "tmp"] {
             std::fs::create_dir_all(self.shared().join(dir))?;
         }
+        set_mode(&self.shared().join("data"), 0o1777)?;
         set_mode(&self.shared().join("tmp"), 0o1777)
     }
 
@@ -108,6 +112,10 @@ mod tests {
             assert!(base.path().join(id).join(path).is_dir(), "{path}");
         }
         assert_eq!(task, base.path().join(id).join("web"));
+        for shared in ["alloc/data", "alloc/tmp"] {
+            let meta = std::fs::metadata(base.path().join(id).join(shared)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o7777, 0o1777, "{shared}");
+        }
         assert!(dir.build_task("..").is_err());
         assert!(dir.build_task("a/b").is_err());
         dir.destroy().unwrap();

@@ -15,7 +15,7 @@ use caravan_api_types::alloc::TASK_STATE_RUNNING;
 use caravan_api_types::job::Task;
 use caravan_api_types::sync::lock;
 use caravan_drivers::signal::parse_signal;
-use caravan_drivers::{Driver, DriverError, TaskHandle};
+use caravan_drivers::{Driver, DriverError, ExecRequest, ExecSession, TaskHandle};
 use tokio::sync::oneshot;
 
 use super::alloc::AllocShared;
@@ -277,6 +277,38 @@ impl AllocManager {
 
     /// What the running tasks (or only `task`) use, from two readings
     /// [`SAMPLE_WINDOW`] apart.
+    /// The driver `task` of `alloc_id` runs with (the ACL asks more of
+    /// a command run in a raw_exec task: it is not isolated).
+    pub fn task_driver(&self, alloc_id: &str, task: &str) -> Result<String, LifecycleError> {
+        let shared = self.shared(alloc_id)?;
+        let targets = Self::targets(&shared, task)?;
+        match targets.as_slice() {
+            [only] if !task.is_empty() => Ok(only.driver.clone()),
+            _ => Err(LifecycleError::TaskNotFound),
+        }
+    }
+
+    /// Runs a command inside the running `task` (`nomad alloc exec`).
+    pub async fn exec(
+        &self,
+        alloc_id: &str,
+        task: &str,
+        request: ExecRequest,
+    ) -> Result<ExecSession, LifecycleError> {
+        let shared = self.shared(alloc_id)?;
+        let targets = Self::targets(&shared, task)?;
+        let [target] = targets.as_slice() else {
+            return Err(LifecycleError::TaskNotFound);
+        };
+        let (driver, handle) = self
+            .running(&shared, target)
+            .ok_or(LifecycleError::TaskNotRunning)?;
+        match driver.exec(&handle, request).await {
+            Err(DriverError::NotFound) => Err(LifecycleError::TaskNotRunning),
+            other => Ok(other?),
+        }
+    }
+
     pub async fn stats(
         &self,
         alloc_id: &str,

@@ -221,9 +221,18 @@ fn write(path: &Path, value: u64) -> Result<(), String> {
         .map_err(|error| format!("cannot write {value} to {}: {error}", path.display()))
 }
 
+/// How much of the task ID a cgroup name shows; the rest is in the hash.
+const NAME_PREFIX: usize = 150;
+
 /// The cgroup name of the task `task_id` (`<alloc_id>/<task>`):
-/// `<alloc_id>.<task>`, with anything but letters, digits, `-`, `_` and
-/// `.` replaced, so a task name can never name another directory.
+/// `task-<alloc_id>.<task>-<hash>`, with anything but letters, digits,
+/// `-`, `_` and `.` replaced, so a task name can never name another
+/// directory. The readable part is cut to [`NAME_PREFIX`] characters and
+/// sanitized, so two tasks could share it (`a b` and `a_b`, or two long
+/// names alike at the start), and one task's start would kill the other's
+/// cgroup: the hash of the whole ID tells them apart. The prefix always
+/// holds the whole allocation ID (36 characters), so tasks of different
+/// allocations never collide, whatever the hash does.
 pub fn cgroup_name(task_id: &str) -> String {
     let name: String = task_id
         .replace('/', ".")
@@ -232,10 +241,19 @@ pub fn cgroup_name(task_id: &str) -> String {
             'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
             _ => '_',
         })
-        .take(200)
+        .take(NAME_PREFIX)
         .collect();
     // `.` and `..` (and hidden names) are not cgroups of ours.
-    format!("task-{name}")
+    format!("task-{name}-{:016x}", fnv1a(task_id.as_bytes()))
+}
+
+/// 64-bit FNV-1a: stable across builds and runs (a client restarted on a
+/// newer binary finds the cgroups of the tasks it started), which std's
+/// hashers do not promise.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// One task's cgroup: a directory per v1 hierarchy (the memory one
@@ -364,9 +382,32 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0";
 
     #[test]
     fn names_cannot_leave_the_parent() {
-        assert_eq!(cgroup_name("abc/web"), "task-abc.web");
-        assert_eq!(cgroup_name("../../x"), "task-......x");
+        assert!(cgroup_name("abc/web").starts_with("task-abc.web-"));
+        assert!(cgroup_name("../../x").starts_with("task-......x-"));
         assert!(!cgroup_name("a/b c\n").contains(['/', ' ', '\n']));
+        // Stable: a restarted client finds the cgroup by its name.
+        assert_eq!(cgroup_name("abc/web"), cgroup_name("abc/web"));
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    /// Two long task names of one allocation alike in their first
+    /// characters, or names alike once sanitized, get cgroups of their own.
+    #[test]
+    fn names_are_unique_per_task() {
+        let alloc = "0b6e1a36-3b9e-4a7c-9a43-3f3c0a3c1d2e";
+        let long = "x".repeat(300);
+        let (a, b) = (
+            cgroup_name(&format!("{alloc}/{long}-a")),
+            cgroup_name(&format!("{alloc}/{long}-b")),
+        );
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("task-{alloc}.xxx")), "{a}");
+        // Well within the 255 bytes a directory name may have.
+        assert!(a.len() <= 5 + NAME_PREFIX + 17, "{a}");
+        assert_ne!(
+            cgroup_name(&format!("{alloc}/a b")),
+            cgroup_name(&format!("{alloc}/a_b"))
+        );
     }
 
     #[test]

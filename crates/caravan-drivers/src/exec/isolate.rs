@@ -3,11 +3,12 @@
 //! "init" is PID 1 there; it joins the task's cgroup, enters new mount,
 //! IPC and UTS namespaces, builds the root in the task directory from
 //! bind mounts (read-only for the host's system directories: nothing is
-//! copied), pivots into it, drops to the task's user and execs the task,
-//! which so stays PID 1. Running as a fresh process rather than between
-//! fork and exec lets the setup allocate and report errors in full: the
-//! init writes why it failed to a status pipe, which closes empty when
-//! the exec succeeds.
+//! copied; none lets a setuid binary or a device node work), pivots into
+//! it, drops to the task's user (never root) with `PR_SET_NO_NEW_PRIVS`
+//! set, and execs the task, which so stays PID 1. Running as a fresh
+//! process rather than between fork and exec lets the setup allocate and
+//! report errors in full: the init writes why it failed to a status pipe,
+//! which closes empty when the exec succeeds.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -23,6 +24,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::TaskCgroup;
+use super::mount_attr::lock_down_tree;
 
 /// The host's system directories a task sees, read-only, when present.
 pub const SYSTEM_PATHS: &[&str] = &[
@@ -297,11 +299,18 @@ pub fn run_init(plan: InitPlan) -> u8 {
 /// Everything up to the exec; the command to exec.
 fn enter(task: &InitTask) -> Result<Command, String> {
     let isolation = &task.isolation;
-    // Looked up in the host's files, before they are out of sight.
-    let credentials = match task.user.as_deref().filter(|user| !user.is_empty()) {
-        Some(user) => crate::executor::credentials(user)?,
-        None => None,
-    };
+    // Looked up in the host's files, before they are out of sight. The
+    // driver always names a user other than root (`nobody` by default);
+    // this holds for a plan from anywhere else too: root in the host's
+    // user namespace could remount the read-only binds, mknod the disk...
+    let user = task
+        .user
+        .as_deref()
+        .filter(|user| !user.is_empty())
+        .ok_or("an isolated task needs a user to run as")?;
+    let (uid, gid, groups) = crate::executor::credentials(user)?
+        .filter(|(uid, _, _)| !uid.is_root())
+        .ok_or_else(|| format!("refusing to run an isolated task as {user:?}, which is root"))?;
     isolation
         .cgroup
         .join_self()
@@ -321,11 +330,16 @@ fn enter(task: &InitTask) -> Result<Command, String> {
     nix::unistd::sethostname(&isolation.hostname)
         .map_err(|error| format!("cannot set the hostname: {error}"))?;
     build_root(isolation)?;
-    if let Some((uid, gid, groups)) = credentials {
-        nix::unistd::setgroups(&groups).map_err(|error| format!("setgroups: {error}"))?;
-        nix::unistd::setgid(gid).map_err(|error| format!("setgid: {error}"))?;
-        nix::unistd::setuid(uid).map_err(|error| format!("setuid: {error}"))?;
-    }
+    // Nothing the task execs gains privileges: not a setuid binary (nosuid
+    // is set on the binds as well), not file capabilities.
+    check(
+        nix::sys::prctl::set_no_new_privs(),
+        "set PR_SET_NO_NEW_PRIVS",
+    )?;
+    // Leaving uid 0 clears the capabilities too.
+    nix::unistd::setgroups(&groups).map_err(|error| format!("setgroups: {error}"))?;
+    nix::unistd::setgid(gid).map_err(|error| format!("setgid: {error}"))?;
+    nix::unistd::setuid(uid).map_err(|error| format!("setuid: {error}"))?;
     std::env::set_current_dir(&isolation.cwd)
         .map_err(|error| format!("cannot enter {}: {error}", isolation.cwd))?;
     let mut command = Command::new(&task.command);
@@ -344,6 +358,9 @@ fn build_root(isolation: &Isolation) -> Result<(), String> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
     )?;
+    // No setuid binary or device node works anywhere the task can reach;
+    // the host's directories (and what is mounted under them) read-only.
+    lock_down_tree(root, false)?;
     for bind in &isolation.binds {
         let target = inside(root, &bind.target)
             .ok_or_else(|| format!("invalid mount path {:?}", bind.target))?;
@@ -354,10 +371,7 @@ fn build_root(isolation: &Isolation) -> Result<(), String> {
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None,
         )?;
-        if bind.read_only {
-            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-            mount(None, &target, None, flags, None)?;
-        }
+        lock_down_tree(&target, bind.read_only)?;
     }
     // Our PID namespace's processes only: the init is already in it.
     let hardened = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -423,7 +437,7 @@ fn build_dev(dev: &Path) -> Result<(), String> {
     mount(None, &shm, Some("tmpfs"), flags, Some("mode=1777,size=64m"))
 }
 
-fn mount(
+pub(super) fn mount(
     source: Option<&Path>,
     target: &Path,
     fs_type: Option<&str>,
@@ -450,7 +464,7 @@ fn check(result: nix::Result<()>, what: &str) -> Result<(), String> {
     result.map_err(|errno| format!("cannot {what}: {}", std::io::Error::from(errno)))
 }
 
-fn c_path(path: &Path) -> Result<CString, String> {
+pub(super) fn c_path(path: &Path) -> Result<CString, String> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(path.as_os_str().as_bytes()).map_err(|_| format!("invalid path {path:?}"))
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::cgroup::{cgroup_name, Hierarchy, TaskCgroup};
 use super::isolate::{self, Bind, Isolation, Link, SYSTEM_PATHS};
+use super::user::{prepare_task_dirs, task_user, TaskUser};
 use super::{Exec, ExecState, NAME};
 use crate::executor::ExecutorSpec;
 // raw_exec's files and claims, so that its claim-based find works for exec.
@@ -33,6 +34,7 @@ impl Exec {
         }
         let hierarchy = Hierarchy::detect().map_err(DriverError::Start)?;
         let command = command_and_args(&config.config, NAME)?;
+        let user = task_user(&config.user)?;
         let claim_file = claim_name(&config.attempt)?;
         let state_dir = prepare_state_dir(&config.task_dir)?;
         let name = cgroup_name(&config.id);
@@ -45,7 +47,14 @@ impl Exec {
             .create(&name, &config.resources)
             .map_err(DriverError::Start)?;
         let started = self
-            .launch(&config, command, claim_file, &state_dir, cgroup.clone())
+            .launch(
+                &config,
+                &user,
+                command,
+                claim_file,
+                &state_dir,
+                cgroup.clone(),
+            )
             .await;
         if started.is_err() {
             // Nothing of the task may be left running beside a new start.
@@ -58,6 +67,7 @@ impl Exec {
     async fn launch(
         &self,
         config: &TaskConfig,
+        user: &TaskUser,
         command: (String, Vec<String>),
         claim_file: Option<String>,
         state_dir: &Path,
@@ -65,12 +75,12 @@ impl Exec {
     ) -> Result<TaskHandle, DriverError> {
         let isolation = isolation(config, cgroup.clone())?;
         isolate::prepare_root(&isolation).map_err(DriverError::Start)?;
-        let env = translate_env(
-            &config.env,
-            &config.task_dir,
-            &config.alloc_dir.join("alloc"),
-        );
-        let spec = executor_spec(config, command, env, state_dir, claim_file);
+        let shared_alloc = config.alloc_dir.join("alloc");
+        prepare_task_dirs(&config.task_dir, &shared_alloc, user)?;
+        let env = translate_env(&config.env, &config.task_dir, &shared_alloc);
+        let mut spec = executor_spec(config, command, env, state_dir, claim_file);
+        // The resolved user: `nobody` for a task that names none.
+        spec.user = Some(user.name.clone());
         let isolated = IsolatedSpec {
             spec: &spec,
             isolation: &isolation,

@@ -1,0 +1,334 @@
+//! `nomad alloc exec` against a real agent: commands run inside running
+//! tasks of each driver over `/v1/client/allocation/:id/exec` (a
+//! websocket with Nomad's JSON frames), with their input, output, exit
+//! code and the task's view of the world; the refusals before any command
+//! runs; the ACL's `alloc-exec` and, for raw_exec, `alloc-node-exec`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::docker::{ready, ContainerReaper, TASK_IMAGE};
+use common::jobs::{marker, register, wait_allocs, with_status, ProcessReaper, SERVER_AND_CLIENT};
+use common::Agent;
+use serde_json::{json, Value};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::Message;
+
+/// What one exec did.
+#[derive(Debug, Default)]
+struct Outcome {
+    stdout: String,
+    stderr: String,
+    exit_code: Option<i64>,
+}
+
+fn encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn decode(text: &str) -> String {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn exec_url(agent: &Agent, alloc_id: &str, task: &str, command: &[&str]) -> String {
+    let command = serde_json::to_string(command).unwrap_or_default();
+    let query: String = url_encode(&command);
+    agent
+        .url(&format!(
+            "/v1/client/allocation/{alloc_id}/exec?task={task}&tty=false&command={query}"
+        ))
+        .replacen("http://", "ws://", 1)
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// Runs `command` in `task`, sending `stdin` then closing it.
+fn exec(
+    agent: &Agent,
+    alloc_id: &str,
+    task: &str,
+    command: &[&str],
+    stdin: &str,
+    token: Option<&str>,
+) -> Result<Outcome, String> {
+    let mut request = exec_url(agent, alloc_id, task, command)
+        .into_client_request()
+        .map_err(|error| error.to_string())?;
+    if let Some(token) = token {
+        let value = token.parse().map_err(|_| "bad token".to_string())?;
+        request.headers_mut().insert("X-Nomad-Token", value);
+    }
+    let (mut socket, _) = tungstenite::connect(request).map_err(|error| match error {
+        tungstenite::Error::Http(response) => format!(
+            "{} {}",
+            response.status().as_u16(),
+            String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+        ),
+        other => other.to_string(),
+    })?;
+    if !stdin.is_empty() {
+        let frame = json!({"stdin": {"data": encode(stdin.as_bytes())}}).to_string();
+        socket
+            .send(Message::Text(frame.into()))
+            .map_err(|e| e.to_string())?;
+    }
+    let close = json!({"stdin": {"close": true}}).to_string();
+    socket
+        .send(Message::Text(close.into()))
+        .map_err(|e| e.to_string())?;
+    let mut outcome = Outcome::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let message = match socket.read() {
+            Ok(message) => message,
+            Err(_) => break,
+        };
+        let Message::Text(text) = message else {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+            continue;
+        };
+        let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+        if let Some(data) = frame["stdout"]["data"].as_str() {
+            outcome.stdout.push_str(&decode(data));
+        }
+        if let Some(data) = frame["stderr"]["data"].as_str() {
+            outcome.stderr.push_str(&decode(data));
+        }
+        if frame["exited"] == json!(true) {
+            outcome.exit_code = frame["result"]["exit_code"].as_i64();
+        }
+    }
+    Ok(outcome)
+}
+
+fn run_one(agent: &Agent, job: Value) -> String {
+    let id = job["ID"].as_str().unwrap_or_default().to_string();
+    register(agent, &job);
+    let running = wait_allocs(agent, &id, "a running allocation", |allocs| {
+        with_status(allocs, "running").len() == 1
+    });
+    running[0]["ID"].as_str().unwrap_or_default().to_string()
+}
+
+fn job(id: &str, driver: &str, config: Value, env: Value) -> Value {
+    json!({
+        "ID": id,
+        "TaskGroups": [{"Name": "g", "Tasks": [{
+            "Name": "t", "Driver": driver, "Env": env,
+            "KillTimeout": 1_000_000_000u64,
+            "Resources": {"CPU": 100, "MemoryMB": 64},
+            "Config": config
+        }]}]
+    })
+}
+
+const SCRIPT: &[&str] = &[
+    "sh",
+    "-c",
+    "read line; echo got:$line; echo oops >&2; echo in:$EXEC_TEST; exit 3",
+];
+
+#[test]
+fn a_command_runs_inside_a_docker_task_with_its_input_output_and_exit_code() {
+    if !ready(TASK_IMAGE, "the docker alloc exec test") {
+        return;
+    }
+    let reaper = ContainerReaper::new();
+    let agent = Agent::start_with_data_dir(&[], SERVER_AND_CLIENT);
+    let config = json!({"image": TASK_IMAGE, "command": "sleep", "args": ["600"]});
+    let alloc_id = run_one(
+        &agent,
+        job("dexec", "docker", config, json!({"EXEC_TEST": "docker"})),
+    );
+    reaper.watch(&alloc_id);
+    let outcome = exec(&agent, &alloc_id, "t", SCRIPT, "hello\n", None).unwrap();
+    assert_eq!(outcome.stdout, "got:hello\nin:docker\n", "{outcome:?}");
+    assert_eq!(outcome.stderr, "oops\n");
+    assert_eq!(outcome.exit_code, Some(3));
+    // Inside the container: its image's files.
+    let outcome = exec(
+        &agent,
+        &alloc_id,
+        "t",
+        &["cat", "/www/index.html"],
+        "",
+        None,
+    )
+    .unwrap();
+    assert_eq!(outcome.stdout, "hello from caravan\n");
+    assert_eq!(outcome.exit_code, Some(0));
+}
+
+#[test]
+fn a_command_runs_inside_a_raw_exec_task_with_its_environment_and_directory() {
+    let tag = marker("alloc-exec");
+    let _reaper = ProcessReaper(tag.clone());
+    let agent = Agent::start_with_data_dir(&[], SERVER_AND_CLIENT);
+    let config = json!({"command": "/bin/sleep", "args": ["600"]});
+    let env = json!({"EXEC_TEST": "raw", "CARAVAN_TEST_MARKER": tag});
+    let alloc_id = run_one(&agent, job("rexec", "raw_exec", config, env));
+    let outcome = exec(&agent, &alloc_id, "t", SCRIPT, "hi\n", None).unwrap();
+    assert_eq!(outcome.stdout, "got:hi\nin:raw\n", "{outcome:?}");
+    assert_eq!(outcome.exit_code, Some(3));
+    let outcome = exec(&agent, &alloc_id, "t", &["pwd"], "", None).unwrap();
+    let task_dir = agent.data_dir().join("alloc").join(&alloc_id).join("t");
+    assert_eq!(outcome.stdout.trim(), task_dir.display().to_string());
+}
+
+#[test]
+fn bad_requests_are_refused_before_anything_runs() {
+    let tag = marker("alloc-exec-bad");
+    let _reaper = ProcessReaper(tag.clone());
+    let agent = Agent::start_with_data_dir(&[], SERVER_AND_CLIENT);
+    let config = json!({"command": "/bin/sleep", "args": ["600"]});
+    let alloc_id = run_one(
+        &agent,
+        job(
+            "bexec",
+            "raw_exec",
+            config,
+            json!({"CARAVAN_TEST_MARKER": tag}),
+        ),
+    );
+    let refused = |task: &str, command: &[&str]| {
+        exec(&agent, &alloc_id, task, command, "", None).unwrap_err()
+    };
+    assert!(refused("", &["true"]).starts_with("400"), "missing task");
+    assert!(refused("t", &[]).starts_with("400"), "empty command");
+    assert!(
+        refused("nope", &["true"]).starts_with("500"),
+        "unknown task"
+    );
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let error = exec(&agent, unknown, "t", &["true"], "", None).unwrap_err();
+    assert!(error.starts_with("404"), "{error}");
+    // A plain GET (no websocket) is refused too.
+    let path = format!(
+        "/v1/client/allocation/{alloc_id}/exec?task=t&command={}",
+        url_encode("[\"true\"]")
+    );
+    assert_eq!(agent.get(&path).status, 400);
+}
+
+#[test]
+fn exec_needs_alloc_exec_and_for_raw_exec_alloc_node_exec() {
+    let tag = marker("alloc-exec-acl");
+    let _reaper = ProcessReaper(tag.clone());
+    let agent = Agent::start_with_data_dir(&["-acl-enabled"], SERVER_AND_CLIENT);
+    let management = common::acl::bootstrap(&agent);
+    let config = json!({"command": "/bin/sleep", "args": ["600"]});
+    let mut raw = job(
+        "aexec",
+        "raw_exec",
+        config,
+        json!({"CARAVAN_TEST_MARKER": tag}),
+    );
+    raw["ID"] = json!("aexec");
+    let body = json!({"Job": raw}).to_string();
+    let reply = common::acl::with_token(&agent, "POST", "/v1/jobs", Some(&management), &body);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let alloc_id = loop {
+        let reply = common::acl::with_token(
+            &agent,
+            "GET",
+            "/v1/job/aexec/allocations",
+            Some(&management),
+            "",
+        );
+        let running = reply.json().as_array().and_then(|allocs| {
+            allocs
+                .iter()
+                .find(|alloc| alloc["ClientStatus"] == json!("running"))
+                .and_then(|alloc| alloc["ID"].as_str().map(str::to_string))
+        });
+        if let Some(id) = running {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no running allocation");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let policy = |name: &str, caps: &str| {
+        let rules = format!("namespace \"default\" {{\n  capabilities = [{caps}]\n}}\n");
+        common::acl::create_policy(&agent, &management, name, &rules);
+        let token = common::acl::create_token(&agent, &management, &[name]);
+        token["SecretID"].as_str().unwrap_or_default().to_string()
+    };
+    let reader = policy("reader", "\"read-job\"");
+    let execer = policy("execer", "\"alloc-exec\"");
+    let node_execer = policy("node-execer", "\"alloc-exec\", \"alloc-node-exec\"");
+    for (token, allowed) in [(&reader, false), (&execer, false), (&node_execer, true)] {
+        let outcome = exec(&agent, &alloc_id, "t", &["echo", "ok"], "", Some(token));
+        match allowed {
+            true => assert_eq!(outcome.unwrap().stdout, "ok\n"),
+            false => {
+                let error = outcome.unwrap_err();
+                assert!(error.starts_with("403"), "{error}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_command_joins_an_exec_task_in_its_namespaces_and_cgroup() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("SKIPPED: the exec driver needs root");
+        return;
+    }
+    let tag = marker("alloc-exec-isolated");
+    let _reaper = ProcessReaper(tag.clone());
+    let agent = Agent::start_with_data_dir(&[], SERVER_AND_CLIENT);
+    let config = json!({"command": "/bin/sleep", "args": ["600"]});
+    let env = json!({"EXEC_TEST": "isolated", "CARAVAN_TEST_MARKER": tag});
+    let alloc_id = run_one(&agent, job("iexec", "exec", config, env));
+    let script =
+        "echo pid:$$; echo host:$(hostname); ls /; cat /proc/self/cgroup; echo in:$EXEC_TEST";
+    let outcome = exec(&agent, &alloc_id, "t", &["/bin/sh", "-c", script], "", None).unwrap();
+    assert_eq!(outcome.exit_code, Some(0), "{outcome:?}");
+    let pid: u32 = outcome
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("pid:"))
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or(u32::MAX);
+    assert!(
+        pid < 1000,
+        "numbered in the task's PID namespace: {outcome:?}"
+    );
+    let host = nix::unistd::gethostname().unwrap_or_default();
+    assert!(
+        !outcome
+            .stdout
+            .contains(&format!("host:{}\n", host.to_string_lossy())),
+        "the task's hostname: {outcome:?}"
+    );
+    assert!(
+        outcome.stdout.contains("local\n"),
+        "the task's root: {outcome:?}"
+    );
+    assert!(
+        !outcome.stdout.contains("\nwork\n"),
+        "not the host's root: {outcome:?}"
+    );
+    assert!(
+        outcome.stdout.contains("caravan/"),
+        "in the task's cgroup: {outcome:?}"
+    );
+    assert!(outcome.stdout.contains("in:isolated\n"), "{outcome:?}");
+}
