@@ -103,7 +103,11 @@ pub(crate) fn process_context(pid: i32) -> Result<ProcessContext, DriverError> {
 /// piped input and output, as a session.
 pub(crate) fn spawn_session(
     mut command: tokio::process::Command,
+    tty: bool,
 ) -> Result<ExecSession, DriverError> {
+    if tty {
+        return spawn_on_terminal(command);
+    }
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -224,5 +228,78 @@ pub(crate) fn exec_in_process(
         }
     };
     command.env_clear().envs(&context.env);
-    spawn_session(command)
+    spawn_session(command, request.tty)
+}
+
+/// Runs `command` on a new pseudo-terminal: its output (stdout and
+/// stderr alike, as on a terminal) is read from the terminal's master,
+/// its input written there, and the terminal resized on request.
+fn spawn_on_terminal(mut command: tokio::process::Command) -> Result<ExecSession, DriverError> {
+    use std::os::fd::AsRawFd;
+
+    let failed =
+        |error: std::io::Error| DriverError::Start(format!("failed to exec into task: {error}"));
+    let pty = nix::pty::openpty(None, None).map_err(|errno| failed(errno.into()))?;
+    let slave = std::fs::File::from(pty.slave);
+    command
+        .stdin(Stdio::from(slave.try_clone().map_err(failed)?))
+        .stdout(Stdio::from(slave.try_clone().map_err(failed)?))
+        .stderr(Stdio::from(slave))
+        .kill_on_drop(true);
+    // SAFETY: after fork, only async-signal-safe calls: a new session
+    // whose controlling terminal is the one on stdin.
+    unsafe {
+        command.pre_exec(|| {
+            if nix::libc::setsid() < 0 || nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(failed)?;
+    // Our copies of the terminal's other end go, so reading the master
+    // ends when the command (and whatever it started) has closed it.
+    drop(command);
+    let master = std::fs::File::from(pty.master);
+    let master_fd = std::sync::Arc::new(master.try_clone().map_err(failed)?);
+    let reader = tokio::fs::File::from_std(master.try_clone().map_err(failed)?);
+    let writer = tokio::fs::File::from_std(master);
+    // A master whose other end is closed reads EIO: the end of output.
+    let output = ReaderStream::new(reader)
+        .take_while(|chunk| {
+            let done = matches!(chunk, Err(error) if error.raw_os_error() == Some(nix::libc::EIO));
+            std::future::ready(!done)
+        })
+        .map(|chunk| {
+            chunk
+                .map(|bytes| ExecOutput::Stdout(bytes.to_vec()))
+                .map_err(DriverError::from)
+        })
+        .boxed();
+    let exit = Box::pin(async move {
+        let status = child.wait().await?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    });
+    let resize: Resize = Box::new(move |width: u16, height: u16| {
+        let size = nix::libc::winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+        unsafe {
+            nix::libc::ioctl(master_fd.as_raw_fd(), nix::libc::TIOCSWINSZ, &size);
+        }
+        Box::pin(std::future::ready(()))
+    });
+    Ok(ExecSession {
+        input: Box::pin(writer),
+        output,
+        exit,
+        resize: Some(resize),
+    })
 }

@@ -35,12 +35,12 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn exec_url(agent: &Agent, alloc_id: &str, task: &str, command: &[&str]) -> String {
+fn exec_url(agent: &Agent, alloc_id: &str, task: &str, command: &[&str], tty: bool) -> String {
     let command = serde_json::to_string(command).unwrap_or_default();
     let query: String = url_encode(&command);
     agent
         .url(&format!(
-            "/v1/client/allocation/{alloc_id}/exec?task={task}&tty=false&command={query}"
+            "/v1/client/allocation/{alloc_id}/exec?task={task}&tty={tty}&command={query}"
         ))
         .replacen("http://", "ws://", 1)
 }
@@ -65,7 +65,20 @@ fn exec(
     stdin: &str,
     token: Option<&str>,
 ) -> Result<Outcome, String> {
-    let mut request = exec_url(agent, alloc_id, task, command)
+    exec_with(agent, alloc_id, task, command, stdin, token, false)
+}
+
+/// [`exec`], on a terminal when `tty`.
+fn exec_with(
+    agent: &Agent,
+    alloc_id: &str,
+    task: &str,
+    command: &[&str],
+    stdin: &str,
+    token: Option<&str>,
+    tty: bool,
+) -> Result<Outcome, String> {
+    let mut request = exec_url(agent, alloc_id, task, command, tty)
         .into_client_request()
         .map_err(|error| error.to_string())?;
     if let Some(token) = token {
@@ -80,6 +93,12 @@ fn exec(
         ),
         other => other.to_string(),
     })?;
+    if tty {
+        let size = json!({"tty_size": {"height": 30, "width": 100}}).to_string();
+        socket
+            .send(Message::Text(size.into()))
+            .map_err(|e| e.to_string())?;
+    }
     if !stdin.is_empty() {
         let frame = json!({"stdin": {"data": encode(stdin.as_bytes())}}).to_string();
         socket
@@ -189,6 +208,21 @@ fn a_command_runs_inside_a_raw_exec_task_with_its_environment_and_directory() {
     let outcome = exec(&agent, &alloc_id, "t", &["pwd"], "", None).unwrap();
     let task_dir = agent.data_dir().join("alloc").join(&alloc_id).join("t");
     assert_eq!(outcome.stdout.trim(), task_dir.display().to_string());
+    // On a terminal, sized as asked.
+    let script = "test -t 0 && test -t 1 && echo on-a-tty; sleep 0.3; stty size";
+    let outcome = exec_with(
+        &agent,
+        &alloc_id,
+        "t",
+        &["sh", "-c", script],
+        "",
+        None,
+        true,
+    )
+    .unwrap();
+    assert!(outcome.stdout.contains("on-a-tty"), "{outcome:?}");
+    assert!(outcome.stdout.contains("30 100"), "{outcome:?}");
+    assert_eq!(outcome.exit_code, Some(0));
 }
 
 #[test]
