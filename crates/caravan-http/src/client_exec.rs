@@ -6,10 +6,10 @@
 //! `{"exited":true,"result":{"exit_code":N}}` and closes.
 //!
 //! Answered by the agent whose client holds the allocation (the Go `api`
-//! package, and so the `nomad` CLI, dials the node's own address); other
-//! agents say where to go. The caller needs `alloc-exec` in the
-//! allocation's namespace, and `alloc-node-exec` too for a raw_exec task,
-//! which is not isolated from the node.
+//! package, and so the `nomad` CLI, dials the node's own address first);
+//! any other agent relays the websocket there byte for byte. The caller
+//! needs `alloc-exec` in the allocation's namespace, and `alloc-node-exec`
+//! too for a raw_exec task, which is not isolated from the node.
 
 use std::time::Duration;
 
@@ -23,8 +23,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use crate::client_route::{permitted_holder, AllocHolder};
+use crate::client_route::{next_hop, no_path, permitted_holder, relayed_content_type, AllocHolder};
 use crate::error::ApiError;
+use crate::forward::FORWARDED_HEADER;
 use crate::reply::Reply;
 use crate::route::{endpoint, Acl, Consistency, Request, Route, GET};
 
@@ -91,11 +92,7 @@ async fn exec(mut request: Request) -> Result<Reply, ApiError> {
     let alloc_id = request.param("id").to_string();
     let (view, client) = match permitted_holder(&request, &alloc_id, &["alloc-exec"])? {
         AllocHolder::Local(view, client) => (view, client),
-        AllocHolder::Remote(base) => {
-            return Err(ApiError::bad_request(format!(
-                "alloc exec is answered by the agent of the node running the allocation: {base}"
-            )))
-        }
+        AllocHolder::Remote(base) => return relay_exec(request, &base).await,
     };
     let manager = client
         .allocations()
@@ -137,6 +134,78 @@ async fn exec(mut request: Request) -> Result<Reply, ApiError> {
         .max_message_size(MAX_FRAME)
         .on_upgrade(move |socket| pump(socket, session));
     Ok(Reply::handover(response))
+}
+
+/// Headers of the websocket handshake passed on, each way.
+const HANDSHAKE_REQUEST: &[&str] = &[
+    "x-nomad-token",
+    "authorization",
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+const HANDSHAKE_RESPONSE: &[&str] = &[
+    "connection",
+    "upgrade",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
+/// Relays the websocket to the agent at `base`: that agent answers the
+/// handshake (and checks the token again), and once both sides have
+/// upgraded their connections are joined, byte for byte, until either
+/// ends. A refusal there comes back as it was.
+async fn relay_exec(mut request: Request, base: &str) -> Result<Reply, ApiError> {
+    let hops = next_hop(&request)?;
+    let caller = request
+        .extensions
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| ApiError::bad_request("alloc exec needs a websocket connection"))?;
+    let url = format!("{base}{}", request.path_and_query);
+    let mut outgoing = request
+        .ctx
+        .http_client
+        .get(&url)
+        .header(FORWARDED_HEADER, hops.to_string());
+    for name in HANDSHAKE_REQUEST {
+        if let Some(value) = request.headers.get(*name) {
+            outgoing = outgoing.header(*name, value);
+        }
+    }
+    let response = outgoing.send().await.map_err(|error| {
+        tracing::debug!(%url, %error, "relaying alloc exec failed");
+        no_path()
+    })?;
+    if response.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+        let status = StatusCode::from_u16(response.status().as_u16())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let content_type = relayed_content_type(response.headers().get(http::header::CONTENT_TYPE));
+        let body = response.bytes().await.unwrap_or_default();
+        return Ok(Reply::raw(body, content_type).with_status(status));
+    }
+    let mut answer = http::Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+    for name in HANDSHAKE_RESPONSE {
+        if let Some(value) = response.headers().get(*name) {
+            answer = answer.header(*name, value);
+        }
+    }
+    let answer = answer
+        .body(axum::body::Body::empty())
+        .map_err(|error| ApiError::internal(error.to_string()))?;
+    tokio::spawn(async move {
+        let (node, caller) = match tokio::join!(response.upgrade(), caller) {
+            (Ok(node), Ok(caller)) => (node, caller),
+            _ => return,
+        };
+        let mut node = node;
+        let mut caller = hyper_util::rt::TokioIo::new(caller);
+        let _ = tokio::io::copy_bidirectional(&mut caller, &mut node).await;
+    });
+    Ok(Reply::handover(answer))
 }
 
 fn frame(stream: &str, data: &[u8]) -> Message {

@@ -42,7 +42,7 @@ fn unknown_alloc(id: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("Unknown allocation {id:?}"))
 }
 
-fn no_path() -> ApiError {
+pub(crate) fn no_path() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "No path to node")
 }
 
@@ -194,13 +194,20 @@ pub fn relayed_content_type(sent: Option<&HeaderValue>) -> HeaderValue {
         )
 }
 
+/// The relay count a request sent on carries, unless it has been relayed
+/// as often as it may be.
+pub(crate) fn next_hop(request: &Request) -> Result<u32, ApiError> {
+    let hops = forwarded_hops(&request.headers).saturating_add(1);
+    match hops > MAX_RELAYS {
+        true => Err(no_path()),
+        false => Ok(hops),
+    }
+}
+
 /// Sends `request` on to the agent at `base` and answers with what it
 /// answered (status, content type and body as they came).
 pub async fn relay(request: &Request, base: &str) -> Result<Reply, ApiError> {
-    let hops = forwarded_hops(&request.headers).saturating_add(1);
-    if hops > MAX_RELAYS {
-        return Err(no_path());
-    }
+    let hops = next_hop(request)?;
     let url = format!("{base}{}", request.path_and_query);
     let mut outgoing = request
         .ctx

@@ -366,3 +366,33 @@ fn a_command_joins_an_exec_task_in_its_namespaces_and_cgroup() {
     );
     assert!(outcome.stdout.contains("in:isolated\n"), "{outcome:?}");
 }
+
+#[test]
+fn exec_through_a_server_is_relayed_to_the_node_agent() {
+    let tag = marker("alloc-exec-relay");
+    let _reaper = ProcessReaper(tag.clone());
+    let server = Agent::start_with_data_dir(&["-server", "-bootstrap-expect", "1"], "");
+    let _client = Agent::start_with_data_dir(
+        &[
+            "-client",
+            "-node",
+            "exec-client",
+            "-servers",
+            &server.rpc_address(),
+        ],
+        "plugin \"raw_exec\" {\n  config {\n    enabled = true\n  }\n}\n",
+    );
+    let config = json!({"command": "/bin/sleep", "args": ["600"]});
+    let env = json!({"EXEC_TEST": "relayed", "CARAVAN_TEST_MARKER": tag});
+    let alloc_id = run_one(&server, job("relexec", "raw_exec", config, env));
+    let outcome = exec(&server, &alloc_id, "t", SCRIPT, "via-server\n", None).unwrap();
+    assert_eq!(
+        outcome.stdout, "got:via-server\nin:relayed\n",
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.stderr, "oops\n");
+    assert_eq!(outcome.exit_code, Some(3));
+    // A refusal at the node comes back as it was.
+    let error = exec(&server, &alloc_id, "nope", &["true"], "", None).unwrap_err();
+    assert!(error.starts_with("500"), "{error}");
+}
