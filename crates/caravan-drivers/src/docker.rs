@@ -321,7 +321,7 @@ impl Docker {
 
     /// Starts copying the container's output, unless a copy runs.
     fn copy_output(&self, task_id: &str, engine: &bollard::Docker, state: &DockerState) {
-        let mut copies = lock(&self.copies);
+        let mut copies = crate::lock(&self.copies);
         if copies.get(task_id).is_some_and(|copy| !copy.is_finished()) {
             return;
         }
@@ -386,7 +386,7 @@ impl Docker {
 
     /// Lets the output copy of a stopped container finish, bounded.
     async fn drain_output(&self, task_id: &str) {
-        let copy = lock(&self.copies).remove(task_id);
+        let copy = crate::lock(&self.copies).remove(task_id);
         if let Some(mut copy) = copy {
             if tokio::time::timeout(DRAIN_LIMIT, &mut copy).await.is_err() {
                 copy.abort();
@@ -459,7 +459,7 @@ impl Docker {
 
     async fn destroy_task(&self, handle: &TaskHandle) -> Result<(), DriverError> {
         let state = state_of(handle)?;
-        if let Some(copy) = lock(&self.copies).remove(&handle.task_id) {
+        if let Some(copy) = crate::lock(&self.copies).remove(&handle.task_id) {
             copy.abort();
         }
         let engine = self.engine().await.map_err(unreachable)?;
@@ -503,12 +503,6 @@ impl Docker {
             }],
         })
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Driver for Docker {

@@ -259,6 +259,14 @@ pub use raw_exec::RawExec;
 pub use session::{ExecOutput, ExecRequest, ExecSession};
 pub use usage::{ProcessUsage, TaskUsage};
 
+/// A mutex's guard, even if a holder panicked (what it guards stays
+/// consistent: every holder only inserts or removes whole entries).
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A name made safe for an environment variable's (a port label in
 /// `NOMAD_PORT_<label>`): anything but ASCII letters, digits and `_`
 /// becomes `_`.

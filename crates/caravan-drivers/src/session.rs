@@ -3,21 +3,30 @@
 //! ([`ExecSession`]), the same for every driver.
 //!
 //! For raw_exec and exec the command joins the task as the task's own
-//! process sees it (its environment, working directory and user, read
-//! from `/proc/<pid>`; for exec also its namespaces and cgroup), so it
-//! sees what the task sees; docker uses the engine's own exec.
+//! process runs ([`enter`]: its environment, working directory and user;
+//! for exec also its namespaces and cgroup), so it sees what the task
+//! sees; docker uses the engine's own exec. The command leads a process
+//! group (or a session, on a terminal) that is killed when the session is
+//! dropped before the command has exited: a caller that goes away leaves
+//! nothing running.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Stdio;
+
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use nix::fcntl::OFlag;
 use tokio::io::AsyncWrite;
 use tokio_util::io::ReaderStream;
 
 use crate::DriverError;
+
+mod enter;
+
+pub(crate) use enter::{exec_in_process, Join};
 
 /// What `nomad alloc exec` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,48 +68,47 @@ impl std::fmt::Debug for ExecSession {
     }
 }
 
-/// How a process of the task runs, read from `/proc/<pid>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ProcessContext {
-    pub env: BTreeMap<String, String>,
-    pub cwd: PathBuf,
-    pub uid: u32,
-    pub gid: u32,
+/// Kills the command's process group when the session is dropped before
+/// the command has been reaped (after, the group's number may be reused).
+struct GroupKiller(Option<i32>);
+
+impl GroupKiller {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
 }
 
-/// The environment, working directory and user of `pid`.
-pub(crate) fn process_context(pid: i32) -> Result<ProcessContext, DriverError> {
-    let gone = |_| DriverError::NotFound;
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).map_err(gone)?;
-    let env = environ
-        .split(|byte| *byte == 0)
-        .filter_map(|pair| {
-            let text = String::from_utf8_lossy(pair);
-            let (key, value) = text.split_once('=')?;
-            Some((key.to_string(), value.to_string()))
-        })
-        .collect();
-    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).map_err(gone)?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(gone)?;
-    // `Uid:` and `Gid:` list real, effective, saved and fs ids.
-    let id = |field: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|rest| rest.split_whitespace().nth(1))
-            .and_then(|value| value.parse::<u32>().ok())
-            .ok_or(DriverError::NotFound)
-    };
-    Ok(ProcessContext {
-        env,
-        cwd,
-        uid: id("Uid:")?,
-        gid: id("Gid:")?,
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            // An intermediate that is not the group's leader (exec's, on a
+            // terminal, whose grandchild leads its own session) dies too,
+            // and takes the grandchild with it (its parent-death signal).
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// The command's exit, which disarms the killer once the command is
+/// reaped.
+fn exit_of(
+    mut child: tokio::process::Child,
+    killer: std::sync::Arc<std::sync::Mutex<GroupKiller>>,
+) -> futures::future::BoxFuture<'static, Result<i32, DriverError>> {
+    Box::pin(async move {
+        let status = child.wait().await?;
+        crate::lock(&killer).disarm();
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     })
 }
 
-/// Runs `command` (already set up: program, environment, user, ...) with
-/// piped input and output, as a session.
+/// Runs `command` (already set up: program, environment, user, ...) as a
+/// session, on a terminal when `tty`.
 pub(crate) fn spawn_session(
     mut command: tokio::process::Command,
     tty: bool,
@@ -112,10 +120,13 @@ pub(crate) fn spawn_session(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .process_group(0);
     let mut child = command
         .spawn()
         .map_err(|error| DriverError::Start(format!("failed to exec into task: {error}")))?;
+    let killer = std::sync::Arc::new(std::sync::Mutex::new(GroupKiller(
+        child.id().and_then(|pid| i32::try_from(pid).ok()),
+    )));
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -123,129 +134,56 @@ pub(crate) fn spawn_session(
             "failed to exec into task: no pipes".into(),
         ));
     };
+    let held = std::sync::Arc::clone(&killer);
     let stdout = ReaderStream::new(stdout)
         .map(|chunk| chunk.map(|bytes| ExecOutput::Stdout(bytes.to_vec())));
     let stderr = ReaderStream::new(stderr)
         .map(|chunk| chunk.map(|bytes| ExecOutput::Stderr(bytes.to_vec())));
     let output = futures::stream::select(stdout, stderr)
-        .map(|item| item.map_err(DriverError::from))
+        .map(move |item| {
+            // The stream holds the killer too: dropping the session drops it.
+            let _ = &held;
+            item.map_err(DriverError::from)
+        })
         .boxed();
-    let exit = Box::pin(async move {
-        let status = child.wait().await?;
-        use std::os::unix::process::ExitStatusExt;
-        Ok(status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
-    });
     Ok(ExecSession {
         input: Box::pin(stdin),
         output,
-        exit,
+        exit: exit_of(child, killer),
         resize: None,
     })
 }
 
-/// How a command joins a task whose process is `pid`.
-pub(crate) enum Join<'a> {
-    /// raw_exec: the task's environment, directory and user, on the host.
-    Host,
-    /// exec: also the task's namespaces (through util-linux's `nsenter`,
-    /// which forks into the PID namespace) and its cgroups, whose
-    /// `cgroup.procs` files are given; never regaining privileges.
-    Isolated { cgroup_procs: &'a [PathBuf] },
-}
-
-/// Where `nsenter` is looked for.
-const NSENTER: &[&str] = &["/usr/bin/nsenter", "/bin/nsenter", "/usr/sbin/nsenter"];
-
-/// Runs `request` inside the task whose process is `pid` (started at
-/// `start_time`, so a reused pid is not mistaken for it).
-pub(crate) fn exec_in_process(
-    pid: i32,
-    start_time: u64,
-    request: &ExecRequest,
-    join: Join<'_>,
-) -> Result<ExecSession, DriverError> {
-    if crate::proc::stat(pid).is_none_or(|stat| stat.start_time != start_time) {
-        return Err(DriverError::NotFound);
-    }
-    let context = process_context(pid)?;
-    let (program, args) = request
-        .command
-        .split_first()
-        .ok_or_else(|| DriverError::InvalidConfig("command must not be empty".into()))?;
-    let mut command = match join {
-        Join::Host => {
-            let mut command = tokio::process::Command::new(program);
-            command
-                .args(args)
-                .current_dir(&context.cwd)
-                .uid(context.uid)
-                .gid(context.gid);
-            command
-        }
-        Join::Isolated { cgroup_procs } => {
-            let nsenter = NSENTER
-                .iter()
-                .find(|path| std::path::Path::new(path).exists())
-                .ok_or_else(|| {
-                    DriverError::Start(
-                        "exec into an exec task needs nsenter (util-linux) on the client".into(),
-                    )
-                })?;
-            let mut command = tokio::process::Command::new(nsenter);
-            command
-                .args(["--target", &pid.to_string()])
-                .args(["--mount", "--uts", "--ipc", "--pid", "--wd"])
-                .args(["--setuid", &context.uid.to_string()])
-                .args(["--setgid", &context.gid.to_string()])
-                .arg("--")
-                .arg(program)
-                .args(args);
-            let procs: Vec<std::ffi::CString> = cgroup_procs
-                .iter()
-                .filter_map(|path| std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok())
-                .collect();
-            // SAFETY: after fork, only async-signal-safe calls (open,
-            // write, close, prctl) on memory prepared before the fork.
-            unsafe {
-                command.pre_exec(move || {
-                    for path in &procs {
-                        let fd = nix::libc::open(path.as_ptr(), nix::libc::O_WRONLY);
-                        if fd >= 0 {
-                            // "0": the writing process itself.
-                            nix::libc::write(fd, b"0".as_ptr().cast(), 1);
-                            nix::libc::close(fd);
-                        }
-                    }
-                    if nix::libc::prctl(nix::libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            command
-        }
-    };
-    command.env_clear().envs(&context.env);
-    spawn_session(command, request.tty)
+/// A new pseudo-terminal, both ends close-on-exec (so no other process
+/// the agent starts inherits either): the master, and the terminal's path.
+fn open_terminal() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let path = ptsname_r(&master)?;
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
+        .open(path)?;
+    // SAFETY: the master's descriptor is moved out of the PtyMaster,
+    // which then no longer owns it.
+    let master = unsafe { std::fs::File::from_raw_fd(master.into_raw_fd()) };
+    Ok((master, terminal))
 }
 
 /// Runs `command` on a new pseudo-terminal: its output (stdout and
 /// stderr alike, as on a terminal) is read from the terminal's master,
 /// its input written there, and the terminal resized on request.
 fn spawn_on_terminal(mut command: tokio::process::Command) -> Result<ExecSession, DriverError> {
-    use std::os::fd::AsRawFd;
-
     let failed =
         |error: std::io::Error| DriverError::Start(format!("failed to exec into task: {error}"));
-    let pty = nix::pty::openpty(None, None).map_err(|errno| failed(errno.into()))?;
-    let slave = std::fs::File::from(pty.slave);
+    let (master, terminal) = open_terminal().map_err(failed)?;
     command
-        .stdin(Stdio::from(slave.try_clone().map_err(failed)?))
-        .stdout(Stdio::from(slave.try_clone().map_err(failed)?))
-        .stderr(Stdio::from(slave))
-        .kill_on_drop(true);
+        .stdin(Stdio::from(terminal.try_clone().map_err(failed)?))
+        .stdout(Stdio::from(terminal.try_clone().map_err(failed)?))
+        .stderr(Stdio::from(terminal));
     // SAFETY: after fork, only async-signal-safe calls: a new session
     // whose controlling terminal is the one on stdin.
     unsafe {
@@ -256,33 +194,29 @@ fn spawn_on_terminal(mut command: tokio::process::Command) -> Result<ExecSession
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(failed)?;
+    let child = command.spawn().map_err(failed)?;
     // Our copies of the terminal's other end go, so reading the master
-    // ends when the command (and whatever it started) has closed it.
+    // ends (EIO) once the command and what it started have closed it.
     drop(command);
-    let master = std::fs::File::from(pty.master);
+    let killer = std::sync::Arc::new(std::sync::Mutex::new(GroupKiller(
+        child.id().and_then(|pid| i32::try_from(pid).ok()),
+    )));
     let master_fd = std::sync::Arc::new(master.try_clone().map_err(failed)?);
     let reader = tokio::fs::File::from_std(master.try_clone().map_err(failed)?);
     let writer = tokio::fs::File::from_std(master);
-    // A master whose other end is closed reads EIO: the end of output.
+    let held = std::sync::Arc::clone(&killer);
     let output = ReaderStream::new(reader)
         .take_while(|chunk| {
             let done = matches!(chunk, Err(error) if error.raw_os_error() == Some(nix::libc::EIO));
             std::future::ready(!done)
         })
-        .map(|chunk| {
+        .map(move |chunk| {
+            let _ = &held;
             chunk
                 .map(|bytes| ExecOutput::Stdout(bytes.to_vec()))
                 .map_err(DriverError::from)
         })
         .boxed();
-    let exit = Box::pin(async move {
-        let status = child.wait().await?;
-        use std::os::unix::process::ExitStatusExt;
-        Ok(status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
-    });
     let resize: Resize = Box::new(move |width: u16, height: u16| {
         let size = nix::libc::winsize {
             ws_row: height,
@@ -299,7 +233,7 @@ fn spawn_on_terminal(mut command: tokio::process::Command) -> Result<ExecSession
     Ok(ExecSession {
         input: Box::pin(writer),
         output,
-        exit,
+        exit: exit_of(child, killer),
         resize: Some(resize),
     })
 }

@@ -11,7 +11,8 @@
 //! needs `alloc-exec` in the allocation's namespace, and `alloc-node-exec`
 //! too for a raw_exec task, which is not isolated from the node.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::FromRequestParts;
@@ -31,6 +32,31 @@ use crate::route::{endpoint, Acl, Consistency, Request, Route, GET};
 
 /// The largest frame a caller may send (stdin arrives in small pieces).
 const MAX_FRAME: usize = 1024 * 1024;
+/// Sessions one agent runs at once: an upgraded connection no longer
+/// counts against the HTTP connection limits.
+const MAX_SESSIONS: usize = 64;
+static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// One running session, counted while it lives.
+struct SessionSlot;
+
+impl SessionSlot {
+    fn take() -> Option<Self> {
+        let taken = SESSIONS.fetch_add(1, Ordering::SeqCst);
+        if taken >= MAX_SESSIONS {
+            SESSIONS.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Self)
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        SESSIONS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// How long a session may sit with neither input nor output.
 const IDLE_LIMIT: Duration = Duration::from_secs(3600);
 
@@ -126,13 +152,22 @@ async fn exec(mut request: Request) -> Result<Reply, ApiError> {
             .await
             .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?
     };
+    let slot = SessionSlot::take().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many exec sessions on this agent (at most {MAX_SESSIONS})"),
+        )
+    })?;
     let session = manager
         .exec(&alloc_id, &task, exec_request)
         .await
         .map_err(lifecycle)?;
     let response = upgrade
         .max_message_size(MAX_FRAME)
-        .on_upgrade(move |socket| pump(socket, session));
+        .on_upgrade(move |socket| async move {
+            pump(socket, session).await;
+            drop(slot);
+        });
     Ok(Reply::handover(response))
 }
 
@@ -218,13 +253,50 @@ enum Event {
     /// A piece of output, or `None` once the output has ended.
     Output(Option<Result<ExecOutput, caravan_drivers::DriverError>>),
     Input(Message),
+    /// The command exited (its code, or -1 when unknown).
+    Exited(i32),
     /// The caller closed the socket or went away.
     CallerGone,
 }
 
+/// What goes to the command's input, in order, from its own task: a
+/// command that does not read its input must not stop its output.
+enum Stdin {
+    Data(Vec<u8>),
+    Close,
+}
+
+/// Input frames queued for a command that reads slowly; beyond this the
+/// input is closed rather than held in memory.
+const STDIN_QUEUE: usize = 64;
+/// How long output is still read once the command has exited (a child
+/// it left may hold the output open for ever).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// Writes queued input to the command until the queue closes.
+fn feed_input(
+    mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+) -> tokio::sync::mpsc::Sender<Stdin> {
+    let (sender, mut queue) = tokio::sync::mpsc::channel(STDIN_QUEUE);
+    tokio::spawn(async move {
+        while let Some(item) = queue.recv().await {
+            match item {
+                Stdin::Data(bytes) => {
+                    if input.write_all(&bytes).await.is_err() || input.flush().await.is_err() {
+                        return;
+                    }
+                }
+                Stdin::Close => break,
+            }
+        }
+        let _ = input.shutdown().await;
+    });
+    sender
+}
+
 /// Moves input to the command and its output to the caller until the
-/// command has exited (or the caller has gone, which kills the command:
-/// its session is dropped).
+/// command has exited and its output is drained (bounded), or the caller
+/// has gone (dropping the session kills the command).
 async fn pump(mut socket: WebSocket, session: ExecSession) {
     let ExecSession {
         input,
@@ -232,11 +304,24 @@ async fn pump(mut socket: WebSocket, session: ExecSession) {
         exit,
         resize,
     } = session;
-    let mut input = Some(input);
+    let mut stdin = Some(feed_input(input));
+    let mut exit = futures::FutureExt::fuse(exit);
+    let mut exit_code = None;
+    let mut output_open = true;
+    let mut drain_until = None;
     loop {
-        let next = tokio::time::timeout(IDLE_LIMIT, async {
+        if exit_code.is_some() && (!output_open || drain_until.is_some_and(|t| Instant::now() > t))
+        {
+            break;
+        }
+        let idle = match drain_until {
+            Some(until) => until.saturating_duration_since(Instant::now()),
+            None => IDLE_LIMIT,
+        };
+        let next = tokio::time::timeout(idle, async {
             tokio::select! {
-                item = output.next() => Event::Output(item),
+                item = output.next(), if output_open => Event::Output(item),
+                code = &mut exit, if exit_code.is_none() => Event::Exited(code.unwrap_or(-1)),
                 message = socket.recv() => match message {
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Event::CallerGone,
                     Some(Ok(message)) => Event::Input(message),
@@ -245,8 +330,15 @@ async fn pump(mut socket: WebSocket, session: ExecSession) {
         })
         .await;
         match next {
-            Err(_) | Ok(Event::CallerGone) => return,
-            Ok(Event::Input(message)) => handle_input(message, &mut input, resize.as_ref()).await,
+            // Idle too long before the exit; or the drain is over.
+            Err(_) if exit_code.is_none() => return,
+            Err(_) => break,
+            Ok(Event::CallerGone) => return,
+            Ok(Event::Input(message)) => handle_input(message, &mut stdin, resize.as_ref()),
+            Ok(Event::Exited(code)) => {
+                exit_code = Some(code);
+                drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+            }
             Ok(Event::Output(Some(Ok(piece)))) => {
                 let message = match piece {
                     ExecOutput::Stdout(data) => frame("stdout", &data),
@@ -258,26 +350,20 @@ async fn pump(mut socket: WebSocket, session: ExecSession) {
             }
             Ok(Event::Output(Some(Err(error)))) => {
                 tracing::debug!(%error, "exec output failed");
-                break;
+                output_open = false;
             }
-            Ok(Event::Output(None)) => break,
+            Ok(Event::Output(None)) => output_open = false,
         }
     }
-    let code = match exit.await {
-        Ok(code) => code,
-        Err(error) => {
-            tracing::debug!(%error, "exec exit unknown");
-            -1
-        }
-    };
+    let code = exit_code.unwrap_or(-1);
     let exited = json!({"exited": true, "result": {"exit_code": code}}).to_string();
     let _ = socket.send(Message::Text(exited.into())).await;
     let _ = socket.send(Message::Close(None)).await;
 }
 
-async fn handle_input(
+fn handle_input(
     message: Message,
-    input: &mut Option<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
+    stdin: &mut Option<tokio::sync::mpsc::Sender<Stdin>>,
     resize: Option<&caravan_drivers::session::Resize>,
 ) {
     let text = match message {
@@ -289,23 +375,25 @@ async fn handle_input(
     let Ok(frame) = serde_json::from_str::<Input>(&text) else {
         return;
     };
-    if let Some(stdin) = frame.stdin {
-        if let (Some(data), Some(writer)) = (stdin.data, input.as_mut()) {
+    if let Some(input) = frame.stdin {
+        if let (Some(data), Some(queue)) = (input.data, stdin.as_ref()) {
             if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) {
-                if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
-                    *input = None;
+                // A full queue: the command is not reading; its input is
+                // closed rather than buffered without bound.
+                if queue.try_send(Stdin::Data(bytes)).is_err() {
+                    *stdin = None;
                 }
             }
         }
-        if stdin.close {
-            if let Some(mut writer) = input.take() {
-                let _ = writer.shutdown().await;
+        if input.close {
+            if let Some(queue) = stdin.take() {
+                let _ = queue.try_send(Stdin::Close);
             }
         }
     }
     if let (Some(size), Some(resize)) = (frame.tty_size, resize) {
         if size.width > 0 && size.height > 0 {
-            resize(size.width, size.height).await;
+            tokio::spawn(resize(size.width, size.height));
         }
     }
 }

@@ -331,8 +331,8 @@ fn a_command_joins_an_exec_task_in_its_namespaces_and_cgroup() {
     let config = json!({"command": "/bin/sleep", "args": ["600"]});
     let env = json!({"EXEC_TEST": "isolated", "CARAVAN_TEST_MARKER": tag});
     let alloc_id = run_one(&agent, job("iexec", "exec", config, env));
-    let script =
-        "echo pid:$$; echo host:$(hostname); ls /; cat /proc/self/cgroup; echo in:$EXEC_TEST";
+    let script = "echo pid:$$; echo host:$(hostname); ls /; cat /proc/self/cgroup; \
+                  echo in:$EXEC_TEST; echo uid:$(id -u); grep NoNewPrivs /proc/self/status";
     let outcome = exec(&agent, &alloc_id, "t", &["/bin/sh", "-c", script], "", None).unwrap();
     assert_eq!(outcome.exit_code, Some(0), "{outcome:?}");
     let pid: u32 = outcome
@@ -365,6 +365,9 @@ fn a_command_joins_an_exec_task_in_its_namespaces_and_cgroup() {
         "in the task's cgroup: {outcome:?}"
     );
     assert!(outcome.stdout.contains("in:isolated\n"), "{outcome:?}");
+    // As the task's user (nobody), never regaining privileges.
+    assert!(outcome.stdout.contains("uid:65534\n"), "{outcome:?}");
+    assert!(outcome.stdout.contains("NoNewPrivs:\t1"), "{outcome:?}");
 }
 
 #[test]
@@ -395,4 +398,47 @@ fn exec_through_a_server_is_relayed_to_the_node_agent() {
     // A refusal at the node comes back as it was.
     let error = exec(&server, &alloc_id, "nope", &["true"], "", None).unwrap_err();
     assert!(error.starts_with("500"), "{error}");
+}
+
+#[test]
+fn a_caller_that_goes_away_leaves_no_command_running() {
+    let tag = marker("alloc-exec-gone");
+    let _reaper = ProcessReaper(tag.clone());
+    let agent = Agent::start_with_data_dir(&[], SERVER_AND_CLIENT);
+    let config = json!({"command": "/bin/sleep", "args": ["600"]});
+    let alloc_id = run_one(
+        &agent,
+        job(
+            "gexec",
+            "raw_exec",
+            config,
+            json!({"CARAVAN_TEST_MARKER": tag}),
+        ),
+    );
+    let before = common::jobs::processes_with(&tag).len();
+    let request = exec_url(
+        &agent,
+        &alloc_id,
+        "t",
+        &["sh", "-c", "sleep 300; sleep 300"],
+        false,
+    )
+    .into_client_request()
+    .unwrap();
+    let (socket, _) = tungstenite::connect(request).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::jobs::processes_with(&tag).len() < before + 2 {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(socket);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::jobs::processes_with(&tag).len() > before {
+        assert!(
+            Instant::now() < deadline,
+            "the command outlived its caller: {:?}",
+            common::jobs::processes_with(&tag)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -11,6 +11,9 @@ use super::{engine_text, not_found, state_of, unreachable, Docker};
 use crate::session::Resize;
 use crate::{DriverError, ExecOutput, ExecRequest, ExecSession, TaskHandle};
 
+/// How often the engine is asked whether an exec has exited.
+const EXIT_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Docker {
     pub(super) async fn exec_task(
         &self,
@@ -78,13 +81,21 @@ impl Docker {
             .boxed();
         let exec_id = created.id.clone();
         let exit_engine = engine.clone();
-        // Asked once the output has ended, when the command has exited.
+        // The engine records the exit a moment after the output ends:
+        // asked until it says the command is no longer running.
         let exit = Box::pin(async move {
-            let inspect = exit_engine
-                .inspect_exec(&exec_id)
-                .await
-                .map_err(|error| DriverError::Io(std::io::Error::other(engine_text(&error))))?;
-            Ok(i32::try_from(inspect.exit_code.unwrap_or(0)).unwrap_or(i32::MAX))
+            loop {
+                let inspect = exit_engine
+                    .inspect_exec(&exec_id)
+                    .await
+                    .map_err(|error| DriverError::Io(std::io::Error::other(engine_text(&error))))?;
+                if inspect.running != Some(true) {
+                    if let Some(code) = inspect.exit_code {
+                        return Ok(i32::try_from(code).unwrap_or(i32::MAX));
+                    }
+                }
+                tokio::time::sleep(EXIT_POLL).await;
+            }
         });
         let resize: Option<Resize> = request.tty.then(|| {
             let exec_id = created.id.clone();
