@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import subprocess
+import threading
 import time
 
 import nomad
@@ -160,3 +161,33 @@ def test_collection_of_a_stopped_allocation(running):
     with pytest.raises(nomad.api.exceptions.BaseNomadException):
         client.client.ls.list_files(done["ID"], "/")
     client.client.gc_all_allocations.garbage_collect()
+
+
+def test_stream_file_follows_until_the_allocation_is_collected(running):
+    client, _, driver = running
+    script = "printf 'alpha\\nbeta\\n' > $NOMAD_ALLOC_DIR/data/s.txt"
+    job = {
+        "ID": "streamed", "Type": "batch",
+        "TaskGroups": [{"Name": "g", "Tasks": [{
+            "Name": "t", "Driver": driver,
+            "Config": task_config(driver, "/bin/sh", ["-c", script])}]}],
+    }
+    client.jobs.register_job({"Job": job})
+    done = wait_for(lambda: [a for a in client.job.get_allocations("streamed")
+                             if a["ClientStatus"] == "complete"], "the batch run")[0]
+    streamed = []
+    follower = threading.Thread(daemon=True, target=lambda: streamed.append(
+        client.client.stream_file.stream(done["ID"], 0, "start", "alloc/data/s.txt")))
+    follower.start()
+    time.sleep(1)
+    assert follower.is_alive(), "a stream follows the file until it goes"
+    client.client.gc_allocation.garbage_collect(done["ID"])
+    follower.join(30)
+    assert not follower.is_alive(), "the stream ends once the file is gone"
+    decoder, text, at = json.JSONDecoder(), "", 0
+    body = streamed[0]
+    while at < len(body):
+        frame, at = decoder.raw_decode(body, at)
+        if frame.get("Data"):
+            text += base64.b64decode(frame["Data"]).decode()
+    assert text == "alpha\nbeta\n"

@@ -266,3 +266,58 @@ fn an_image_that_cannot_be_pulled_fails_the_task_with_the_reason() {
         "{text}"
     );
 }
+
+#[test]
+fn a_host_volume_is_mounted_into_the_container_read_write_or_read_only() {
+    if !ready(TASK_IMAGE, "the docker host volume test") {
+        return;
+    }
+    let reaper = ContainerReaper::new();
+    let shared = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    std::fs::write(shared.path().join("seed.txt"), "seeded\n").unwrap_or_default();
+    let hcl = format!(
+        "server {{\n  enabled = true\n  bootstrap_expect = 1\n}}\n\
+         client {{\n  enabled = true\n\
+         \x20 host_volume \"shared\" {{\n    path = {:?}\n    read_only = false\n  }}\n}}\n",
+        shared.path().display().to_string()
+    );
+    let agent = Agent::start_with_data_dir(&[], &hcl);
+    let mount = |id: &str, read_only: bool, script: &str| {
+        let mut job = docker_job(id, sh(script));
+        job["TaskGroups"][0]["Volumes"] = json!({
+            "data": {"Name": "data", "Type": "host", "Source": "shared", "ReadOnly": false}
+        });
+        job["TaskGroups"][0]["Tasks"][0]["VolumeMounts"] =
+            json!([{"Volume": "data", "Destination": "/data", "ReadOnly": read_only}]);
+        job["Type"] = json!("batch");
+        register(&agent, &job);
+        let done = wait_allocs(&agent, id, "the batch run", |allocs| {
+            allocs
+                .iter()
+                .any(|alloc| matches!(alloc["ClientStatus"].as_str(), Some("complete" | "failed")))
+        });
+        let alloc_id = done[0]["ID"].as_str().unwrap_or_default().to_string();
+        reaper.watch(&alloc_id);
+        (
+            done[0]["ClientStatus"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            alloc_id,
+        )
+    };
+    let (status, _) = mount("writer", false, "cat /data/seed.txt > /data/copy.txt");
+    assert_eq!(status, "complete");
+    assert_eq!(
+        std::fs::read_to_string(shared.path().join("copy.txt")).unwrap_or_default(),
+        "seeded\n"
+    );
+    let (status, alloc_id) = mount(
+        "reader",
+        true,
+        "cat /data/seed.txt; echo no > /data/nope.txt",
+    );
+    assert_eq!(status, "failed", "a read-only mount refuses the write");
+    assert!(!shared.path().join("nope.txt").exists());
+    assert_eq!(logs(&agent, &alloc_id), "seeded\n");
+}
