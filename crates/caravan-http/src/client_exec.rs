@@ -24,9 +24,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use crate::client_route::{next_hop, no_path, permitted_holder, relayed_content_type, AllocHolder};
+use crate::client_route::{no_path, permitted_holder, relayed, whole_answer, AllocHolder};
 use crate::error::ApiError;
-use crate::forward::FORWARDED_HEADER;
 use crate::reply::Reply;
 use crate::route::{endpoint, Acl, Consistency, Request, Route, GET};
 
@@ -173,8 +172,6 @@ async fn exec(mut request: Request) -> Result<Reply, ApiError> {
 
 /// Headers of the websocket handshake passed on, each way.
 const HANDSHAKE_REQUEST: &[&str] = &[
-    "x-nomad-token",
-    "authorization",
     "connection",
     "upgrade",
     "sec-websocket-key",
@@ -195,32 +192,17 @@ const HANDSHAKE_RESPONSE: &[&str] = &[
 /// upgraded their connections are joined, byte for byte, until either
 /// ends. A refusal there comes back as it was.
 async fn relay_exec(mut request: Request, base: &str) -> Result<Reply, ApiError> {
-    let hops = next_hop(&request)?;
     let caller = request
         .extensions
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or_else(|| ApiError::bad_request("alloc exec needs a websocket connection"))?;
-    let url = format!("{base}{}", request.path_and_query);
-    let mut outgoing = request
-        .ctx
-        .http_client
-        .get(&url)
-        .header(FORWARDED_HEADER, hops.to_string());
-    for name in HANDSHAKE_REQUEST {
-        if let Some(value) = request.headers.get(*name) {
-            outgoing = outgoing.header(*name, value);
-        }
-    }
+    let (outgoing, url) = relayed(&request, base, http::Method::GET, HANDSHAKE_REQUEST)?;
     let response = outgoing.send().await.map_err(|error| {
         tracing::debug!(%url, %error, "relaying alloc exec failed");
         no_path()
     })?;
     if response.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
-        let status = StatusCode::from_u16(response.status().as_u16())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let content_type = relayed_content_type(response.headers().get(http::header::CONTENT_TYPE));
-        let body = response.bytes().await.unwrap_or_default();
-        return Ok(Reply::raw(body, content_type).with_status(status));
+        return whole_answer(response).await;
     }
     let mut answer = http::Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
     for name in HANDSHAKE_RESPONSE {

@@ -19,11 +19,10 @@ use caravan_client::fs::follow::{Follower, Piece};
 use caravan_client::Client;
 use futures::channel::mpsc;
 use futures::SinkExt;
-use http::StatusCode;
 use serde::Serialize;
 
+use crate::client_route::{no_path, relayed, whole_answer};
 use crate::error::ApiError;
-use crate::forward::{forwarded_hops, FORWARDED_HEADER};
 use crate::reply::Reply;
 use crate::route::Request;
 
@@ -35,8 +34,6 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 const BUFFERED_FRAMES: usize = 32;
 /// Time allowed for the holding agent to start answering a relayed stream.
 const RELAY_START_TIMEOUT: Duration = Duration::from_secs(30);
-/// As in `client_route`: a client request is relayed at most twice.
-const MAX_RELAYS: u32 = 2;
 
 /// The task whose death ends a log follow.
 pub(crate) struct TaskWatch {
@@ -182,30 +179,12 @@ impl<'a> Frame<'a> {
     }
 }
 
-fn no_path() -> ApiError {
-    ApiError::not_found("No path to node")
-}
-
 /// Relays a streamed request to the agent at `base` and streams its
 /// answer back as it comes. Unlike a buffered relay it has no overall
 /// time limit: it lasts as long as the stream, and ends when either side
 /// does (dropping the body closes the connection to the holder).
 pub(crate) async fn relay_stream(request: &Request, base: &str) -> Result<Reply, ApiError> {
-    let hops = forwarded_hops(&request.headers).saturating_add(1);
-    if hops > MAX_RELAYS {
-        return Err(no_path());
-    }
-    let url = format!("{base}{}", request.path_and_query);
-    let mut outgoing = request
-        .ctx
-        .http_client
-        .get(&url)
-        .header(FORWARDED_HEADER, hops.to_string());
-    for name in ["x-nomad-token", "authorization"] {
-        if let Some(value) = request.headers.get(name) {
-            outgoing = outgoing.header(name, value);
-        }
-    }
+    let (outgoing, url) = relayed(request, base, http::Method::GET, &[])?;
     let response = match tokio::time::timeout(RELAY_START_TIMEOUT, outgoing.send()).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => {
@@ -214,18 +193,13 @@ pub(crate) async fn relay_stream(request: &Request, base: &str) -> Result<Reply,
         }
         Err(_) => return Err(no_path()),
     };
-    let status = StatusCode::from_u16(response.status().as_u16())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if response.status() != reqwest::StatusCode::OK {
+        // An error is short and complete: pass it on whole.
+        return whole_answer(response).await;
+    }
     let content_type = crate::client_route::relayed_content_type(
         response.headers().get(http::header::CONTENT_TYPE),
     );
-    if status != StatusCode::OK {
-        // An error is short and complete: pass it on whole.
-        let body = response.bytes().await.map_err(|error| {
-            ApiError::internal(format!("failed to read the node's answer: {error}"))
-        })?;
-        return Ok(Reply::raw(body, content_type).with_status(status));
-    }
     let chunks = futures::stream::unfold(response, |mut response| async move {
         match response.chunk().await {
             Ok(Some(chunk)) => Some((Ok::<_, reqwest::Error>(chunk), response)),

@@ -204,27 +204,34 @@ pub(crate) fn next_hop(request: &Request) -> Result<u32, ApiError> {
     }
 }
 
-/// Sends `request` on to the agent at `base` and answers with what it
-/// answered (status, content type and body as they came).
-pub async fn relay(request: &Request, base: &str) -> Result<Reply, ApiError> {
+/// `request` as it is sent on to the agent at `base`: `method`, its path
+/// and query, the relay count, the caller's token and the `extra` headers
+/// named. Redirects are never followed (the agents' HTTP client), so the
+/// token goes nowhere else. Also the URL, for logs.
+pub(crate) fn relayed(
+    request: &Request,
+    base: &str,
+    method: http::Method,
+    extra: &[&str],
+) -> Result<(reqwest::RequestBuilder, String), ApiError> {
     let hops = next_hop(request)?;
     let url = format!("{base}{}", request.path_and_query);
     let mut outgoing = request
         .ctx
         .http_client
-        .request(request.method.clone(), &url)
-        .timeout(RELAY_TIMEOUT)
-        .header(FORWARDED_HEADER, hops.to_string())
-        .body(request.body.clone());
-    for name in ["x-nomad-token", "authorization"] {
-        if let Some(value) = request.headers.get(name) {
-            outgoing = outgoing.header(name, value);
+        .request(method, &url)
+        .header(FORWARDED_HEADER, hops.to_string());
+    for name in ["x-nomad-token", "authorization"].iter().chain(extra) {
+        if let Some(value) = request.headers.get(*name) {
+            outgoing = outgoing.header(*name, value);
         }
     }
-    let response = outgoing.send().await.map_err(|error| {
-        tracing::debug!(%url, %error, "relaying a client request failed");
-        no_path()
-    })?;
+    Ok((outgoing, url))
+}
+
+/// The node agent's whole answer, passed on as it came (status, an
+/// endpoint's content type, body).
+pub(crate) async fn whole_answer(response: reqwest::Response) -> Result<Reply, ApiError> {
     let status = StatusCode::from_u16(response.status().as_u16())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let content_type = relayed_content_type(response.headers().get(http::header::CONTENT_TYPE));
@@ -232,6 +239,22 @@ pub async fn relay(request: &Request, base: &str) -> Result<Reply, ApiError> {
         ApiError::internal(format!("failed to read the node's answer: {error}"))
     })?;
     Ok(Reply::raw(body, content_type).with_status(status))
+}
+
+/// Sends `request` on to the agent at `base` and answers with what it
+/// answered (status, content type and body as they came).
+pub async fn relay(request: &Request, base: &str) -> Result<Reply, ApiError> {
+    let (outgoing, url) = relayed(request, base, request.method.clone(), &[])?;
+    let response = outgoing
+        .timeout(RELAY_TIMEOUT)
+        .body(request.body.clone())
+        .send()
+        .await
+        .map_err(|error| {
+            tracing::debug!(%url, %error, "relaying a client request failed");
+            no_path()
+        })?;
+    whole_answer(response).await
 }
 
 #[cfg(test)]
