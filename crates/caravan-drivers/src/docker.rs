@@ -196,6 +196,7 @@ impl Docker {
         engine: &bollard::Docker,
         image: &str,
         force: bool,
+        limit: Duration,
     ) -> Result<(), DriverError> {
         if !force {
             match engine.inspect_image(image).await {
@@ -208,25 +209,33 @@ impl Docker {
             from_image: Some(config::image_reference(image)),
             ..Default::default()
         };
-        let mut pull = engine.create_image(Some(options), None, None);
-        while let Some(progress) = pull.next().await {
-            match progress {
-                Ok(info) => {
-                    if let Some(error) = info.error_detail.and_then(|detail| detail.message) {
+        let pull = async {
+            let mut pull = engine.create_image(Some(options), None, None);
+            while let Some(progress) = pull.next().await {
+                match progress {
+                    Ok(info) => {
+                        if let Some(error) = info.error_detail.and_then(|detail| detail.message) {
+                            return Err(DriverError::Start(format!(
+                                "Failed to pull `{image}`: {error}"
+                            )));
+                        }
+                    }
+                    Err(error) => {
                         return Err(DriverError::Start(format!(
-                            "Failed to pull `{image}`: {error}"
-                        )));
+                            "Failed to pull `{image}`: {}",
+                            engine_text(&error)
+                        )))
                     }
                 }
-                Err(error) => {
-                    return Err(DriverError::Start(format!(
-                        "Failed to pull `{image}`: {}",
-                        engine_text(&error)
-                    )))
-                }
             }
-        }
-        Ok(())
+            Ok(())
+        };
+        tokio::time::timeout(limit, pull).await.unwrap_or_else(|_| {
+            Err(DriverError::Start(format!(
+                "Failed to pull `{image}`: timed out after {} s (image_pull_timeout)",
+                limit.as_secs()
+            )))
+        })
     }
 
     /// Removes whatever container holds `name` (a previous run of the
@@ -254,7 +263,7 @@ impl Docker {
             host.binds.get_or_insert_with(Vec::new).extend(task_binds);
         }
         let engine = self.engine().await.map_err(unreachable)?;
-        self.ensure_image(&engine, &spec.image, spec.force_pull)
+        self.ensure_image(&engine, &spec.image, spec.force_pull, spec.pull_timeout)
             .await?;
         let state_dir = config.task_dir.join(STATE_DIR);
         caravan_files::create_private_dir(&state_dir)?;

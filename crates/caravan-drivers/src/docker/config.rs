@@ -66,6 +66,37 @@ pub struct ContainerSpec {
     pub body: ContainerCreateBody,
     /// Binds of task paths, to check and add at start.
     pub task_binds: Vec<TaskBind>,
+    /// How long a pull may take (`image_pull_timeout`, Nomad's 5m default).
+    pub pull_timeout: std::time::Duration,
+}
+
+/// Nomad's default `image_pull_timeout`.
+const DEFAULT_PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A Go-style duration of one unit (`90s`, `5m`, `1h`), as
+/// `image_pull_timeout` is written.
+fn duration(
+    config: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<std::time::Duration>, DriverError> {
+    let Some(text) = string(config, key)? else {
+        return Ok(None);
+    };
+    let bad = || {
+        invalid(format!(
+            "docker config {key:?}: {text:?} is not a duration like \"5m\""
+        ))
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => number,
+        "m" => number.saturating_mul(60),
+        "h" => number.saturating_mul(3600),
+        _ => return Err(bad()),
+    };
+    Ok(Some(std::time::Duration::from_secs(seconds)))
 }
 
 /// Capabilities a task may add: Docker's default set (Nomad's default
@@ -564,6 +595,7 @@ pub fn container_spec(config: &TaskConfig) -> Result<ContainerSpec, DriverError>
         force_pull: boolean(block, "force_pull")?,
         body,
         task_binds,
+        pull_timeout: duration(block, "image_pull_timeout")?.unwrap_or(DEFAULT_PULL_TIMEOUT),
     })
 }
 

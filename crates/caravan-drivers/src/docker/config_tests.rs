@@ -269,3 +269,28 @@ fn bad_config_is_refused_with_a_clear_text() {
     assert!(error_text(json!({"image": 5})).contains("\"image\""));
     assert_eq!(container_name("a/b", "id"), "a_b-id");
 }
+
+#[test]
+fn the_pull_timeout_is_a_go_duration_defaulting_to_five_minutes() {
+    let spec = |value: serde_json::Value| {
+        container_spec(&task(json!({"image": "i", "image_pull_timeout": value})))
+    };
+    assert_eq!(spec(json!("90s")).unwrap().pull_timeout.as_secs(), 90);
+    assert_eq!(spec(json!("2m")).unwrap().pull_timeout.as_secs(), 120);
+    assert_eq!(
+        container_spec(&task(json!({"image": "i"})))
+            .unwrap()
+            .pull_timeout
+            .as_secs(),
+        300
+    );
+    for bad in ["5", "m", "5x", "-1s"] {
+        assert!(
+            spec(json!(bad))
+                .unwrap_err()
+                .to_string()
+                .contains("not a duration"),
+            "{bad}"
+        );
+    }
+}
