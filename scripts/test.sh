@@ -78,5 +78,8 @@ python3 scripts/module-cycles.py crates/caravan-server crates/caravan-http crate
 echo "==> Rust tests (unit, integration, cluster)"
 cargo nextest run --workspace --no-fail-fast
 
+echo "==> SDK doctests (nextest does not run doctests)"
+cargo test --doc -p caravan-sdk
+
 echo "==> python-nomad compatibility tests"
 CARAVAN_BIN="$PWD/target/debug/caravan" target/pyenv/bin/python -m pytest -q tests/python

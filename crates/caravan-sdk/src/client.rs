@@ -1,0 +1,266 @@
+//! The client: one HTTP connection pool to one agent, and the requests
+//! every area's calls are made of.
+
+use std::sync::Arc;
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::options::go_duration;
+use crate::{Config, Error, QueryMeta, QueryOptions, WriteMeta, WriteOptions};
+
+/// A client of one Caravan (or Nomad) agent. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    config: Arc<Config>,
+}
+
+impl Client {
+    /// A client as Nomad's tools configure one from the environment
+    /// (`NOMAD_ADDR`, `NOMAD_TOKEN`, ...).
+    pub fn from_env() -> Result<Self, Error> {
+        Self::new(Config::from_env()?)
+    }
+
+    /// A client with `config`.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let tls = config.address.starts_with("https://")
+            || config.ca_cert.is_some()
+            || config.client_cert.is_some();
+        if tls {
+            // reqwest is built without a default TLS provider; the agent's
+            // own is used (installing it twice is harmless).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let read = |path: &str| {
+            std::fs::read(path).map_err(|error| Error::Config(format!("{path}: {error}")))
+        };
+        let mut builder = reqwest::Client::builder()
+            // A redirect would carry the token elsewhere.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(ca) = &config.ca_cert {
+            for certificate in reqwest::Certificate::from_pem_bundle(&read(ca)?)
+                .map_err(|error| Error::Config(format!("{ca}: {error}")))?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        match (&config.client_cert, &config.client_key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read(cert)?;
+                pem.extend(read(key)?);
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|error| Error::Config(format!("{cert}: {error}")))?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::Config(
+                    "a client certificate needs its key, and a key its certificate".into(),
+                ))
+            }
+        }
+        if config.skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|error| Error::Config(format!("cannot build the HTTP client: {error}")))?;
+        Ok(Self {
+            http,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The settings this client was made with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.config.address));
+        if let Some(token) = token.or(self.config.token.as_deref()) {
+            request = request.header("X-Nomad-Token", token);
+        }
+        if let Some((user, password)) = &self.config.http_auth {
+            request = request.basic_auth(user, password.as_ref());
+        }
+        request
+    }
+
+    fn query_params(&self, options: &QueryOptions) -> Vec<(&'static str, String)> {
+        let mut params = Vec::new();
+        if let Some(region) = options.region.as_ref().or(self.config.region.as_ref()) {
+            params.push(("region", region.clone()));
+        }
+        if let Some(namespace) = options
+            .namespace
+            .as_ref()
+            .or(self.config.namespace.as_ref())
+        {
+            params.push(("namespace", namespace.clone()));
+        }
+        if options.allow_stale {
+            params.push(("stale", String::new()));
+        }
+        if options.wait_index > 0 {
+            params.push(("index", options.wait_index.to_string()));
+        }
+        if let Some(wait) = options.wait_time {
+            params.push(("wait", go_duration(wait)));
+        }
+        for (name, value) in [
+            ("prefix", &options.prefix),
+            ("filter", &options.filter),
+            ("next_token", &options.next_token),
+        ] {
+            if let Some(value) = value {
+                params.push((name, value.clone()));
+            }
+        }
+        if let Some(per_page) = options.per_page {
+            params.push(("per_page", per_page.to_string()));
+        }
+        params
+    }
+
+    fn write_params(&self, options: &WriteOptions) -> Vec<(&'static str, String)> {
+        let mut params = Vec::new();
+        if let Some(region) = options.region.as_ref().or(self.config.region.as_ref()) {
+            params.push(("region", region.clone()));
+        }
+        if let Some(namespace) = options
+            .namespace
+            .as_ref()
+            .or(self.config.namespace.as_ref())
+        {
+            params.push(("namespace", namespace.clone()));
+        }
+        if let Some(token) = &options.idempotency_token {
+            params.push(("idempotency_token", token.clone()));
+        }
+        params
+    }
+
+    async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
+        let response = request.send().await.map_err(|source| Error::Transport {
+            address: self.config.address.clone(),
+            source,
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        Err(Error::Api {
+            status,
+            text: text.trim().to_string(),
+        })
+    }
+
+    async fn body(&self, response: Response) -> Result<bytes::Bytes, Error> {
+        response.bytes().await.map_err(|source| Error::Transport {
+            address: self.config.address.clone(),
+            source,
+        })
+    }
+
+    /// A read of `path` (with `extra` query parameters), decoded.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        extra: &[(&str, String)],
+        options: &QueryOptions,
+    ) -> Result<(T, QueryMeta), Error> {
+        let request = self
+            .request(Method::GET, path, options.token.as_deref())
+            .query(&self.query_params(options))
+            .query(extra);
+        let response = self.send(request).await?;
+        let meta = QueryMeta::from_headers(response.headers());
+        let body = self.body(response).await?;
+        Ok((serde_json::from_slice(&body)?, meta))
+    }
+
+    /// A read of `path` answered with text (a file, plain logs).
+    pub async fn get_text(
+        &self,
+        path: &str,
+        extra: &[(&str, String)],
+        options: &QueryOptions,
+    ) -> Result<String, Error> {
+        let request = self
+            .request(Method::GET, path, options.token.as_deref())
+            .query(&self.query_params(options))
+            .query(extra);
+        let response = self.send(request).await?;
+        let body = self.body(response).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A write of `body` to `path` with `method`, its answer decoded (an
+    /// empty answer decodes as JSON `null`).
+    pub async fn write<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        extra: &[(&str, String)],
+        options: &WriteOptions,
+    ) -> Result<(T, WriteMeta), Error> {
+        let mut request = self
+            .request(method, path, options.token.as_deref())
+            .query(&self.write_params(options))
+            .query(extra);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = self.send(request).await?;
+        let meta = WriteMeta::from_headers(response.headers());
+        let body = self.body(response).await?;
+        let value = match body.is_empty() {
+            true => serde_json::from_slice(b"null")?,
+            false => serde_json::from_slice(&body)?,
+        };
+        Ok((value, meta))
+    }
+
+    /// The status endpoints.
+    pub fn status(&self) -> crate::status::Status<'_> {
+        crate::status::Status { client: self }
+    }
+
+    /// The agent endpoints.
+    pub fn agent(&self) -> crate::agent::Agent<'_> {
+        crate::agent::Agent { client: self }
+    }
+
+    /// The nodes endpoints.
+    pub fn nodes(&self) -> crate::nodes::Nodes<'_> {
+        crate::nodes::Nodes { client: self }
+    }
+
+    /// The jobs endpoints.
+    pub fn jobs(&self) -> crate::jobs::Jobs<'_> {
+        crate::jobs::Jobs { client: self }
+    }
+
+    /// The allocations endpoints.
+    pub fn allocations(&self) -> crate::allocations::Allocations<'_> {
+        crate::allocations::Allocations { client: self }
+    }
+
+    /// The evaluations endpoints.
+    pub fn evaluations(&self) -> crate::evaluations::Evaluations<'_> {
+        crate::evaluations::Evaluations { client: self }
+    }
+
+    /// The operator endpoints.
+    pub fn operator(&self) -> crate::operator::Operator<'_> {
+        crate::operator::Operator { client: self }
+    }
+}

@@ -1,0 +1,135 @@
+//! Where the client talks to and as whom, from the environment Nomad's
+//! tools read.
+
+use crate::Error;
+
+/// The client's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `http://127.0.0.1:4646` unless `NOMAD_ADDR` says otherwise.
+    pub address: String,
+    /// `NOMAD_TOKEN`: sent as `X-Nomad-Token`.
+    pub token: Option<String>,
+    /// `NOMAD_REGION`.
+    pub region: Option<String>,
+    /// `NOMAD_NAMESPACE`.
+    pub namespace: Option<String>,
+    /// `NOMAD_HTTP_AUTH` (`user[:password]`): HTTP basic authentication.
+    pub http_auth: Option<(String, Option<String>)>,
+    /// `NOMAD_CACERT`: a PEM file of the CA that signed the agent's
+    /// certificate.
+    pub ca_cert: Option<String>,
+    /// `NOMAD_CLIENT_CERT` and `NOMAD_CLIENT_KEY`: PEM files of a client
+    /// certificate and its key (mutual TLS).
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    /// `NOMAD_SKIP_VERIFY`: do not check the agent's certificate.
+    pub skip_verify: bool,
+}
+
+/// Nomad's default agent address.
+pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:4646";
+
+impl Config {
+    /// The settings Nomad's tools take from the environment.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env`] with any source of variables (tests, a file).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let get = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        let address = get("NOMAD_ADDR").unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
+        let skip_verify = match get("NOMAD_SKIP_VERIFY").as_deref() {
+            None => false,
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True") => true,
+            Some("0" | "f" | "F" | "false" | "FALSE" | "False") => false,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "NOMAD_SKIP_VERIFY: invalid boolean {other:?}"
+                )))
+            }
+        };
+        let http_auth = get("NOMAD_HTTP_AUTH").map(|auth| match auth.split_once(':') {
+            Some((user, password)) => (user.to_string(), Some(password.to_string())),
+            None => (auth, None),
+        });
+        Ok(Self {
+            address: normalize_address(&address)?,
+            token: get("NOMAD_TOKEN"),
+            region: get("NOMAD_REGION"),
+            namespace: get("NOMAD_NAMESPACE"),
+            http_auth,
+            ca_cert: get("NOMAD_CACERT"),
+            client_cert: get("NOMAD_CLIENT_CERT"),
+            client_key: get("NOMAD_CLIENT_KEY"),
+            skip_verify,
+        })
+    }
+
+    /// These settings for the agent at `address`.
+    pub fn with_address(mut self, address: &str) -> Result<Self, Error> {
+        self.address = normalize_address(address)?;
+        Ok(self)
+    }
+}
+
+/// `host:port` becomes `http://host:port`; a trailing `/` goes.
+fn normalize_address(address: &str) -> Result<String, Error> {
+    let address = address.trim().trim_end_matches('/');
+    if address.is_empty() {
+        return Err(Error::Config("the agent address is empty".into()));
+    }
+    let address = match address.contains("://") {
+        true => address.to_string(),
+        false => format!("http://{address}"),
+    };
+    if !(address.starts_with("http://") || address.starts_with("https://")) {
+        return Err(Error::Config(format!(
+            "unsupported address {address:?}: http:// or https:// only"
+        )));
+    }
+    Ok(address)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_sets_what_nomads_tools_read() {
+        let vars = |name: &str| {
+            Some(
+                match name {
+                    "NOMAD_ADDR" => "10.0.0.1:4646/",
+                    "NOMAD_TOKEN" => "secret",
+                    "NOMAD_REGION" => "eu",
+                    "NOMAD_NAMESPACE" => "prod",
+                    "NOMAD_HTTP_AUTH" => "user:pass",
+                    "NOMAD_SKIP_VERIFY" => "true",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let config = Config::from_lookup(vars).unwrap();
+        assert_eq!(config.address, "http://10.0.0.1:4646");
+        assert_eq!(config.token.as_deref(), Some("secret"));
+        assert_eq!(config.region.as_deref(), Some("eu"));
+        assert_eq!(config.namespace.as_deref(), Some("prod"));
+        assert_eq!(
+            config.http_auth,
+            Some(("user".to_string(), Some("pass".to_string())))
+        );
+        assert!(config.skip_verify);
+        let defaults = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(defaults.address, DEFAULT_ADDRESS);
+        assert!(
+            Config::from_lookup(|name| (name == "NOMAD_SKIP_VERIFY").then(|| "maybe".into()))
+                .is_err()
+        );
+        assert!(
+            Config::from_lookup(|name| (name == "NOMAD_ADDR").then(|| "ftp://x".into())).is_err()
+        );
+    }
+}

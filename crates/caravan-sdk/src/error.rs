@@ -1,0 +1,33 @@
+//! What a call can fail with.
+
+/// Why a call failed. An answer from the server keeps its status and text,
+/// as Nomad's `api` package's `UnexpectedResponseError` does.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with a non-2xx status.
+    #[error("Unexpected response code: {status} ({text})")]
+    Api { status: u16, text: String },
+    /// The server could not be reached, or the connection failed.
+    #[error("failed to reach {address}: {source}")]
+    Transport {
+        address: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The answer was not what the API says it is.
+    #[error("failed to decode the response: {0}")]
+    Decode(#[from] serde_json::Error),
+    /// The configuration (an environment variable, an address) is wrong.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The HTTP status of an answer from the server, if it was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}

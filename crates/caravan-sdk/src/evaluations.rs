@@ -1,0 +1,49 @@
+//! `/v1/evaluations` and `/v1/evaluation/:id`.
+//!
+//! ```no_run
+//! # async fn example(client: caravan_sdk::Client, id: &str) -> Result<(), caravan_sdk::Error> {
+//! use caravan_sdk::QueryOptions;
+//! let (evaluation, _) = client.evaluations().info(id, &QueryOptions::default()).await?;
+//! println!("{} {}", evaluation.id, evaluation.status);
+//! # Ok(())
+//! # }
+//! ```
+
+use caravan_api_types::alloc::AllocListStub;
+use caravan_api_types::eval::{Evaluation, EvaluationStub};
+
+use crate::{Client, Error, QueryMeta, QueryOptions};
+
+pub struct Evaluations<'a> {
+    pub(crate) client: &'a Client,
+}
+
+impl Evaluations<'_> {
+    pub async fn list(
+        &self,
+        options: &QueryOptions,
+    ) -> Result<(Vec<EvaluationStub>, QueryMeta), Error> {
+        self.client.get("/v1/evaluations", &[], options).await
+    }
+
+    pub async fn info(
+        &self,
+        id: &str,
+        options: &QueryOptions,
+    ) -> Result<(Evaluation, QueryMeta), Error> {
+        self.client
+            .get(&format!("/v1/evaluation/{id}"), &[], options)
+            .await
+    }
+
+    /// The allocations the evaluation placed or changed.
+    pub async fn allocations(
+        &self,
+        id: &str,
+        options: &QueryOptions,
+    ) -> Result<(Vec<AllocListStub>, QueryMeta), Error> {
+        self.client
+            .get(&format!("/v1/evaluation/{id}/allocations"), &[], options)
+            .await
+    }
+}
