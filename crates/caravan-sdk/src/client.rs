@@ -229,6 +229,27 @@ impl Client {
         Ok((value, meta))
     }
 
+    /// This client, calling with `token` instead.
+    pub fn with_token(&self, token: &str) -> Result<Self, Error> {
+        Ok(Self {
+            http: self.http.clone(),
+            config: Arc::new(Config {
+                token: Some(token.to_string()),
+                ..(*self.config).clone()
+            }),
+        })
+    }
+
+    /// The ACL endpoints.
+    pub fn acl(&self) -> crate::acl::Acl<'_> {
+        crate::acl::Acl { client: self }
+    }
+
+    /// The client endpoints (files, logs, signals, ... of allocations).
+    pub fn client(&self) -> crate::client_endpoints::ClientEndpoints<'_> {
+        crate::client_endpoints::ClientEndpoints { client: self }
+    }
+
     /// The status endpoints.
     pub fn status(&self) -> crate::status::Status<'_> {
         crate::status::Status { client: self }

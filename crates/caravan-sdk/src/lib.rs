@@ -23,8 +23,10 @@ mod config;
 mod error;
 mod options;
 
+pub mod acl;
 pub mod agent;
 pub mod allocations;
+pub mod client_endpoints;
 pub mod evaluations;
 pub mod jobs;
 pub mod nodes;

@@ -165,3 +165,137 @@ fn a_blocking_query_is_followed_as_a_stream() {
         assert!(next.iter().any(|stub| stub.id == "watched"));
     });
 }
+
+#[test]
+fn acl_policies_and_tokens_through_the_sdk() {
+    let agent = Agent::start(&["-dev", "-acl-enabled"], "");
+    let anonymous = client(&agent);
+    runtime().block_on(async {
+        let management = anonymous.acl().bootstrap().await.unwrap();
+        assert_eq!(management.token_type, "management");
+        // Bootstrapping again is refused, with the server's text.
+        let again = anonymous.acl().bootstrap().await.unwrap_err();
+        assert_eq!(again.status(), Some(400), "{again}");
+        let admin = anonymous.with_token(&management.secret_id).unwrap();
+        let write = WriteOptions::default();
+        let rules = "node {\n  policy = \"read\"\n}\n";
+        admin
+            .acl()
+            .upsert_policy("nodes", "read nodes", rules, &write)
+            .await
+            .unwrap();
+        let options = QueryOptions::default();
+        let (policy, _) = admin.acl().policy("nodes", &options).await.unwrap();
+        assert_eq!(policy.rules, rules);
+        let (policies, _) = admin.acl().policies(&options).await.unwrap();
+        assert_eq!(policies.len(), 1);
+        let token = admin
+            .acl()
+            .create_token("reader", "client", &["nodes"], &write)
+            .await
+            .unwrap();
+        let reader = anonymous.with_token(&token.secret_id).unwrap();
+        let (me, _) = reader.acl().token_self(&options).await.unwrap();
+        assert_eq!(me.accessor_id, token.accessor_id);
+        assert!(reader.nodes().list(&options).await.is_ok());
+        let denied = reader.jobs().list(&options).await.unwrap_err();
+        assert_eq!(denied.status(), Some(403));
+        assert!(denied.to_string().contains("Permission denied"), "{denied}");
+        admin
+            .acl()
+            .delete_token(&token.accessor_id, &write)
+            .await
+            .unwrap();
+        let gone = reader.acl().token_self(&options).await.unwrap_err();
+        assert_eq!(gone.status(), Some(403));
+        admin.acl().delete_policy("nodes", &write).await.unwrap();
+    });
+}
+
+#[test]
+fn an_allocations_files_logs_and_signals_through_the_sdk() {
+    let tag = marker("sdk-client");
+    let _reaper = ProcessReaper(tag.clone());
+    let agent = Agent::start_with_data_dir(&[], SERVER_AND_CLIENT);
+    let client = client(&agent);
+    runtime().block_on(async {
+        let script = "echo hello; echo note > $NOMAD_ALLOC_DIR/data/n.txt; \
+                      trap 'echo got-hup' HUP; while true; do sleep 0.2; done";
+        let job = serde_json::from_value(json!({
+            "ID": "sdk-files",
+            "TaskGroups": [{"Name": "g", "Tasks": [{
+                "Name": "t", "Driver": "raw_exec", "Env": {"CARAVAN_TEST_MARKER": tag},
+                "Config": {"command": "/bin/sh", "args": ["-c", script]}}]}]
+        }))
+        .unwrap();
+        client
+            .jobs()
+            .register(&job, &WriteOptions::default())
+            .await
+            .unwrap();
+        let options = QueryOptions::default();
+        let alloc = loop {
+            let (allocations, _) = client
+                .jobs()
+                .allocations("sdk-files", &options)
+                .await
+                .unwrap();
+            if let Some(running) = allocations
+                .into_iter()
+                .find(|a| a.client_status == "running")
+            {
+                break running.id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let endpoints = client.client();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while endpoints
+            .cat(&alloc, "alloc/data/n.txt")
+            .await
+            .ok()
+            .as_deref()
+            != Some("note\n")
+        {
+            assert!(std::time::Instant::now() < deadline, "the task's file");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let files = endpoints.list_files(&alloc, "alloc/data").await.unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].name, "n.txt");
+        assert_eq!(
+            endpoints
+                .stat_file(&alloc, "alloc/data/n.txt")
+                .await
+                .unwrap()
+                .size,
+            5
+        );
+        assert!(endpoints
+            .logs(&alloc, "t", "stdout")
+            .await
+            .unwrap()
+            .starts_with("hello\n"));
+        endpoints.signal(&alloc, "t", "SIGHUP").await.unwrap();
+        while !endpoints
+            .logs(&alloc, "t", "stdout")
+            .await
+            .unwrap()
+            .contains("got-hup")
+        {
+            assert!(std::time::Instant::now() < deadline, "the signal");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let refused = endpoints.signal(&alloc, "t", "SIGBOGUS").await.unwrap_err();
+        assert!(refused.to_string().contains("invalid signal"), "{refused}");
+        let stats = endpoints.allocation_stats(&alloc).await.unwrap();
+        assert!(stats["Tasks"]["t"].is_object(), "{stats}");
+        let host = endpoints.host_stats(None).await.unwrap();
+        assert!(host["Memory"]["Total"].as_u64().unwrap_or(0) > 0);
+        let escaped = endpoints
+            .cat(&alloc, "../../../etc/passwd")
+            .await
+            .unwrap_err();
+        assert!(escaped.status().is_some_and(|status| status >= 400));
+    });
+}

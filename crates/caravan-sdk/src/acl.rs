@@ -1,0 +1,144 @@
+//! `/v1/acl`: bootstrap, policies and tokens.
+//!
+//! ```no_run
+//! # async fn example(client: caravan_sdk::Client) -> Result<(), caravan_sdk::Error> {
+//! use caravan_sdk::WriteOptions;
+//! let management = client.acl().bootstrap().await?;
+//! let client = client.with_token(&management.secret_id)?;
+//! client
+//!     .acl()
+//!     .upsert_policy("readonly", "", "namespace \"default\" {\n  policy = \"read\"\n}\n", &WriteOptions::default())
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use caravan_api_types::acl::{AclPolicy, AclPolicyListStub, AclToken, AclTokenListStub};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::jobs::escape;
+use crate::{Client, Error, QueryMeta, QueryOptions, WriteOptions};
+
+pub struct Acl<'a> {
+    pub(crate) client: &'a Client,
+}
+
+impl Acl<'_> {
+    /// Creates the first management token (once per cluster).
+    pub async fn bootstrap(&self) -> Result<AclToken, Error> {
+        let (token, _) = self
+            .client
+            .write::<(), _>(
+                Method::PUT,
+                "/v1/acl/bootstrap",
+                None,
+                &[],
+                &WriteOptions::default(),
+            )
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn policies(
+        &self,
+        options: &QueryOptions,
+    ) -> Result<(Vec<AclPolicyListStub>, QueryMeta), Error> {
+        self.client.get("/v1/acl/policies", &[], options).await
+    }
+
+    pub async fn policy(
+        &self,
+        name: &str,
+        options: &QueryOptions,
+    ) -> Result<(AclPolicy, QueryMeta), Error> {
+        self.client
+            .get(&format!("/v1/acl/policy/{}", escape(name)), &[], options)
+            .await
+    }
+
+    /// Creates or replaces the policy `name`.
+    pub async fn upsert_policy(
+        &self,
+        name: &str,
+        description: &str,
+        rules: &str,
+        options: &WriteOptions,
+    ) -> Result<(), Error> {
+        let body = json!({"Name": name, "Description": description, "Rules": rules});
+        self.client
+            .write::<_, Value>(
+                Method::PUT,
+                &format!("/v1/acl/policy/{}", escape(name)),
+                Some(&body),
+                &[],
+                options,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_policy(&self, name: &str, options: &WriteOptions) -> Result<(), Error> {
+        self.client
+            .write::<(), Value>(
+                Method::DELETE,
+                &format!("/v1/acl/policy/{}", escape(name)),
+                None,
+                &[],
+                options,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn tokens(
+        &self,
+        options: &QueryOptions,
+    ) -> Result<(Vec<AclTokenListStub>, QueryMeta), Error> {
+        self.client.get("/v1/acl/tokens", &[], options).await
+    }
+
+    pub async fn token(
+        &self,
+        accessor: &str,
+        options: &QueryOptions,
+    ) -> Result<(AclToken, QueryMeta), Error> {
+        self.client
+            .get(&format!("/v1/acl/token/{}", escape(accessor)), &[], options)
+            .await
+    }
+
+    /// The token this client calls with.
+    pub async fn token_self(&self, options: &QueryOptions) -> Result<(AclToken, QueryMeta), Error> {
+        self.client.get("/v1/acl/token/self", &[], options).await
+    }
+
+    /// Creates a `client` (or `management`) token with `policies`.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        token_type: &str,
+        policies: &[&str],
+        options: &WriteOptions,
+    ) -> Result<AclToken, Error> {
+        let body = json!({"Name": name, "Type": token_type, "Policies": policies});
+        let (token, _) = self
+            .client
+            .write(Method::PUT, "/v1/acl/token", Some(&body), &[], options)
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn delete_token(&self, accessor: &str, options: &WriteOptions) -> Result<(), Error> {
+        self.client
+            .write::<(), Value>(
+                Method::DELETE,
+                &format!("/v1/acl/token/{}", escape(accessor)),
+                None,
+                &[],
+                options,
+            )
+            .await?;
+        Ok(())
+    }
+}
