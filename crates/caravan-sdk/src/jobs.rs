@@ -19,27 +19,15 @@
 use caravan_api_types::alloc::AllocListStub;
 use caravan_api_types::eval::Evaluation;
 use caravan_api_types::job::api::ApiJob;
+pub use caravan_api_types::job::JobRegisterResponse;
 use caravan_api_types::job::{Job, JobListStub};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::{Client, Error, QueryMeta, QueryOptions, WriteOptions};
 
 pub struct Jobs<'a> {
     pub(crate) client: &'a Client,
-}
-
-/// The answer to a register or a stop.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct JobRegisterResponse {
-    #[serde(rename = "EvalID")]
-    pub eval_id: String,
-    pub eval_create_index: u64,
-    pub job_modify_index: u64,
-    pub warnings: String,
-    pub index: u64,
 }
 
 /// Options of a register (`nomad job run -check-index`, ...).

@@ -310,3 +310,19 @@ impl JobSummary {
 
 #[cfg(test)]
 mod tests;
+
+/// `JobRegisterResponse`, the answer to a register or a stop: the write's
+/// meta is embedded in the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobRegisterResponse {
+    #[serde(rename = "EvalID")]
+    pub eval_id: String,
+    pub eval_create_index: u64,
+    pub job_modify_index: u64,
+    pub warnings: String,
+    pub index: u64,
+    pub last_contact: u64,
+    pub known_leader: bool,
+    pub next_token: String,
+}

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use caravan_api_types::alloc::{DesiredTransition, ALLOC_CLIENT_FAILED};
 use caravan_api_types::eval::{Evaluation, TRIGGER_JOB_DEREGISTER, TRIGGER_JOB_REGISTER};
-use caravan_api_types::job::{JobSummary, JOB_TYPE_SERVICE};
+use caravan_api_types::job::{JobRegisterResponse, JobSummary, JOB_TYPE_SERVICE};
 use caravan_state::job_commands::{AllocsTransition, JobDeregister};
 use caravan_state::{new_eval, Command, Table, WatchKey, ALLOCS_BY_JOB, EVALS_BY_JOB};
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::register::{register, RegisterResponse};
+use super::register::register;
 use super::{apply_write, go_bool, now_nanos, query_namespace, require_namespace};
 use crate::blocking::blocking_query;
 use crate::error::ApiError;
@@ -400,7 +400,7 @@ async fn evaluate(request: Request, id: String) -> Result<Reply, ApiError> {
         Command::EvalsUpsert { evals: vec![eval] }
     };
     let index = apply_write(&request, command).await?;
-    Ok(Reply::json(&RegisterResponse {
+    Ok(Reply::json(&JobRegisterResponse {
         eval_id,
         eval_create_index: index,
         job_modify_index: job.modify_index,

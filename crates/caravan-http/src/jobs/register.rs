@@ -8,10 +8,10 @@ use caravan_api_types::eval::TRIGGER_JOB_REGISTER;
 use caravan_api_types::job::api::ApiJob;
 use caravan_api_types::job::canonicalize::{apply_server_defaults, canonicalize, ServerDefaults};
 use caravan_api_types::job::validate::{multierror, validate};
-use caravan_api_types::job::{Job, DEFAULT_NAMESPACE, JOB_TYPE_SYSTEM};
+use caravan_api_types::job::{Job, JobRegisterResponse, DEFAULT_NAMESPACE, JOB_TYPE_SYSTEM};
 use caravan_state::job_commands::JobRegister;
 use caravan_state::{new_eval, Command, CommandResult};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{apply_write, now_nanos, require_body, require_namespace};
 use crate::error::ApiError;
@@ -28,21 +28,6 @@ pub(super) struct RegisterRequest {
     pub eval_priority: i64,
     pub namespace: Option<String>,
     pub region: Option<String>,
-}
-
-/// `JobRegisterResponse`: the write's meta is embedded in the body.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct RegisterResponse {
-    #[serde(rename = "EvalID")]
-    pub eval_id: String,
-    pub eval_create_index: u64,
-    pub job_modify_index: u64,
-    pub warnings: String,
-    pub index: u64,
-    pub last_contact: u64,
-    pub known_leader: bool,
-    pub next_token: String,
 }
 
 /// The namespace a write is for: the query parameter, then the body's,
@@ -183,7 +168,7 @@ pub(super) async fn register(request: Request, path_id: Option<String>) -> Resul
         .snapshot()
         .job(&namespace, &id)
         .map_or(index, |job| job.job_modify_index);
-    Ok(Reply::json(&RegisterResponse {
+    Ok(Reply::json(&JobRegisterResponse {
         eval_create_index: if eval_id.is_empty() { 0 } else { index },
         eval_id,
         job_modify_index,
