@@ -8,14 +8,28 @@ mod tls_command;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "Usage: caravan <command> [args]
+const USAGE: &str = "Usage: caravan [-version] [-help] [-autocomplete-install] <command> [args]
 
-Commands:
-    agent      Runs a Caravan agent (server, client or both; -dev for a one-node cluster)
-    node-sim   Registers and heartbeats many simulated nodes against a server
-    operator   Operator tools: `operator gossip keyring generate` (or `operator keygen`)
-    tls        Certificates for TLS: `tls ca create`, `tls cert create -server|-client|-cli`
-    version    Prints the Caravan version
+Common commands:
+    run         Run a new job or update an existing job
+    stop        Stop a running job
+    status      Display the status output for a resource
+    alloc       Interact with allocations
+    job         Interact with jobs
+    node        Interact with nodes
+    agent       Runs a Caravan agent (server, client or both; -dev for a one-node cluster)
+
+Other commands:
+    acl         Interact with ACL policies and tokens
+    agent-info  Display status information about the local agent
+    eval        Interact with evaluations
+    operator    Provides cluster-level tools (raft, autopilot, scheduler, gossip keyring)
+    server      Interact with servers
+    tls         Certificates for TLS: `tls ca create`, `tls cert create -server|-client|-cli`
+    version     Prints the Caravan version
+    node-sim    Registers and heartbeats many simulated nodes against a server
+
+`caravan <command> -help` describes a command; `caravan job` lists the job commands.
 ";
 
 fn main() -> ExitCode {
@@ -29,7 +43,14 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("agent") => agent::run(&args[1..]),
         Some("node-sim") => node_sim::run(&args[1..]),
-        Some("operator") => operator(&args[1..]),
+        Some("operator")
+            if matches!(
+                args.get(1).map(String::as_str),
+                Some("gossip" | "keygen")
+            ) =>
+        {
+            operator(&args[1..])
+        }
         Some("tls") => tls_command::run(&args[1..]),
         Some("version" | "-version" | "--version" | "-v") => {
             println!(
@@ -47,9 +68,16 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Some(other) => {
-            eprintln!("caravan: unknown command {other:?}\n\n{USAGE}");
-            ExitCode::from(1)
+        Some(_) => {
+            // `caravan run` and `caravan stop` are Nomad's aliases.
+            let mut words = args.clone();
+            if matches!(words[0].as_str(), "run" | "stop" | "init" | "inspect" | "validate") {
+                words.insert(0, "job".to_string());
+            }
+            caravan_command::run(&words).unwrap_or_else(|| {
+                eprintln!("caravan: unknown command {:?}\n\n{USAGE}", args[0]);
+                ExitCode::from(1)
+            })
         }
     }
 }

@@ -463,6 +463,7 @@ pub fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
 }
 #[allow(dead_code)]
 pub mod acl;
+pub mod cli;
 pub mod cluster;
 pub mod docker;
 pub mod jobs;
