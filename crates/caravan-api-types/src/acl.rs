@@ -65,7 +65,11 @@ pub struct AclToken {
     pub hash: String,
     #[serde(with = "optional_rfc3339")]
     pub create_time: Option<DateTime<Utc>>,
-    #[serde(with = "optional_rfc3339", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "optional_rfc3339",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expiration_time: Option<DateTime<Utc>>,
     /// Nanoseconds; only on requests and on tokens created with a TTL.
     #[serde(rename = "ExpirationTTL", skip_serializing_if = "is_zero")]
@@ -140,7 +144,11 @@ pub struct AclTokenListStub {
     pub hash: String,
     #[serde(with = "optional_rfc3339")]
     pub create_time: Option<DateTime<Utc>>,
-    #[serde(with = "optional_rfc3339", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "optional_rfc3339",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expiration_time: Option<DateTime<Utc>>,
     pub create_index: u64,
     pub modify_index: u64,

@@ -7,6 +7,7 @@
 //! the words name, runs it, prints a failure to stderr and turns it into
 //! Nomad's exit code (1).
 
+pub mod complete;
 pub mod error;
 pub mod flags;
 pub mod output;
@@ -17,6 +18,7 @@ pub mod ui;
 mod acl;
 mod agent_info;
 mod alloc;
+mod alloc_exec;
 mod eval;
 mod job;
 mod monitor;
@@ -96,6 +98,12 @@ pub const COMMANDS: &[Command] = &[
     ),
     cmd("job allocs", job::allocs, "List allocations for a job"),
     cmd(
+        "job history",
+        job::history,
+        "Display all tracked versions of a job",
+    ),
+    cmd("job eval", job::eval, "Force an evaluation for the job"),
+    cmd(
         "alloc status",
         alloc::status,
         "Display allocation status information and metadata",
@@ -117,6 +125,7 @@ pub const COMMANDS: &[Command] = &[
         "Restart a running allocation",
     ),
     cmd("alloc signal", alloc::signal, "Signal a running allocation"),
+    cmd("alloc exec", alloc_exec::run, "Execute commands in task"),
     cmd(
         "eval status",
         eval::status,
@@ -175,6 +184,11 @@ pub const COMMANDS: &[Command] = &[
         "operator raft remove-peer",
         operator::raft_remove_peer,
         "Remove a Nomad server from the Raft configuration",
+    ),
+    cmd(
+        "operator raft transfer-leadership",
+        operator::raft_transfer_leadership,
+        "Transfer leadership to a specified Nomad server",
     ),
     cmd(
         "operator autopilot get-config",
@@ -243,6 +257,17 @@ pub fn group(prefix: &[String]) -> Vec<&'static Command> {
 /// Runs the command `args` name. `None` when no command (and no group)
 /// has these words: the binary's own commands and usage are then tried.
 pub fn run(args: &[String]) -> Option<ExitCode> {
+    // `caravan job status | head` must end quietly when `head` does, as a
+    // Go program does, not panic on a closed stdout: the default action of
+    // SIGPIPE (which Rust's runtime ignores) is what a CLI wants.
+    // SAFETY: restoring a signal's default disposition, before any thread
+    // of this command starts.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     if let Some((command, rest)) = find(args) {
         if rest
             .iter()

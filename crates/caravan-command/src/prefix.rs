@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn exact_single_none_and_many() {
         let ids = |list: &[&str]| list.iter().map(|id| id.to_string()).collect::<Vec<_>>();
-        let id_of = |id: &String| id.as_str();
+        #[allow(clippy::ptr_arg)] // `pick` hands each item as `&T`, here `&String`
+        fn id_of(id: &String) -> &str {
+            id.as_str()
+        }
         let show = |items: &[String]| items.join("\n");
         let pick_from =
             |list: &[&str], ident: &str| pick(ids(list), ident, "job", "jobs", id_of, show);

@@ -107,27 +107,24 @@ pub fn time_ago(nanos: i64) -> String {
     format!("{} ago", duration_text(seconds as u64))
 }
 
-/// Seconds as Nomad's rounded durations (`1h5m`, `2d3h`, `45s`).
+/// Seconds as Nomad's rounded durations: the two largest units, zero
+/// units left out (`1h5m`, `2d3h`, `45s`, `1m`).
 pub fn duration_text(seconds: u64) -> String {
-    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
-    let mut parts = Vec::new();
-    let mut rest = seconds;
-    for (size, unit) in units {
-        if rest >= size || (!parts.is_empty() && parts.len() < 2) {
-            let amount = rest / size;
-            rest %= size;
-            if amount > 0 || !parts.is_empty() {
-                parts.push(format!("{amount}{unit}"));
-            }
-        }
-        if parts.len() == 2 {
-            break;
-        }
-    }
-    match parts.is_empty() {
-        true => "0s".to_string(),
-        false => parts.join(""),
-    }
+    let amounts = [
+        (seconds / 86_400, "d"),
+        (seconds % 86_400 / 3_600, "h"),
+        (seconds % 3_600 / 60, "m"),
+        (seconds % 60, "s"),
+    ];
+    let Some(first) = amounts.iter().position(|(amount, _)| *amount > 0) else {
+        return "0s".to_string();
+    };
+    amounts[first..]
+        .iter()
+        .take(2)
+        .filter(|(amount, _)| *amount > 0)
+        .map(|(amount, unit)| format!("{amount}{unit}"))
+        .collect()
 }
 
 /// Whether stdout is a terminal (live progress, colors).
@@ -171,7 +168,9 @@ mod tests {
         assert_eq!(duration_text(3 * 60 + 12), "3m12s");
         assert_eq!(duration_text(3_600 + 5 * 60 + 9), "1h5m");
         assert_eq!(duration_text(2 * 86_400 + 3_600 * 3), "2d3h");
-        assert_eq!(duration_text(3_600), "1h0m");
+        assert_eq!(duration_text(3_600), "1h");
+        assert_eq!(duration_text(60), "1m");
+        assert_eq!(duration_text(3_600 + 7), "1h");
     }
 
     #[test]

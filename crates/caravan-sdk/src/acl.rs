@@ -13,7 +13,9 @@
 //! # }
 //! ```
 
-use caravan_api_types::acl::{AclPolicy, AclPolicyListStub, AclToken, AclTokenListStub};
+use caravan_api_types::acl::{
+    AclBootstrapRequest, AclPolicy, AclPolicyListStub, AclToken, AclTokenListStub,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -27,12 +29,21 @@ pub struct Acl<'a> {
 impl Acl<'_> {
     /// Creates the first management token (once per cluster).
     pub async fn bootstrap(&self) -> Result<AclToken, Error> {
+        self.bootstrap_with_secret("").await
+    }
+
+    /// Creates the first management token with the operator's `secret`
+    /// (a UUID) as its secret; an empty secret lets the server pick one.
+    pub async fn bootstrap_with_secret(&self, secret: &str) -> Result<AclToken, Error> {
+        let body = AclBootstrapRequest {
+            bootstrap_secret: secret.to_string(),
+        };
         let (token, _) = self
             .client
-            .write::<(), _>(
+            .write(
                 Method::PUT,
                 "/v1/acl/bootstrap",
-                None,
+                (!secret.is_empty()).then_some(&body),
                 &[],
                 &WriteOptions::default(),
             )
@@ -95,6 +106,8 @@ impl Acl<'_> {
         &self,
         options: &QueryOptions,
     ) -> Result<(Vec<AclTokenListStub>, QueryMeta), Error> {
+        // `ExpirationTime` is left out for a token that never expires (as
+        // Nomad does); the type reads that as `None`.
         self.client.get("/v1/acl/tokens", &[], options).await
     }
 
@@ -140,5 +153,44 @@ impl Acl<'_> {
             )
             .await?;
         Ok(())
+    }
+
+    /// Creates `token` as given (name, type, policies, global, TTL); the
+    /// server picks its accessor and secret.
+    pub async fn create(
+        &self,
+        token: &AclToken,
+        options: &WriteOptions,
+    ) -> Result<AclToken, Error> {
+        let (token, _) = self
+            .client
+            .write(Method::PUT, "/v1/acl/token", Some(token), &[], options)
+            .await?;
+        Ok(token)
+    }
+
+    /// Replaces the name, type, policies and global flag of the token
+    /// `token.accessor_id`; its secret and expiry never change.
+    pub async fn update_token(
+        &self,
+        token: &AclToken,
+        options: &WriteOptions,
+    ) -> Result<AclToken, Error> {
+        if token.accessor_id.is_empty() {
+            return Err(Error::Config(
+                "an updated token needs its accessor ID".to_string(),
+            ));
+        }
+        let (token, _) = self
+            .client
+            .write(
+                Method::PUT,
+                &format!("/v1/acl/token/{}", escape(&token.accessor_id)),
+                Some(token),
+                &[],
+                options,
+            )
+            .await?;
+        Ok(token)
     }
 }

@@ -42,13 +42,33 @@ impl Allocations<'_> {
 
     /// Stops the allocation; its job places a replacement.
     pub async fn stop(&self, id: &str, options: &WriteOptions) -> Result<Value, Error> {
+        self.stop_with(id, false, false, options).await
+    }
+
+    /// Stops the allocation; `reschedule` asks for a replacement even for a
+    /// batch job's allocation, `no_shutdown_delay` skips the group's
+    /// shutdown delay. The answer carries the stop's `EvalID`.
+    pub async fn stop_with(
+        &self,
+        id: &str,
+        reschedule: bool,
+        no_shutdown_delay: bool,
+        options: &WriteOptions,
+    ) -> Result<Value, Error> {
+        let mut extra = Vec::new();
+        if reschedule {
+            extra.push(("reschedule", "true".to_string()));
+        }
+        if no_shutdown_delay {
+            extra.push(("no_shutdown_delay", "true".to_string()));
+        }
         let (answer, _) = self
             .client
             .write::<(), _>(
                 Method::PUT,
                 &format!("/v1/allocation/{id}/stop"),
                 None,
-                &[],
+                &extra,
                 options,
             )
             .await?;

@@ -186,6 +186,20 @@ impl Client {
         Ok((serde_json::from_slice(&body)?, meta))
     }
 
+    /// A read of `path` whose answer is read as it arrives (a followed
+    /// log, a file stream): the response, once its status was a success.
+    pub(crate) async fn open_stream(
+        &self,
+        path: &str,
+        extra: &[(&str, String)],
+    ) -> Result<Response, Error> {
+        let request = self
+            .request(Method::GET, path, None)
+            .query(&self.query_params(&QueryOptions::default()))
+            .query(extra);
+        self.send(request).await
+    }
+
     /// A read of `path` answered with text (a file, plain logs).
     pub async fn get_text(
         &self,

@@ -17,6 +17,33 @@ use serde_json::{json, Value};
 
 use crate::{Client, Error, QueryOptions, WriteOptions};
 
+/// Where a read's offset counts from (Nomad's `origin`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    #[default]
+    Start,
+    End,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::End => "end",
+        }
+    }
+}
+
+/// How to read a task's log: from where, and whether to go on reading as
+/// it grows (a follow ends when the task does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    pub follow: bool,
+    pub origin: Origin,
+    /// Bytes from `origin` (back from the end with [`Origin::End`]).
+    pub offset: u64,
+}
+
 pub struct ClientEndpoints<'a> {
     pub(crate) client: &'a Client,
 }
@@ -30,6 +57,8 @@ pub struct AllocFileInfo {
     pub size: i64,
     pub file_mode: String,
     pub mod_time: String,
+    /// Only a stat answers with it (sniffed from the file's first bytes).
+    pub content_type: String,
 }
 
 impl ClientEndpoints<'_> {
@@ -84,6 +113,71 @@ impl ClientEndpoints<'_> {
             .await
     }
 
+    /// A task's `stdout` or `stderr` as raw bytes while they arrive, read
+    /// as `options` say (`plain=true`, so no framing to decode).
+    pub async fn logs_stream(
+        &self,
+        alloc: &str,
+        task: &str,
+        stream: &str,
+        options: LogOptions,
+    ) -> Result<ByteStream, Error> {
+        let query = [
+            ("task", task.to_string()),
+            ("type", stream.to_string()),
+            ("plain", "true".to_string()),
+            ("follow", options.follow.to_string()),
+            ("origin", options.origin.as_str().to_string()),
+            ("offset", options.offset.to_string()),
+        ];
+        ByteStream::open(self.client, &format!("/v1/client/fs/logs/{alloc}"), &query).await
+    }
+
+    /// A file followed as it grows (`/v1/client/fs/stream`), its framed
+    /// answer decoded back to the file's bytes. It runs until dropped.
+    pub async fn stream_file(
+        &self,
+        alloc: &str,
+        path: &str,
+        origin: Origin,
+        offset: u64,
+    ) -> Result<FrameStream, Error> {
+        let query = [
+            ("path", path.to_string()),
+            ("origin", origin.as_str().to_string()),
+            ("offset", offset.to_string()),
+            ("follow", "true".to_string()),
+        ];
+        let bytes = ByteStream::open(
+            self.client,
+            &format!("/v1/client/fs/stream/{alloc}"),
+            &query,
+        )
+        .await?;
+        Ok(FrameStream::new(bytes))
+    }
+
+    /// `limit` bytes of a file from `offset` (all the rest when `None`).
+    pub async fn read_at(
+        &self,
+        alloc: &str,
+        path: &str,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<String, Error> {
+        let mut query = vec![("path", path.to_string()), ("offset", offset.to_string())];
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        self.client
+            .get_text(
+                &format!("/v1/client/fs/readat/{alloc}"),
+                &query,
+                &QueryOptions::default(),
+            )
+            .await
+    }
+
     /// What the allocation's tasks use now.
     pub async fn allocation_stats(&self, alloc: &str) -> Result<Value, Error> {
         let (stats, _) = self
@@ -114,7 +208,18 @@ impl ClientEndpoints<'_> {
 
     /// Restarts `task` (every running task when empty) in place.
     pub async fn restart(&self, alloc: &str, task: &str) -> Result<(), Error> {
-        let body = json!({"TaskName": task});
+        self.restart_with(alloc, task, false).await
+    }
+
+    /// Restarts `task`, or with `all_tasks` every task (prestart and
+    /// poststop ones too), in place.
+    pub async fn restart_with(
+        &self,
+        alloc: &str,
+        task: &str,
+        all_tasks: bool,
+    ) -> Result<(), Error> {
+        let body = json!({"TaskName": task, "AllTasks": all_tasks});
         self.client
             .write::<_, Value>(
                 Method::PUT,
@@ -151,5 +256,152 @@ impl ClientEndpoints<'_> {
             .get("/v1/client/stats", &extra, &QueryOptions::default())
             .await?;
         Ok(stats)
+    }
+}
+
+/// A response body read as it arrives (a followed log, a file stream).
+pub struct ByteStream {
+    response: reqwest::Response,
+    address: String,
+}
+
+impl ByteStream {
+    async fn open(client: &Client, path: &str, query: &[(&str, String)]) -> Result<Self, Error> {
+        let response = client.open_stream(path, query).await?;
+        Ok(Self {
+            response,
+            address: client.config().address.clone(),
+        })
+    }
+
+    /// The next bytes, or `None` when the server ended the body.
+    pub async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, Error> {
+        self.response
+            .chunk()
+            .await
+            .map_err(|source| Error::Transport {
+                address: self.address.clone(),
+                source,
+            })
+    }
+}
+
+/// One frame of Nomad's stream framing (`{}` is a heartbeat).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct StreamFrame {
+    data: String,
+    file_event: String,
+}
+
+/// Nomad's framed stream (JSON objects back to back, data in base64)
+/// decoded to the bytes it carries.
+pub struct FrameStream {
+    bytes: ByteStream,
+    buffer: Vec<u8>,
+}
+
+impl FrameStream {
+    fn new(bytes: ByteStream) -> Self {
+        Self {
+            bytes,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next data the stream carried, or `None` when it ended.
+    pub async fn next_data(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        loop {
+            while let Some(frame) = take_frame(&mut self.buffer)? {
+                if !frame.data.is_empty() {
+                    return decode_base64(&frame.data).map(Some);
+                }
+            }
+            match self.bytes.next_chunk().await? {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// The first whole frame in `buffer`, removed from it; `None` until one
+/// has fully arrived.
+fn take_frame(buffer: &mut Vec<u8>) -> Result<Option<StreamFrame>, Error> {
+    let mut frames = serde_json::Deserializer::from_slice(buffer).into_iter::<StreamFrame>();
+    match frames.next() {
+        Some(Ok(frame)) => {
+            let used = frames.byte_offset();
+            buffer.drain(..used);
+            Ok(Some(frame))
+        }
+        Some(Err(error)) if error.is_eof() => Ok(None),
+        Some(Err(error)) => Err(Error::Decode(error)),
+        None => {
+            // Only whitespace so far.
+            buffer.clear();
+            Ok(None)
+        }
+    }
+}
+
+/// Standard base64 (with padding), as Go encodes `[]byte` in JSON.
+fn decode_base64(text: &str) -> Result<Vec<u8>, Error> {
+    let value = |byte: u8| -> Option<u32> {
+        match byte {
+            b'A'..=b'Z' => Some(u32::from(byte - b'A')),
+            b'a'..=b'z' => Some(u32::from(byte - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(byte - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    };
+    let invalid = || Error::Config(format!("invalid base64 in a stream frame: {text:?}"));
+    let digits = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for group in digits.chunks(4) {
+        let mut bits = 0u32;
+        for (index, byte) in group.iter().enumerate() {
+            bits |= value(*byte).ok_or_else(invalid)? << (18 - 6 * index);
+        }
+        let bytes = bits.to_be_bytes();
+        match group.len() {
+            4 => out.extend_from_slice(&bytes[1..4]),
+            3 => out.extend_from_slice(&bytes[1..3]),
+            2 => out.push(bytes[1]),
+            _ => return Err(invalid()),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_decodes_with_and_without_padding() {
+        assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("aGVsbG8h").unwrap(), b"hello!");
+        assert_eq!(decode_base64("aGk=").unwrap(), b"hi");
+        assert_eq!(decode_base64("").unwrap(), b"");
+        assert!(decode_base64("a").is_err());
+        assert!(decode_base64("a$==").is_err());
+    }
+
+    #[test]
+    fn frames_are_taken_whole_and_heartbeats_pass() {
+        let mut buffer = br#"{}{"Offset":5,"Data":"aGVsbG8=","File":"f"}{"Off"#.to_vec();
+        let heartbeat = take_frame(&mut buffer).unwrap().unwrap();
+        assert!(heartbeat.data.is_empty());
+        let frame = take_frame(&mut buffer).unwrap().unwrap();
+        assert_eq!(decode_base64(&frame.data).unwrap(), b"hello");
+        assert!(take_frame(&mut buffer).unwrap().is_none());
+        assert_eq!(buffer, br#"{"Off"#);
+        buffer.extend_from_slice(br#"set":1,"FileEvent":"file truncated"}"#);
+        let event = take_frame(&mut buffer).unwrap().unwrap();
+        assert_eq!(event.file_event, "file truncated");
+        assert!(buffer.is_empty());
     }
 }

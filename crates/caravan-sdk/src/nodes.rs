@@ -12,14 +12,14 @@
 //! # }
 //! ```
 
+use std::collections::BTreeMap;
+
 use caravan_api_types::alloc::Allocation;
-use caravan_api_types::node::{
-    DrainSpec, Node, NodeDrainUpdateResponse, NodeListStub, NodeUpdateResponse,
-};
+use caravan_api_types::node::{DrainSpec, Node, NodeDrainUpdateResponse, NodeListStub};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{Client, Error, QueryMeta, QueryOptions, WriteOptions};
+use crate::{Client, Error, QueryMeta, QueryOptions, WriteMeta, WriteOptions};
 
 pub struct Nodes<'a> {
     pub(crate) client: &'a Client,
@@ -61,9 +61,29 @@ impl Nodes<'_> {
         mark_eligible: bool,
         options: &WriteOptions,
     ) -> Result<NodeDrainUpdateResponse, Error> {
-        let body = json!({"NodeID": id, "DrainSpec": spec, "MarkEligible": mark_eligible});
         let (answer, _) = self
-            .client
+            .drain_with(id, spec, mark_eligible, None, options)
+            .await?;
+        Ok(answer)
+    }
+
+    /// [`Nodes::drain`] with the drain's `meta` (kept in `LastDrain`), and
+    /// the index the write was applied at (to watch the drain from).
+    pub async fn drain_with(
+        &self,
+        id: &str,
+        spec: Option<DrainSpec>,
+        mark_eligible: bool,
+        meta: Option<BTreeMap<String, String>>,
+        options: &WriteOptions,
+    ) -> Result<(NodeDrainUpdateResponse, WriteMeta), Error> {
+        let body = json!({
+            "NodeID": id,
+            "DrainSpec": spec,
+            "MarkEligible": mark_eligible,
+            "Meta": meta,
+        });
+        self.client
             .write(
                 Method::PUT,
                 &format!("/v1/node/{id}/drain"),
@@ -71,8 +91,7 @@ impl Nodes<'_> {
                 &[],
                 options,
             )
-            .await?;
-        Ok(answer)
+            .await
     }
 
     /// Makes the node eligible for new work, or not.
@@ -81,7 +100,9 @@ impl Nodes<'_> {
         id: &str,
         eligible: bool,
         options: &WriteOptions,
-    ) -> Result<NodeUpdateResponse, Error> {
+    ) -> Result<NodeDrainUpdateResponse, Error> {
+        // The answer has the drain write's shape (Nomad's
+        // `NodeEligibilityUpdateResponse`), not a full node update's.
         let eligibility = if eligible { "eligible" } else { "ineligible" };
         let body = json!({"NodeID": id, "Eligibility": eligibility});
         let (answer, _) = self

@@ -32,4 +32,15 @@ impl Status<'_> {
             .await?;
         Ok(peers)
     }
+
+    /// The leader of `region` (`host:port`), as `server members` asks for
+    /// each region it sees.
+    pub async fn region_leader(&self, region: &str) -> Result<String, Error> {
+        let options = QueryOptions {
+            region: Some(region.to_string()),
+            ..QueryOptions::default()
+        };
+        let (leader, _) = self.client.get("/v1/status/leader", &[], &options).await?;
+        Ok(leader)
+    }
 }

@@ -39,15 +39,38 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("executor") {
         return executor(&args[1..]);
     }
+    // bash's `complete -C caravan caravan` runs us as `caravan caravan
+    // <word> <previous>` with the line typed so far in COMP_LINE: answer
+    // with the candidate words and nothing else. (An agent that inherited
+    // the variable is still an agent.)
+    if args.first().map(String::as_str) != Some("agent") {
+        if let Some(line) = std::env::var_os("COMP_LINE") {
+            let line = line.to_string_lossy();
+            let point = std::env::var("COMP_POINT")
+                .ok()
+                .and_then(|point| point.parse::<usize>().ok());
+            let typed = point.and_then(|point| line.get(..point)).unwrap_or(&line);
+            for candidate in caravan_command::complete::candidates(typed) {
+                println!("{candidate}");
+            }
+            return ExitCode::SUCCESS;
+        }
+    }
+    match args.first().map(String::as_str) {
+        Some("-autocomplete-install") => {
+            return caravan_command::report(caravan_command::complete::install(false))
+        }
+        Some("-autocomplete-uninstall") => {
+            return caravan_command::report(caravan_command::complete::install(true))
+        }
+        _ => {}
+    }
     caravan_tls::install_default_provider();
     match args.first().map(String::as_str) {
         Some("agent") => agent::run(&args[1..]),
         Some("node-sim") => node_sim::run(&args[1..]),
         Some("operator")
-            if matches!(
-                args.get(1).map(String::as_str),
-                Some("gossip" | "keygen")
-            ) =>
+            if matches!(args.get(1).map(String::as_str), Some("gossip" | "keygen")) =>
         {
             operator(&args[1..])
         }
@@ -71,7 +94,10 @@ fn main() -> ExitCode {
         Some(_) => {
             // `caravan run` and `caravan stop` are Nomad's aliases.
             let mut words = args.clone();
-            if matches!(words[0].as_str(), "run" | "stop" | "init" | "inspect" | "validate") {
+            if matches!(
+                words[0].as_str(),
+                "run" | "stop" | "init" | "inspect" | "validate"
+            ) {
                 words.insert(0, "job".to_string());
             }
             caravan_command::run(&words).unwrap_or_else(|| {

@@ -442,3 +442,76 @@ fn a_caller_that_goes_away_leaves_no_command_running() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `caravan alloc exec` as a user types it: the command's input from this
+/// process's, its output on stdout and stderr, its exit code the CLI's;
+/// the allocation named by a prefix; on a terminal (`script`), a terminal.
+#[test]
+fn the_cli_runs_a_command_in_a_task_and_exits_with_its_code() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let tag = marker("alloc-exec-cli");
+    let _reaper = ProcessReaper(tag.clone());
+    let agent = Agent::start_with_data_dir(&[], SERVER_AND_CLIENT);
+    let config = json!({"command": "/bin/sleep", "args": ["600"]});
+    let env = json!({"EXEC_TEST": "cli", "CARAVAN_TEST_MARKER": tag});
+    let alloc_id = run_one(&agent, job("cliexec", "raw_exec", config, env));
+    let mut child = Command::new(common::BINARY)
+        .args(["alloc", "exec", &alloc_id[..6]])
+        .args(SCRIPT)
+        .env("NOMAD_ADDR", agent.url(""))
+        .env_remove("NOMAD_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout, "got:typed\nin:cli\n", "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "oops\n");
+    assert_eq!(output.status.code(), Some(3));
+
+    // -i=false: no input (the command sees its end at once).
+    let run = common::cli::caravan(
+        &agent,
+        &[
+            "alloc",
+            "exec",
+            "-i=false",
+            &alloc_id,
+            "sh",
+            "-c",
+            "cat; echo done",
+        ],
+    );
+    assert_eq!(run.ok(), "done\n");
+
+    // A terminal: `script` gives the CLI one, and the command gets one.
+    let line = format!(
+        "{} alloc exec {} sh -c 'test -t 0 && echo on-a-tty'",
+        common::BINARY,
+        &alloc_id
+    );
+    let output = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("NOMAD_ADDR", agent.url(""))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("on-a-tty"), "{output:?}");
+
+    // Errors: a task that is not there; no command.
+    let run = common::cli::caravan(
+        &agent,
+        &["alloc", "exec", "-task", "nope", &alloc_id, "true"],
+    );
+    assert!(
+        run.failed().contains("Could not find task named: nope"),
+        "{run:?}"
+    );
+    let run = common::cli::caravan(&agent, &["alloc", "exec", &alloc_id]);
+    assert!(run.failed().contains("at least two arguments"), "{run:?}");
+}

@@ -28,9 +28,8 @@ impl Run {
 
     /// stdout parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.ok()).unwrap_or_else(|error| {
-            panic!("stdout is not JSON ({error}): {self:#?}")
-        })
+        serde_json::from_str(self.ok())
+            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {self:#?}"))
     }
 }
 
