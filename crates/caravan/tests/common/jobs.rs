@@ -32,17 +32,25 @@ pub fn shell_job(id: &str, job_type: &str, count: u32, script: &str, marker: &st
     })
 }
 
+/// Registers `job` through the SDK; the register response as JSON.
 pub fn register(agent: &Agent, job: &Value) -> Value {
-    let reply = agent.put("/v1/jobs", &json!({"Job": job}).to_string());
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json()
+    let client = agent.sdk();
+    let registered = super::block_on(client.jobs().register_value(
+        job,
+        &Default::default(),
+        &Default::default(),
+    ))
+    .unwrap_or_else(|error| panic!("registering {}: {error}", job["ID"]));
+    serde_json::to_value(registered).unwrap_or_default()
 }
 
-/// The job's allocations (stubs).
+/// The job's allocations (stubs, as the API's JSON), through the SDK.
 pub fn allocs(agent: &Agent, job_id: &str) -> Vec<Value> {
-    let reply = agent.get(&format!("/v1/job/{job_id}/allocations"));
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json().as_array().cloned().unwrap_or_default()
+    let client = agent.sdk();
+    let path = format!("/v1/job/{}/allocations", caravan_sdk::jobs::escape(job_id));
+    let (allocs, _): (Vec<Value>, _) = super::block_on(client.get(&path, &[], &Default::default()))
+        .unwrap_or_else(|error| panic!("allocations of {job_id}: {error}"));
+    allocs
 }
 
 /// Waits (up to a minute) until `check` holds for the job's allocations,

@@ -12,6 +12,17 @@ use serde_json::Value;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_caravan");
 
+/// Runs an SDK call from a synchronous test, on this thread's runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|error| panic!("test runtime: {error}"));
+    }
+    RUNTIME.with(|runtime| runtime.block_on(future))
+}
+
 /// Three ports the OS says are free right now, each claimed for this test
 /// run with a marker file so no other test (in any process) is handed the
 /// same port before the agent binds it. Markers older than ten minutes are
@@ -273,6 +284,17 @@ impl Agent {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    /// An SDK client of this agent, with no token or other `NOMAD_*`
+    /// setting taken from the test's environment. The tests' helpers
+    /// (`jobs::register`, `jobs::allocs`, ...) go through it, as a user's
+    /// program would.
+    pub fn sdk(&self) -> caravan_sdk::Client {
+        let config = caravan_sdk::Config::from_lookup(|_| None)
+            .and_then(|config| config.with_address(&self.url("")))
+            .unwrap_or_else(|error| panic!("SDK config: {error}"));
+        caravan_sdk::Client::new(config).unwrap_or_else(|error| panic!("SDK client: {error}"))
     }
 
     pub fn url(&self, path: &str) -> String {
