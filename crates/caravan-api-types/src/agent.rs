@@ -86,3 +86,33 @@ impl HealthResponse {
             .all(|check| check.ok)
     }
 }
+
+/// Body of the `/v1/agent/keyring/` calls (Nomad's `KeyringResponse`):
+/// each installed gossip key with how many nodes hold it, and the nodes'
+/// messages. Only `list` fills `Keys`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyringResponse {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub messages: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub keys: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub num_nodes: u32,
+}
+
+/// Body of the `/v1/agent/keyring/` writes (Nomad's `KeyringRequest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyringRequest {
+    pub key: String,
+}
+
+/// A map Nomad may send as `null` (a Go nil map): empty.
+fn null_as_empty<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    Ok(Option::deserialize(deserializer)?.unwrap_or_default())
+}

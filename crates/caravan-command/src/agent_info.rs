@@ -31,7 +31,7 @@ pub fn run(args: &[String]) -> CommandResult {
     if crate::output::json_or_template(&parsed, &info)? {
         return Ok(());
     }
-    print!("{}", format_stats(&info["stats"]));
+    crate::out!("{}", format_stats(&info["stats"]));
     Ok(())
 }
 

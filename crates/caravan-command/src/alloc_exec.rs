@@ -18,9 +18,9 @@ use serde_json::{json, Value};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
+use crate::alloc;
 use crate::error::{CommandError, CommandResult};
 use crate::flags::FlagSet;
-use crate::prefix::{pick, uuid_prefix};
 
 const USAGE: &str = "Usage: caravan alloc exec [options] <allocation> <command> [<args>...]
 
@@ -78,16 +78,32 @@ pub fn run(args: &[String]) -> CommandResult {
     }
     let escape = match parsed.get("e").unwrap_or("~") {
         "none" => None,
-        text if text.chars().count() == 1 => text.bytes().next(),
-        _ => return Err(flags.usage_error("-e must be a single character or \"none\"")),
+        text if text.len() == 1 && text.is_ascii() => text.bytes().next(),
+        _ => return Err(flags.usage_error("-e must be a single ASCII character or \"none\"")),
     };
     let client = parsed.client()?;
-    let (alloc, task) = crate::block_on(async {
-        let alloc = resolve(&client, &parsed.args[0], parsed.bool("job")).await?;
-        let task = choose_task(&alloc, parsed.get("task"))?;
-        Ok::<_, CommandError>((alloc, task))
+    let (alloc_id, task) = crate::block_on(async {
+        let ident = match parsed.bool("job") {
+            true => alloc::job_alloc_id(&client, &parsed.args[0], None).await?,
+            false => parsed.args[0].clone(),
+        };
+        let alloc = alloc::resolve(&client, &ident, alloc::ShortId::AllocId, false).await?;
+        if alloc.client_status != "running" {
+            return Err(CommandError::failed(format!(
+                "Allocation {:?} is not running (status {:?})",
+                crate::ui::limit(&alloc.id, crate::ui::SHORT_ID),
+                alloc.client_status
+            )));
+        }
+        let task = match parsed.get("task") {
+            Some(task) => {
+                alloc::check_task(&alloc, task)?;
+                task.to_string()
+            }
+            None => alloc::only_task(&alloc)?,
+        };
+        Ok::<_, CommandError>((alloc.id, task))
     })?;
-    let alloc_id = alloc["ID"].as_str().unwrap_or_default().to_string();
     let command: Vec<&str> = parsed.args[1..].iter().map(String::as_str).collect();
     let code = session(
         client.config(),
@@ -104,97 +120,32 @@ pub fn run(args: &[String]) -> CommandResult {
     }
 }
 
-/// The allocation `ident` names (a prefix), or with `-job` a running
-/// allocation of that job.
-async fn resolve(
-    client: &caravan_sdk::Client,
-    ident: &str,
-    job: bool,
-) -> Result<Value, CommandError> {
-    let options = caravan_sdk::QueryOptions::default();
-    let stub = if job {
-        let (allocs, _): (Vec<Value>, _) = client
-            .get(
-                &format!("/v1/job/{}/allocations", caravan_sdk::jobs::escape(ident)),
-                &[],
-                &options,
-            )
-            .await
-            .map_err(|error| CommandError::call("querying allocations", error))?;
-        allocs
-            .into_iter()
-            .find(|alloc| alloc["ClientStatus"] == "running")
-            .ok_or_else(|| {
-                CommandError::failed(format!("job {ident:?} has no running allocations"))
-            })?
-    } else {
-        let options = caravan_sdk::QueryOptions {
-            prefix: Some(uuid_prefix(ident)?),
-            ..Default::default()
-        };
-        let (allocs, _): (Vec<Value>, _) = client
-            .get("/v1/allocations", &[], &options)
-            .await
-            .map_err(|error| CommandError::call("querying allocations", error))?;
-        pick(
-            allocs,
-            ident,
-            "allocation",
-            "allocations",
-            |alloc| alloc["ID"].as_str().unwrap_or_default(),
-            |matches| {
-                let rows = matches
-                    .iter()
-                    .map(|alloc| {
-                        vec![
-                            crate::ui::cell(&alloc["ID"]),
-                            crate::ui::cell(&alloc["JobID"]),
-                            crate::ui::cell(&alloc["TaskGroup"]),
-                            crate::ui::cell(&alloc["ClientStatus"]),
-                        ]
-                    })
-                    .collect();
-                crate::ui::table(&["ID", "Job ID", "Task Group", "Status"], rows)
-            },
-        )?
-    };
-    let id = stub["ID"].as_str().unwrap_or_default();
-    let (alloc, _): (Value, _) = client
-        .get(&format!("/v1/allocation/{id}"), &[], &options)
-        .await
-        .map_err(|error| CommandError::call("querying allocation", error))?;
-    if alloc["ClientStatus"] != "running" {
-        return Err(CommandError::failed(format!(
-            "Allocation {:?} is not running (status {:?})",
-            crate::ui::limit(id, 8),
-            crate::ui::cell(&alloc["ClientStatus"])
-        )));
-    }
-    Ok(alloc)
+/// Where the session's websocket goes: the agent's `host:port` and any
+/// path the address has before `/v1/`.
+struct ExecTarget {
+    authority: String,
+    path_prefix: String,
 }
 
-/// The task named by `-task`, or the allocation's only task.
-fn choose_task(alloc: &Value, asked: Option<&str>) -> Result<String, CommandError> {
-    let group = alloc["TaskGroup"].as_str().unwrap_or_default();
-    let tasks: Vec<String> = alloc["Job"]["TaskGroups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|candidate| candidate["Name"] == group)
-        .flat_map(|candidate| candidate["Tasks"].as_array().cloned().unwrap_or_default())
-        .filter_map(|task| task["Name"].as_str().map(str::to_string))
-        .collect();
-    match asked {
-        Some(task) if tasks.iter().any(|name| name == task) => Ok(task.to_string()),
-        Some(task) => Err(CommandError::failed(format!(
-            "Could not find task named: {task}, found:\n  * {}",
-            tasks.join("\n  * ")
-        ))),
-        None if tasks.len() == 1 => Ok(tasks[0].clone()),
-        None => Err(CommandError::failed(format!(
-            "Please specify the task. Allocation has several:\n  * {}",
-            tasks.join("\n  * ")
-        ))),
+impl ExecTarget {
+    fn of(config: &caravan_sdk::Config) -> Result<Self, CommandError> {
+        let rest = match config.address.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some(("https", _)) => {
+                return Err(CommandError::failed(
+                    "alloc exec over https is not supported by this CLI yet; use the node's plain HTTP address",
+                ))
+            }
+            _ => config.address.as_str(),
+        };
+        let (authority, path_prefix) = match rest.find('/') {
+            Some(slash) => (&rest[..slash], rest[slash..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        Ok(Self {
+            authority: authority.to_string(),
+            path_prefix: path_prefix.to_string(),
+        })
     }
 }
 
@@ -217,30 +168,45 @@ fn session(
     escape: Option<u8>,
 ) -> Result<i64, CommandError> {
     let command_json = serde_json::to_string(command).unwrap_or_default();
-    let base = match config.address.split_once("://") {
-        Some(("http", rest)) => format!("ws://{rest}"),
-        Some(("https", _)) => {
-            return Err(CommandError::failed(
-                "alloc exec over https is not supported by this CLI yet; use the node's plain HTTP address",
-            ))
-        }
-        _ => format!("ws://{}", config.address),
-    };
-    let url = format!(
-        "{base}/v1/client/allocation/{alloc_id}/exec?task={}&tty={tty}&command={}",
+    let target = ExecTarget::of(config)?;
+    let mut url = format!(
+        "ws://{}{}/v1/client/allocation/{alloc_id}/exec?task={}&tty={tty}&command={}",
+        target.authority,
+        target.path_prefix,
         caravan_sdk::jobs::escape(task),
         caravan_sdk::jobs::escape(&command_json)
     );
+    // The region and namespace every other command sends.
+    for (name, value) in [("region", &config.region), ("namespace", &config.namespace)] {
+        if let Some(value) = value {
+            url.push_str(&format!("&{name}={}", caravan_sdk::jobs::escape(value)));
+        }
+    }
     let mut request = url.as_str().into_client_request().map_err(|error| {
         CommandError::failed(format!("Error building the exec request: {error}"))
     })?;
+    let header = |text: &str, what: &str| {
+        text.parse().map_err(|_| {
+            CommandError::failed(format!("Error: the {what} is not a valid header value"))
+        })
+    };
     if let Some(token) = &config.token {
-        if let Ok(value) = token.parse() {
-            request.headers_mut().insert("X-Nomad-Token", value);
-        }
+        request
+            .headers_mut()
+            .insert("X-Nomad-Token", header(token, "token")?);
     }
-    let host = base.trim_start_matches("ws://").to_string();
-    let stream = TcpStream::connect(&host)
+    if let Some((user, password)) = &config.http_auth {
+        let credentials = format!("{user}:{}", password.as_deref().unwrap_or_default());
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        );
+        request
+            .headers_mut()
+            .insert("Authorization", header(&basic, "HTTP auth")?);
+    }
+    let host = &target.authority;
+    let stream = TcpStream::connect(host)
         .map_err(|error| CommandError::failed(format!("Error connecting to {host}: {error}")))?;
     let (mut socket, _) = tungstenite::client(request, stream).map_err(|error| match error {
         tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response)) => {
@@ -327,12 +293,23 @@ fn relay(
         for (stream, is_stdout) in [("stdout", true), ("stderr", false)] {
             if let Some(data) = frame[stream]["data"].as_str() {
                 let bytes = engine.decode(data).unwrap_or_default();
-                let _ = match is_stdout {
+                let written = match is_stdout {
                     true => std::io::stdout()
                         .write_all(&bytes)
                         .and_then(|()| std::io::stdout().flush()),
                     false => std::io::stderr().write_all(&bytes),
                 };
+                match written {
+                    Ok(()) => {}
+                    // The reader went away (`| head`): the session ends as
+                    // a SIGPIPE would end it, the terminal restored.
+                    Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(141),
+                    Err(error) => {
+                        return Err(CommandError::failed(format!(
+                            "Error writing the output: {error}"
+                        )))
+                    }
+                }
             }
         }
         if frame["exited"] == json!(true) {
@@ -393,15 +370,49 @@ mod terminal {
 
     use crate::error::CommandError;
 
-    /// Raw mode until dropped (the terminal is restored even on error).
+    /// The terminal as it was before the session, for a signal handler.
+    static SAVED: std::sync::OnceLock<nix::libc::termios> = std::sync::OnceLock::new();
+
+    /// SIGTERM, SIGHUP, SIGQUIT or SIGINT while the terminal is raw: restore it,
+    /// then die of the signal as if it had not been caught.
+    extern "C" fn restore_and_die(signal: nix::libc::c_int) {
+        // SAFETY: tcsetattr, signal and raise are async-signal-safe; SAVED
+        // is set before the handler is installed and never changes.
+        unsafe {
+            if let Some(saved) = SAVED.get() {
+                nix::libc::tcsetattr(0, nix::libc::TCSANOW, saved);
+            }
+            nix::libc::signal(signal, nix::libc::SIG_DFL);
+            nix::libc::raise(signal);
+        }
+    }
+
+    /// Raw mode until dropped (the terminal is restored on every return,
+    /// on a panic, and when a signal ends the process).
     pub struct RawMode(Termios);
 
     impl RawMode {
         pub fn enter() -> Result<Self, CommandError> {
+            use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
             let stdin = std::io::stdin();
             let saved = termios::tcgetattr(&stdin).map_err(|error| {
                 CommandError::failed(format!("Error reading the terminal: {error}"))
             })?;
+            let _ = SAVED.set(saved.clone().into());
+            let handler = SigAction::new(
+                SigHandler::Handler(restore_and_die),
+                SaFlags::empty(),
+                SigSet::empty(),
+            );
+            for signal in [
+                Signal::SIGTERM,
+                Signal::SIGHUP,
+                Signal::SIGQUIT,
+                Signal::SIGINT,
+            ] {
+                // SAFETY: the handler only calls async-signal-safe functions.
+                let _ = unsafe { sigaction(signal, &handler) };
+            }
             let mut raw = saved.clone();
             termios::cfmakeraw(&mut raw);
             termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).map_err(|error| {
@@ -437,23 +448,6 @@ mod terminal {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn the_only_task_is_chosen_and_several_need_a_name() {
-        let alloc = json!({"TaskGroup": "g", "Job": {"TaskGroups": [
-            {"Name": "g", "Tasks": [{"Name": "a"}, {"Name": "b"}]},
-            {"Name": "h", "Tasks": [{"Name": "c"}]}]}});
-        assert_eq!(choose_task(&alloc, Some("b")).unwrap(), "b");
-        assert!(choose_task(&alloc, None)
-            .unwrap_err()
-            .to_string()
-            .contains("Please specify the task"));
-        assert!(choose_task(&alloc, Some("c")).is_err());
-        let single = json!({"TaskGroup": "h", "Job": alloc["Job"].clone()});
-        assert_eq!(choose_task(&single, None).unwrap(), "c");
-    }
-
     #[test]
     fn commands_are_url_encoded() {
         assert_eq!(

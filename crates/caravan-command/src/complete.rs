@@ -94,22 +94,37 @@ fn flags_of(typed: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// The line bash needs: `complete -C <this binary> caravan`.
-fn complete_line(binary: &Path) -> String {
+/// What marks a line this command added, so uninstalling removes those and
+/// nothing the user wrote.
+const MARKER: &str = "# added by caravan -autocomplete-install";
+
+/// The line bash needs: `complete -C <this binary> caravan`. bash parses
+/// the `-C` command again when it runs it, so a path that would need
+/// quoting (twice) is refused rather than written half-quoted.
+fn complete_line(binary: &Path) -> Result<String, CommandError> {
     let path = binary.display().to_string();
-    let path = match path.contains(char::is_whitespace) {
-        true => format!("'{}'", path.replace('\'', r"'\''")),
-        false => path,
-    };
-    format!("complete -C {path} caravan")
+    let plain = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c));
+    if !plain {
+        return Err(CommandError::failed(format!(
+            "Error: the path of this binary ({path:?}) holds characters a completion line cannot carry safely; install caravan under a plain path, or add `complete -C <path> caravan` to your shell's startup file yourself"
+        )));
+    }
+    Ok(format!("complete -C {path} caravan {MARKER}"))
 }
 
 /// zsh runs bash completions once this is loaded.
 const ZSH_BASHCOMPINIT: &str = "autoload -U +X bashcompinit && bashcompinit";
 
+/// A line without this command's marker.
+fn unmarked(line: &str) -> &str {
+    line.trim().trim_end_matches(MARKER).trim_end()
+}
+
 /// Whether `line` is a completion line for `caravan`, by any binary.
 fn is_caravan_complete(line: &str) -> bool {
-    let line = line.trim();
+    let line = unmarked(line);
     line.starts_with("complete -C ") && line.ends_with(" caravan")
 }
 
@@ -120,22 +135,26 @@ pub fn install(uninstall: bool) -> CommandResult {
         .filter(|home| !home.is_empty())
         .map(PathBuf::from)
         .ok_or_else(|| CommandError::failed("Error: HOME is not set"))?;
+    let bashrc = home.join(".bashrc");
+    let zshrc = home.join(".zshrc");
+    if uninstall {
+        for file in [bashrc, zshrc] {
+            if file.exists() {
+                crate::outln!("{}", remove_lines(&file)?);
+            }
+        }
+        return Ok(());
+    }
     let binary = std::env::current_exe().map_err(|error| {
         CommandError::failed(format!("Error finding the caravan binary: {error}"))
     })?;
-    let line = complete_line(&binary);
-    let bashrc = home.join(".bashrc");
-    let zshrc = home.join(".zshrc");
+    let line = complete_line(&binary)?;
     let mut files = vec![(bashrc, vec![line.clone()])];
     if zshrc.exists() {
-        files.push((zshrc, vec![ZSH_BASHCOMPINIT.to_string(), line]));
+        files.push((zshrc, vec![format!("{ZSH_BASHCOMPINIT} {MARKER}"), line]));
     }
     for (file, lines) in files {
-        let message = match uninstall {
-            true => remove_lines(&file)?,
-            false => add_lines(&file, &lines)?,
-        };
-        println!("{message}");
+        crate::outln!("{}", add_lines(&file, &lines)?);
     }
     Ok(())
 }
@@ -151,9 +170,41 @@ fn read(file: &Path) -> Result<String, CommandError> {
     }
 }
 
+/// Replaces `file`'s contents whole or not at all: a new file beside the
+/// real one (a link is followed to it), with its permissions, synced, then
+/// renamed over it. A full disk or a kill leaves the old file as it was.
 fn write(file: &Path, text: &str) -> Result<(), CommandError> {
-    std::fs::write(file, text)
-        .map_err(|error| CommandError::failed(format!("Error writing {}: {error}", file.display())))
+    use std::io::Write;
+    let failed = |error: std::io::Error| {
+        CommandError::failed(format!("Error writing {}: {error}", file.display()))
+    };
+    let target = match std::fs::canonicalize(file) {
+        Ok(target) => target,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => file.to_path_buf(),
+        Err(error) => return Err(failed(error)),
+    };
+    let permissions = std::fs::metadata(&target)
+        .ok()
+        .map(|meta| meta.permissions());
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".caravan-{}", std::process::id()));
+    let temporary = target.with_file_name(name);
+    let written = (|| {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)?;
+        if let Some(permissions) = permissions {
+            out.set_permissions(permissions)?;
+        }
+        out.write_all(text.as_bytes())?;
+        out.sync_all()?;
+        std::fs::rename(&temporary, &target)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written.map_err(failed)
 }
 
 fn add_lines(file: &Path, lines: &[String]) -> Result<String, CommandError> {
@@ -164,13 +215,21 @@ fn add_lines(file: &Path, lines: &[String]) -> Result<String, CommandError> {
             file.display()
         ));
     }
+    let newline = match text.contains("\r\n") {
+        true => "\r\n",
+        false => "\n",
+    };
     if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
+        text.push_str(newline);
     }
     for line in lines {
-        if !text.lines().any(|existing| existing.trim() == line) {
+        // A line the user already has (bashcompinit) is not added twice.
+        if !text
+            .lines()
+            .any(|existing| unmarked(existing) == unmarked(line))
+        {
             text.push_str(line);
-            text.push('\n');
+            text.push_str(newline);
         }
     }
     write(file, &text)?;
@@ -180,23 +239,22 @@ fn add_lines(file: &Path, lines: &[String]) -> Result<String, CommandError> {
     ))
 }
 
+/// Removes the lines this command added (and any `complete -C ...
+/// caravan`), keeping every other line and its line ending as it was.
 fn remove_lines(file: &Path) -> Result<String, CommandError> {
     let text = read(file)?;
-    if !text.lines().any(is_caravan_complete) {
+    let ours = |line: &str| is_caravan_complete(line) || line.trim_end().ends_with(MARKER);
+    if !text.lines().any(ours) {
         return Ok(format!(
             "Autocomplete for caravan is not installed in {}",
             file.display()
         ));
     }
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|line| !is_caravan_complete(line) && line.trim() != ZSH_BASHCOMPINIT)
+    let kept: String = text
+        .split_inclusive('\n')
+        .filter(|line| !ours(line))
         .collect();
-    let mut rewritten = kept.join("\n");
-    if !rewritten.is_empty() {
-        rewritten.push('\n');
-    }
-    write(file, &rewritten)?;
+    write(file, &kept)?;
     Ok(format!(
         "Autocomplete for caravan removed from {}",
         file.display()
@@ -237,14 +295,32 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join(".bashrc");
         std::fs::write(&file, "export A=1").unwrap();
-        let line = complete_line(Path::new("/opt/my bin/caravan"));
-        assert_eq!(line, "complete -C '/opt/my bin/caravan' caravan");
+        assert!(complete_line(Path::new("/opt/my bin/caravan")).is_err());
+        assert!(complete_line(Path::new("/opt/$(rm -rf ~)/caravan")).is_err());
+        let line = complete_line(Path::new("/opt/bin/caravan")).unwrap();
+        assert_eq!(
+            line,
+            format!("complete -C /opt/bin/caravan caravan {MARKER}")
+        );
         add_lines(&file, std::slice::from_ref(&line)).unwrap();
         add_lines(&file, std::slice::from_ref(&line)).unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
         assert_eq!(text, format!("export A=1\n{line}\n"));
         remove_lines(&file).unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "export A=1\n");
+        // The user's own bashcompinit (zsh) stays; only ours goes.
+        let zshrc = dir.join(".zshrc");
+        std::fs::write(&zshrc, format!("{ZSH_BASHCOMPINIT}\r\nexport B=2\r\n")).unwrap();
+        let lines = [format!("{ZSH_BASHCOMPINIT} {MARKER}"), line.clone()];
+        add_lines(&zshrc, &lines).unwrap();
+        let text = std::fs::read_to_string(&zshrc).unwrap();
+        assert_eq!(
+            text,
+            format!("{ZSH_BASHCOMPINIT}\r\nexport B=2\r\n{line}\r\n")
+        );
+        remove_lines(&zshrc).unwrap();
+        let text = std::fs::read_to_string(&zshrc).unwrap();
+        assert_eq!(text, format!("{ZSH_BASHCOMPINIT}\r\nexport B=2\r\n"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -28,3 +28,14 @@ impl CommandError {
 }
 
 pub type CommandResult = Result<(), CommandError>;
+
+/// An answer kept as the API's JSON (for `-json` and `-t`, which print it
+/// as the server wrote it) read as the type a command formats; a failure
+/// is worded as the call's own ("Error <doing>: ...").
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    doing: &str,
+) -> Result<T, CommandError> {
+    serde_json::from_value(value)
+        .map_err(|error| CommandError::call(doing, caravan_sdk::Error::Decode(error)))
+}

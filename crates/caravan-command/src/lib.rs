@@ -8,6 +8,28 @@
 //! Nomad's exit code (1).
 
 pub mod complete;
+/// `println!` for a command's output: a closed stdout (`caravan job status
+/// | head`) ends the command quietly, as SIGPIPE ends a Go program, where
+/// `println!` would panic. (SIGPIPE itself stays ignored: its default would
+/// also kill the command on a socket write to a server that hung up.)
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::ui::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::ui::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for a command's output; see [`outln!`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::ui::write_out(format_args!($($arg)*))
+    };
+}
+
 pub mod error;
 pub mod flags;
 pub mod output;
@@ -24,6 +46,7 @@ mod job;
 mod monitor;
 mod node;
 mod operator;
+mod prompt;
 mod server;
 mod status;
 
@@ -78,6 +101,11 @@ pub const COMMANDS: &[Command] = &[
         "Toggle scheduling eligibility for a given node",
     ),
     cmd("node purge", node::purge, "Purge a node from the cluster"),
+    cmd(
+        "node config",
+        node::config,
+        "View or modify client configuration details",
+    ),
     cmd("job init", job::init, "Create an example job file"),
     cmd(
         "job run",
@@ -215,6 +243,27 @@ pub const COMMANDS: &[Command] = &[
         operator::scheduler_set,
         "Modify the current scheduler configuration",
     ),
+    cmd(
+        "operator gossip keyring list",
+        operator::keyring_list,
+        "List gossip encryption keys",
+    ),
+    cmd(
+        "operator gossip keyring install",
+        operator::keyring_install,
+        "Install a gossip encryption key",
+    ),
+    cmd(
+        "operator gossip keyring use",
+        operator::keyring_use,
+        "Change the gossip encryption key",
+    ),
+    cmd(
+        "operator gossip keyring remove",
+        operator::keyring_remove,
+        "Remove a gossip encryption key",
+    ),
+    cmd("operator api", operator::api, "Query the HTTP API"),
 ];
 
 const fn cmd(
@@ -257,17 +306,6 @@ pub fn group(prefix: &[String]) -> Vec<&'static Command> {
 /// Runs the command `args` name. `None` when no command (and no group)
 /// has these words: the binary's own commands and usage are then tried.
 pub fn run(args: &[String]) -> Option<ExitCode> {
-    // `caravan job status | head` must end quietly when `head` does, as a
-    // Go program does, not panic on a closed stdout: the default action of
-    // SIGPIPE (which Rust's runtime ignores) is what a CLI wants.
-    // SAFETY: restoring a signal's default disposition, before any thread
-    // of this command starts.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    };
     if let Some((command, rest)) = find(args) {
         if rest
             .iter()
@@ -348,13 +386,4 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
             std::process::exit(1)
         }
     }
-}
-
-/// The usage text of every command, for `caravan -help`.
-pub fn command_list() -> String {
-    let groups: std::collections::BTreeSet<&str> = COMMANDS
-        .iter()
-        .map(|command| command.words.split(' ').next().unwrap_or(command.words))
-        .collect();
-    groups.into_iter().collect::<Vec<_>>().join(", ")
 }

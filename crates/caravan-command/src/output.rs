@@ -23,14 +23,14 @@ pub fn json_or_template<T: Serialize>(parsed: &Parsed, data: &T) -> Result<bool,
             let text = serde_json::to_string_pretty(&value()?).map_err(|error| {
                 CommandError::failed(format!("Error formatting the output: {error}"))
             })?;
-            println!("{text}");
+            crate::outln!("{text}");
             Ok(true)
         }
         (false, Some(template)) => {
             let text = crate::template::render(template, &value()?).map_err(|error| {
                 CommandError::failed(format!("Error formatting the data: {error}"))
             })?;
-            println!("{text}");
+            crate::outln!("{text}");
             Ok(true)
         }
         (false, None) => Ok(false),

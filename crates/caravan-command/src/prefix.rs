@@ -25,22 +25,43 @@ pub fn uuid_prefix(ident: &str) -> Result<String, CommandError> {
 /// `noun` is singular (`allocation`), `plural` its plural; `id_of` reads an
 /// object's ID; `list` formats the matches when there are several.
 pub fn pick<T>(
-    mut items: Vec<T>,
+    items: Vec<T>,
     ident: &str,
     noun: &str,
     plural: &str,
     id_of: impl Fn(&T) -> &str,
     list: impl FnOnce(&[T]) -> String,
 ) -> Result<T, CommandError> {
+    pick_or(items, ident, plural, id_of, list, || {
+        CommandError::failed(format!("No {noun}(s) with prefix or id {ident:?} found"))
+    })
+}
+
+/// [`pick`], with `not_found` the failure when nothing matched.
+///
+/// An exact ID is preferred to the IDs it is a prefix of, but when several
+/// objects have exactly that ID (jobs of different namespaces, listed with
+/// `-namespace='*'`) none is picked: they are listed and the command fails,
+/// as Nomad's `JobIDByPrefix` does, rather than act on whichever one the
+/// server listed first.
+pub fn pick_or<T>(
+    mut items: Vec<T>,
+    ident: &str,
+    plural: &str,
+    id_of: impl Fn(&T) -> &str,
+    list: impl FnOnce(&[T]) -> String,
+    not_found: impl FnOnce() -> CommandError,
+) -> Result<T, CommandError> {
     // The list call may have been sent a shorter prefix than typed.
     items.retain(|item| id_of(item).starts_with(ident));
-    if let Some(index) = items.iter().position(|item| id_of(item) == ident) {
+    let exact = items.iter().filter(|item| id_of(item) == ident).count();
+    if exact > 1 {
+        items.retain(|item| id_of(item) == ident);
+    } else if let Some(index) = items.iter().position(|item| id_of(item) == ident) {
         return Ok(items.swap_remove(index));
     }
     match items.len() {
-        0 => Err(CommandError::failed(format!(
-            "No {noun}(s) with prefix or id {ident:?} found"
-        ))),
+        0 => Err(not_found()),
         1 => Ok(items.remove(0)),
         _ => Err(CommandError::failed(format!(
             "Prefix matched multiple {plural}\n\n{}",
@@ -77,5 +98,30 @@ mod tests {
         assert_eq!(none, "No job(s) with prefix or id \"zz\" found");
         let many = pick_from(&["web1", "web2"], "web").unwrap_err().to_string();
         assert_eq!(many, "Prefix matched multiple jobs\n\nweb1\nweb2");
+    }
+
+    #[test]
+    fn one_exact_id_in_several_namespaces_is_not_picked() {
+        // (namespace, ID) pairs, as a `-namespace='*'` job list holds them.
+        let jobs = vec![("default", "web"), ("prod", "web"), ("prod", "web2")];
+        let listed = pick(
+            jobs.clone(),
+            "web",
+            "job",
+            "jobs",
+            |job| job.1,
+            |jobs| {
+                let rows: Vec<String> = jobs.iter().map(|(ns, id)| format!("{id} {ns}")).collect();
+                rows.join("\n")
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            listed,
+            "Prefix matched multiple jobs\n\nweb default\nweb prod"
+        );
+        let one = pick(jobs, "web2", "job", "jobs", |job| job.1, |_| String::new());
+        assert_eq!(one.unwrap(), ("prod", "web2"));
     }
 }

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use caravan_api_types::agent::AgentMember;
-use caravan_sdk::Client;
+use caravan_api_types::agent::{AgentMember, AgentMembers};
+use caravan_sdk::{Client, QueryOptions};
 
 use crate::error::{CommandError, CommandResult};
 use crate::flags::{FlagSet, Parsed};
@@ -45,27 +45,22 @@ pub fn members(args: &[String]) -> CommandResult {
     let parsed = flags.parse_with(args, 0, 0, "This command takes no arguments")?;
     let verbose = parsed.bool("detailed") || parsed.bool("verbose");
     let client = client(&parsed)?;
-    let (mut members, leaders) = crate::block_on(async {
-        let members = client
-            .agent()
-            .members()
+    let doing = "querying servers";
+    let (answer, mut members, leaders) = crate::block_on(async {
+        // Kept as the server wrote it, so -json shows the API's JSON.
+        let (answer, _): (serde_json::Value, _) = client
+            .get("/v1/agent/members", &[], &QueryOptions::default())
             .await
-            .map_err(|error| CommandError::call("querying servers", error))?;
+            .map_err(|error| CommandError::call(doing, error))?;
+        let members: AgentMembers = crate::error::typed(answer.clone(), doing)?;
         let leaders = region_leaders(&client, &members.members).await;
-        Ok::<_, CommandError>((members.members, leaders))
+        Ok::<_, CommandError>((answer, members.members, leaders))
     })?;
     members.sort_by(|a, b| a.name.cmp(&b.name));
     let (leaders, leader_errors) = leaders;
     if parsed.bool("json") || parsed.get("t").is_some() {
-        // Nomad adds each member's leadership to its tags for -json and -t.
-        for member in &mut members {
-            let leader = is_leader(member, &leaders).to_string();
-            member
-                .tags
-                .get_or_insert_with(BTreeMap::new)
-                .insert("Leader".to_string(), leader);
-        }
-        crate::output::json_or_template(&parsed, &members)?;
+        let raw = raw_members(answer, &members, &leaders);
+        crate::output::json_or_template(&parsed, &raw)?;
         return Ok(());
     }
     let tag = |member: &AgentMember, name: &str| {
@@ -125,9 +120,9 @@ pub fn members(args: &[String]) -> CommandResult {
             "Region",
         ],
     };
-    println!("{}", ui::table(header, rows));
+    crate::outln!("{}", ui::table(header, rows));
     if !leader_errors.is_empty() {
-        println!();
+        crate::outln!();
         return Err(CommandError::failed(format!(
             "Error determining leaders: {}",
             leader_errors.join("; ")
@@ -161,6 +156,42 @@ async fn region_leaders(
 }
 
 /// Whether `member` leads its region: its RPC address is the leader's.
+/// The members as the API wrote them, sorted by name, each with its
+/// leadership added to its tags (Nomad does so for -json and -t).
+fn raw_members(
+    answer: serde_json::Value,
+    members: &[AgentMember],
+    leaders: &BTreeMap<String, String>,
+) -> Vec<serde_json::Value> {
+    let serde_json::Value::Object(mut answer) = answer else {
+        return Vec::new();
+    };
+    let mut raw = match answer.remove("Members") {
+        Some(serde_json::Value::Array(raw)) => raw,
+        _ => Vec::new(),
+    };
+    raw.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+    for member in &mut raw {
+        let leader = members
+            .iter()
+            .find(|typed| Some(typed.name.as_str()) == member["Name"].as_str())
+            .is_some_and(|typed| is_leader(typed, leaders));
+        let Some(object) = member.as_object_mut() else {
+            continue;
+        };
+        let tags = object
+            .entry("Tags")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if tags.is_null() {
+            *tags = serde_json::Value::Object(Default::default());
+        }
+        if let Some(tags) = tags.as_object_mut() {
+            tags.insert("Leader".to_string(), leader.to_string().into());
+        }
+    }
+    raw
+}
+
 fn is_leader(member: &AgentMember, leaders: &BTreeMap<String, String>) -> bool {
     let Some(tags) = &member.tags else {
         return false;
@@ -206,7 +237,7 @@ pub fn join(args: &[String]) -> CommandResult {
             Ok(())
         }
         (count, true) => {
-            println!("Joined {count} servers successfully");
+            crate::outln!("Joined {count} servers successfully");
             Ok(())
         }
     }
@@ -233,4 +264,38 @@ pub fn force_leave(args: &[String]) -> CommandResult {
     crate::block_on(client.agent().force_leave(node, parsed.bool("prune"))).map_err(|error| {
         CommandError::failed(format!("Error force-leaving server {node}: {error}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, addr: &str, tags: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "Name": name, "Addr": addr, "Port": 4648, "Tags": tags, "Status": "alive",
+            "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+            "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4
+        })
+    }
+
+    #[test]
+    fn json_members_keep_what_the_types_lack() {
+        let mut b = member(
+            "b",
+            "10.0.0.2",
+            serde_json::json!({"region": "global", "port": "4647"}),
+        );
+        b["Extra"] = 1.into();
+        let members = serde_json::json!([member("a", "10.0.0.1", serde_json::Value::Null), b]);
+        let answer = serde_json::json!({"ServerName": "a", "ServerRegion": "global",
+            "ServerDC": "dc1", "Members": members});
+        let typed: AgentMembers = serde_json::from_value(answer.clone()).unwrap();
+        let leaders = BTreeMap::from([("global".to_string(), "10.0.0.2:4647".to_string())]);
+        let raw = raw_members(answer, &typed.members, &leaders);
+        assert_eq!(raw[0]["Name"], "a");
+        assert_eq!(raw[0]["Tags"]["Leader"], "false");
+        assert_eq!(raw[1]["Extra"], 1);
+        assert_eq!(raw[1]["Tags"]["Leader"], "true");
+        assert_eq!(raw[1]["Tags"]["region"], "global");
+    }
 }

@@ -8,9 +8,10 @@
 //! Go sorts them); `{{with}}`; `{{- ` and ` -}}` trimming; `{{/* */}}`
 //! comments; the functions `printf`, `print`, `println`, `len`, `index`,
 //! `not`, `and`, `or`, `eq`, `ne`, `lt`, `le`, `gt`, `ge` and `json`.
-//! Anything else is a [`TemplateError`], never a panic. The work is bounded
-//! by the template's size times the data's: there are no loops other than
-//! `range` over the data, and nesting depth is capped.
+//! Anything else is a [`TemplateError`], never a panic. Nesting depth is
+//! capped, and so are the steps a render runs and what it prints (nested
+//! `range`s over the data multiply): a template is the user's own input,
+//! but a mistyped one must still end.
 
 mod exec;
 mod parse;

@@ -127,6 +127,22 @@ pub fn duration_text(seconds: u64) -> String {
         .collect()
 }
 
+/// Writes a command's output. A reader that went away (`| head`) ends
+/// the process with 141, the status a shell shows for a SIGPIPE death.
+pub fn write_out(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_fmt(text).and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(error) => {
+            eprintln!("Error writing the output: {error}");
+            std::process::exit(1)
+        }
+    }
+}
+
 /// Whether stdout is a terminal (live progress, colors).
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()

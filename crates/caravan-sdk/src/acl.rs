@@ -17,6 +17,7 @@ use caravan_api_types::acl::{
     AclBootstrapRequest, AclPolicy, AclPolicyListStub, AclToken, AclTokenListStub,
 };
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::jobs::escape;
@@ -35,6 +36,12 @@ impl Acl<'_> {
     /// Creates the first management token with the operator's `secret`
     /// (a UUID) as its secret; an empty secret lets the server pick one.
     pub async fn bootstrap_with_secret(&self, secret: &str) -> Result<AclToken, Error> {
+        self.bootstrap_as(secret).await
+    }
+
+    /// [`Acl::bootstrap_with_secret`], the answer read as `T` (a
+    /// `serde_json::Value` keeps it as the server wrote it).
+    pub async fn bootstrap_as<T: DeserializeOwned>(&self, secret: &str) -> Result<T, Error> {
         let body = AclBootstrapRequest {
             bootstrap_secret: secret.to_string(),
         };
@@ -55,6 +62,14 @@ impl Acl<'_> {
         &self,
         options: &QueryOptions,
     ) -> Result<(Vec<AclPolicyListStub>, QueryMeta), Error> {
+        self.policies_as(options).await
+    }
+
+    /// [`Acl::policies`], the answer read as `T`.
+    pub async fn policies_as<T: DeserializeOwned>(
+        &self,
+        options: &QueryOptions,
+    ) -> Result<(T, QueryMeta), Error> {
         self.client.get("/v1/acl/policies", &[], options).await
     }
 
@@ -63,6 +78,15 @@ impl Acl<'_> {
         name: &str,
         options: &QueryOptions,
     ) -> Result<(AclPolicy, QueryMeta), Error> {
+        self.policy_as(name, options).await
+    }
+
+    /// [`Acl::policy`], the answer read as `T`.
+    pub async fn policy_as<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        options: &QueryOptions,
+    ) -> Result<(T, QueryMeta), Error> {
         self.client
             .get(&format!("/v1/acl/policy/{}", escape(name)), &[], options)
             .await
@@ -106,6 +130,14 @@ impl Acl<'_> {
         &self,
         options: &QueryOptions,
     ) -> Result<(Vec<AclTokenListStub>, QueryMeta), Error> {
+        self.tokens_as(options).await
+    }
+
+    /// [`Acl::tokens`], the answer read as `T`.
+    pub async fn tokens_as<T: DeserializeOwned>(
+        &self,
+        options: &QueryOptions,
+    ) -> Result<(T, QueryMeta), Error> {
         // `ExpirationTime` is left out for a token that never expires (as
         // Nomad does); the type reads that as `None`.
         self.client.get("/v1/acl/tokens", &[], options).await
@@ -116,6 +148,15 @@ impl Acl<'_> {
         accessor: &str,
         options: &QueryOptions,
     ) -> Result<(AclToken, QueryMeta), Error> {
+        self.token_as(accessor, options).await
+    }
+
+    /// [`Acl::token`], the answer read as `T`.
+    pub async fn token_as<T: DeserializeOwned>(
+        &self,
+        accessor: &str,
+        options: &QueryOptions,
+    ) -> Result<(T, QueryMeta), Error> {
         self.client
             .get(&format!("/v1/acl/token/{}", escape(accessor)), &[], options)
             .await
@@ -123,6 +164,14 @@ impl Acl<'_> {
 
     /// The token this client calls with.
     pub async fn token_self(&self, options: &QueryOptions) -> Result<(AclToken, QueryMeta), Error> {
+        self.token_self_as(options).await
+    }
+
+    /// [`Acl::token_self`], the answer read as `T`.
+    pub async fn token_self_as<T: DeserializeOwned>(
+        &self,
+        options: &QueryOptions,
+    ) -> Result<(T, QueryMeta), Error> {
         self.client.get("/v1/acl/token/self", &[], options).await
     }
 
@@ -162,6 +211,15 @@ impl Acl<'_> {
         token: &AclToken,
         options: &WriteOptions,
     ) -> Result<AclToken, Error> {
+        self.create_as(token, options).await
+    }
+
+    /// [`Acl::create`], the answer read as `T`.
+    pub async fn create_as<T: DeserializeOwned>(
+        &self,
+        token: &AclToken,
+        options: &WriteOptions,
+    ) -> Result<T, Error> {
         let (token, _) = self
             .client
             .write(Method::PUT, "/v1/acl/token", Some(token), &[], options)
@@ -176,6 +234,15 @@ impl Acl<'_> {
         token: &AclToken,
         options: &WriteOptions,
     ) -> Result<AclToken, Error> {
+        self.update_token_as(token, options).await
+    }
+
+    /// [`Acl::update_token`], the answer read as `T`.
+    pub async fn update_token_as<T: DeserializeOwned>(
+        &self,
+        token: &AclToken,
+        options: &WriteOptions,
+    ) -> Result<T, Error> {
         if token.accessor_id.is_empty() {
             return Err(Error::Config(
                 "an updated token needs its accessor ID".to_string(),

@@ -10,7 +10,7 @@
 //! # }
 //! ```
 
-use caravan_api_types::agent::{AgentMembers, JoinResponse};
+use caravan_api_types::agent::{AgentMembers, JoinResponse, KeyringRequest, KeyringResponse};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -74,5 +74,74 @@ impl Agent<'_> {
             )
             .await?;
         Ok(())
+    }
+
+    /// `GET /v1/agent/servers`: the servers a client agent knows (RPC
+    /// `host:port`).
+    pub async fn servers(&self) -> Result<Vec<String>, Error> {
+        let (servers, _) = self
+            .client
+            .get("/v1/agent/servers", &[], &QueryOptions::default())
+            .await?;
+        Ok(servers)
+    }
+
+    /// `PUT /v1/agent/servers`: replaces a client agent's server list.
+    pub async fn set_servers(&self, addresses: &[&str]) -> Result<(), Error> {
+        let extra: Vec<(&str, String)> = addresses
+            .iter()
+            .map(|address| ("address", address.to_string()))
+            .collect();
+        self.client
+            .write::<(), Value>(
+                Method::PUT,
+                "/v1/agent/servers",
+                None,
+                &extra,
+                &WriteOptions::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /v1/agent/keyring/list`: the gossip encryption keys installed.
+    pub async fn keyring_list(&self) -> Result<KeyringResponse, Error> {
+        let (keys, _) = self
+            .client
+            .get("/v1/agent/keyring/list", &[], &QueryOptions::default())
+            .await?;
+        Ok(keys)
+    }
+
+    /// Installs a gossip encryption key (base64), not yet used to encrypt.
+    pub async fn keyring_install(&self, key: &str) -> Result<KeyringResponse, Error> {
+        self.keyring_write("/v1/agent/keyring/install", key).await
+    }
+
+    /// Makes an installed key the one gossip encrypts with.
+    pub async fn keyring_use(&self, key: &str) -> Result<KeyringResponse, Error> {
+        self.keyring_write("/v1/agent/keyring/use", key).await
+    }
+
+    /// Removes an installed key (not the one in use).
+    pub async fn keyring_remove(&self, key: &str) -> Result<KeyringResponse, Error> {
+        self.keyring_write("/v1/agent/keyring/remove", key).await
+    }
+
+    async fn keyring_write(&self, path: &str, key: &str) -> Result<KeyringResponse, Error> {
+        let body = KeyringRequest {
+            key: key.to_string(),
+        };
+        let (answer, _) = self
+            .client
+            .write::<_, Option<KeyringResponse>>(
+                Method::PUT,
+                path,
+                Some(&body),
+                &[],
+                &WriteOptions::default(),
+            )
+            .await?;
+        Ok(answer.unwrap_or_default())
     }
 }

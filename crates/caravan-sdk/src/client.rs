@@ -10,6 +10,18 @@ use serde::Serialize;
 use crate::options::go_duration;
 use crate::{Config, Error, QueryMeta, QueryOptions, WriteMeta, WriteOptions};
 
+/// The most [`Client::raw`] reads of an answer's body.
+pub const RAW_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// An answer to [`Client::raw_response`]: any status, as it came.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    /// The answer's headers, in order, a repeated header once per value.
+    pub headers: Vec<(String, String)>,
+    pub body: bytes::Bytes,
+}
+
 /// A client of one Caravan (or Nomad) agent. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -241,6 +253,133 @@ impl Client {
             false => serde_json::from_slice(&body)?,
         };
         Ok((value, meta))
+    }
+
+    /// Any call, as `nomad operator api` makes it: `method` on
+    /// `path_and_query` (which starts with `/`) of this client's agent, with
+    /// `headers` and `body`. The client's region and namespace are added to
+    /// the query when it names none; its token and basic authentication are
+    /// sent unless `headers` carry their own (`X-Nomad-Token`,
+    /// `Authorization`). Any status is an answer, not an error: the status
+    /// and the body (read up to [`RAW_BODY_LIMIT`]) come back as they are.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, bytes::Bytes), Error> {
+        let answer = self
+            .raw_response(method, path_and_query, headers, body)
+            .await?;
+        Ok((answer.status, answer.body))
+    }
+
+    /// [`Client::raw`], with the answer's headers too.
+    pub async fn raw_response(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<RawResponse, Error> {
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| Error::Config(format!("invalid HTTP method {method:?}")))?;
+        if !path_and_query.starts_with('/') {
+            return Err(Error::Config(format!(
+                "the path {path_and_query:?} does not start with /"
+            )));
+        }
+        let mut url = reqwest::Url::parse(&format!("{}{path_and_query}", self.config.address))
+            .map_err(|error| Error::Config(format!("invalid URL: {error}")))?;
+        self.add_default_params(&mut url);
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
+            let value = reqwest::header::HeaderValue::from_str(value.trim())
+                .map_err(|_| Error::Config(format!("invalid value for header {name}")))?;
+            map.append(name, value);
+        }
+        let mut request = self.http.request(method, url);
+        if !map.contains_key("x-nomad-token") {
+            if let Some(token) = &self.config.token {
+                request = request.header("X-Nomad-Token", token);
+            }
+        }
+        if !map.contains_key(reqwest::header::AUTHORIZATION) {
+            if let Some((user, password)) = &self.config.http_auth {
+                request = request.basic_auth(user, password.as_ref());
+            }
+        }
+        request = request.headers(map);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let transport = |source| Error::Transport {
+            address: self.config.address.clone(),
+            source,
+        };
+        let mut response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.to_string(), value)
+            })
+            .collect();
+        let too_large = Error::TooLarge {
+            limit: RAW_BODY_LIMIT,
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > RAW_BODY_LIMIT as u64)
+        {
+            return Err(too_large);
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > RAW_BODY_LIMIT {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(RawResponse {
+            status,
+            headers,
+            body: body.freeze(),
+        })
+    }
+
+    /// The client's region and namespace on `url`, each only when the
+    /// query names none (an empty value counts as none, as in Nomad).
+    fn add_default_params(&self, url: &mut reqwest::Url) {
+        let defaults = [
+            ("region", self.config.region.as_deref()),
+            ("namespace", self.config.namespace.as_deref()),
+        ];
+        let missing: Vec<(&str, &str)> = defaults
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.filter(|value| !value.is_empty())?)))
+            .filter(|(name, _)| {
+                !url.query_pairs()
+                    .any(|(key, value)| key == *name && !value.is_empty())
+            })
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(key, _)| !missing.iter().any(|(name, _)| key == name))
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(kept)
+            .extend_pairs(missing);
     }
 
     /// This client, calling with `token` instead.

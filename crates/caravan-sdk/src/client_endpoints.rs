@@ -98,6 +98,17 @@ impl ClientEndpoints<'_> {
             .await
     }
 
+    /// The whole file as its bytes, read as they arrive (a binary file
+    /// comes back unchanged, where [`ClientEndpoints::cat`] reads text).
+    pub async fn cat_stream(&self, alloc: &str, path: &str) -> Result<ByteStream, Error> {
+        ByteStream::open(
+            self.client,
+            &format!("/v1/client/fs/cat/{alloc}"),
+            &[("path", path.to_string())],
+        )
+        .await
+    }
+
     /// A task's `stdout` or `stderr` so far, as plain text.
     pub async fn logs(&self, alloc: &str, task: &str, stream: &str) -> Result<String, Error> {
         self.client
@@ -176,6 +187,26 @@ impl ClientEndpoints<'_> {
                 &QueryOptions::default(),
             )
             .await
+    }
+
+    /// [`ClientEndpoints::read_at`] as bytes, read as they arrive.
+    pub async fn read_at_stream(
+        &self,
+        alloc: &str,
+        path: &str,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<ByteStream, Error> {
+        let mut query = vec![("path", path.to_string()), ("offset", offset.to_string())];
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        ByteStream::open(
+            self.client,
+            &format!("/v1/client/fs/readat/{alloc}"),
+            &query,
+        )
+        .await
     }
 
     /// What the allocation's tasks use now.
@@ -347,33 +378,10 @@ fn take_frame(buffer: &mut Vec<u8>) -> Result<Option<StreamFrame>, Error> {
 
 /// Standard base64 (with padding), as Go encodes `[]byte` in JSON.
 fn decode_base64(text: &str) -> Result<Vec<u8>, Error> {
-    let value = |byte: u8| -> Option<u32> {
-        match byte {
-            b'A'..=b'Z' => Some(u32::from(byte - b'A')),
-            b'a'..=b'z' => Some(u32::from(byte - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(byte - b'0') + 52),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
-        }
-    };
-    let invalid = || Error::Config(format!("invalid base64 in a stream frame: {text:?}"));
-    let digits = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    for group in digits.chunks(4) {
-        let mut bits = 0u32;
-        for (index, byte) in group.iter().enumerate() {
-            bits |= value(*byte).ok_or_else(invalid)? << (18 - 6 * index);
-        }
-        let bytes = bits.to_be_bytes();
-        match group.len() {
-            4 => out.extend_from_slice(&bytes[1..4]),
-            3 => out.extend_from_slice(&bytes[1..3]),
-            2 => out.push(bytes[1]),
-            _ => return Err(invalid()),
-        }
-    }
-    Ok(out)
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|error| Error::Config(format!("invalid base64 in a stream frame: {error}")))
 }
 
 #[cfg(test)]
@@ -385,6 +393,7 @@ mod tests {
         assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
         assert_eq!(decode_base64("aGVsbG8h").unwrap(), b"hello!");
         assert_eq!(decode_base64("aGk=").unwrap(), b"hi");
+        assert_eq!(decode_base64("//4AeA==").unwrap(), b"\xff\xfe\x00x");
         assert_eq!(decode_base64("").unwrap(), b"");
         assert!(decode_base64("a").is_err());
         assert!(decode_base64("a$==").is_err());

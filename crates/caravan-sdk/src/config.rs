@@ -50,12 +50,12 @@ impl Config {
                 )))
             }
         };
-        let http_auth = get("NOMAD_HTTP_AUTH").map(|auth| match auth.split_once(':') {
-            Some((user, password)) => (user.to_string(), Some(password.to_string())),
-            None => (auth, None),
-        });
+        let (address, address_auth) = normalize_address(&address)?;
+        let http_auth = get("NOMAD_HTTP_AUTH")
+            .map(|auth| split_auth(&auth))
+            .or(address_auth);
         Ok(Self {
-            address: normalize_address(&address)?,
+            address,
             token: get("NOMAD_TOKEN"),
             region: get("NOMAD_REGION"),
             namespace: get("NOMAD_NAMESPACE"),
@@ -68,14 +68,52 @@ impl Config {
     }
 
     /// These settings for the agent at `address`.
+    /// Credentials in the address (`https://user:pw@host`) become the basic
+    /// auth, unless one is already set.
     pub fn with_address(mut self, address: &str) -> Result<Self, Error> {
-        self.address = normalize_address(address)?;
+        let (address, auth) = normalize_address(address)?;
+        self.address = address;
+        if self.http_auth.is_none() {
+            self.http_auth = auth;
+        }
         Ok(self)
     }
 }
 
-/// `host:port` becomes `http://host:port`; a trailing `/` goes.
-fn normalize_address(address: &str) -> Result<String, Error> {
+/// `user[:password]` as Nomad's `NOMAD_HTTP_AUTH` reads it.
+fn split_auth(auth: &str) -> (String, Option<String>) {
+    match auth.split_once(':') {
+        Some((user, password)) => (user.to_string(), Some(password.to_string())),
+        None => (auth.to_string(), None),
+    }
+}
+
+/// Basic-auth credentials taken out of an address, if it had any.
+type AddressAuth = Option<(String, Option<String>)>;
+
+/// `host:port` becomes `http://host:port`; a trailing `/` goes; credentials
+/// (`user:pw@`) are taken out, so the address can be printed in errors
+/// without a password in them.
+fn normalize_address(address: &str) -> Result<(String, AddressAuth), Error> {
+    let address = address.trim();
+    let (scheme, rest) = match address.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, address),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (auth, rest) = match rest[..authority_end].rfind('@') {
+        Some(at) => (Some(split_auth(&rest[..at])), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let address = match scheme {
+        Some(scheme) => format!("{scheme}://{rest}"),
+        None => rest.to_string(),
+    };
+    Ok((address_only(&address)?, auth))
+}
+
+/// [`normalize_address`] after the credentials are out.
+fn address_only(address: &str) -> Result<String, Error> {
     let address = address.trim().trim_end_matches('/');
     if address.is_empty() {
         return Err(Error::Config("the agent address is empty".into()));
@@ -131,5 +169,24 @@ mod tests {
         assert!(
             Config::from_lookup(|name| (name == "NOMAD_ADDR").then(|| "ftp://x".into())).is_err()
         );
+    }
+
+    #[test]
+    fn credentials_in_the_address_become_basic_auth() {
+        let config = Config::from_lookup(|name| {
+            (name == "NOMAD_ADDR").then(|| "https://ops:s3cret@nomad.example:4646/".into())
+        })
+        .unwrap();
+        assert_eq!(config.address, "https://nomad.example:4646");
+        assert_eq!(
+            config.http_auth,
+            Some(("ops".to_string(), Some("s3cret".to_string())))
+        );
+        let config = Config::from_lookup(|_| None)
+            .unwrap()
+            .with_address("me@10.0.0.1:4646")
+            .unwrap();
+        assert_eq!(config.address, "http://10.0.0.1:4646");
+        assert_eq!(config.http_auth, Some(("me".to_string(), None)));
     }
 }

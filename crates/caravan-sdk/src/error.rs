@@ -17,6 +17,9 @@ pub enum Error {
     /// The answer was not what the API says it is.
     #[error("failed to decode the response: {0}")]
     Decode(#[from] serde_json::Error),
+    /// An answer's body was larger than the call reads.
+    #[error("the response body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
     /// The configuration (an environment variable, an address) is wrong.
     #[error("{0}")]
     Config(String),

@@ -34,7 +34,7 @@ pub mod operator;
 pub mod status;
 pub mod watch;
 
-pub use client::Client;
+pub use client::{Client, RawResponse, RAW_BODY_LIMIT};
 pub use config::Config;
 pub use error::Error;
 pub use options::{QueryMeta, QueryOptions, WriteMeta, WriteOptions};

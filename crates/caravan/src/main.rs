@@ -69,8 +69,17 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("agent") => agent::run(&args[1..]),
         Some("node-sim") => node_sim::run(&args[1..]),
+        // Key generation lives in caravan-server; the other keyring
+        // commands (list, install, use, remove) are caravan-command's.
         Some("operator")
-            if matches!(args.get(1).map(String::as_str), Some("gossip" | "keygen")) =>
+            if matches!(
+                args.iter()
+                    .skip(1)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                ["keygen", ..] | ["gossip", "keyring", "generate", ..]
+            ) =>
         {
             operator(&args[1..])
         }
@@ -118,7 +127,8 @@ fn executor(args: &[String]) -> ExitCode {
     }
 }
 
-/// `caravan operator ...`: so far only Nomad's gossip key generator.
+/// `caravan operator gossip keyring generate` and `operator keygen`:
+/// Nomad's gossip key generator.
 fn operator(args: &[String]) -> ExitCode {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {

@@ -493,7 +493,8 @@ fn autocomplete_install_writes_the_line_once_and_uninstall_removes_it() {
     for _ in 0..2 {
         caravan_with(&[("HOME", &home_path)], &["-autocomplete-install"]).ok();
     }
-    let line = format!("complete -C {BINARY} caravan");
+    let marker = "# added by caravan -autocomplete-install";
+    let line = format!("complete -C {BINARY} caravan {marker}");
     let bashrc = std::fs::read_to_string(home.path().join(".bashrc")).unwrap();
     assert_eq!(
         bashrc
@@ -507,7 +508,7 @@ fn autocomplete_install_writes_the_line_once_and_uninstall_removes_it() {
     let zshrc = std::fs::read_to_string(home.path().join(".zshrc")).unwrap();
     assert_eq!(
         zshrc,
-        format!("# zsh\nautoload -U +X bashcompinit && bashcompinit\n{line}\n")
+        format!("# zsh\nautoload -U +X bashcompinit && bashcompinit {marker}\n{line}\n")
     );
 
     caravan_with(&[("HOME", &home_path)], &["-autocomplete-uninstall"]).ok();
@@ -515,4 +516,20 @@ fn autocomplete_install_writes_the_line_once_and_uninstall_removes_it() {
     assert!(!bashrc.contains("complete -C"), "{bashrc}");
     let zshrc = std::fs::read_to_string(home.path().join(".zshrc")).unwrap();
     assert_eq!(zshrc, "# zsh\n");
+}
+
+#[test]
+fn acl_bootstrap_trims_the_secret_file_and_json_is_the_apis() {
+    let agent = Agent::start(&["-dev", "-acl-enabled"], "");
+    let secret = "2b778dd9-f5f1-6f29-b4b4-9a5fa948757a";
+    let file = agent.dir.path().join("secret");
+    // An editor's or Windows' line end and stray spaces are not the secret.
+    std::fs::write(&file, format!("  {secret} \r\n")).unwrap();
+    let file = file.display().to_string();
+    let run = caravan(&agent, &["acl", "bootstrap", "-json", &file]);
+    let token = run.json();
+    assert_eq!(token["SecretID"], secret, "{run:?}");
+    assert_eq!(token["Type"], "management");
+    let own = with_token(&agent, secret, &["acl", "token", "self", "-json"]).json();
+    assert_eq!(own["AccessorID"], token["AccessorID"]);
 }

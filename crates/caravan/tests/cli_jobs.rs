@@ -381,8 +381,9 @@ fn run_monitors_the_evaluation_then_status_inspect_allocs_and_stop() {
             .contains("Are you sure you want to stop job \"cli-run\"? [y/N]"),
         "{unanswered:#?}"
     );
-    assert!(
-        unanswered.failed().contains("cancelling job stop"),
+    assert_eq!(
+        unanswered.failed().trim(),
+        "Failed to parse answer: EOF",
         "{unanswered:#?}"
     );
     assert_eq!(
@@ -494,6 +495,59 @@ fn detach_vars_lists_and_prefixes() {
         unresolved.failed().contains("Unable to resolve ID"),
         "{unresolved:#?}"
     );
+}
+
+#[test]
+fn one_job_id_in_two_namespaces_is_never_guessed() {
+    let marker = marker("cli-namespaces");
+    let _reaper = ProcessReaper(marker.clone());
+    let agent = dev_agent();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "twin.hcl", &sleep_job("twin", &marker));
+    for namespace in ["default", "other"] {
+        let run = caravan(
+            &agent,
+            &["job", "run", "-detach", "-namespace", namespace, &file],
+        );
+        assert!(
+            run.ok().starts_with("Job registration successful"),
+            "{run:#?}"
+        );
+    }
+    // Every command that finds a job by ID refuses to pick one of the two.
+    for command in ["status", "inspect", "history", "allocs", "eval", "stop"] {
+        // `-yes` would skip `stop`'s question: the refusal is not it.
+        let args: &[&str] = match command {
+            "stop" => &["job", "stop", "-namespace=*", "-yes", "twin"],
+            _ => &["job", command, "-namespace=*", "twin"],
+        };
+        let run = caravan(&agent, args);
+        let stderr = run.failed();
+        assert!(
+            stderr.contains("Prefix matched multiple jobs"),
+            "job {command}: {stderr}"
+        );
+        let rows: Vec<Vec<&str>> = stderr
+            .lines()
+            .map(words)
+            .filter(|cells| cells.first() == Some(&"twin"))
+            .collect();
+        assert_eq!(rows.len(), 2, "job {command}: {stderr}");
+        assert!(
+            rows.iter().any(|cells| cells[1] == "default")
+                && rows.iter().any(|cells| cells[1] == "other"),
+            "job {command}: {stderr}"
+        );
+    }
+    // Nothing was stopped; each job is still reachable in its namespace.
+    for namespace in ["default", "other"] {
+        let status = caravan(
+            &agent,
+            &["job", "status", "-short", "-namespace", namespace, "twin"],
+        );
+        let state = header_value(status.ok(), "Status");
+        assert!(matches!(state, Some("pending" | "running")), "{status:#?}");
+    }
 }
 
 #[test]

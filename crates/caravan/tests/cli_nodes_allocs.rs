@@ -642,3 +642,123 @@ fn alloc_logs_follow_ends_when_the_task_ends() {
     );
     assert_eq!(tail.ok(), "tick3\n");
 }
+
+/// `caravan args...`: its exit code and stdout's bytes as they are.
+fn caravan_bytes(agent: &Agent, args: &[&str]) -> (i32, Vec<u8>) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .env("NOMAD_ADDR", agent.url(""))
+        .env_remove("NOMAD_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("caravan runs");
+    (output.status.code().unwrap_or(-1), output.stdout)
+}
+
+#[test]
+fn alloc_fs_prints_binary_files_and_job_prefixes_find_allocations() {
+    let (agent, _node) = cluster();
+    let mark = marker("cli-binary");
+    let _reaper = ProcessReaper(mark.clone());
+    let script = "printf '\\377\\376\\000x' > \"$NOMAD_ALLOC_DIR/data/bin.dat\"; echo ready; \
+                  while true; do sleep 0.1; done";
+    let job = shell_job("binary-job", "service", 1, script, &mark);
+    let alloc = running_alloc(&agent, &job);
+    wait_output(
+        &agent,
+        &["alloc", "logs", &alloc],
+        "the file to be written",
+        |run| run.stdout.contains("ready"),
+    );
+
+    let bytes = b"\xff\xfe\x00x".to_vec();
+    let cat = caravan_bytes(&agent, &["alloc", "fs", &alloc, "alloc/data/bin.dat"]);
+    assert_eq!(cat, (0, bytes.clone()));
+    let tail = caravan_bytes(
+        &agent,
+        &[
+            "alloc",
+            "fs",
+            "-tail",
+            "-c",
+            "3",
+            &alloc,
+            "alloc/data/bin.dat",
+        ],
+    );
+    assert_eq!(tail, (0, bytes[1..].to_vec()));
+
+    // -job takes a prefix of the job's ID, as the job commands do.
+    let by_job = caravan_bytes(
+        &agent,
+        &["alloc", "fs", "-job", "binary-j", "alloc/data/bin.dat"],
+    );
+    assert_eq!(by_job, (0, bytes));
+    let logs = caravan(&agent, &["alloc", "logs", "-job", "binary-j"]);
+    assert_eq!(logs.ok(), "ready\n");
+    let grouped = caravan(
+        &agent,
+        &["alloc", "logs", "-job", "-group", "g", "binary-job"],
+    );
+    assert_eq!(grouped.ok(), "ready\n");
+    let unknown = caravan(&agent, &["alloc", "logs", "-job", "no/such?job"]);
+    assert!(
+        unknown
+            .failed()
+            .contains("No job(s) with prefix or id \"no/such?job\" found"),
+        "{unknown:#?}"
+    );
+}
+
+#[test]
+fn a_drain_cancelled_elsewhere_ends_the_monitor() {
+    let (agent, node) = cluster();
+    let mark = marker("cli-drain-cancel");
+    let _reaper = ProcessReaper(mark.clone());
+    // Without a deadline a drain leaves batch allocations running.
+    let job = shell_job("long-batch", "batch", 1, "sleep 300", &mark);
+    running_alloc(&agent, &job);
+
+    let mut follow = Command::new(BINARY)
+        .args(["node", "drain", "-enable", "-yes", "-no-deadline", &node])
+        .env("NOMAD_ADDR", agent.url(""))
+        .env_remove("NOMAD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("caravan runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while agent.get(&format!("/v1/node/{node}")).json()["Drain"] != true {
+        assert!(Instant::now() < deadline, "the drain was not set");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Someone else cancels the drain.
+    let cancel = caravan(&agent, &["node", "drain", "-disable", "-yes", &node]);
+    assert_eq!(
+        cancel.ok().trim(),
+        format!("Node \"{node}\" drain strategy unset")
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = follow.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = follow.kill();
+            let _ = follow.wait();
+            panic!("the drain monitor went on after the drain was cancelled");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stdout = String::new();
+    if let Some(mut pipe) = follow.stdout.take() {
+        let _ = pipe.read_to_string(&mut stdout);
+    }
+    assert!(status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Drain canceled for node {node}")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Drain complete"), "{stdout}");
+}

@@ -38,29 +38,25 @@ pub fn bootstrap(args: &[String]) -> CommandResult {
     let parsed = flags.parse_with(args, 0, 1, "This command takes up to one argument")?;
     let secret = match parsed.arg(0) {
         None | Some("") => String::new(),
-        Some(path) => read_input(path)
+        // Spaces, tabs and a Windows line end around the secret are not
+        // part of it.
+        Some(path) => crate::prompt::read_input(path)
             .map_err(|error| {
                 CommandError::failed(format!("Error reading provided token: {error}"))
             })?
-            .trim_end_matches('\n')
+            .trim()
             .to_string(),
     };
     let client = client(&parsed)?;
-    let token = crate::block_on(client.acl().bootstrap_with_secret(&secret))
+    // Kept as the server wrote it, so -json shows the API's JSON.
+    let answer: serde_json::Value = crate::block_on(client.acl().bootstrap_as(&secret))
         .map_err(|error| CommandError::call("bootstrapping", error))?;
-    if crate::output::json_or_template(&parsed, &token)? {
+    if crate::output::json_or_template(&parsed, &answer)? {
         return Ok(());
     }
-    println!("{}", format_token(&token));
+    let token: AclToken = crate::error::typed(answer, "bootstrapping")?;
+    crate::outln!("{}", format_token(&token));
     Ok(())
-}
-
-/// A file's contents, or stdin's for `-`.
-fn read_input(path: &str) -> std::io::Result<String> {
-    match path {
-        "-" => std::io::read_to_string(std::io::stdin()),
-        _ => std::fs::read_to_string(path),
-    }
 }
 
 /// A time as Go's `time.Time` prints with `%v`, which Nomad's token output

@@ -1,10 +1,11 @@
 //! `acl policy apply`, `list`, `info` and `delete`.
 
+use caravan_api_types::acl::{AclPolicy, AclPolicyListStub};
 use caravan_sdk::{QueryOptions, WriteOptions};
 
-use super::read_input;
 use crate::error::{CommandError, CommandResult};
 use crate::flags::FlagSet;
+use crate::prompt::read_input;
 use crate::server::client;
 use crate::ui;
 
@@ -46,7 +47,7 @@ pub fn policy_apply(args: &[String]) -> CommandResult {
         &WriteOptions::default(),
     ))
     .map_err(|error| CommandError::call("writing ACL policy", error))?;
-    println!("Successfully wrote {name:?} ACL policy!");
+    crate::outln!("Successfully wrote {name:?} ACL policy!");
     Ok(())
 }
 
@@ -69,20 +70,26 @@ pub fn policy_list(args: &[String]) -> CommandResult {
         .value("t");
     let parsed = flags.parse_with(args, 0, 0, "This command takes no arguments")?;
     let client = client(&parsed)?;
-    let (policies, _) = crate::block_on(client.acl().policies(&QueryOptions::default()))
-        .map_err(|error| CommandError::call("listing ACL policies", error))?;
-    if crate::output::json_or_template(&parsed, &policies)? {
+    let doing = "listing ACL policies";
+    let (answer, _) = crate::block_on(
+        client
+            .acl()
+            .policies_as::<serde_json::Value>(&QueryOptions::default()),
+    )
+    .map_err(|error| CommandError::call(doing, error))?;
+    if crate::output::json_or_template(&parsed, &answer)? {
         return Ok(());
     }
+    let policies: Vec<AclPolicyListStub> = crate::error::typed(answer, doing)?;
     if policies.is_empty() {
-        println!("No policies found");
+        crate::outln!("No policies found");
         return Ok(());
     }
     let rows = policies
         .into_iter()
         .map(|policy| vec![policy.name, policy.description])
         .collect();
-    println!("{}", ui::table(&["Name", "Description"], rows));
+    crate::outln!("{}", ui::table(&["Name", "Description"], rows));
     Ok(())
 }
 
@@ -98,11 +105,17 @@ pub fn policy_info(args: &[String]) -> CommandResult {
     let parsed = flags.parse_with(args, 1, 1, "This command takes one argument: <name>")?;
     let name = parsed.arg(0).unwrap_or_default();
     let client = client(&parsed)?;
-    let (policy, _) = crate::block_on(client.acl().policy(name, &QueryOptions::default()))
-        .map_err(|error| CommandError::call("fetching info on ACL policy", error))?;
-    if crate::output::json_or_template(&parsed, &policy)? {
+    let doing = "fetching info on ACL policy";
+    let (answer, _) = crate::block_on(
+        client
+            .acl()
+            .policy_as::<serde_json::Value>(name, &QueryOptions::default()),
+    )
+    .map_err(|error| CommandError::call(doing, error))?;
+    if crate::output::json_or_template(&parsed, &answer)? {
         return Ok(());
     }
+    let policy: AclPolicy = crate::error::typed(answer, doing)?;
     let mut text = ui::kv(&[
         ("Name", policy.name.clone()),
         ("Description", policy.description.clone()),
@@ -121,7 +134,7 @@ pub fn policy_info(args: &[String]) -> CommandResult {
     // The rules may be long: last.
     text.push_str("\n\nRules\n\n");
     text.push_str(&policy.rules);
-    println!("{text}");
+    crate::outln!("{text}");
     Ok(())
 }
 
@@ -139,6 +152,6 @@ pub fn policy_delete(args: &[String]) -> CommandResult {
     let client = client(&parsed)?;
     crate::block_on(client.acl().delete_policy(name, &WriteOptions::default()))
         .map_err(|error| CommandError::call("deleting ACL policy", error))?;
-    println!("Successfully deleted {name} policy!");
+    crate::outln!("Successfully deleted {name} policy!");
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `acl token create`, `list`, `info`, `self`, `update` and `delete`.
 
-use caravan_api_types::acl::AclToken;
+use caravan_api_types::acl::{AclToken, AclTokenListStub};
 use caravan_api_types::duration::parse_go_duration_nanos;
 use caravan_sdk::{QueryOptions, WriteOptions};
 use chrono::Utc;
@@ -76,13 +76,15 @@ pub fn token_create(args: &[String]) -> CommandResult {
                 eprintln!("Error fetching info on {policy} policy: {error}");
             }
         }
-        acl.create(&token, &WriteOptions::default()).await
+        acl.create_as::<serde_json::Value>(&token, &WriteOptions::default())
+            .await
     })
     .map_err(|error| CommandError::call("creating token", error))?;
     if crate::output::json_or_template(&parsed, &created)? {
         return Ok(());
     }
-    println!("{}", format_token(&created));
+    let created: AclToken = crate::error::typed(created, "creating token")?;
+    crate::outln!("{}", format_token(&created));
     Ok(())
 }
 
@@ -107,13 +109,18 @@ pub fn token_list(args: &[String]) -> CommandResult {
         .value("t");
     let parsed = flags.parse_with(args, 0, 0, "This command takes no arguments")?;
     let client = client(&parsed)?;
-    let (tokens, _) = crate::block_on(client.acl().tokens(&QueryOptions::default()))
-        .map_err(|error| CommandError::call("listing ACL tokens", error))?;
-    if crate::output::json_or_template(&parsed, &tokens)? {
+    let (answer, _) = crate::block_on(
+        client
+            .acl()
+            .tokens_as::<serde_json::Value>(&QueryOptions::default()),
+    )
+    .map_err(|error| CommandError::call("listing ACL tokens", error))?;
+    if crate::output::json_or_template(&parsed, &answer)? {
         return Ok(());
     }
+    let tokens: Vec<AclTokenListStub> = crate::error::typed(answer, "listing ACL tokens")?;
     if tokens.is_empty() {
-        println!("No tokens found");
+        crate::outln!("No tokens found");
         return Ok(());
     }
     let now = Utc::now();
@@ -130,7 +137,7 @@ pub fn token_list(args: &[String]) -> CommandResult {
             ]
         })
         .collect();
-    println!(
+    crate::outln!(
         "{}",
         ui::table(&["Name", "Type", "Global", "Accessor ID", "Expired"], rows)
     );
@@ -162,12 +169,17 @@ pub fn token_info(args: &[String]) -> CommandResult {
     )?;
     let accessor = parsed.arg(0).unwrap_or_default();
     let client = client(&parsed)?;
-    let (token, _) = crate::block_on(client.acl().token(accessor, &QueryOptions::default()))
-        .map_err(|error| CommandError::call("fetching token", error))?;
-    if crate::output::json_or_template(&parsed, &token)? {
+    let (answer, _) = crate::block_on(
+        client
+            .acl()
+            .token_as::<serde_json::Value>(accessor, &QueryOptions::default()),
+    )
+    .map_err(|error| CommandError::call("fetching token", error))?;
+    if crate::output::json_or_template(&parsed, &answer)? {
         return Ok(());
     }
-    println!("{}", format_token(&token));
+    let token: AclToken = crate::error::typed(answer, "fetching token")?;
+    crate::outln!("{}", format_token(&token));
     Ok(())
 }
 
@@ -201,12 +213,17 @@ pub fn token_self(args: &[String]) -> CommandResult {
             "No token present in the environment or set via the CLI flag",
         ));
     }
-    let (token, _) = crate::block_on(client.acl().token_self(&QueryOptions::default()))
-        .map_err(|error| CommandError::call("fetching self token", error))?;
-    if crate::output::json_or_template(&parsed, &token)? {
+    let (answer, _) = crate::block_on(
+        client
+            .acl()
+            .token_self_as::<serde_json::Value>(&QueryOptions::default()),
+    )
+    .map_err(|error| CommandError::call("fetching self token", error))?;
+    if crate::output::json_or_template(&parsed, &answer)? {
         return Ok(());
     }
-    println!("{}", format_token(&token));
+    let token: AclToken = crate::error::typed(answer, "fetching self token")?;
+    crate::outln!("{}", format_token(&token));
     Ok(())
 }
 
@@ -262,7 +279,7 @@ pub fn token_update(args: &[String]) -> CommandResult {
             .await
             .map_err(|error| CommandError::call("updating token", error))
     })?;
-    println!("{}", format_token(&updated));
+    crate::outln!("{}", format_token(&updated));
     Ok(())
 }
 
@@ -289,6 +306,6 @@ pub fn token_delete(args: &[String]) -> CommandResult {
             .delete_token(accessor, &WriteOptions::default()),
     )
     .map_err(|error| CommandError::call("deleting token", error))?;
-    println!("Token {accessor} successfully deleted");
+    crate::outln!("Token {accessor} successfully deleted");
     Ok(())
 }

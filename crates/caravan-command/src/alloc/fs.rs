@@ -22,8 +22,13 @@ FS Specific Options:
   -verbose
     Show full-length IDs.
 
-  -job <job-id>
-    Use a random allocation of this job, preferring a running one.
+  -job
+    Take the first argument as a job ID (or a prefix of one) rather than
+    an allocation ID, and use one of the job's allocations, preferring a
+    running one.
+
+  -group <group-name>
+    With -job, use an allocation of this task group.
 
   -stat
     Show the file's stat instead of its contents.
@@ -86,7 +91,7 @@ pub fn fs(args: &[String]) -> CommandResult {
                 display_name(&file),
             ];
             let header = ["Mode", "Size", "Modified Time", "Content Type", "Name"];
-            println!("{}", ui::table(&header, vec![row]));
+            crate::outln!("{}", ui::table(&header, vec![row]));
             return Ok(());
         }
         if file.is_dir {
@@ -105,7 +110,7 @@ pub fn fs(args: &[String]) -> CommandResult {
                     ]
                 })
                 .collect();
-            println!(
+            crate::outln!(
                 "{}",
                 ui::table(&["Mode", "Size", "Modified Time", "Name"], rows)
             );
@@ -123,29 +128,26 @@ pub fn fs(args: &[String]) -> CommandResult {
                 .stream_file(&alloc.id, &path, origin, offset)
                 .await
                 .map_err(|error| CommandError::failed(format!("Error reading file: {error}")))?;
-            return copy_tail(lines, &mut stream)
+            return copy_tail(lines, offset, &mut stream)
                 .await
                 .map_err(|error| CommandError::failed(format!("error tailing file: {error}")));
         }
-        let text = match tailing {
-            false => endpoints.cat(&alloc.id, &path).await,
+        // The file's bytes as they are: a binary file is not text.
+        let doing = if tailing { "tailing" } else { "reading" };
+        let failed = |error: caravan_sdk::Error| {
+            CommandError::failed(format!("Error {doing} file: {error}"))
+        };
+        let mut stream = match tailing {
+            false => endpoints.cat_stream(&alloc.id, &path).await,
             true => {
                 endpoints
-                    .read_at(&alloc.id, &path, size - offset, None)
+                    .read_at_stream(&alloc.id, &path, size - offset, None)
                     .await
             }
         }
-        .map_err(|error| {
-            let doing = if tailing { "tailing" } else { "reading" };
-            CommandError::failed(format!("Error {doing} file: {error}"))
-        })?;
-        let shown = match (tailing, tail.lines) {
-            (true, Some(lines)) => super::logs::last_lines(text.as_bytes(), lines),
-            _ => text.as_bytes(),
-        };
-        use std::io::Write;
-        let _ = std::io::stdout().write_all(shown);
-        Ok(())
+        .map_err(failed)?;
+        let lines = if tailing { tail.lines } else { None };
+        copy_tail(lines, offset, &mut stream).await.map_err(failed)
     })
 }
 

@@ -83,7 +83,7 @@ pub fn stop(args: &[String]) -> CommandResult {
             .map_err(|error| CommandError::call("stopping allocation", error))?;
         let eval_id = answer["EvalID"].as_str().unwrap_or_default().to_string();
         if parsed.bool("detach") {
-            println!("{eval_id}");
+            crate::outln!("{eval_id}");
             return Ok(());
         }
         let options = crate::monitor::MonitorOptions {

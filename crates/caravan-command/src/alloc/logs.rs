@@ -7,7 +7,7 @@ use std::time::Duration;
 use std::future::Future;
 
 use caravan_sdk::client_endpoints::{ByteStream, FrameStream, LogOptions, Origin};
-use caravan_sdk::{Client, QueryOptions};
+use caravan_sdk::Client;
 
 use super::{check_task, only_task, resolve, ShortId, BYTES_PER_LINE, DEFAULT_TAIL_LINES};
 use crate::error::{CommandError, CommandResult};
@@ -29,11 +29,13 @@ Logs Specific Options:
   -task <task-name>
     The task to read the logs of.
 
-  -job <job-id>
-    Use a random allocation of this job, preferring a running one.
+  -job
+    Take the first argument as a job ID (or a prefix of one) rather than
+    an allocation ID, and use one of the job's allocations, preferring a
+    running one.
 
   -group <group-name>
-    With -job, an allocation of this group.
+    With -job, use an allocation of this task group.
 
   -verbose
     Show full-length IDs.
@@ -52,9 +54,12 @@ Logs Specific Options:
     With -tail, this many bytes.
 ";
 
-/// Reading stops trimming to `-n` lines once no data came for this long
-/// (the tail already sent has arrived; what follows is new output).
+/// With `-tail -f`, what arrives first is the backlog the tail asked for
+/// (cut to its last `-n` lines) and what follows is new output. The backlog
+/// is taken as over once as many bytes as asked for arrived, or once no
+/// data came for this long, or at the latest after [`TAIL_COLLECT_LIMIT`].
 const TAIL_SETTLE: Duration = Duration::from_millis(500);
+const TAIL_COLLECT_LIMIT: Duration = Duration::from_secs(2);
 
 pub fn logs(args: &[String]) -> CommandResult {
     let flags = FlagSet::new("alloc logs", USAGE)
@@ -124,7 +129,7 @@ pub fn logs(args: &[String]) -> CommandResult {
         } else {
             None
         };
-        copy_tail(lines, &mut stream)
+        copy_tail(lines, tail.offset, &mut stream)
             .await
             .map_err(|error| read_failed(format!("error following logs: {error}")))
     })
@@ -156,7 +161,7 @@ pub(crate) fn tail_size(parsed: &Parsed, flags: &FlagSet) -> Result<TailSize, Co
     match (lines, bytes) {
         (Some(_), Some(_)) => Err(CommandError::failed("Both -n and -c are not allowed")),
         (Some(lines), None) => Ok(TailSize {
-            offset: lines * BYTES_PER_LINE,
+            offset: lines.saturating_mul(BYTES_PER_LINE),
             lines: Some(lines),
         }),
         (None, Some(bytes)) => Ok(TailSize {
@@ -188,27 +193,17 @@ impl Chunks for FrameStream {
     }
 }
 
-/// Copies `stream` to stdout until it ends. With `lines`, what arrives
-/// first (until the stream pauses) is cut to its last `lines`.
+/// Copies `stream` to stdout until it ends. With `lines`, the backlog
+/// that arrives first (`backlog` bytes at most, see [`TAIL_SETTLE`]) is
+/// cut to its last `lines`.
 pub(crate) async fn copy_tail(
     lines: Option<u64>,
+    backlog: u64,
     stream: &mut impl Chunks,
 ) -> Result<(), caravan_sdk::Error> {
     let mut out = std::io::stdout();
     if let Some(lines) = lines {
-        let mut head = Vec::new();
-        let mut ended = false;
-        loop {
-            match tokio::time::timeout(TAIL_SETTLE, stream.next()).await {
-                Ok(Ok(Some(chunk))) => head.extend_from_slice(&chunk),
-                Ok(Ok(None)) => {
-                    ended = true;
-                    break;
-                }
-                Ok(Err(error)) => return Err(error),
-                Err(_) => break,
-            }
-        }
+        let (head, ended) = collect_backlog(stream, backlog).await?;
         let _ = out.write_all(last_lines(&head, lines));
         let _ = out.flush();
         if ended {
@@ -220,6 +215,28 @@ pub(crate) async fn copy_tail(
         let _ = out.flush();
     }
     Ok(())
+}
+
+/// What arrives first of `stream`: until `backlog` bytes came, the stream
+/// paused or ended, or [`TAIL_COLLECT_LIMIT`] passed; and whether it ended.
+async fn collect_backlog(
+    stream: &mut impl Chunks,
+    backlog: u64,
+) -> Result<(Vec<u8>, bool), caravan_sdk::Error> {
+    let deadline = tokio::time::Instant::now() + TAIL_COLLECT_LIMIT;
+    let mut head = Vec::new();
+    while (head.len() as u64) < backlog {
+        let wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(TAIL_SETTLE);
+        match tokio::time::timeout(wait, stream.next()).await {
+            Ok(Ok(Some(chunk))) => head.extend_from_slice(&chunk),
+            Ok(Ok(None)) => return Ok((head, true)),
+            Ok(Err(error)) => return Err(error),
+            Err(_) => break,
+        }
+    }
+    Ok((head, false))
 }
 
 /// The last `count` lines of `data` (a final newline ends a line, it does
@@ -241,18 +258,19 @@ pub(crate) fn last_lines(data: &[u8], count: u64) -> &[u8] {
     data
 }
 
-/// An allocation of `job` (of `group`, if given), a running one if any.
+/// An allocation of the job `job` (an ID or a prefix of one, found in its
+/// namespace as the job commands find it) and of `group`, if given: a
+/// running one if any.
 pub(crate) async fn job_alloc_id(
     client: &Client,
     job: &str,
     group: Option<&str>,
 ) -> Result<String, CommandError> {
-    let (mut allocs, _): (Vec<caravan_api_types::alloc::AllocListStub>, _) = client
-        .get(
-            &format!("/v1/job/{job}/allocations"),
-            &[],
-            &QueryOptions::default(),
-        )
+    let found = crate::job::resolve(client, job.trim()).await?;
+    let job = found.id.as_str();
+    let (mut allocs, _) = client
+        .jobs()
+        .allocations(job, &crate::job::in_namespace(&found.namespace))
         .await
         .map_err(|error| {
             CommandError::failed(format!(
@@ -289,5 +307,33 @@ mod tests {
         assert_eq!(last_lines(b"a\nb\n", 5), b"a\nb\n");
         assert_eq!(last_lines(b"partial\nx\n", 1), b"x\n");
         assert_eq!(last_lines(b"a\n", 0), b"");
+    }
+
+    /// Chunks handed out as fast as asked, never ending (a busy task).
+    struct Busy(u64);
+
+    impl Chunks for Busy {
+        async fn next(&mut self) -> Result<Option<Vec<u8>>, caravan_sdk::Error> {
+            self.0 += 1;
+            Ok(Some(format!("line{}\n", self.0).into_bytes()))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_backlog_of_a_busy_stream_ends_at_its_size() {
+        let mut busy = Busy(0);
+        let (head, ended) = collect_backlog(&mut busy, 20).await.unwrap();
+        assert!(!ended);
+        assert_eq!(head, b"line1\nline2\nline3\nline4\n");
+        assert_eq!(last_lines(&head, 1), b"line4\n");
+        let overflow = tail_size_of(&["-n", "9223372036854775807"]);
+        assert_eq!(overflow, u64::MAX);
+    }
+
+    fn tail_size_of(args: &[&str]) -> u64 {
+        let flags = FlagSet::new("alloc logs", USAGE).value("n").value("c");
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        let parsed = flags.parse(&args).unwrap();
+        tail_size(&parsed, &flags).unwrap().offset
     }
 }

@@ -8,11 +8,13 @@ mod status;
 
 pub use fs::fs;
 pub use lifecycle::{restart, signal, stop};
+pub(crate) use logs::job_alloc_id;
 pub use logs::logs;
 pub use status::status;
 
 use caravan_api_types::alloc::{AllocListStub, Allocation};
 use caravan_sdk::{Client, QueryOptions};
+use serde_json::Value;
 
 use crate::error::CommandError;
 use crate::prefix::{pick, uuid_prefix};
@@ -38,6 +40,17 @@ pub(crate) async fn resolve(
     short_id: ShortId,
     verbose: bool,
 ) -> Result<Allocation, CommandError> {
+    let answer = resolve_value(client, ident, short_id, verbose).await?;
+    crate::error::typed(answer, "querying allocation")
+}
+
+/// [`resolve`], the allocation kept as the API's JSON (for `-json`).
+pub(crate) async fn resolve_value(
+    client: &Client,
+    ident: &str,
+    short_id: ShortId,
+    verbose: bool,
+) -> Result<Value, CommandError> {
     if short_id == ShortId::AllocId && ident.chars().count() == 1 {
         return Err(CommandError::failed(
             "Alloc ID must contain at least two characters.",
@@ -66,15 +79,16 @@ pub(crate) async fn resolve(
         namespace: Some(stub.namespace.clone()).filter(|namespace| !namespace.is_empty()),
         ..QueryOptions::default()
     };
+    let path = format!("/v1/allocation/{}", caravan_sdk::jobs::escape(&stub.id));
     let (alloc, _) = client
-        .allocations()
-        .info(&stub.id, &options)
+        .get(&path, &[], &options)
         .await
         .map_err(query_error)?;
     Ok(alloc)
 }
 
-/// Allocations as Nomad lists them (`formatAllocListStubs`).
+/// Allocations as Nomad lists them (`formatAllocListStubs`): `job status`,
+/// `job allocs`, `eval status`, `node status` and a prefix's matches.
 pub(crate) fn stub_list(stubs: &[AllocListStub], verbose: bool) -> String {
     if stubs.is_empty() {
         return "No allocations placed".to_string();
@@ -217,6 +231,11 @@ pub(crate) fn megabytes(megabytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_allocations() {
+        assert_eq!(stub_list(&[], false), "No allocations placed");
+    }
 
     #[test]
     fn sizes_print_as_go_humanize_does() {

@@ -7,7 +7,7 @@ use caravan_sdk::QueryOptions;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{ibytes, megabytes, resolve, ShortId};
+use super::{ibytes, megabytes, resolve_value, ShortId};
 use crate::error::{CommandError, CommandResult};
 use crate::flags::FlagSet;
 use crate::output::json_or_template;
@@ -26,7 +26,8 @@ Alloc Status Options:
     Show full-length IDs, exact times and placement metrics.
 
   -stats
-    Display detailed resource usage statistics.
+    Display detailed resource usage statistics: each task's measured
+    memory and CPU figures (without it, only used/given totals).
 
   -json
     Output the allocation in its JSON format.
@@ -62,12 +63,13 @@ pub fn status(args: &[String]) -> CommandResult {
     }
     let verbose = parsed.bool("verbose");
     crate::block_on(async {
-        let alloc = resolve(&client, &parsed.args[0], ShortId::Identifier, verbose).await?;
-        if json_or_template(&parsed, &alloc)? {
+        let answer = resolve_value(&client, &parsed.args[0], ShortId::Identifier, verbose).await?;
+        if json_or_template(&parsed, &answer)? {
             return Ok(());
         }
+        let alloc: Allocation = crate::error::typed(answer, "querying allocation")?;
         if parsed.bool("short") {
-            println!(
+            crate::outln!(
                 "{}",
                 ui::kv(&[
                     ("ID", alloc.id.clone()),
@@ -76,16 +78,16 @@ pub fn status(args: &[String]) -> CommandResult {
                     ("Modified", ui::time_ago(alloc.modify_time)),
                 ])
             );
-            println!("\nTasks\n{}", short_tasks(&alloc));
+            crate::outln!("\nTasks\n{}", short_tasks(&alloc));
             return Ok(());
         }
-        println!("{}", basic_info(&alloc, verbose));
+        crate::outln!("{}", basic_info(&alloc, verbose));
         let stats = match alloc.client_terminal() {
             true => None,
             false => match client.client().allocation_stats(&alloc.id).await {
                 Ok(stats) => Some(stats),
                 Err(error) => {
-                    println!();
+                    crate::outln!();
                     eprintln!("Couldn't retrieve stats: {error}");
                     None
                 }
@@ -99,20 +101,27 @@ pub fn status(args: &[String]) -> CommandResult {
             else {
                 continue;
             };
-            println!(
+            crate::outln!(
                 "\nTask {task:?}{} is {:?}",
                 lifecycle_text(&alloc, &task),
                 state.state
             );
             if let Some(resources) = task_resources(&alloc, &task, stats.as_ref()) {
-                println!("Task Resources:\n{resources}");
+                crate::outln!("Task Resources:\n{resources}");
             }
-            println!();
+            let usage = stats
+                .as_ref()
+                .map(|stats| &stats["Tasks"][&task]["ResourceUsage"]);
+            if let Some(usage) = usage.filter(|usage| parsed.bool("stats") && !usage.is_null()) {
+                crate::outln!();
+                crate::out!("{}", verbose_usage(usage));
+            }
+            crate::outln!();
             print_task_status(state);
         }
         if verbose {
             if let Some(metrics) = &alloc.metrics {
-                println!(
+                crate::outln!(
                     "\nPlacement Metrics\n{}",
                     crate::monitor::format_alloc_metrics(metrics, "  ")
                 );
@@ -288,6 +297,64 @@ fn task_resources(alloc: &Allocation, task: &str, stats: Option<&Value>) -> Opti
     Some(ui::table(&["CPU", "Memory", "Disk", "Addresses"], rows))
 }
 
+/// `-stats`: the memory and CPU figures the client measured, as Nomad's
+/// `outputVerboseResourceUsage` shows them.
+fn verbose_usage(usage: &Value) -> String {
+    let measured = |stats: &Value| -> Vec<String> {
+        let mut names: Vec<String> = stats["Measured"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|name| name.as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    };
+    let mut text = String::new();
+    let memory = &usage["MemoryStats"];
+    let names = measured(memory);
+    if !names.is_empty() {
+        fn field(name: &str) -> &str {
+            match name {
+                "Max Usage" => "MaxUsage",
+                "Kernel Usage" => "KernelUsage",
+                "Kernel Max Usage" => "KernelMaxUsage",
+                other => other,
+            }
+        }
+        let row = names
+            .iter()
+            .map(|name| ibytes(memory[field(name)].as_u64().unwrap_or(0)))
+            .collect();
+        let header: Vec<&str> = names.iter().map(String::as_str).collect();
+        text.push_str(&format!(
+            "Memory Stats\n{}\n\n",
+            ui::table(&header, vec![row])
+        ));
+    }
+    let cpu = &usage["CpuStats"];
+    let names = measured(cpu);
+    if !names.is_empty() {
+        let row = names
+            .iter()
+            .map(|name| {
+                let number = |field: &str| cpu[field].as_f64().unwrap_or(0.0);
+                match name.as_str() {
+                    "Percent" => format!("{:.2}%", number("Percent")),
+                    "User Mode" => format!("{:.2}%", number("UserMode")),
+                    "System Mode" => format!("{:.2}%", number("SystemMode")),
+                    "Throttled Periods" => number("ThrottledPeriods").to_string(),
+                    "Throttled Time" => number("ThrottledTime").to_string(),
+                    _ => String::new(),
+                }
+            })
+            .collect();
+        let header: Vec<&str> = names.iter().map(String::as_str).collect();
+        text.push_str(&format!("CPU Stats\n{}\n", ui::table(&header, vec![row])));
+    }
+    text
+}
+
 fn task_time(time: &Option<DateTime<Utc>>) -> String {
     time.as_ref()
         .map(ui::format_time)
@@ -295,7 +362,7 @@ fn task_time(time: &Option<DateTime<Utc>>) -> String {
 }
 
 fn print_task_status(state: &TaskState) {
-    println!(
+    crate::outln!(
         "Task Events:\n{}",
         ui::kv(&[
             ("Started At", task_time(&state.started_at)),
@@ -317,7 +384,7 @@ fn print_task_status(state: &TaskState) {
             ]
         })
         .collect();
-    println!(
+    crate::outln!(
         "\nRecent Events:\n{}",
         ui::table(&["Time", "Type", "Description"], rows)
     );
@@ -401,6 +468,23 @@ mod tests {
             event_type: event_type.to_string(),
             ..TaskEvent::default()
         }
+    }
+
+    #[test]
+    fn stats_show_what_was_measured() {
+        let usage = serde_json::json!({
+            "MemoryStats": {"RSS": 2048, "Usage": 4096, "MaxUsage": 0, "Measured": ["RSS", "Max Usage"]},
+            "CpuStats": {"Percent": 12.345, "ThrottledPeriods": 3, "Measured": ["Throttled Periods", "Percent"]}
+        });
+        let text = verbose_usage(&usage);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Memory Stats");
+        assert_eq!(lines[1], "Max Usage  RSS");
+        assert_eq!(lines[2], "0 B        2.0 KiB");
+        assert_eq!(lines[4], "CPU Stats");
+        assert_eq!(lines[5], "Percent  Throttled Periods");
+        assert_eq!(lines[6], "12.35%   3");
+        assert_eq!(verbose_usage(&serde_json::json!({})), "");
     }
 
     #[test]

@@ -93,14 +93,16 @@ pub fn status(args: &[String]) -> CommandResult {
             };
             return crate::monitor::monitor(&client, &stub.id, &options).await;
         }
-        let (eval, _) = client
-            .evaluations()
-            .info(&stub.id, &QueryOptions::default())
+        // Kept as the server wrote it, so -json shows the API's JSON.
+        let path = format!("/v1/evaluation/{}", caravan_sdk::jobs::escape(&stub.id));
+        let (answer, _): (serde_json::Value, _) = client
+            .get(&path, &[], &QueryOptions::default())
             .await
             .map_err(|error| CommandError::call(doing, error))?;
-        if json_or_template(&parsed, &eval)? {
+        if json_or_template(&parsed, &answer)? {
             return Ok(());
         }
+        let eval: Evaluation = crate::error::typed(answer, doing)?;
         let (placed, _) = client
             .evaluations()
             .allocations(&eval.id, &QueryOptions::default())
@@ -108,7 +110,7 @@ pub fn status(args: &[String]) -> CommandResult {
             .map_err(|error| CommandError::call("querying related allocations", error))?;
         print_eval(&eval, verbose);
         if !placed.is_empty() {
-            println!(
+            crate::outln!(
                 "\nPlaced Allocations\n{}",
                 crate::alloc::stub_list(&placed, verbose)
             );
@@ -171,7 +173,7 @@ fn print_eval(eval: &Evaluation, verbose: bool) {
         ("Next Eval", id(&eval.next_eval)),
         ("Blocked Eval", id(&eval.blocked_eval)),
     ]);
-    println!("{}", ui::kv(&basic));
+    crate::outln!("{}", ui::kv(&basic));
     if let Some(related) = eval
         .related_evals
         .as_ref()
@@ -198,7 +200,7 @@ fn print_eval(eval: &Evaluation, verbose: bool) {
             "Status",
             "Description",
         ];
-        println!("\nRelated Evaluations\n{}", ui::table(&header, rows));
+        crate::outln!("\nRelated Evaluations\n{}", ui::table(&header, rows));
     }
 }
 
@@ -210,13 +212,13 @@ fn print_failures(eval: &Evaluation, verbose: bool) {
     else {
         return;
     };
-    println!("\nFailed Placements");
+    crate::outln!("\nFailed Placements");
     for (group, metrics) in failed {
-        println!("{}", crate::monitor::failed_group_line(group, metrics));
-        println!("{}", crate::monitor::format_alloc_metrics(metrics, "  "));
+        crate::outln!("{}", crate::monitor::failed_group_line(group, metrics));
+        crate::outln!("{}", crate::monitor::format_alloc_metrics(metrics, "  "));
     }
     if !eval.blocked_eval.is_empty() {
-        println!(
+        crate::outln!(
             "\nEvaluation {:?} waiting for additional capacity to place remainder",
             ui::short(&eval.blocked_eval, verbose)
         );
@@ -234,19 +236,12 @@ pub fn list(args: &[String]) -> CommandResult {
         .value("job")
         .value("status");
     let parsed = flags.parse_with(args, 0, 0, "This command takes no arguments")?;
-    let per_page = match parsed.get("per-page") {
-        Some(text) => Some(text.parse::<u32>().map_err(|_| {
-            flags.usage_error(format!(
-                "invalid value {text:?} for flag -per-page: parse error"
-            ))
-        })?),
-        None => None,
-    };
+    let per_page = crate::prompt::per_page(&parsed, &flags)?;
     let client = parsed.client()?;
     crate::block_on(async {
         let options = QueryOptions {
             filter: parsed.get("filter").map(str::to_string),
-            per_page: per_page.filter(|size| *size > 0),
+            per_page,
             next_token: parsed.get("page-token").map(str::to_string),
             ..QueryOptions::default()
         };
@@ -268,7 +263,7 @@ pub fn list(args: &[String]) -> CommandResult {
             CommandError::failed(format!("Error querying evaluations: {error}"))
         })?;
         if evals.is_empty() {
-            println!("No evals found");
+            crate::outln!("No evals found");
             return Ok(());
         }
         let stubs: Vec<EvaluationStub> = evals.iter().map(Evaluation::stub).collect();
@@ -280,12 +275,9 @@ pub fn list(args: &[String]) -> CommandResult {
                     .is_some_and(|f| !f.is_empty())
             })
             .collect();
-        println!("{}", eval_rows(&stubs, &failures, parsed.bool("verbose")));
+        crate::outln!("{}", eval_rows(&stubs, &failures, parsed.bool("verbose")));
         if let Some(token) = meta.next_token {
-            println!(
-                "\nResults have been paginated. To get the next page run:\n\n{} -page-token {token}",
-                std::env::args().collect::<Vec<_>>().join(" ")
-            );
+            crate::outln!("{}", crate::prompt::next_page_hint(&token));
         }
         Ok(())
     })

@@ -43,7 +43,10 @@ pub fn allocs(args: &[String]) -> CommandResult {
         if json_or_template(&parsed, &allocs)? {
             return Ok(());
         }
-        println!("{}", super::alloc_table(&allocs, parsed.bool("verbose")));
+        crate::outln!(
+            "{}",
+            crate::alloc::stub_list(&allocs, parsed.bool("verbose"))
+        );
         Ok(())
     })
 }

@@ -45,7 +45,7 @@ pub fn eval(args: &[String]) -> CommandResult {
             .map_err(|error| CommandError::call("evaluating job", error))?;
         let eval_id = answer["EvalID"].as_str().unwrap_or_default().to_string();
         if parsed.bool("detach") {
-            println!("Created eval ID: \"{eval_id}\"");
+            crate::outln!("Created eval ID: \"{eval_id}\"");
             return Ok(());
         }
         let options = MonitorOptions {

@@ -66,7 +66,7 @@ pub fn history(args: &[String]) -> CommandResult {
             .iter()
             .map(|version| version_block(version, full))
             .collect();
-        println!("{}", blocks?.join("\n\n"));
+        crate::outln!("{}", blocks?.join("\n\n"));
         Ok(())
     })
 }

@@ -42,7 +42,7 @@ pub fn init(args: &[String]) -> CommandResult {
     };
     std::fs::write(file, text)
         .map_err(|error| CommandError::failed(format!("Failed to write '{file}': {error}")))?;
-    println!("Example job file written to {file}");
+    crate::outln!("Example job file written to {file}");
     Ok(())
 }
 

@@ -85,7 +85,7 @@ pub fn inspect(args: &[String]) -> CommandResult {
         if json_or_template(&parsed, &job)? {
             return Ok(());
         }
-        println!(
+        crate::outln!(
             "{}",
             super::pretty_json(&serde_json::json!({ "Job": job }))?
         );

@@ -3,7 +3,6 @@
 //! `-` for stdin, `-var` / `-var-file` / `NOMAD_VAR_*` for variables.
 
 use std::collections::HashMap;
-use std::io::Read;
 
 use serde_json::Value;
 
@@ -32,15 +31,10 @@ pub fn load(parsed: &Parsed, path: &str) -> Result<Value, CommandError> {
 }
 
 fn read_source(path: &str) -> Result<String, String> {
-    if path == "-" {
-        let mut source = String::new();
-        std::io::stdin()
-            .read_to_string(&mut source)
-            .map_err(|error| format!("Failed to read stdin: {error}"))?;
-        return Ok(source);
-    }
-    std::fs::read_to_string(path)
-        .map_err(|error| format!("Error reading job file {path:?}: {error}"))
+    crate::prompt::read_input(path).map_err(|error| match path {
+        "-" => format!("Failed to read stdin: {error}"),
+        _ => format!("Error reading job file {path:?}: {error}"),
+    })
 }
 
 /// A JSON job file: the job itself, or `{"Job": ...}` as `job inspect` and

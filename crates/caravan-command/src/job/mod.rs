@@ -13,7 +13,6 @@ mod status;
 mod stop;
 mod validate;
 
-use caravan_api_types::alloc::AllocListStub;
 use caravan_api_types::job::JobListStub;
 use caravan_sdk::{Client, QueryOptions};
 use serde::Serialize;
@@ -115,77 +114,6 @@ pub(crate) fn status_string(status: &str, stop: bool) -> String {
     }
 }
 
-/// A job's allocations as `job status` and `job allocs` list them.
-pub(crate) fn alloc_table(allocs: &[AllocListStub], verbose: bool) -> String {
-    if allocs.is_empty() {
-        return "No allocations placed".to_string();
-    }
-    let length = if verbose { usize::MAX } else { ui::SHORT_ID };
-    let id = |id: &str| ui::limit(id, length).to_string();
-    if verbose {
-        let rows = allocs
-            .iter()
-            .map(|alloc| {
-                vec![
-                    id(&alloc.id),
-                    id(&alloc.eval_id),
-                    id(&alloc.node_id),
-                    alloc.node_name.clone(),
-                    alloc.task_group.clone(),
-                    alloc.job_version.to_string(),
-                    alloc.desired_status.clone(),
-                    alloc.client_status.clone(),
-                    ui::format_unix_nanos(alloc.create_time),
-                    ui::format_unix_nanos(alloc.modify_time),
-                ]
-            })
-            .collect();
-        return ui::table(
-            &[
-                "ID",
-                "Eval ID",
-                "Node ID",
-                "Node Name",
-                "Task Group",
-                "Version",
-                "Desired",
-                "Status",
-                "Created",
-                "Modified",
-            ],
-            rows,
-        );
-    }
-    let rows = allocs
-        .iter()
-        .map(|alloc| {
-            vec![
-                id(&alloc.id),
-                id(&alloc.node_id),
-                alloc.task_group.clone(),
-                alloc.job_version.to_string(),
-                alloc.desired_status.clone(),
-                alloc.client_status.clone(),
-                ui::time_ago(alloc.create_time),
-                ui::time_ago(alloc.modify_time),
-            ]
-        })
-        .collect();
-    ui::table(
-        &[
-            "ID",
-            "Node ID",
-            "Task Group",
-            "Version",
-            "Desired",
-            "Status",
-            "Created",
-            "Modified",
-        ],
-        rows,
-    )
-}
-
 /// `-eval-priority`: 1 to 100, or unset.
 pub(crate) fn eval_priority(flag: Option<&str>) -> Result<Option<u8>, CommandError> {
     let Some(text) = flag else {
@@ -243,11 +171,6 @@ mod tests {
         );
         let all = list_output(&[stub("web1")], true);
         assert!(all.starts_with("ID    Namespace  Type"), "{all}");
-    }
-
-    #[test]
-    fn no_allocations() {
-        assert_eq!(alloc_table(&[], false), "No allocations placed");
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub fn run(args: &[String]) -> CommandResult {
         job["ConsulNamespace"] = Value::String(namespace.to_string());
     }
     if parsed.bool("output") {
-        println!(
+        crate::outln!(
             "{}",
             super::pretty_json(&serde_json::json!({ "Job": job }))?
         );
@@ -121,16 +121,16 @@ pub fn run(args: &[String]) -> CommandResult {
             .await
             .map_err(submit_error)?;
         if !answer.warnings.is_empty() {
-            println!("Job Warnings:\n{}\n", answer.warnings);
+            crate::outln!("Job Warnings:\n{}\n", answer.warnings);
         }
         let periodic = job.get("Periodic").is_some_and(|value| !value.is_null());
         let parameterized = job
             .get("ParameterizedJob")
             .is_some_and(|value| !value.is_null());
         if parsed.bool("detach") || periodic || parameterized || answer.eval_id.is_empty() {
-            println!("Job registration successful");
+            crate::outln!("Job registration successful");
             if !parameterized && !answer.eval_id.is_empty() {
-                println!("Evaluation ID: {}", answer.eval_id);
+                crate::outln!("Evaluation ID: {}", answer.eval_id);
             }
             return Ok(());
         }

@@ -82,7 +82,7 @@ pub(crate) async fn list(client: &Client, parsed: &Parsed) -> CommandResult {
         .await
         .map_err(|error| CommandError::call("querying jobs", error))?;
     if jobs.is_empty() {
-        println!("No running jobs");
+        crate::outln!("No running jobs");
         return Ok(());
     }
     if parsed.bool("json") || parsed.get("t").is_some() {
@@ -94,7 +94,7 @@ pub(crate) async fn list(client: &Client, parsed: &Parsed) -> CommandResult {
         return Ok(());
     }
     let all_namespaces = client.config().namespace.as_deref() == Some("*");
-    println!("{}", super::list_output(&jobs, all_namespaces));
+    crate::outln!("{}", super::list_output(&jobs, all_namespaces));
     Ok(())
 }
 
@@ -140,7 +140,7 @@ async fn one(client: &Client, parsed: &Parsed, ident: &str) -> CommandResult {
         json_or_template(parsed, &data)?;
         return Ok(());
     }
-    println!("{}", ui::kv(&header(&job)));
+    crate::outln!("{}", ui::kv(&header(&job)));
     if parsed.bool("short") {
         return Ok(());
     }
@@ -152,8 +152,8 @@ async fn one(client: &Client, parsed: &Parsed, ident: &str) -> CommandResult {
         .await
         .map_err(|error| CommandError::call("querying job summary", error))?;
     if let Some(parameters) = job.parameterized_job.as_ref().filter(|_| parameterized) {
-        println!("\nParameterized Job");
-        println!(
+        crate::outln!("\nParameterized Job");
+        crate::outln!(
             "{}",
             ui::kv(&[
                 ("Payload", parameters.payload.clone()),
@@ -176,7 +176,7 @@ async fn one(client: &Client, parsed: &Parsed, ident: &str) -> CommandResult {
             ])
         );
     }
-    print!(
+    crate::out!(
         "{}",
         summary_text(&summary, periodic || parameterized, parameterized)
     );
@@ -196,7 +196,7 @@ async fn one(client: &Client, parsed: &Parsed, ident: &str) -> CommandResult {
         .map_err(|error| CommandError::call("querying job evaluations", error))?;
     let verbose = parsed.bool("verbose");
     if verbose || parsed.bool("evals") {
-        println!("\nEvaluations\n{}", evals_table(&evals, verbose));
+        crate::outln!("\nEvaluations\n{}", evals_table(&evals, verbose));
     }
     // Placement failures are shown while a blocked evaluation still waits
     // to place them.
@@ -210,7 +210,7 @@ async fn one(client: &Client, parsed: &Parsed, ident: &str) -> CommandResult {
         })
         .max_by_key(|eval| eval.create_index);
     if let (true, Some(failed)) = (blocked, latest_failed) {
-        println!("\nPlacement Failure");
+        crate::outln!("\nPlacement Failure");
         let groups: Vec<String> = failed
             .failed_tg_allocs
             .iter()
@@ -222,9 +222,12 @@ async fn one(client: &Client, parsed: &Parsed, ident: &str) -> CommandResult {
                 )
             })
             .collect();
-        println!("{}", groups.join("\n\n"));
+        crate::outln!("{}", groups.join("\n\n"));
     }
-    println!("\nAllocations\n{}", super::alloc_table(&allocs, verbose));
+    crate::outln!(
+        "\nAllocations\n{}",
+        crate::alloc::stub_list(&allocs, verbose)
+    );
     Ok(())
 }
 
@@ -344,10 +347,10 @@ async fn children(
         .map(|child| vec![child.id.clone(), child.status.clone()])
         .collect();
     match (rows.is_empty(), parameterized) {
-        (true, true) => println!("\nNo dispatched instances of parameterized job found"),
-        (true, false) => println!("\nNo instances of periodic job found"),
-        (false, true) => println!("\nDispatched Jobs\n{}", ui::table(&["ID", "Status"], rows)),
-        (false, false) => println!(
+        (true, true) => crate::outln!("\nNo dispatched instances of parameterized job found"),
+        (true, false) => crate::outln!("\nNo instances of periodic job found"),
+        (false, true) => crate::outln!("\nDispatched Jobs\n{}", ui::table(&["ID", "Status"], rows)),
+        (false, false) => crate::outln!(
             "\nPreviously Launched Jobs\n{}",
             ui::table(&["ID", "Status"], rows)
         ),
@@ -360,14 +363,11 @@ fn evals_table(evals: &[Evaluation], verbose: bool) -> String {
     let rows = evals
         .iter()
         .map(|eval| {
-            let failures = match eval.status.as_str() {
-                "blocked" => "N/A - In Progress".to_string(),
-                _ => eval
-                    .failed_tg_allocs
-                    .as_ref()
-                    .is_some_and(|failed| !failed.is_empty())
-                    .to_string(),
-            };
+            let failed = eval
+                .failed_tg_allocs
+                .as_ref()
+                .is_some_and(|failed| !failed.is_empty());
+            let failures = crate::eval::failure_text(failed, &eval.status);
             vec![
                 ui::short(&eval.id, verbose).to_string(),
                 eval.priority.to_string(),

@@ -1,8 +1,6 @@
 //! `caravan job stop [options] JOB...`: deregisters jobs (asking first
 //! when a job was named by a prefix), then monitors each stop evaluation.
 
-use std::io::BufRead;
-
 use caravan_sdk::jobs::DeregisterOptions;
 use caravan_sdk::WriteOptions;
 
@@ -41,53 +39,6 @@ Stop Options:
     Display full information.
 ";
 
-/// What an answer to the confirmation means.
-#[derive(Debug, PartialEq, Eq)]
-enum Answer {
-    Yes,
-    /// No (or nothing): cancel, successfully.
-    No,
-    /// Not an exact `y`: cancel with this message and exit code.
-    Unclear(&'static str, u8),
-}
-
-fn interpret(answer: &str) -> Answer {
-    let answer = answer.trim();
-    let lower = answer.to_lowercase();
-    if answer.is_empty() || lower.starts_with('n') {
-        Answer::No
-    } else if answer == "y" {
-        Answer::Yes
-    } else if lower.starts_with('y') {
-        Answer::Unclear("For confirmation, an exact ‘y’ is required.", 0)
-    } else {
-        Answer::Unclear(
-            "No confirmation detected. For confirmation, an exact 'y' is required.",
-            1,
-        )
-    }
-}
-
-/// Asks `question` on stdout and reads a line from stdin. No line at all
-/// (stdin closed, nothing typed) is an error: the stop is not confirmed.
-fn ask(question: &str) -> Result<String, CommandError> {
-    use std::io::Write;
-    print!("{question} ");
-    let _ = std::io::stdout().flush();
-    let mut line = String::new();
-    let read = std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|error| CommandError::failed(format!("Failed to parse answer: {error}")))?;
-    if read == 0 {
-        println!();
-        return Err(CommandError::failed(
-            "Failed to parse answer: no answer on stdin; cancelling job stop (use -yes to skip the prompt)",
-        ));
-    }
-    Ok(line)
-}
-
 pub fn stop(args: &[String]) -> CommandResult {
     let flags = FlagSet::new("job stop", USAGE)
         .bool("detach")
@@ -122,20 +73,9 @@ pub fn stop(args: &[String]) -> CommandResult {
                 if single && job.id != ident && !parsed.bool("yes") {
                     let question =
                         format!("Are you sure you want to stop job \"{}\"? [y/N]", job.id);
-                    match interpret(&ask(&question)?) {
-                        Answer::Yes => {}
-                        Answer::No => {
-                            println!("Cancelling job stop");
-                            return Ok(());
-                        }
-                        Answer::Unclear(message, 0) => {
-                            println!("{message}");
-                            return Ok(());
-                        }
-                        Answer::Unclear(message, code) => {
-                            println!("{message}");
-                            return Err(CommandError::Exit(code));
-                        }
+                    if !crate::prompt::confirm(&question)? {
+                        crate::outln!("Cancelling job stop");
+                        return Ok(());
                     }
                 }
                 let write = WriteOptions {
@@ -156,7 +96,7 @@ pub fn stop(args: &[String]) -> CommandResult {
                     return Ok(());
                 }
                 if parsed.bool("detach") {
-                    println!("{}", answer.eval_id);
+                    crate::outln!("{}", answer.eval_id);
                     return Ok(());
                 }
                 let options = MonitorOptions {
@@ -183,18 +123,4 @@ pub fn stop(args: &[String]) -> CommandResult {
             code => Err(CommandError::Exit(code)),
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_an_exact_y_confirms() {
-        assert_eq!(interpret("y\n"), Answer::Yes);
-        assert_eq!(interpret(""), Answer::No);
-        assert_eq!(interpret("No"), Answer::No);
-        assert!(matches!(interpret("yes"), Answer::Unclear(_, 0)));
-        assert!(matches!(interpret("sure"), Answer::Unclear(_, 1)));
-    }
 }

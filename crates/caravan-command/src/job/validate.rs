@@ -50,8 +50,8 @@ pub fn validate(args: &[String]) -> CommandResult {
         Ok(answer) => answer,
         // No agent: the local parse is all that can be checked.
         Err(caravan_sdk::Error::Transport { .. }) => {
-            println!("Driver configuration not validated since connection to Nomad agent couldn't be established.\n");
-            println!("Job validation successful");
+            crate::outln!("Driver configuration not validated since connection to Nomad agent couldn't be established.\n");
+            crate::outln!("Job validation successful");
             return Ok(());
         }
         Err(error) => return Err(CommandError::call("validating job", error)),
@@ -72,8 +72,8 @@ pub fn validate(args: &[String]) -> CommandResult {
     }
     let warnings = text("Warnings");
     if !warnings.is_empty() {
-        println!("Job Warnings:\n{}\n", warnings.trim_end());
+        crate::outln!("Job Warnings:\n{}\n", warnings.trim_end());
     }
-    println!("Job validation successful");
+    crate::outln!("Job validation successful");
     Ok(())
 }

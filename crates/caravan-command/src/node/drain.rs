@@ -2,14 +2,14 @@
 //! until every allocation has left the node (unless `-detach`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
 use std::time::Duration;
 
 use caravan_api_types::alloc::Allocation;
 use caravan_api_types::duration::parse_go_duration_nanos;
-use caravan_api_types::node::{DrainSpec, Node, NODE_STATUS_DOWN};
+use caravan_api_types::node::{DrainSpec, Node, DRAIN_STATUS_CANCELED, NODE_STATUS_DOWN};
 use caravan_sdk::{Client, QueryOptions, WriteOptions};
 use chrono::Utc;
+use futures::future::Either;
 
 use super::{node_argument, resolve, NotFound};
 use crate::error::{CommandError, CommandResult};
@@ -158,7 +158,7 @@ pub fn drain(args: &[String]) -> CommandResult {
             .map_err(|error| CommandError::call(doing, error))?;
         if monitor {
             if node.drain_strategy.is_none() {
-                println!("No drain strategy set");
+                crate::outln!("No drain strategy set");
                 return Ok(());
             }
             say(&format!(
@@ -169,10 +169,14 @@ pub fn drain(args: &[String]) -> CommandResult {
         }
         if ident != node.id && !parsed.bool("yes") {
             let verb = if disable { "disable" } else { "enable" };
-            confirm(&format!(
+            let question = format!(
                 "Are you sure you want to {verb} drain mode for node {:?}? [y/N]",
                 node.id
-            ))?;
+            );
+            if !crate::prompt::confirm(&question)? {
+                crate::outln!("Canceling drain toggle");
+                return Ok(());
+            }
         }
         let spec = enable.then_some(DrainSpec {
             deadline,
@@ -191,11 +195,11 @@ pub fn drain(args: &[String]) -> CommandResult {
             .await
             .map_err(|error| CommandError::call("updating drain specification", error))?;
         if disable {
-            println!("Node {:?} drain strategy unset", node.id);
+            crate::outln!("Node {:?} drain strategy unset", node.id);
             return Ok(());
         }
         if parsed.bool("detach") {
-            println!("Node {:?} drain strategy set", node.id);
+            crate::outln!("Node {:?} drain strategy set", node.id);
             return Ok(());
         }
         say("Ctrl-C to stop monitoring: will not cancel the node drain");
@@ -229,83 +233,53 @@ fn drain_meta(
     meta
 }
 
-/// Asks `question` on the terminal; only an exact `y` goes on.
-fn confirm(question: &str) -> Result<(), CommandError> {
-    print!("{question} ");
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    let mut answer = String::new();
-    let read = std::io::stdin().lock().read_line(&mut answer);
-    match read {
-        Ok(0) => {
-            return Err(CommandError::failed("Failed to parse answer: EOF"));
-        }
-        Err(error) => {
-            return Err(CommandError::failed(format!(
-                "Failed to parse answer: {error}"
-            )))
-        }
-        Ok(_) => {}
-    }
-    match confirmation(answer.trim_end_matches(['\r', '\n'])) {
-        Confirmation::Yes => Ok(()),
-        Confirmation::Cancel(text) => {
-            println!("{text}");
-            Err(CommandError::Exit(0))
-        }
-        Confirmation::Refused(text) => {
-            println!("{text}");
-            Err(CommandError::Exit(1))
-        }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Confirmation {
-    Yes,
-    /// Not confirmed, and that is not a failure.
-    Cancel(&'static str),
-    /// Not confirmed, and the command fails.
-    Refused(&'static str),
-}
-
-/// What an answer to the drain question means (Nomad's rules).
-fn confirmation(answer: &str) -> Confirmation {
-    let lower = answer.to_lowercase();
-    if answer.is_empty() || lower.starts_with('n') {
-        Confirmation::Cancel("Canceling drain toggle")
-    } else if lower.starts_with('y') && answer.len() > 1 {
-        Confirmation::Cancel("For confirmation, an exact ‘y’ is required.")
-    } else if answer != "y" {
-        Confirmation::Refused(
-            "No confirmation detected. For confirmation, an exact 'y' is required.",
-        )
-    } else {
-        Confirmation::Yes
-    }
-}
-
 /// A line of the drain's progress, with the time it was seen.
 fn say(message: &str) {
-    println!("{}: {message}", ui::format_time(&Utc::now()));
+    crate::outln!("{}: {message}", ui::format_time(&Utc::now()));
 }
 
 /// Follows the drain of `node_id` until the node's drain is over and its
-/// allocations have stopped (Nomad's `MonitorDrain`).
+/// allocations have stopped (Nomad's `MonitorDrain`). A drain that ends
+/// without completing (cancelled, by this or another user) ends the watch
+/// at once: its allocations go on running, there is nothing to wait for.
 async fn follow_drain(
     client: &Client,
     node_id: &str,
     index: u64,
     ignore_system: bool,
 ) -> CommandResult {
-    futures::future::try_join(
-        follow_node(client, node_id, index),
-        follow_allocs(client, node_id, ignore_system),
-    )
-    .await
-    .map(|_| ())
+    let node = std::pin::pin!(follow_node(client, node_id, index));
+    let allocs = std::pin::pin!(follow_allocs(client, node_id, ignore_system));
+    match futures::future::select(node, allocs).await {
+        Either::Left((ended, allocs)) => match ended? {
+            DrainEnd::Complete => allocs.await,
+            DrainEnd::Stopped => Ok(()),
+        },
+        Either::Right((stopped, node)) => {
+            stopped?;
+            node.await.map(|_| ())
+        }
+    }
 }
 
-async fn follow_node(client: &Client, node_id: &str, index: u64) -> CommandResult {
+/// How the node's drain ended.
+#[derive(Debug, PartialEq, Eq)]
+enum DrainEnd {
+    /// Every allocation was told to move: they are stopping.
+    Complete,
+    /// Cancelled (or otherwise ended): the allocations stay.
+    Stopped,
+}
+
+/// How a node without a drain strategy any more ended its drain.
+fn drain_end(node: &Node) -> DrainEnd {
+    match node.last_drain.as_ref().map(|last| last.status.as_str()) {
+        Some(DRAIN_STATUS_CANCELED) => DrainEnd::Stopped,
+        _ => DrainEnd::Complete,
+    }
+}
+
+async fn follow_node(client: &Client, node_id: &str, index: u64) -> Result<DrainEnd, CommandError> {
     let mut options = QueryOptions {
         allow_stale: true,
         wait_index: index,
@@ -319,9 +293,15 @@ async fn follow_node(client: &Client, node_id: &str, index: u64) -> CommandResul
             .info(node_id, &options)
             .await
             .map_err(|error| failed_line(format!("Error monitoring node: {error}")))?;
-        let Some(strategy) = node.drain_strategy else {
-            say(&format!("Drain complete for node {node_id}"));
-            return Ok(());
+        let Some(strategy) = node.drain_strategy.clone() else {
+            let end = drain_end(&node);
+            match end {
+                DrainEnd::Complete => say(&format!("Drain complete for node {node_id}")),
+                DrainEnd::Stopped => say(&format!(
+                    "Drain canceled for node {node_id}: no longer monitoring its allocations"
+                )),
+            }
+            return Ok(end);
         };
         if node.status == NODE_STATUS_DOWN {
             say(&format!("Node {node_id:?} down"));
@@ -358,7 +338,7 @@ async fn follow_allocs(client: &Client, node_id: &str, ignore_system: bool) -> C
         for alloc in allocs {
             if let Some(before) = seen.get(&alloc.id) {
                 if let Some(change) = alloc_change(before, &alloc) {
-                    println!(
+                    crate::outln!(
                         "{}: Alloc {:?} {change}",
                         ui::format_time(&Utc::now()),
                         alloc.id
@@ -436,12 +416,14 @@ mod tests {
     }
 
     #[test]
-    fn only_an_exact_y_confirms() {
-        assert_eq!(confirmation("y"), Confirmation::Yes);
-        assert!(matches!(confirmation(""), Confirmation::Cancel(_)));
-        assert!(matches!(confirmation("No"), Confirmation::Cancel(_)));
-        assert!(matches!(confirmation("yes"), Confirmation::Cancel(_)));
-        assert!(matches!(confirmation("ok"), Confirmation::Refused(_)));
+    fn a_cancelled_drain_stops_the_watch() {
+        let mut node = Node::default();
+        assert_eq!(drain_end(&node), DrainEnd::Complete);
+        node.last_drain = Some(caravan_api_types::node::LastDrain {
+            status: DRAIN_STATUS_CANCELED.to_string(),
+            ..Default::default()
+        });
+        assert_eq!(drain_end(&node), DrainEnd::Stopped);
     }
 
     #[test]

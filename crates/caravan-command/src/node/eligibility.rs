@@ -55,7 +55,7 @@ pub fn eligibility(args: &[String]) -> CommandResult {
             .await
             .map_err(|error| CommandError::call(doing, error))?;
         let state = if enable { "eligible" } else { "ineligible" };
-        println!(
+        crate::outln!(
             "Node {:?} scheduling eligibility set: {state} for scheduling",
             stub.id
         );
@@ -76,7 +76,7 @@ pub fn purge(args: &[String]) -> CommandResult {
             .purge(&stub.id, &WriteOptions::default())
             .await
             .map_err(|error| CommandError::call(doing, error))?;
-        println!("Node {:?} purged", stub.id);
+        crate::outln!("Node {:?} purged", stub.id);
         Ok(())
     })
 }

@@ -1,11 +1,13 @@
 //! `caravan node ...`: the client nodes, their drains and eligibility, as
 //! Nomad's `node` commands show and change them.
 
+mod config;
 mod drain;
 mod eligibility;
 mod resources;
 mod status;
 
+pub use config::config;
 pub use drain::drain;
 pub use eligibility::{eligibility, purge};
 pub use status::status;
@@ -14,7 +16,7 @@ use caravan_api_types::node::NodeListStub;
 use caravan_sdk::{Client, QueryOptions};
 
 use crate::error::CommandError;
-use crate::prefix::uuid_prefix;
+use crate::prefix::{pick_or, uuid_prefix};
 use crate::ui;
 
 /// How a command reports a node ID that matched nothing: `node status`
@@ -62,33 +64,22 @@ pub(crate) async fn resolve(
         .list(&options)
         .await
         .map_err(|error| CommandError::call(doing, error))?;
-    pick_node(nodes, ident, &prefix, not_found, verbose)
+    pick_or(
+        nodes,
+        ident,
+        "nodes",
+        |node| node.id.as_str(),
+        |nodes| stub_list(nodes, verbose),
+        || not_found_error(not_found, &prefix),
+    )
 }
 
-/// The node among `nodes` (a prefix list) that `ident` names.
-fn pick_node(
-    mut nodes: Vec<NodeListStub>,
-    ident: &str,
-    prefix: &str,
-    not_found: NotFound,
-    verbose: bool,
-) -> Result<NodeListStub, CommandError> {
-    // The list was asked with a prefix that may be one digit shorter.
-    nodes.retain(|node| node.id.starts_with(ident));
-    if let Some(index) = nodes.iter().position(|node| node.id == ident) {
-        return Ok(nodes.swap_remove(index));
-    }
-    match nodes.len() {
-        0 => Err(CommandError::failed(match not_found {
-            NotFound::Prefix => format!("No node(s) with prefix {prefix:?} found"),
-            NotFound::PrefixOrId => format!("No node(s) with prefix or id {prefix:?} found"),
-        })),
-        1 => Ok(nodes.remove(0)),
-        _ => Err(CommandError::failed(format!(
-            "Prefix matched multiple nodes\n\n{}",
-            stub_list(&nodes, verbose)
-        ))),
-    }
+/// No node has the (sanitised) `prefix`.
+fn not_found_error(not_found: NotFound, prefix: &str) -> CommandError {
+    CommandError::failed(match not_found {
+        NotFound::Prefix => format!("No node(s) with prefix {prefix:?} found"),
+        NotFound::PrefixOrId => format!("No node(s) with prefix or id {prefix:?} found"),
+    })
 }
 
 /// Nodes as listed when a prefix matched several of them.
@@ -152,13 +143,29 @@ mod tests {
         .unwrap()
     }
 
+    fn pick_node(
+        nodes: Vec<NodeListStub>,
+        ident: &str,
+        prefix: &str,
+        not_found: NotFound,
+    ) -> Result<NodeListStub, CommandError> {
+        pick_or(
+            nodes,
+            ident,
+            "nodes",
+            |node| node.id.as_str(),
+            |nodes| stub_list(nodes, false),
+            || not_found_error(not_found, prefix),
+        )
+    }
+
     #[test]
     fn node_prefixes_resolve_as_nomad_reports_them() {
-        let picked = pick_node(vec![stub("abcd1")], "abc", "ab", NotFound::Prefix, false);
+        let picked = pick_node(vec![stub("abcd1")], "abc", "ab", NotFound::Prefix);
         assert_eq!(picked.unwrap().id, "abcd1");
-        let none = pick_node(vec![], "abc", "ab", NotFound::Prefix, false).unwrap_err();
+        let none = pick_node(vec![], "abc", "ab", NotFound::Prefix).unwrap_err();
         assert_eq!(none.to_string(), "No node(s) with prefix \"ab\" found");
-        let none = pick_node(vec![], "ab", "ab", NotFound::PrefixOrId, false).unwrap_err();
+        let none = pick_node(vec![], "ab", "ab", NotFound::PrefixOrId).unwrap_err();
         assert_eq!(
             none.to_string(),
             "No node(s) with prefix or id \"ab\" found"
@@ -168,7 +175,6 @@ mod tests {
             "ab",
             "ab",
             NotFound::Prefix,
-            false,
         )
         .unwrap_err()
         .to_string();

@@ -142,10 +142,10 @@ pub(super) fn host_stats(stats: &Value) {
             ])
         })
         .collect();
-    println!("\nCPU Stats\n{}", cpus.join("\n\n"));
+    crate::outln!("\nCPU Stats\n{}", cpus.join("\n\n"));
     let memory = &stats["Memory"];
     let size = |value: &Value| ibytes(value.as_u64().unwrap_or(0));
-    println!(
+    crate::outln!(
         "\nMemory Stats\n{}",
         ui::kv(&[
             ("Total", size(&memory["Total"])),
@@ -170,7 +170,7 @@ pub(super) fn host_stats(stats: &Value) {
             ])
         })
         .collect();
-    println!("\nDisk Stats\n{}", disks.join("\n\n"));
+    crate::outln!("\nDisk Stats\n{}", disks.join("\n\n"));
 }
 
 #[cfg(test)]

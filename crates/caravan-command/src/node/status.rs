@@ -86,14 +86,16 @@ pub fn status(args: &[String]) -> CommandResult {
         let verbose = parsed.bool("verbose");
         let doing = "querying node info";
         let stub = resolve(&client, &ident, doing, NotFound::Prefix, verbose).await?;
-        let (node, _) = client
-            .nodes()
-            .info(&stub.id, &QueryOptions::default())
+        // Kept as the server wrote it, so -json shows the API's JSON.
+        let path = format!("/v1/node/{}", caravan_sdk::jobs::escape(&stub.id));
+        let (answer, _): (Value, _) = client
+            .get(&path, &[], &QueryOptions::default())
             .await
             .map_err(|error| CommandError::call(doing, error))?;
-        if json_or_template(&parsed, &node)? {
+        if json_or_template(&parsed, &answer)? {
             return Ok(());
         }
+        let node: Node = crate::error::typed(answer, doing)?;
         detail(&client, &node, &parsed).await
     })
 }
@@ -106,17 +108,10 @@ async fn list(client: &Client, parsed: &Parsed, flags: &FlagSet) -> CommandResul
             "-quiet cannot be used with -verbose or -json",
         ));
     }
-    let per_page = match parsed.get("per-page") {
-        Some(text) => Some(text.parse::<u32>().map_err(|_| {
-            flags.usage_error(format!(
-                "invalid value {text:?} for flag -per-page: parse error"
-            ))
-        })?),
-        None => None,
-    };
+    let per_page = crate::prompt::per_page(parsed, flags)?;
     let options = QueryOptions {
         filter: parsed.get("filter").map(str::to_string),
-        per_page: per_page.filter(|size| *size > 0),
+        per_page,
         next_token: parsed.get("page-token").map(str::to_string),
         ..QueryOptions::default()
     };
@@ -125,20 +120,22 @@ async fn list(client: &Client, parsed: &Parsed, flags: &FlagSet) -> CommandResul
         true => vec![("os", "true".to_string())],
         false => Vec::new(),
     };
-    let (nodes, meta): (Vec<NodeListStub>, _) = client
+    let doing = "querying node status";
+    let (answer, meta): (Value, _) = client
         .get("/v1/nodes", &extra, &options)
         .await
-        .map_err(|error| CommandError::call("querying node status", error))?;
-    if json_or_template(parsed, &nodes)? {
+        .map_err(|error| CommandError::call(doing, error))?;
+    if json_or_template(parsed, &answer)? {
         return Ok(());
     }
+    let nodes: Vec<NodeListStub> = crate::error::typed(answer, doing)?;
     if nodes.is_empty() {
-        println!("No nodes registered");
+        crate::outln!("No nodes registered");
         return Ok(());
     }
     if quiet {
         for node in &nodes {
-            println!("{}", node.id);
+            crate::outln!("{}", node.id);
         }
         return Ok(());
     }
@@ -182,30 +179,11 @@ async fn list(client: &Client, parsed: &Parsed, flags: &FlagSet) -> CommandResul
         }
         rows.push(row);
     }
-    println!("{}", ui::table(&header, rows));
+    crate::outln!("{}", ui::table(&header, rows));
     if let Some(token) = meta.next_token {
-        println!(
-            "\nResults have been paginated. To get the next page run:\n\n{} -page-token {token}",
-            args_without_page_token()
-        );
+        crate::outln!("{}", crate::prompt::next_page_hint(&token));
     }
     Ok(())
-}
-
-/// The command line as typed, without its `-page-token`.
-fn args_without_page_token() -> String {
-    let mut out = Vec::new();
-    let mut args = std::env::args();
-    while let Some(arg) = args.next() {
-        if arg.trim_start_matches('-').starts_with("page-token") && arg.starts_with('-') {
-            if !arg.contains('=') {
-                args.next();
-            }
-            continue;
-        }
-        out.push(arg);
-    }
-    out.join(" ")
 }
 
 async fn node_allocs(client: &Client, id: &str) -> Result<Vec<Allocation>, CommandError> {
@@ -309,14 +287,14 @@ async fn detail(client: &Client, node: &Node, parsed: &Parsed) -> CommandResult 
             ("CSI Volumes", String::new()),
             ("Drivers", drivers.join(",")),
         ]);
-        println!("{}", ui::kv(&basic));
-        println!("\nAllocations\n{}", alloc_list(&allocs, verbose));
+        crate::outln!("{}", ui::kv(&basic));
+        crate::outln!("\nAllocations\n{}", alloc_list(&allocs, verbose));
         return Ok(());
     }
     let host = match client.client().host_stats(Some(&node.id)).await {
         Ok(stats) => Some(stats),
         Err(error) => {
-            println!();
+            crate::outln!();
             eprintln!("error fetching node stats: {error}");
             None
         }
@@ -336,45 +314,45 @@ async fn detail(client: &Client, node: &Node, parsed: &Parsed) -> CommandResult 
             ("Driver Status", driver_status(node)),
         ]);
     }
-    println!("{}", ui::kv(&basic));
+    crate::outln!("{}", ui::kv(&basic));
     if verbose {
         verbose_sections(node);
     }
-    println!("\nNode Events\n{}", events(node, verbose));
-    println!(
+    crate::outln!("\nNode Events\n{}", events(node, verbose));
+    crate::outln!(
         "\nAllocated Resources\n{}",
         allocated_resources(node, &running)
     );
     if let Some(used) = allocation_utilization(client, node, &running).await {
-        println!("\nAllocation Resource Utilization\n{used}");
+        crate::outln!("\nAllocation Resource Utilization\n{used}");
     }
     match &host {
-        Some(stats) => println!(
+        Some(stats) => crate::outln!(
             "\nHost Resource Utilization\n{}",
             host_utilization(node, stats)
         ),
         None => {
-            println!();
+            crate::outln!();
             eprintln!("error fetching node stats: actual resource usage not present");
         }
     }
     if let (Some(stats), true) = (&host, parsed.bool("stats")) {
         host_stats(stats);
     }
-    println!("\nAllocations\n{}", alloc_list(&allocs, verbose));
+    crate::outln!("\nAllocations\n{}", alloc_list(&allocs, verbose));
     if verbose {
         let attributes: Vec<(&str, String)> = node
             .attributes
             .iter()
             .map(|(key, value)| (key.as_str(), value.clone()))
             .collect();
-        println!("\nAttributes\n{}", ui::kv(&attributes));
+        crate::outln!("\nAttributes\n{}", ui::kv(&attributes));
         let meta: Vec<(&str, String)> = node
             .meta
             .iter()
             .map(|(key, value)| (key.as_str(), value.clone()))
             .collect();
-        println!("\nMeta\n{}", ui::kv(&meta));
+        crate::outln!("\nMeta\n{}", ui::kv(&meta));
     }
     Ok(())
 }
@@ -395,7 +373,7 @@ fn verbose_sections(node: &Node) {
             .iter()
             .map(|(name, info)| vec![name.clone(), info.read_only.to_string(), info.path.clone()])
             .collect();
-        println!(
+        crate::outln!(
             "\nHost Volumes\n{}",
             ui::table(&["Name", "ReadOnly", "Source"], rows)
         );
@@ -416,7 +394,7 @@ fn verbose_sections(node: &Node) {
             ]
         })
         .collect();
-    println!(
+    crate::outln!(
         "\nDrivers\n{}",
         ui::table(&["Driver", "Detected", "Healthy", "Message", "Time"], rows)
     );

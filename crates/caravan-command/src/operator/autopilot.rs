@@ -42,23 +42,23 @@ pub fn autopilot_get(args: &[String]) -> CommandResult {
         return Ok(());
     }
     // Nomad prints these unaligned, one `Name = value` a line.
-    println!("CleanupDeadServers = {}", config.cleanup_dead_servers);
-    println!(
+    crate::outln!("CleanupDeadServers = {}", config.cleanup_dead_servers);
+    crate::outln!(
         "LastContactThreshold = {}",
         format_go_duration_nanos(config.last_contact_threshold)
     );
-    println!("MaxTrailingLogs = {}", config.max_trailing_logs);
-    println!("MinQuorum = {}", config.min_quorum);
-    println!(
+    crate::outln!("MaxTrailingLogs = {}", config.max_trailing_logs);
+    crate::outln!("MinQuorum = {}", config.min_quorum);
+    crate::outln!(
         "ServerStabilizationTime = {}",
         format_go_duration_nanos(config.server_stabilization_time)
     );
-    println!("EnableRedundancyZones = {}", config.enable_redundancy_zones);
-    println!(
+    crate::outln!("EnableRedundancyZones = {}", config.enable_redundancy_zones);
+    crate::outln!(
         "DisableUpgradeMigration = {}",
         config.disable_upgrade_migration
     );
-    println!("EnableCustomUpgrades = {}", config.enable_custom_upgrades);
+    crate::outln!("EnableCustomUpgrades = {}", config.enable_custom_upgrades);
     Ok(())
 }
 
@@ -156,10 +156,10 @@ pub fn autopilot_set(args: &[String]) -> CommandResult {
             .map_err(|error| CommandError::call("setting Autopilot configuration", error))
     })?;
     if !applied {
-        println!("Configuration could not be atomically updated, please try again");
+        crate::outln!("Configuration could not be atomically updated, please try again");
         return Err(CommandError::Exit(1));
     }
-    println!("Configuration updated!");
+    crate::outln!("Configuration updated!");
     Ok(())
 }
 
@@ -187,10 +187,10 @@ pub fn autopilot_health(args: &[String]) -> CommandResult {
         let text = serde_json::to_string(&health).map_err(|error| {
             CommandError::failed(format!("failed to serialize client state: {error}"))
         })?;
-        println!("{text}");
+        crate::outln!("{text}");
         return Ok(());
     }
-    println!("{}", format_health(&health));
+    crate::outln!("{}", format_health(&health));
     Ok(())
 }
 

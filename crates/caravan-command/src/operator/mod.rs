@@ -1,10 +1,15 @@
-//! `operator raft`, `operator autopilot` and `operator scheduler`.
+//! `operator raft`, `operator autopilot`, `operator scheduler`, `operator
+//! gossip keyring` and `operator api`.
 
+mod api;
 mod autopilot;
+mod keyring;
 mod raft;
 mod scheduler;
 
+pub use api::api;
 pub use autopilot::{autopilot_get, autopilot_health, autopilot_set};
+pub use keyring::{keyring_install, keyring_list, keyring_remove, keyring_use};
 pub use raft::{raft_list_peers, raft_remove_peer, raft_transfer_leadership};
 pub use scheduler::{scheduler_get, scheduler_set};
 

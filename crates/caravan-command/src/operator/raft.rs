@@ -48,7 +48,7 @@ pub fn raft_list_peers(args: &[String]) -> CommandResult {
             ]
         })
         .collect();
-    println!(
+    crate::outln!(
         "{}",
         ui::table(
             &["Node", "ID", "Address", "State", "Voter", "RaftProtocol"],
@@ -101,7 +101,7 @@ pub fn raft_remove_peer(args: &[String]) -> CommandResult {
         }
     });
     result.map_err(|error| CommandError::failed(format!("Error removing peer: {error}")))?;
-    println!("Removed peer with {}", target.describe());
+    crate::outln!("Removed peer with {}", target.describe());
     Ok(())
 }
 
@@ -149,7 +149,7 @@ pub fn raft_transfer_leadership(args: &[String]) -> CommandResult {
         }
     });
     result.map_err(|error| failed(error.to_string()))?;
-    println!("Transferred leadership to peer with {}", target.describe());
+    crate::outln!("Transferred leadership to peer with {}", target.describe());
     Ok(())
 }
 

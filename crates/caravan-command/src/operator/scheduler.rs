@@ -42,7 +42,7 @@ pub fn scheduler_get(args: &[String]) -> CommandResult {
     }
     let config = &response.scheduler_config;
     let preemption = &config.preemption_config;
-    println!(
+    crate::outln!(
         "{}",
         ui::kv(&[
             ("Scheduler Algorithm", config.scheduler_algorithm.clone()),
@@ -190,9 +190,9 @@ pub fn scheduler_set(args: &[String]) -> CommandResult {
             .map_err(|error| CommandError::call("setting scheduler configuration", error))
     })?;
     if !updated.updated {
-        println!("Scheduler configuration could not be atomically updated, please try again");
+        crate::outln!("Scheduler configuration could not be atomically updated, please try again");
         return Err(CommandError::Exit(1));
     }
-    println!("Scheduler configuration updated!");
+    crate::outln!("Scheduler configuration updated!");
     Ok(())
 }

@@ -5,8 +5,16 @@ use serde_json::Value;
 use super::parse::{Arg, Node, Pipe};
 use super::TemplateError;
 
+/// How many template nodes one render may run, and how much it may print:
+/// nested `range`s multiply, so a short template over a big answer could
+/// otherwise run (and allocate) without end.
+const MAX_STEPS: u64 = 10_000_000;
+const MAX_OUTPUT: usize = 64 << 20;
+
 struct State {
     out: String,
+    /// Nodes run so far (bounded by [`MAX_STEPS`]).
+    steps: u64,
     /// Variables in scope, innermost last; `$` is the data.
     variables: Vec<(String, Value)>,
 }
@@ -14,6 +22,7 @@ struct State {
 pub fn execute(nodes: &[Node], data: &Value) -> Result<String, TemplateError> {
     let mut state = State {
         out: String::new(),
+        steps: 0,
         variables: vec![("$".to_string(), data.clone())],
     };
     list(nodes, data, &mut state)?;
@@ -24,6 +33,12 @@ fn list(nodes: &[Node], dot: &Value, state: &mut State) -> Result<(), TemplateEr
     // Variables declared in a block end with it, as in Go.
     let scope = state.variables.len();
     for node in nodes {
+        state.steps += 1;
+        if state.steps > MAX_STEPS || state.out.len() > MAX_OUTPUT {
+            return Err(TemplateError::new(
+                "template too expensive: it runs more than ten million steps or prints more than 64 MiB",
+            ));
+        }
         match node {
             Node::Text(text) => state.out.push_str(text),
             Node::Action(pipe) => {

@@ -110,6 +110,19 @@ fn split(template: &str) -> Result<Vec<Result<String, String>>, TemplateError> {
 
 /// Where the action starting `body` ends (`}}` outside quotes).
 fn close_of(body: &str) -> Result<usize, TemplateError> {
+    // A comment (`{{/* ... */}}`, `{{- /* ... */ -}}`) holds any text,
+    // quotes and braces included, up to its `*/`.
+    let opening = body.len() - body.trim_start_matches('-').trim_start().len();
+    if body[opening..].starts_with("/*") {
+        let end = body[opening..]
+            .find("*/")
+            .ok_or_else(|| TemplateError::new("unclosed comment"))?;
+        let after = opening + end + 2;
+        return body[after..]
+            .find("}}")
+            .map(|close| after + close)
+            .ok_or_else(|| TemplateError::new("unclosed action"));
+    }
     let mut quote: Option<char> = None;
     let mut escaped = false;
     for (index, c) in body.char_indices() {

@@ -106,6 +106,8 @@ fn trimming_and_comments() {
     assert_eq!(ok("{{.A -}}\n\t {{.B}}", data.clone()), "ab");
     assert_eq!(ok("x {{/* note */}} y", data.clone()), "x  y");
     assert_eq!(ok("x {{- /* note */ -}} y", data.clone()), "xy");
+    // A comment may hold quotes and braces.
+    assert_eq!(ok("x{{/* don't }} \" */}}y", data.clone()), "xy");
     // `{{-3}}` is the number -3, not a trim marker.
     assert_eq!(ok("{{-3}}", data), "-3");
 }
@@ -192,4 +194,13 @@ fn variables_end_with_their_block() {
         err("{{range .L}}{{$x := .}}{{end}}{{$x}}", data.clone()).contains("undefined variable")
     );
     assert_eq!(ok("{{range $i, $e := .L}}{{$.L}}{{end}}", data), "[1]");
+}
+
+#[test]
+fn nested_ranges_that_multiply_are_stopped() {
+    let data = json!({"L": (0..100).collect::<Vec<_>>()});
+    let template =
+        "{{range .L}}{{range $.L}}{{range $.L}}{{range $.L}}x{{end}}{{end}}{{end}}{{end}}";
+    let error = render(template, &data).unwrap_err().to_string();
+    assert!(error.contains("too expensive"), "{error}");
 }
