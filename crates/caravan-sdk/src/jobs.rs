@@ -115,28 +115,8 @@ impl Jobs<'_> {
         register: &RegisterOptions,
         options: &WriteOptions,
     ) -> Result<JobRegisterResponse, Error> {
-        let mut body = json!({"Job": job});
-        if let Some(index) = register.enforce_index {
-            body["EnforceIndex"] = json!(true);
-            body["JobModifyIndex"] = json!(index);
-        }
-        if register.policy_override {
-            body["PolicyOverride"] = json!(true);
-        }
-        if register.preserve_counts {
-            body["PreserveCounts"] = json!(true);
-        }
-        if register.preserve_resources {
-            body["PreserveResources"] = json!(true);
-        }
-        if let Some(priority) = register.eval_priority {
-            body["EvalPriority"] = json!(priority);
-        }
-        let (answer, _) = self
-            .client
-            .write(Method::PUT, "/v1/jobs", Some(&body), &[], options)
-            .await?;
-        Ok(answer)
+        self.register_value(&serde_json::to_value(job)?, register, options)
+            .await
     }
 
     /// One job, by its ID.
