@@ -9,9 +9,7 @@
 //! neither direction waits on the other.
 
 use std::io::{IsTerminal, Read, Write};
-use std::net::TcpStream;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -19,8 +17,12 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
 use crate::alloc;
+
+mod transport;
+
 use crate::error::{CommandError, CommandResult};
 use crate::flags::FlagSet;
+use transport::Transport;
 
 const USAGE: &str = "Usage: caravan alloc exec [options] <allocation> <command> [<args>...]
 
@@ -125,18 +127,15 @@ pub fn run(args: &[String]) -> CommandResult {
 struct ExecTarget {
     authority: String,
     path_prefix: String,
+    tls: bool,
 }
 
 impl ExecTarget {
     fn of(config: &caravan_sdk::Config) -> Result<Self, CommandError> {
-        let rest = match config.address.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => {
-                return Err(CommandError::failed(
-                    "alloc exec over https is not supported by this CLI yet; use the node's plain HTTP address",
-                ))
-            }
-            _ => config.address.as_str(),
+        let (tls, rest) = match config.address.split_once("://") {
+            Some(("https", rest)) => (true, rest),
+            Some((_, rest)) => (false, rest),
+            None => (false, config.address.as_str()),
         };
         let (authority, path_prefix) = match rest.find('/') {
             Some(slash) => (&rest[..slash], rest[slash..].trim_end_matches('/')),
@@ -145,6 +144,7 @@ impl ExecTarget {
         Ok(Self {
             authority: authority.to_string(),
             path_prefix: path_prefix.to_string(),
+            tls,
         })
     }
 }
@@ -170,7 +170,8 @@ fn session(
     let command_json = serde_json::to_string(command).unwrap_or_default();
     let target = ExecTarget::of(config)?;
     let mut url = format!(
-        "ws://{}{}/v1/client/allocation/{alloc_id}/exec?task={}&tty={tty}&command={}",
+        "{}://{}{}/v1/client/allocation/{alloc_id}/exec?task={}&tty={tty}&command={}",
+        if target.tls { "wss" } else { "ws" },
         target.authority,
         target.path_prefix,
         caravan_sdk::jobs::escape(task),
@@ -205,9 +206,7 @@ fn session(
             .headers_mut()
             .insert("Authorization", header(&basic, "HTTP auth")?);
     }
-    let host = &target.authority;
-    let stream = TcpStream::connect(host)
-        .map_err(|error| CommandError::failed(format!("Error connecting to {host}: {error}")))?;
+    let stream = Transport::connect(config, &target.authority, target.tls)?;
     let (mut socket, _) = tungstenite::client(request, stream).map_err(|error| match error {
         tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response)) => {
             CommandError::failed(format!(
@@ -218,11 +217,8 @@ fn session(
         }
         other => CommandError::failed(format!("Error starting the exec session: {other}")),
     })?;
-    socket
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .map_err(|error| CommandError::failed(format!("Error on the exec session: {error}")))?;
-
+    // Only now: a handshake must not be cut short by the short turns.
+    socket.get_ref().take_turns()?;
     let raw = match tty {
         true => Some(terminal::RawMode::enter()?),
         false => None,
@@ -243,7 +239,7 @@ fn session(
 
 /// Moves input to the socket and frames to stdout/stderr until the exit.
 fn relay(
-    socket: &mut tungstenite::WebSocket<TcpStream>,
+    socket: &mut tungstenite::WebSocket<Transport>,
     inputs: &mpsc::Receiver<Input>,
 ) -> Result<i64, CommandError> {
     let engine = base64::engine::general_purpose::STANDARD;
@@ -318,7 +314,7 @@ fn relay(
     }
 }
 
-fn send(socket: &mut tungstenite::WebSocket<TcpStream>, frame: &Value) -> Result<(), CommandError> {
+fn send(socket: &mut tungstenite::WebSocket<Transport>, frame: &Value) -> Result<(), CommandError> {
     socket
         .send(Message::Text(frame.to_string().into()))
         .map_err(|error| CommandError::failed(format!("Error on the exec session: {error}")))

@@ -7,8 +7,10 @@ pub enum Error {
     /// The server answered with a non-2xx status.
     #[error("Unexpected response code: {status} ({text})")]
     Api { status: u16, text: String },
-    /// The server could not be reached, or the connection failed.
-    #[error("failed to reach {address}: {source}")]
+    /// The server could not be reached, or the connection failed. The
+    /// text names the cause (`Connection refused`, a certificate refused),
+    /// not only reqwest's "error sending request".
+    #[error("failed to reach {address}: {}", causes(source))]
     Transport {
         address: String,
         #[source]
@@ -33,4 +35,20 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// An error and the errors under it, as one line.
+fn causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = std::error::Error::source(error);
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        // hyper and the OS sometimes repeat the same words a level down.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
 }

@@ -515,3 +515,88 @@ fn the_cli_runs_a_command_in_a_task_and_exits_with_its_code() {
     let run = common::cli::caravan(&agent, &["alloc", "exec", &alloc_id]);
     assert!(run.failed().contains("at least two arguments"), "{run:?}");
 }
+
+/// An agent whose HTTP API requires TLS and client certificates, secured
+/// as Nomad's docs say (`tls ca create`, `tls cert create -server|-cli`):
+/// the CLI reaches it with `NOMAD_CACERT` and the CLI certificate, runs a
+/// job, and `alloc exec` runs a command over `wss://`; without a client
+/// certificate it is refused.
+#[test]
+fn the_cli_runs_jobs_and_exec_against_an_agent_that_requires_tls() {
+    use std::process::Command;
+    let tag = marker("alloc-exec-tls");
+    let _reaper = ProcessReaper(tag.clone());
+    let certs = tempfile::tempdir().unwrap();
+    for args in [
+        &["tls", "ca", "create"][..],
+        &["tls", "cert", "create", "-server"],
+        &["tls", "cert", "create", "-cli"],
+    ] {
+        let status = Command::new(common::BINARY)
+            .args(args)
+            .current_dir(certs.path())
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{args:?}: {status:?}");
+    }
+    let path = |name: &str| certs.path().join(name).display().to_string();
+    let hcl = format!(
+        "tls {{\n  http = true\n  ca_file = \"{}\"\n  cert_file = \"{}\"\n  key_file = \"{}\"\n  verify_https_client = true\n}}\n",
+        path("nomad-agent-ca.pem"),
+        path("global-server-nomad.pem"),
+        path("global-server-nomad-key.pem"),
+    );
+    let agent = Agent::launch_unwaited(&["-dev"], &hcl);
+    let https = agent.url("").replacen("http://", "https://", 1);
+    let (ca, cert, key) = (
+        path("nomad-agent-ca.pem"),
+        path("global-cli-nomad.pem"),
+        path("global-cli-nomad-key.pem"),
+    );
+    let env = [
+        ("NOMAD_ADDR", https.as_str()),
+        ("NOMAD_CACERT", ca.as_str()),
+        ("NOMAD_CLIENT_CERT", cert.as_str()),
+        ("NOMAD_CLIENT_KEY", key.as_str()),
+    ];
+    let cli = |args: &[&str]| common::cli::caravan_with(&env, args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cli(&["node", "status"]).stdout.contains("ready") {
+        assert!(Instant::now() < deadline, "{}", agent.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let job_file = certs.path().join("tls.nomad.hcl");
+    std::fs::write(
+        &job_file,
+        format!(
+            "job \"tlsjob\" {{\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"raw_exec\"\n      env {{\n        CARAVAN_TEST_MARKER = \"{tag}\"\n      }}\n      config {{\n        command = \"/bin/sleep\"\n        args = [\"600\"]\n      }}\n    }}\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let run = cli(&["job", "run", &job_file.display().to_string()]);
+    assert!(run.ok().contains("Tasks are running"), "{run:#?}");
+    let allocs = cli(&["job", "allocs", "-t", "{{range .}}{{.ID}}{{end}}", "tlsjob"]);
+    let alloc_id = allocs.ok().trim().to_string();
+    assert_eq!(alloc_id.len(), 36, "{allocs:#?}");
+    let exec = cli(&[
+        "alloc",
+        "exec",
+        "-i=false",
+        &alloc_id,
+        "sh",
+        "-c",
+        "echo over-tls",
+    ]);
+    assert_eq!(exec.ok(), "over-tls\n");
+
+    // The agent wants a client certificate: without one, a clear failure.
+    let bare = [
+        ("NOMAD_ADDR", https.as_str()),
+        ("NOMAD_CACERT", ca.as_str()),
+    ];
+    let refused = common::cli::caravan_with(&bare, &["node", "status"]);
+    assert!(refused.failed().contains(&https), "{refused:#?}");
+    let refused =
+        common::cli::caravan_with(&bare, &["alloc", "exec", "-i=false", &alloc_id, "true"]);
+    assert_eq!(refused.code, 1, "{refused:#?}");
+}

@@ -142,6 +142,12 @@ impl Agent {
         agent
     }
 
+    /// Starts an agent and returns at once: for agents the harness cannot
+    /// ask whether they are ready (one whose HTTP API requires TLS).
+    pub fn launch_unwaited(args: &[&str], extra_hcl: &str) -> Self {
+        Self::launch(tempfile::tempdir().expect("tempdir"), args, extra_hcl)
+    }
+
     fn start_in(dir: tempfile::TempDir, args: &[&str], extra_hcl: &str) -> Self {
         let agent = Self::launch(dir, args, extra_hcl);
         agent.wait_ready();
