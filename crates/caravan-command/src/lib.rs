@@ -132,6 +132,11 @@ pub const COMMANDS: &[Command] = &[
     ),
     cmd("job eval", job::eval, "Force an evaluation for the job"),
     cmd(
+        "job deployments",
+        job::deployments,
+        "List deployments for a job",
+    ),
+    cmd(
         "alloc status",
         alloc::status,
         "Display allocation status information and metadata",
@@ -160,6 +165,7 @@ pub const COMMANDS: &[Command] = &[
         "Display evaluation status and placement failure reasons",
     ),
     cmd("eval list", eval::list, "List the set of evaluations"),
+    cmd("eval delete", eval::delete, "Delete evaluations"),
     cmd(
         "acl bootstrap",
         acl::bootstrap,

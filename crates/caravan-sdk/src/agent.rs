@@ -144,4 +144,14 @@ impl Agent<'_> {
             .await?;
         Ok(answer.unwrap_or_default())
     }
+
+    /// Whether this agent's server and client are healthy
+    /// (`GET /v1/agent/health`; a 500 is an unhealthy part).
+    pub async fn health(&self) -> Result<Value, Error> {
+        let (health, _) = self
+            .client
+            .get("/v1/agent/health", &[], &QueryOptions::default())
+            .await?;
+        Ok(health)
+    }
 }

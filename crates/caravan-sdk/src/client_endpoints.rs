@@ -277,6 +277,24 @@ impl ClientEndpoints<'_> {
         Ok(())
     }
 
+    /// Collects every terminal allocation on a node now (`PUT
+    /// /v1/client/gc`; `node_id`: another node's, else the agent's own).
+    pub async fn collect_all(&self, node_id: Option<&str>) -> Result<(), Error> {
+        let extra: Vec<(&str, String)> = node_id
+            .map(|node| vec![("node_id", node.to_string())])
+            .unwrap_or_default();
+        self.client
+            .write::<(), Value>(
+                Method::PUT,
+                "/v1/client/gc",
+                None,
+                &extra,
+                &WriteOptions::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// The node's own CPU, memory and disk use (`node_id`: another node's).
     pub async fn host_stats(&self, node_id: Option<&str>) -> Result<Value, Error> {
         let extra: Vec<(&str, String)> = node_id

@@ -12,7 +12,9 @@
 use caravan_api_types::alloc::AllocListStub;
 use caravan_api_types::eval::{Evaluation, EvaluationStub};
 
-use crate::{Client, Error, QueryMeta, QueryOptions};
+use serde_json::Value;
+
+use crate::{Client, Error, QueryMeta, QueryOptions, WriteOptions};
 
 pub struct Evaluations<'a> {
     pub(crate) client: &'a Client,
@@ -45,5 +47,27 @@ impl Evaluations<'_> {
         self.client
             .get(&format!("/v1/evaluation/{id}/allocations"), &[], options)
             .await
+    }
+
+    /// Deletes terminal evaluations by ID, or those `filter` matches (one
+    /// of the two; Nomad's rule). The answer holds `Count`.
+    pub async fn delete(
+        &self,
+        ids: &[String],
+        filter: Option<&str>,
+        options: &WriteOptions,
+    ) -> Result<Value, Error> {
+        let body = serde_json::json!({"EvalIDs": ids, "Filter": filter.unwrap_or_default()});
+        let (answer, _) = self
+            .client
+            .write(
+                reqwest::Method::DELETE,
+                "/v1/evaluations",
+                Some(&body),
+                &[],
+                options,
+            )
+            .await?;
+        Ok(answer)
     }
 }

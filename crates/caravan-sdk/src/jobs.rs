@@ -173,6 +173,17 @@ impl Jobs<'_> {
         Ok(answer)
     }
 
+    /// The job's deployments, newest first.
+    pub async fn deployments(
+        &self,
+        id: &str,
+        options: &QueryOptions,
+    ) -> Result<(Vec<Value>, QueryMeta), Error> {
+        self.client
+            .get(&job_path(id, "/deployments"), &[], options)
+            .await
+    }
+
     /// How many of the job's allocations are in each state, per group.
     pub async fn summary(
         &self,

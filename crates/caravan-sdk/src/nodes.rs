@@ -132,4 +132,20 @@ impl Nodes<'_> {
             .await?;
         Ok(answer)
     }
+
+    /// A new evaluation of every job with allocations on the node
+    /// (`POST /v1/node/:id/evaluate`); the answer holds `EvalIDs`.
+    pub async fn evaluate(&self, id: &str, options: &WriteOptions) -> Result<Value, Error> {
+        let (answer, _) = self
+            .client
+            .write::<(), _>(
+                Method::POST,
+                &format!("/v1/node/{}/evaluate", crate::jobs::escape(id)),
+                None,
+                &[],
+                options,
+            )
+            .await?;
+        Ok(answer)
+    }
 }

@@ -43,4 +43,13 @@ impl Status<'_> {
         let (leader, _) = self.client.get("/v1/status/leader", &[], &options).await?;
         Ok(leader)
     }
+
+    /// The regions the servers know (`GET /v1/regions`), sorted.
+    pub async fn regions(&self) -> Result<Vec<String>, Error> {
+        let (regions, _) = self
+            .client
+            .get("/v1/regions", &[], &QueryOptions::default())
+            .await?;
+        Ok(regions)
+    }
 }

@@ -95,6 +95,24 @@ fn every_area_answers_with_typed_values() {
             .unwrap();
         assert_eq!(parsed.id.as_deref(), Some("p"));
 
+        // The smaller calls: regions, health, a node's re-evaluation, a
+        // job's deployments (none yet), a node-wide collection.
+        assert_eq!(client.status().regions().await.unwrap(), ["global"]);
+        let health = client.agent().health().await.unwrap();
+        assert_eq!(health["server"]["ok"], json!(true), "{health}");
+        let evaluated = client
+            .nodes()
+            .evaluate(&node.id, &WriteOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            evaluated["EvalIDs"].as_array().is_some_and(|ids| !ids.is_empty()),
+            "{evaluated}"
+        );
+        let (deployments, _) = client.jobs().deployments("sdk-job", &options).await.unwrap();
+        assert!(deployments.is_empty());
+        client.client().collect_all(None).await.unwrap();
+
         client
             .jobs()
             .deregister("sdk-job", true, &WriteOptions::default())

@@ -1,6 +1,10 @@
 //! `caravan eval ...`: evaluations (the scheduler's work items), one in
 //! detail with why placements failed, or the list of them.
 
+mod delete;
+
+pub use delete::delete;
+
 use caravan_api_types::eval::{Evaluation, EvaluationStub};
 use caravan_sdk::QueryOptions;
 

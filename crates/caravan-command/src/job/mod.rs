@@ -3,6 +3,7 @@
 //! table, Nomad's four-space JSON) is here.
 
 mod allocs;
+mod deployments;
 mod eval;
 mod history;
 mod init;
@@ -18,6 +19,7 @@ use caravan_sdk::{Client, QueryOptions};
 use serde::Serialize;
 
 pub use allocs::allocs;
+pub use deployments::deployments;
 pub use eval::eval;
 pub use history::history;
 pub use init::init;
