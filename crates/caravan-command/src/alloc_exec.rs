@@ -69,10 +69,15 @@ pub fn run(args: &[String]) -> CommandResult {
     }
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let interactive = parsed.get("i").is_none() || parsed.bool("i");
+    // As Nomad: a terminal only when both ends are one, so `alloc exec id
+    // cat file > copy` copies bytes, not a terminal's translation of them.
     let tty = match parsed.get("t") {
         Some(_) => parsed.bool("t"),
-        None => stdin_is_terminal && interactive,
+        None => stdin_is_terminal && std::io::stdout().is_terminal() && interactive,
     };
+    if tty && !interactive {
+        return Err(flags.usage_error("-i must be enabled if running with tty"));
+    }
     if tty && !stdin_is_terminal {
         return Err(CommandError::failed(
             "-t was given but the input is not a terminal",
@@ -141,8 +146,17 @@ impl ExecTarget {
             Some(slash) => (&rest[..slash], rest[slash..].trim_end_matches('/')),
             None => (rest, ""),
         };
+        // A port-less address (a proxy at `https://nomad.example`) has the
+        // scheme's port, as every other command's HTTP client assumes.
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
+        let authority = match has_port {
+            true => authority.to_string(),
+            false => format!("{authority}:{}", if tls { 443 } else { 80 }),
+        };
         Ok(Self {
-            authority: authority.to_string(),
+            authority,
             path_prefix: path_prefix.to_string(),
             tls,
         })

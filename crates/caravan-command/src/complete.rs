@@ -22,6 +22,9 @@ const OWN_COMMANDS: &[&str] = &[
     "init",
     "inspect",
     "validate",
+    "exec",
+    "logs",
+    "fs",
 ];
 
 /// The words a shell may complete `line` (the command line up to the
@@ -180,12 +183,31 @@ fn write(file: &Path, text: &str) -> Result<(), CommandError> {
     };
     let target = match std::fs::canonicalize(file) {
         Ok(target) => target,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => file.to_path_buf(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(file).is_ok() {
+                return Err(CommandError::failed(format!(
+                    "Error: {} is a link to a file that does not exist; not replacing it",
+                    file.display()
+                )));
+            }
+            file.to_path_buf()
+        }
         Err(error) => return Err(failed(error)),
     };
-    let permissions = std::fs::metadata(&target)
-        .ok()
-        .map(|meta| meta.permissions());
+    let existing = std::fs::metadata(&target).ok();
+    // A new file would be owned by whoever runs this (`sudo` with the
+    // user's HOME): someone else's startup file is left alone.
+    if let Some(meta) = &existing {
+        use std::os::unix::fs::MetadataExt;
+        if meta.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(CommandError::failed(format!(
+                "Error: {} belongs to another user (uid {}); not changing it",
+                file.display(),
+                meta.uid()
+            )));
+        }
+    }
+    let permissions = existing.map(|meta| meta.permissions());
     let mut name = target.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".caravan-{}", std::process::id()));
     let temporary = target.with_file_name(name);

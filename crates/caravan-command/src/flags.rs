@@ -174,6 +174,15 @@ impl Parsed {
 
     /// The SDK client the API flags and the environment describe.
     pub fn client(&self) -> Result<Client, CommandError> {
+        // Accepted as Nomad's flags, but not yet honoured: refusing them is
+        // better than verifying against a different name or CA than asked.
+        for flag in ["ca-path", "tls-server-name"] {
+            if self.get(flag).is_some() {
+                return Err(CommandError::failed(format!(
+                    "-{flag} is not supported yet: use -ca-cert (NOMAD_CACERT) with an address whose host the agent's certificate names"
+                )));
+            }
+        }
         let config_error = |error: caravan_sdk::Error| CommandError::failed(error.to_string());
         let mut config = Config::from_env().map_err(config_error)?;
         if let Some(address) = self.get("address") {

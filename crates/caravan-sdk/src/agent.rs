@@ -148,10 +148,15 @@ impl Agent<'_> {
     /// Whether this agent's server and client are healthy
     /// (`GET /v1/agent/health`; a 500 is an unhealthy part).
     pub async fn health(&self) -> Result<Value, Error> {
-        let (health, _) = self
+        match self
             .client
             .get("/v1/agent/health", &[], &QueryOptions::default())
-            .await?;
-        Ok(health)
+            .await
+        {
+            Ok((health, _)) => Ok(health),
+            // Unhealthy: the answer still says which part and why.
+            Err(Error::Api { status: 500, text }) => Ok(serde_json::from_str(&text)?),
+            Err(error) => Err(error),
+        }
     }
 }

@@ -53,11 +53,11 @@ impl Client {
             // A redirect would carry the token elsewhere.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(ca) = &config.ca_cert {
-            for certificate in reqwest::Certificate::from_pem_bundle(&read(ca)?)
-                .map_err(|error| Error::Config(format!("{ca}: {error}")))?
-            {
-                builder = builder.add_root_certificate(certificate);
-            }
+            // Only this CA, as Nomad trusts only its CA file: the system's
+            // roots (a TLS-inspecting proxy's among them) are not added.
+            let certificates = reqwest::Certificate::from_pem_bundle(&read(ca)?)
+                .map_err(|error| Error::Config(format!("{ca}: {error}")))?;
+            builder = builder.tls_certs_only(certificates);
         }
         match (&config.client_cert, &config.client_key) {
             (Some(cert), Some(key)) => {

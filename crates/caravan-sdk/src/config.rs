@@ -14,8 +14,13 @@ pub struct Config {
     pub region: Option<String>,
     /// `NOMAD_NAMESPACE`.
     pub namespace: Option<String>,
-    /// `NOMAD_HTTP_AUTH` (`user[:password]`): HTTP basic authentication.
+    /// `NOMAD_HTTP_AUTH` (`user[:password]`): HTTP basic authentication;
+    /// else the credentials written in the address (`https://u:p@host`).
     pub http_auth: Option<(String, Option<String>)>,
+    /// Whether `http_auth` came from the address: then it belongs to that
+    /// address and goes when [`Config::with_address`] changes it (as in
+    /// Nomad, a password written in one URL is not sent to another host).
+    pub http_auth_from_address: bool,
     /// `NOMAD_CACERT`: a PEM file of the CA that signed the agent's
     /// certificate.
     pub ca_cert: Option<String>,
@@ -51,15 +56,16 @@ impl Config {
             }
         };
         let (address, address_auth) = normalize_address(&address)?;
-        let http_auth = get("NOMAD_HTTP_AUTH")
-            .map(|auth| split_auth(&auth))
-            .or(address_auth);
+        let environment_auth = get("NOMAD_HTTP_AUTH").map(|auth| split_auth(&auth));
+        let http_auth_from_address = environment_auth.is_none() && address_auth.is_some();
+        let http_auth = environment_auth.or(address_auth);
         Ok(Self {
             address,
             token: get("NOMAD_TOKEN"),
             region: get("NOMAD_REGION"),
             namespace: get("NOMAD_NAMESPACE"),
             http_auth,
+            http_auth_from_address,
             ca_cert: get("NOMAD_CACERT"),
             client_cert: get("NOMAD_CLIENT_CERT"),
             client_key: get("NOMAD_CLIENT_KEY"),
@@ -73,7 +79,8 @@ impl Config {
     pub fn with_address(mut self, address: &str) -> Result<Self, Error> {
         let (address, auth) = normalize_address(address)?;
         self.address = address;
-        if self.http_auth.is_none() {
+        if self.http_auth.is_none() || self.http_auth_from_address {
+            self.http_auth_from_address = auth.is_some();
             self.http_auth = auth;
         }
         Ok(self)
@@ -86,6 +93,28 @@ fn split_auth(auth: &str) -> (String, Option<String>) {
         Some((user, password)) => (user.to_string(), Some(password.to_string())),
         None => (auth.to_string(), None),
     }
+}
+
+/// `%40` as `@` and so on: credentials in a URL are percent-encoded (a
+/// malformed escape is kept as written, as the user typed it).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|byte| (*byte as char).to_digit(16));
+        match (bytes[index], hex(index + 1), hex(index + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                index += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Basic-auth credentials taken out of an address, if it had any.
@@ -102,7 +131,10 @@ fn normalize_address(address: &str) -> Result<(String, AddressAuth), Error> {
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (auth, rest) = match rest[..authority_end].rfind('@') {
-        Some(at) => (Some(split_auth(&rest[..at])), &rest[at + 1..]),
+        Some(at) => (
+            Some(split_auth(&percent_decode(&rest[..at]))),
+            &rest[at + 1..],
+        ),
         None => (None, rest),
     };
     let address = match scheme {
@@ -188,5 +220,26 @@ mod tests {
             .unwrap();
         assert_eq!(config.address, "http://10.0.0.1:4646");
         assert_eq!(config.http_auth, Some(("me".to_string(), None)));
+        // Another address: the first one's password does not go with it.
+        let moved = config.with_address("http://other:4646").unwrap();
+        assert_eq!(moved.http_auth, None);
+        // NOMAD_HTTP_AUTH applies to any address.
+        let config = Config::from_lookup(|name| (name == "NOMAD_HTTP_AUTH").then(|| "u:p".into()))
+            .unwrap()
+            .with_address("http://a:1")
+            .unwrap();
+        assert_eq!(
+            config.http_auth,
+            Some(("u".to_string(), Some("p".to_string())))
+        );
+        // Escapes in the address's credentials are decoded.
+        let config = Config::from_lookup(|_| None)
+            .unwrap()
+            .with_address("https://ops:p%40ss@host")
+            .unwrap();
+        assert_eq!(
+            config.http_auth,
+            Some(("ops".to_string(), Some("p@ss".to_string())))
+        );
     }
 }

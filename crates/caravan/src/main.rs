@@ -101,13 +101,17 @@ fn main() -> ExitCode {
             }
         }
         Some(_) => {
-            // `caravan run` and `caravan stop` are Nomad's aliases.
+            // Nomad's aliases: `caravan run`, `stop`, ... for `job ...`;
+            // `caravan exec`, `logs`, `fs` for `alloc ...`.
             let mut words = args.clone();
             if matches!(
                 words[0].as_str(),
                 "run" | "stop" | "init" | "inspect" | "validate"
             ) {
                 words.insert(0, "job".to_string());
+            }
+            if matches!(words[0].as_str(), "exec" | "logs" | "fs") {
+                words.insert(0, "alloc".to_string());
             }
             caravan_command::run(&words).unwrap_or_else(|| {
                 eprintln!("caravan: unknown command {:?}\n\n{USAGE}", args[0]);

@@ -4,7 +4,7 @@
 //! against an agent whose HTTP API requires TLS and client certificates.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,10 @@ use crate::error::CommandError;
 /// How long one read waits: the session's one thread also sends input, so
 /// a read must give the turn back often.
 const READ_TURN: Duration = Duration::from_millis(50);
+
+/// How long connecting, and each read of the TLS and websocket handshakes,
+/// may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub enum Transport {
     Plain(TcpStream),
@@ -35,7 +39,18 @@ impl Transport {
         let failed = |error: std::io::Error| {
             CommandError::failed(format!("Error connecting to {authority}: {error}"))
         };
-        let tcp = TcpStream::connect(authority).map_err(failed)?;
+        // Bounded: an address that never answers, or a server that accepts
+        // and then says nothing, is an error, not a hang.
+        let address = authority
+            .to_socket_addrs()
+            .map_err(failed)?
+            .next()
+            .ok_or_else(|| {
+                CommandError::failed(format!("Error connecting to {authority}: no address"))
+            })?;
+        let tcp = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).map_err(failed)?;
+        tcp.set_read_timeout(Some(CONNECT_TIMEOUT))
+            .map_err(failed)?;
         if !tls {
             return Ok(Self::Plain(tcp));
         }

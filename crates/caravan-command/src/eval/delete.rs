@@ -52,12 +52,11 @@ pub fn delete(args: &[String]) -> CommandResult {
         &WriteOptions::default(),
     ))
     .map_err(|error| CommandError::call("deleting evaluations", error))?;
-    let count = answer["Count"].as_u64().unwrap_or(ids.len() as u64);
-    let noun = if count == 1 {
-        "evaluation"
-    } else {
-        "evaluations"
-    };
-    crate::outln!("Successfully deleted {count} {noun}");
+    let count = answer["Count"].as_u64().unwrap_or(0);
+    match count {
+        0 => crate::outln!("No evaluations were deleted"),
+        1 => crate::outln!("Successfully deleted 1 evaluation"),
+        count => crate::outln!("Successfully deleted {count} evaluations"),
+    }
     Ok(())
 }

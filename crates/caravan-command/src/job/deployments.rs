@@ -17,6 +17,10 @@ Deployments Options:
   -latest
     Display only the latest deployment.
 
+  -all
+    Include the deployments of jobs that were purged and registered again
+    under the same ID.
+
   -json
     Output the deployments in their JSON format.
 
@@ -30,6 +34,7 @@ Deployments Options:
 pub fn deployments(args: &[String]) -> CommandResult {
     let flags = FlagSet::new("job deployments", USAGE)
         .bool("latest")
+        .bool("all")
         .bool("json")
         .value("t")
         .bool("verbose");
@@ -38,14 +43,33 @@ pub fn deployments(args: &[String]) -> CommandResult {
     let client = parsed.client()?;
     crate::block_on(async {
         let stub = super::resolve(&client, parsed.args[0].trim()).await?;
-        let (mut deployments, _) = client
-            .jobs()
-            .deployments(&stub.id, &super::in_namespace(&stub.namespace))
+        let query = super::in_namespace(&stub.namespace);
+        if parsed.bool("latest") {
+            // The server's own choice of the latest (by create index); the
+            // list's order is not guaranteed.
+            let path = format!("/v1/job/{}/deployment", caravan_sdk::jobs::escape(&stub.id));
+            let (latest, _): (Value, _) = client
+                .get(&path, &[], &query)
+                .await
+                .map_err(|error| CommandError::call("retrieving deployment", error))?;
+            if json_or_template(&parsed, &latest)? {
+                return Ok(());
+            }
+            match latest.is_null() {
+                true => crate::outln!("No deployment found"),
+                false => crate::outln!("{}", table(&[latest], verbose)),
+            }
+            return Ok(());
+        }
+        let all = [("all", parsed.bool("all").to_string())];
+        let path = format!(
+            "/v1/job/{}/deployments",
+            caravan_sdk::jobs::escape(&stub.id)
+        );
+        let (deployments, _): (Vec<Value>, _) = client
+            .get(&path, &all, &query)
             .await
             .map_err(|error| CommandError::call("retrieving deployments", error))?;
-        if parsed.bool("latest") {
-            deployments.truncate(1);
-        }
         if json_or_template(&parsed, &deployments)? {
             return Ok(());
         }

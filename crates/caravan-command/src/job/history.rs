@@ -35,6 +35,15 @@ pub fn history(args: &[String]) -> CommandResult {
         .bool("json")
         .value("t");
     let parsed = flags.parse_with(args, 1, 1, "This command takes one argument: <job>")?;
+    let formatted = parsed.bool("json") || parsed.get("t").is_some();
+    if formatted && (parsed.bool("p") || parsed.bool("full")) {
+        return Err(flags.usage_error("-json and -t are exclusive with -p and -full"));
+    }
+    if parsed.bool("p") {
+        return Err(CommandError::failed(
+            "-p (the differences between versions) is not supported yet",
+        ));
+    }
     let wanted = match parsed.get("version") {
         None => None,
         Some(text) => Some(text.parse::<u64>().map_err(|error| {
@@ -58,7 +67,12 @@ pub fn history(args: &[String]) -> CommandResult {
                 )));
             }
         }
-        if json_or_template(&parsed, &versions)? {
+        // One version asked for is one object, as Nomad prints it.
+        let printed = match (wanted, versions.as_slice()) {
+            (Some(_), [only]) => json_or_template(&parsed, only)?,
+            _ => json_or_template(&parsed, &versions)?,
+        };
+        if printed {
             return Ok(());
         }
         let full = parsed.bool("full");

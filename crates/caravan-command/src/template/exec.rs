@@ -8,7 +8,7 @@ use super::TemplateError;
 /// How many template nodes one render may run, and how much it may print:
 /// nested `range`s multiply, so a short template over a big answer could
 /// otherwise run (and allocate) without end.
-const MAX_STEPS: u64 = 10_000_000;
+const MAX_STEPS: u64 = 1_000_000;
 const MAX_OUTPUT: usize = 64 << 20;
 
 struct State {
@@ -33,12 +33,7 @@ fn list(nodes: &[Node], dot: &Value, state: &mut State) -> Result<(), TemplateEr
     // Variables declared in a block end with it, as in Go.
     let scope = state.variables.len();
     for node in nodes {
-        state.steps += 1;
-        if state.steps > MAX_STEPS || state.out.len() > MAX_OUTPUT {
-            return Err(TemplateError::new(
-                "template too expensive: it runs more than ten million steps or prints more than 64 MiB",
-            ));
-        }
+        charge(state, 1)?;
         match node {
             Node::Text(text) => state.out.push_str(text),
             Node::Action(pipe) => {
@@ -124,6 +119,9 @@ fn range(
     if items.is_empty() {
         return list(otherwise, dot, state);
     }
+    // Each turn costs, even with an empty body, and so does the copy of
+    // what was ranged over: nested ranges over the data multiply.
+    charge(state, items.len() as u64 * 2)?;
     for (key, item) in items {
         let scope = state.variables.len();
         match pipe.variables.as_slice() {
@@ -136,6 +134,17 @@ fn range(
         }
         list(body, &item, state)?;
         state.variables.truncate(scope);
+    }
+    Ok(())
+}
+
+/// Counts `steps` against the render's budget.
+fn charge(state: &mut State, steps: u64) -> Result<(), TemplateError> {
+    state.steps = state.steps.saturating_add(steps);
+    if state.steps > MAX_STEPS || state.out.len() > MAX_OUTPUT {
+        return Err(TemplateError::new(
+            "template too expensive: it runs more than a million steps or prints more than 64 MiB",
+        ));
     }
     Ok(())
 }
