@@ -50,22 +50,29 @@ JOB = """job "%s" {
 
 
 def timed(binary, env, args):
-    """Seconds from spawn to exit, and the child's peak RSS in MB."""
+    """Seconds from spawn to exit."""
     start = time.perf_counter()
-    process = subprocess.Popen([binary, *args], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    result = subprocess.run([binary, *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"caravan {' '.join(args)} exited {process.returncode}: "
-                         f"{process.stderr.read().decode()[:400]}")
-    return elapsed, usage.ru_maxrss / 1024
+    if result.returncode != 0:
+        raise SystemExit(f"caravan {' '.join(args)} exited {result.returncode}: "
+                         f"{result.stderr.decode()[:400]}")
+    return elapsed
 
 
-def report(name, samples):
-    times = sorted(s[0] * 1000 for s in samples)
-    rss = max(s[1] for s in samples)
+def peak_rss_mb(binary, env, args):
+    """The command's own peak RSS, by GNU time (a forked Python child's
+    ru_maxrss would count the interpreter's pages)."""
+    if not shutil.which("/usr/bin/time"):
+        return float("nan")
+    result = subprocess.run(["/usr/bin/time", "-f", "%M", binary, *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return int(result.stderr.strip().splitlines()[-1]) / 1024
+
+
+def report(name, samples, rss):
+    times = sorted(s * 1000 for s in samples)
     p90 = times[int(len(times) * 0.9) - 1]
     print(f"{name:<28} median {statistics.median(times):7.1f} ms   p90 {p90:7.1f} ms   "
           f"peak RSS {rss:5.1f} MB")
@@ -97,22 +104,27 @@ def main():
         allocs = call(base, "GET", "/v1/allocations")
         alloc_prefix = allocs[0]["ID"][:8]
         print(f"commit {commit()}, {os.cpu_count()} CPUs, {rounds} rounds, {JOBS} jobs")
-        report("version", [timed(binary, env, ["version"]) for _ in range(rounds)])
-        report("node status", [timed(binary, env, ["node", "status"]) for _ in range(rounds)])
-        report("job status (100 jobs)", [timed(binary, env, ["job", "status"])
-                                         for _ in range(rounds)])
-        report("job status <id>", [timed(binary, env, ["job", "status", "bench-000"])
-                                   for _ in range(rounds)])
-        report("alloc status <prefix>", [timed(binary, env, ["alloc", "status", alloc_prefix])
-                                         for _ in range(rounds)])
-        report("job run -detach", detach)
+        for name, args in [
+            ("version", ["version"]),
+            ("node status", ["node", "status"]),
+            ("job status (100 jobs)", ["job", "status"]),
+            ("job status <id>", ["job", "status", "bench-000"]),
+            ("alloc status <prefix>", ["alloc", "status", alloc_prefix]),
+        ]:
+            report(name, [timed(binary, env, args) for _ in range(rounds)],
+                   peak_rss_mb(binary, env, args))
+        report("job run -detach", detach,
+               peak_rss_mb(binary, env, ["job", "run", "-detach", files[0]]))
         runs = []
         for index in range(rounds):
             path = os.path.join(data, f"run{index}.nomad.hcl")
             with open(path, "w") as out:
                 out.write(JOB % f"run-{index:03}")
             runs.append(timed(binary, env, ["job", "run", path]))
-        report("job run (until running)", runs)
+        path = os.path.join(data, "rss.nomad.hcl")
+        with open(path, "w") as out:
+            out.write(JOB % "rss")
+        report("job run (until running)", runs, peak_rss_mb(binary, env, ["job", "run", path]))
     finally:
         agent.terminate()
         agent.wait(timeout=30)
