@@ -258,6 +258,10 @@ fn relay(
 ) -> Result<i64, CommandError> {
     let engine = base64::engine::general_purpose::STANDARD;
     loop {
+        // A resized window resizes the command's terminal (vim, top).
+        if terminal::RESIZED.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            send(socket, &json!({"tty_size": terminal::size()}))?;
+        }
         while let Ok(input) = inputs.try_recv() {
             match input {
                 Input::Data(bytes) => {
@@ -272,7 +276,11 @@ fn relay(
             Err(tungstenite::Error::Io(error))
                 if matches!(
                     error.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    // A signal (a resize) interrupts a read with a timeout
+                    // even under SA_RESTART: the read is simply taken again.
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) =>
             {
                 continue
@@ -329,9 +337,22 @@ fn relay(
 }
 
 fn send(socket: &mut tungstenite::WebSocket<Transport>, frame: &Value) -> Result<(), CommandError> {
-    socket
-        .send(Message::Text(frame.to_string().into()))
-        .map_err(|error| CommandError::failed(format!("Error on the exec session: {error}")))
+    let failed = |error| CommandError::failed(format!("Error on the exec session: {error}"));
+    let mut sent = socket.send(Message::Text(frame.to_string().into()));
+    // The frame is queued once `send` got as far as writing; an interrupted
+    // or timed-out write is finished by flushing again.
+    while let Err(tungstenite::Error::Io(error)) = &sent {
+        if !matches!(
+            error.kind(),
+            std::io::ErrorKind::Interrupted
+                | std::io::ErrorKind::WouldBlock
+                | std::io::ErrorKind::TimedOut
+        ) {
+            break;
+        }
+        sent = socket.flush();
+    }
+    sent.map_err(failed)
 }
 
 /// Reads this process's input into frames; with a terminal, `escape`
@@ -343,6 +364,7 @@ fn read_input(sender: mpsc::Sender<Input>, escape: Option<u8>) {
     let mut escaped = false;
     loop {
         let count = match stdin.read(&mut buffer) {
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => {
                 let _ = sender.send(Input::Close);
                 return;
@@ -379,6 +401,14 @@ mod terminal {
     use serde_json::{json, Value};
 
     use crate::error::CommandError;
+
+    /// Set when the terminal was resized (SIGWINCH); the session's thread
+    /// sends the new size at its next turn.
+    pub static RESIZED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    extern "C" fn note_resize(_signal: nix::libc::c_int) {
+        RESIZED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 
     /// The terminal as it was before the session, for a signal handler.
     static SAVED: std::sync::OnceLock<nix::libc::termios> = std::sync::OnceLock::new();
@@ -423,6 +453,13 @@ mod terminal {
                 // SAFETY: the handler only calls async-signal-safe functions.
                 let _ = unsafe { sigaction(signal, &handler) };
             }
+            let resize = SigAction::new(
+                SigHandler::Handler(note_resize),
+                SaFlags::SA_RESTART,
+                SigSet::empty(),
+            );
+            // SAFETY: the handler only stores to an atomic.
+            let _ = unsafe { sigaction(Signal::SIGWINCH, &resize) };
             let mut raw = saved.clone();
             termios::cfmakeraw(&mut raw);
             termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).map_err(|error| {

@@ -600,3 +600,86 @@ fn the_cli_runs_jobs_and_exec_against_an_agent_that_requires_tls() {
         common::cli::caravan_with(&bare, &["alloc", "exec", "-i=false", &alloc_id, "true"]);
     assert_eq!(refused.code, 1, "{refused:#?}");
 }
+
+/// A resized window resizes the command's terminal: the CLI on a
+/// pseudo-terminal of 30×100 starts a command that waits until its own
+/// terminal is no longer that size, the window becomes 40×120 (and the CLI
+/// gets SIGWINCH, as a terminal emulator's resize sends it), and the
+/// command sees the new size.
+#[test]
+fn a_resized_window_resizes_the_commands_terminal() {
+    use nix::pty::{openpty, Winsize};
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::process::{Command, Stdio};
+    let tag = marker("alloc-exec-winch");
+    let _reaper = ProcessReaper(tag.clone());
+    let agent = Agent::start_with_data_dir(&[], SERVER_AND_CLIENT);
+    let config = json!({"command": "/bin/sleep", "args": ["600"]});
+    let env = json!({"CARAVAN_TEST_MARKER": tag});
+    let alloc_id = run_one(&agent, job("winch", "raw_exec", config, env));
+    let size = |rows, cols| Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = openpty(Some(&size(30, 100)), None).unwrap();
+    let script =
+        "stty size; while [ \"$(stty size)\" = \"30 100\" ]; do sleep 0.1; done; stty size";
+    let mut child = Command::new(common::BINARY)
+        .args(["alloc", "exec", "-t", &alloc_id, "sh", "-c", script])
+        .env("NOMAD_ADDR", agent.url(""))
+        .env_remove("NOMAD_TOKEN")
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave))
+        .spawn()
+        .unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    let mut master = std::fs::File::from(pty.master.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 1024];
+        let mut text = String::new();
+        while let Ok(count) = master.read(&mut buffer) {
+            if count == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buffer[..count]));
+            if lines.send(text.clone()).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match seen.recv_timeout(left) {
+                Ok(text) if text.contains(want) => return text,
+                Ok(text) => last = text,
+                Err(_) => panic!("the command never printed {want:?}; it printed {last:?}"),
+            }
+        }
+    };
+    wait_for("30 100");
+    // SAFETY: TIOCSWINSZ reads one winsize from a live local.
+    let resized = unsafe {
+        nix::libc::ioctl(
+            pty.master.as_raw_fd(),
+            nix::libc::TIOCSWINSZ,
+            &size(40, 120),
+        )
+    };
+    assert_eq!(resized, 0);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGWINCH,
+    )
+    .unwrap();
+    let text = wait_for("40 120");
+    assert!(text.contains("40 120"), "{text}");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
