@@ -283,3 +283,84 @@ fn operator_api_sends_the_token_only_to_the_configured_agent() {
     let explicit = caravan(&agent, &["operator", "api", "-H", &header, &elsewhere]);
     assert!(explicit.json().is_array(), "{explicit:?}");
 }
+
+/// `operator raft transfer-leadership` in a three-server cluster: the
+/// follower named by its Raft address becomes the leader the servers agree
+/// on; an unknown peer is an error.
+#[test]
+fn transfer_leadership_hands_the_cluster_to_the_named_server() {
+    let cluster = common::cluster::Cluster::start(3, common::cluster::TEST_AUTOPILOT);
+    cluster.wait_for_voters(3);
+    let follower = cluster.follower();
+    let target = cluster.servers[follower].rpc_address();
+    let leader = cluster.leader();
+    let agent = &cluster.servers[leader];
+    let run = common::cli::caravan(
+        agent,
+        &[
+            "operator",
+            "raft",
+            "transfer-leadership",
+            "-peer-address",
+            &target,
+        ],
+    );
+    assert!(
+        run.ok()
+            .contains("Transferred leadership to peer with address"),
+        "{run:#?}"
+    );
+    cluster.eventually("the named server to lead", || {
+        cluster.servers[follower]
+            .get("/v1/status/leader?stale")
+            .json()
+            .as_str()
+            == Some(target.as_str())
+    });
+    let unknown = common::cli::caravan(
+        agent,
+        &[
+            "operator",
+            "raft",
+            "transfer-leadership",
+            "-peer-address",
+            "127.0.0.1:1",
+        ],
+    );
+    assert_eq!(unknown.code, 1, "{unknown:#?}");
+    assert!(
+        unknown
+            .stderr
+            .contains("Error transferring leadership to peer"),
+        "{unknown:#?}"
+    );
+}
+
+/// `caravan version` and `-version`, with no agent.
+#[test]
+fn version_needs_no_agent() {
+    for flag in ["version", "-version", "--version"] {
+        let run = common::cli::caravan_with(&[("NOMAD_ADDR", "http://127.0.0.1:1")], &[flag]);
+        assert!(run.ok().starts_with("Caravan v"), "{run:#?}");
+        assert!(run.stdout.contains("Nomad API"), "{run:#?}");
+    }
+}
+
+/// Nomad's top-level aliases reach their commands: `caravan logs` is
+/// `caravan alloc logs`, `caravan run` is `caravan job run`.
+#[test]
+fn top_level_aliases_reach_their_commands() {
+    let agent = Agent::dev();
+    let logs = common::cli::caravan(&agent, &["logs", "zz"]);
+    assert!(
+        logs.failed()
+            .contains("No allocation(s) with prefix or id \"zz\" found"),
+        "{logs:#?}"
+    );
+    let fs = common::cli::caravan(&agent, &["fs", "-h"]);
+    assert!(fs.stderr.contains("caravan alloc fs"), "{fs:#?}");
+    let exec = common::cli::caravan(&agent, &["exec", "-h"]);
+    assert!(exec.stderr.contains("caravan alloc exec"), "{exec:#?}");
+    let run = common::cli::caravan(&agent, &["run", "-output", "/nonexistent.hcl"]);
+    assert_eq!(run.code, 1, "{run:#?}");
+}
