@@ -340,8 +340,16 @@ pub(crate) async fn monitor(
         }
         let started = follow_allocations(client, &eval.id, state, options, &query, &mut live);
         let problem = started.await?;
+        // Following the allocations stands in for Nomad's deployment
+        // monitor, which fails a service job's run when they fail; a batch
+        // job's run (no deployment in Nomad) ends 0 whatever its tasks do.
+        let batch = matches!(eval.eval_type.as_str(), "batch" | "sysbatch");
         return match (failed, problem) {
             (true, _) => Err(CommandError::Exit(2)),
+            (false, Some(problem)) if batch => {
+                crate::outln!("    {}: {problem}", now());
+                Ok(())
+            }
             (false, Some(problem)) => Err(CommandError::Failed(problem)),
             (false, None) => Ok(()),
         };

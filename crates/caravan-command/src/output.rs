@@ -36,3 +36,16 @@ pub fn json_or_template<T: Serialize>(parsed: &Parsed, data: &T) -> Result<bool,
         (false, None) => Ok(false),
     }
 }
+
+/// JSON indented four spaces, as Nomad's CLI prints it (`-json`, `job
+/// inspect`, `job run -output`).
+pub fn pretty_json<T: Serialize>(value: &T) -> Result<String, CommandError> {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    value
+        .serialize(&mut serializer)
+        .map_err(|error| CommandError::failed(format!("Error formatting the output: {error}")))?;
+    String::from_utf8(out)
+        .map_err(|error| CommandError::failed(format!("Error formatting the output: {error}")))
+}

@@ -32,12 +32,14 @@ pub fn pick<T>(
     id_of: impl Fn(&T) -> &str,
     list: impl FnOnce(&[T]) -> String,
 ) -> Result<T, CommandError> {
-    pick_or(items, ident, plural, id_of, list, || {
+    let multiple = format!("Prefix matched multiple {plural}");
+    pick_or(items, ident, &multiple, id_of, list, || {
         CommandError::failed(format!("No {noun}(s) with prefix or id {ident:?} found"))
     })
 }
 
-/// [`pick`], with `not_found` the failure when nothing matched.
+/// [`pick`], with `multiple` the heading of the list of several matches
+/// and `not_found` the failure when nothing matched.
 ///
 /// An exact ID is preferred to the IDs it is a prefix of, but when several
 /// objects have exactly that ID (jobs of different namespaces, listed with
@@ -47,7 +49,7 @@ pub fn pick<T>(
 pub fn pick_or<T>(
     mut items: Vec<T>,
     ident: &str,
-    plural: &str,
+    multiple: &str,
     id_of: impl Fn(&T) -> &str,
     list: impl FnOnce(&[T]) -> String,
     not_found: impl FnOnce() -> CommandError,
@@ -64,7 +66,7 @@ pub fn pick_or<T>(
         0 => Err(not_found()),
         1 => Ok(items.remove(0)),
         _ => Err(CommandError::failed(format!(
-            "Prefix matched multiple {plural}\n\n{}",
+            "{multiple}\n\n{}",
             list(&items)
         ))),
     }

@@ -13,46 +13,61 @@ use crate::flags::{FlagSet, Parsed};
 /// smaller; more is refused rather than held in memory.
 pub(crate) const INPUT_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// Asks `question` on stdout and reads the answer from stdin, as Nomad's
-/// `askQuestion`: spaces trimmed, `y`/`yes` (any case) confirm, `n`/`no`
-/// or nothing refuse, anything else asks again. No answer at all (stdin
+/// Asks `question` on stdout and reads one answer from stdin, with
+/// Nomad's rules (`job stop`, `node drain`): exactly `y` confirms; nothing
+/// or an answer starting with `n` refuses (`Ok(false)`: the caller says it
+/// cancelled, exit 0); another word starting with `y` is not enough (the
+/// message, exit 0); anything else fails (exit 1). No answer at all (stdin
 /// closed) fails: "Failed to parse answer: EOF".
 pub(crate) fn confirm(question: &str) -> Result<bool, CommandError> {
     confirm_from(question, &mut std::io::stdin().lock())
 }
 
 fn confirm_from(question: &str, input: &mut impl BufRead) -> Result<bool, CommandError> {
-    loop {
-        crate::out!("{question} ");
-        let mut line = String::new();
-        match input.read_line(&mut line) {
-            Ok(0) => {
-                crate::outln!();
-                return Err(CommandError::failed("Failed to parse answer: EOF"));
-            }
-            Ok(_) => {}
-            Err(error) => {
-                return Err(CommandError::failed(format!(
-                    "Failed to parse answer: {error}"
-                )))
-            }
+    crate::out!("{question} ");
+    let mut line = String::new();
+    match input.read_line(&mut line) {
+        Ok(0) => {
+            crate::outln!();
+            return Err(CommandError::failed("Failed to parse answer: EOF"));
         }
-        match answer(&line) {
-            Some(yes) => return Ok(yes),
-            None => crate::outln!(
-                "{:?} is not a valid response, please answer \"yes\" or \"no\".",
-                line.trim()
-            ),
+        Ok(_) => {}
+        Err(error) => {
+            return Err(CommandError::failed(format!(
+                "Failed to parse answer: {error}"
+            )))
         }
+    }
+    match answer(&line) {
+        Answer::Yes => Ok(true),
+        Answer::No => Ok(false),
+        Answer::NotExact => {
+            crate::outln!("For confirmation, an exact 'y' is required.");
+            Err(CommandError::Exit(0))
+        }
+        Answer::Unclear => Err(CommandError::failed(
+            "No confirmation detected. For confirmation, an exact 'y' is required.",
+        )),
     }
 }
 
-/// What an answer means: `Some(true)` yes, `Some(false)` no, `None` neither.
-fn answer(line: &str) -> Option<bool> {
-    match line.trim().to_lowercase().as_str() {
-        "y" | "yes" => Some(true),
-        "" | "n" | "no" => Some(false),
-        _ => None,
+/// What an answer to a y/N question means.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    /// `yes`, `Y`: a yes, but not the exact `y` asked for.
+    NotExact,
+    Unclear,
+}
+
+fn answer(line: &str) -> Answer {
+    let line = line.trim();
+    match line.chars().next().map(|c| c.to_ascii_lowercase()) {
+        _ if line == "y" => Answer::Yes,
+        None | Some('n') => Answer::No,
+        Some('y') => Answer::NotExact,
+        Some(_) => Answer::Unclear,
     }
 }
 
@@ -148,24 +163,32 @@ mod tests {
 
     #[test]
     fn answers_follow_nomads_rules() {
-        for yes in ["y", "Y", "yes", " YES \n", " y\n"] {
-            assert_eq!(answer(yes), Some(true), "{yes:?}");
+        assert_eq!(answer("y\n"), Answer::Yes);
+        assert_eq!(answer(" y "), Answer::Yes);
+        for no in ["", "\n", "n", "No", "  nope \r\n"] {
+            assert_eq!(answer(no), Answer::No, "{no:?}");
         }
-        for no in ["", "\n", "n", "No", "  no \r\n"] {
-            assert_eq!(answer(no), Some(false), "{no:?}");
+        for not_exact in ["Y", "yes", " YES \n", "yep"] {
+            assert_eq!(answer(not_exact), Answer::NotExact, "{not_exact:?}");
         }
-        for unclear in ["sure", "yep", "nope"] {
-            assert_eq!(answer(unclear), None, "{unclear:?}");
-        }
+        assert_eq!(answer("sure"), Answer::Unclear);
     }
 
     #[test]
-    fn confirm_asks_again_and_fails_at_eof() {
-        let mut input = std::io::Cursor::new(b"maybe\n Yes \n".to_vec());
+    fn confirm_takes_one_answer_and_fails_at_eof() {
+        let mut input = std::io::Cursor::new(b"y\n".to_vec());
         assert!(confirm_from("Go?", &mut input).unwrap());
         let mut input = std::io::Cursor::new(b"no\n".to_vec());
         assert!(!confirm_from("Go?", &mut input).unwrap());
+        let mut input = std::io::Cursor::new(b"yes\n".to_vec());
+        assert!(matches!(
+            confirm_from("Go?", &mut input),
+            Err(CommandError::Exit(0))
+        ));
         let mut input = std::io::Cursor::new(b"what\n".to_vec());
+        let unclear = confirm_from("Go?", &mut input).unwrap_err();
+        assert!(unclear.to_string().contains("exact 'y' is required"));
+        let mut input = std::io::Cursor::new(Vec::new());
         let eof = confirm_from("Go?", &mut input).unwrap_err();
         assert_eq!(eof.to_string(), "Failed to parse answer: EOF");
     }

@@ -8,12 +8,29 @@ use chrono::{DateTime, Local, TimeZone, Utc};
 /// Length of an ID in lists unless `-verbose` (Nomad's `shortId`).
 pub const SHORT_ID: usize = 8;
 
+/// What a blank cell or value reads as (Nomad's columnize `Empty`), so a
+/// script's `awk '{print $5}'` finds the same column on every row.
+pub const EMPTY: &str = "<none>";
+
 /// Rows as aligned columns, two spaces between them, the first row being
-/// the header (Nomad's `formatList`). No rows at all is `<none>`.
+/// the header (Nomad's `formatList`). No rows at all is `<none>`; a blank
+/// cell is `<none>`.
 pub fn columns(rows: &[Vec<String>]) -> String {
     if rows.is_empty() {
-        return "<none>".to_string();
+        return EMPTY.to_string();
     }
+    let filled: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| match cell.trim().is_empty() {
+                    true => EMPTY.to_string(),
+                    false => cell.clone(),
+                })
+                .collect()
+        })
+        .collect();
+    let rows = &filled;
     let count = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; count];
     for row in rows {
@@ -46,7 +63,8 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     columns(&all)
 }
 
-/// `key = value` lines with the `=` aligned (Nomad's `formatKV`).
+/// `key = value` lines with the `=` aligned (Nomad's `formatKV`); a blank
+/// value is `<none>`.
 pub fn kv(pairs: &[(&str, String)]) -> String {
     let width = pairs
         .iter()
@@ -57,6 +75,10 @@ pub fn kv(pairs: &[(&str, String)]) -> String {
         .iter()
         .map(|(key, value)| {
             let pad = width - key.chars().count();
+            let value = match value.trim().is_empty() {
+                true => EMPTY,
+                false => value.as_str(),
+            };
             format!("{key}{} = {value}", " ".repeat(pad))
                 .trim_end()
                 .to_string()
@@ -92,23 +114,30 @@ pub fn format_unix_nanos(nanos: i64) -> String {
 
 /// A time as Nomad prints it: `2006-01-02T15:04:05Z07:00` in local time.
 pub fn format_time(time: &DateTime<Utc>) -> String {
-    time.with_timezone(&Local)
-        .format("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
+    let local = time.with_timezone(&Local);
+    // Go's `Z07:00`: `Z` for UTC, else the offset.
+    match local.offset().local_minus_utc() {
+        0 => local.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        _ => local.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+    }
 }
 
-/// How long ago `nanos` was, in the two largest units (`3m12s ago`).
+/// How long ago `nanos` was, in the two largest units (`3m12s ago`), or
+/// how far ahead (`25s from now`).
 pub fn time_ago(nanos: i64) -> String {
     if nanos == 0 {
-        return "<none>".to_string();
+        return EMPTY.to_string();
     }
     let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let seconds = (now.saturating_sub(nanos) / 1_000_000_000).max(0);
-    format!("{} ago", duration_text(seconds as u64))
+    let seconds = now.saturating_sub(nanos) / 1_000_000_000;
+    match seconds < 0 {
+        true => format!("{} from now", duration_text(seconds.unsigned_abs())),
+        false => format!("{} ago", duration_text(seconds as u64)),
+    }
 }
 
-/// Seconds as Nomad's rounded durations: the two largest units, zero
-/// units left out (`1h5m`, `2d3h`, `45s`, `1m`).
+/// Seconds as Nomad's rounded durations: the two largest units that are
+/// not zero (`1h5m`, `2d3h`, `45s`, `1h7s`, `1m`).
 pub fn duration_text(seconds: u64) -> String {
     let amounts = [
         (seconds / 86_400, "d"),
@@ -116,15 +145,16 @@ pub fn duration_text(seconds: u64) -> String {
         (seconds % 3_600 / 60, "m"),
         (seconds % 60, "s"),
     ];
-    let Some(first) = amounts.iter().position(|(amount, _)| *amount > 0) else {
-        return "0s".to_string();
-    };
-    amounts[first..]
+    let text: String = amounts
         .iter()
-        .take(2)
         .filter(|(amount, _)| *amount > 0)
+        .take(2)
         .map(|(amount, unit)| format!("{amount}{unit}"))
-        .collect()
+        .collect();
+    match text.is_empty() {
+        true => "0s".to_string(),
+        false => text,
+    }
 }
 
 /// Writes a command's output. A reader that went away (`| head`) ends
@@ -168,6 +198,11 @@ mod tests {
             vec!["abc".to_string(), "running".to_string()],
         ];
         assert_eq!(columns(&rows), "ID   Status\nabc  running");
+        let blank = vec![
+            vec!["ID".to_string(), "Class".to_string(), "Status".to_string()],
+            vec!["abc".to_string(), String::new(), "ready".to_string()],
+        ];
+        assert_eq!(columns(&blank), "ID   Class   Status\nabc  <none>  ready");
         assert_eq!(columns(&[]), "<none>");
     }
 
@@ -175,6 +210,7 @@ mod tests {
     fn kv_aligns_equals() {
         let text = kv(&[("ID", "x".into()), ("Status", "running".into())]);
         assert_eq!(text, "ID     = x\nStatus = running");
+        assert_eq!(kv(&[("Class", String::new())]), "Class = <none>");
     }
 
     #[test]
@@ -186,7 +222,7 @@ mod tests {
         assert_eq!(duration_text(2 * 86_400 + 3_600 * 3), "2d3h");
         assert_eq!(duration_text(3_600), "1h");
         assert_eq!(duration_text(60), "1m");
-        assert_eq!(duration_text(3_600 + 7), "1h");
+        assert_eq!(duration_text(3_600 + 7), "1h7s");
     }
 
     #[test]

@@ -87,8 +87,9 @@ fn alloc_status_logs_fs_signal_restart_and_stop() {
     let root = caravan(&agent, &["alloc", "fs", short]);
     let text = root.ok();
     let header = line_with(text, "Mode");
-    assert!(
-        header.contains(" Size ") && header.ends_with("Modified Time              Name"),
+    assert_eq!(
+        header_cells(header),
+        ["Mode", "Size", "Modified Time", "Name"],
         "{text}"
     );
     assert!(text.lines().any(|line| line.ends_with(" alloc/")), "{text}");
@@ -345,7 +346,7 @@ fn alloc_fs_prints_binary_files_and_job_prefixes_find_allocations() {
     assert!(
         unknown
             .failed()
-            .contains("No job(s) with prefix or id \"no/such?job\" found"),
+            .contains("No job(s) with prefix or ID \"no/such?job\" found"),
         "{unknown:#?}"
     );
 }

@@ -68,7 +68,7 @@ fn history_eval_and_deployments_of_a_job() {
     assert_eq!(json, serde_json::json!([]));
     let unknown = caravan(&agent, &["job", "deployments", "nope"]);
     assert!(
-        unknown.failed().contains("No job(s) with prefix or id"),
+        unknown.failed().contains("No job(s) with prefix or ID"),
         "{unknown:#?}"
     );
 }

@@ -428,7 +428,7 @@ fn run_monitors_the_evaluation_then_status_inspect_allocs_and_stop() {
     let gone = caravan(&agent, &["job", "status", "cli-run"]);
     assert!(
         gone.failed()
-            .contains("No job(s) with prefix or id \"cli-run\" found"),
+            .contains("No job(s) with prefix or ID \"cli-run\" found"),
         "{gone:#?}"
     );
 }
@@ -474,7 +474,7 @@ fn detach_vars_lists_and_prefixes() {
     // A prefix of two jobs lists both and fails.
     let ambiguous = caravan(&agent, &["job", "status", "web"]);
     let stderr = ambiguous.failed();
-    assert!(stderr.contains("Prefix matched multiple jobs"), "{stderr}");
+    assert!(stderr.contains("matched multiple jobs"), "{stderr}");
     assert!(
         stderr.contains("web1") && stderr.contains("web2"),
         "{stderr}"
@@ -487,7 +487,7 @@ fn detach_vars_lists_and_prefixes() {
     assert!(
         unknown
             .failed()
-            .contains("No job(s) with prefix or id \"nope\" found"),
+            .contains("No job(s) with prefix or ID \"nope\" found"),
         "{unknown:#?}"
     );
     let unresolved = caravan(&agent, &["status", "nope"]);
@@ -524,7 +524,7 @@ fn one_job_id_in_two_namespaces_is_never_guessed() {
         let run = caravan(&agent, args);
         let stderr = run.failed();
         assert!(
-            stderr.contains("Prefix matched multiple jobs"),
+            stderr.contains("matched multiple jobs"),
             "job {command}: {stderr}"
         );
         let rows: Vec<Vec<&str>> = stderr

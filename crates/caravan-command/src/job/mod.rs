@@ -16,7 +16,6 @@ mod validate;
 
 use caravan_api_types::job::JobListStub;
 use caravan_sdk::{Client, QueryOptions};
-use serde::Serialize;
 
 pub use allocs::allocs;
 pub use deployments::deployments;
@@ -43,13 +42,14 @@ pub(crate) async fn resolve(client: &Client, ident: &str) -> Result<JobListStub,
         CommandError::failed(format!("Error querying job prefix {ident:?}: {error}"))
     })?;
     let all_namespaces = client.config().namespace.as_deref() == Some("*");
-    crate::prefix::pick(
+    // Nomad's texts for jobs (`JobIDByPrefix`): "ID", and the prefix named.
+    crate::prefix::pick_or(
         jobs,
         ident,
-        "job",
-        "jobs",
+        &format!("Prefix {ident:?} matched multiple jobs"),
         |job| job.id.as_str(),
         |jobs| list_output(jobs, all_namespaces),
+        || CommandError::failed(format!("No job(s) with prefix or ID {ident:?} found")),
     )
 }
 
@@ -131,17 +131,7 @@ pub(crate) fn eval_priority(flag: Option<&str>) -> Result<Option<u8>, CommandErr
     }
 }
 
-/// JSON indented by four spaces, as Nomad's CLI prints a job.
-pub(crate) fn pretty_json<T: Serialize>(value: &T) -> Result<String, CommandError> {
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
-    value
-        .serialize(&mut serializer)
-        .map_err(|error| CommandError::failed(format!("Error converting job: {error}")))?;
-    String::from_utf8(out)
-        .map_err(|error| CommandError::failed(format!("Error converting job: {error}")))
-}
+pub(crate) use crate::output::pretty_json;
 
 #[cfg(test)]
 mod tests {

@@ -67,7 +67,7 @@ pub(crate) async fn resolve(
     pick_or(
         nodes,
         ident,
-        "nodes",
+        "Prefix matched multiple nodes",
         |node| node.id.as_str(),
         |nodes| stub_list(nodes, verbose),
         || not_found_error(not_found, &prefix),
@@ -152,7 +152,7 @@ mod tests {
         pick_or(
             nodes,
             ident,
-            "nodes",
+            "Prefix matched multiple nodes",
             |node| node.id.as_str(),
             |nodes| stub_list(nodes, false),
             || not_found_error(not_found, prefix),
