@@ -243,8 +243,8 @@ fn node_drain_follows_a_running_job_until_complete() {
     let text = monitored.ok();
     assert!(
         text.contains(&format!("Monitoring node \"{node}\""))
-            || text.trim() == "No drain strategy set",
-        "{text}"
+            || monitored.stderr.trim() == "No drain strategy set",
+        "{monitored:#?}"
     );
     let status = caravan(&agent, &["node", "status"]);
     assert!(line_with(status.ok(), &node[..8]).contains("ineligible"));

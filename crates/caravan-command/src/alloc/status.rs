@@ -82,6 +82,9 @@ pub fn status(args: &[String]) -> CommandResult {
             return Ok(());
         }
         crate::outln!("{}", basic_info(&alloc, verbose));
+        if let Some(addresses) = addresses(&alloc) {
+            crate::outln!("\n{addresses}");
+        }
         let stats = match alloc.client_terminal() {
             true => None,
             false => match client.client().allocation_stats(&alloc.id).await {
@@ -459,9 +462,69 @@ pub(crate) fn event_description(event: &TaskEvent) -> String {
     }
 }
 
+/// Nomad's `Allocation Addresses (mode = "host"):` table, when the
+/// allocation's network has ports: `*label` for the group's ports (all
+/// chosen by the scheduler), else the network's own dynamic and reserved
+/// ports.
+fn addresses(alloc: &Allocation) -> Option<String> {
+    let shared = &alloc.allocated_resources.as_ref()?.shared;
+    let network = shared.networks.as_ref()?.first()?;
+    let mut rows = Vec::new();
+    let mut add = |label: String, value: i64, to: i64, host: &str| {
+        let mut address = format!("{host}:{value}");
+        if to > 0 {
+            address.push_str(&format!(" -> {to}"));
+        }
+        rows.push(vec![label, "yes".to_string(), address]);
+    };
+    match shared.ports.as_deref() {
+        Some(ports) if !ports.is_empty() => {
+            for port in ports {
+                let (value, to) = (i64::from(port.value), i64::from(port.to));
+                add(format!("*{}", port.label), value, to, &port.host_ip);
+            }
+        }
+        _ => {
+            let listed = [&network.dynamic_ports, &network.reserved_ports];
+            for port in listed.into_iter().flatten().flatten() {
+                let (value, to) = (i64::from(port.value), i64::from(port.to));
+                add(port.label.clone(), value, to, &network.ip);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    let mode = match network.mode.is_empty() {
+        true => String::new(),
+        false => format!(" (mode = {:?})", network.mode),
+    };
+    Some(format!(
+        "Allocation Addresses{mode}:\n{}",
+        ui::table(&["Label", "Dynamic", "Address"], rows)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_read_as_nomad_prints_them() {
+        let alloc: Allocation = serde_json::from_value(serde_json::json!({
+            "AllocatedResources": {"Shared": {
+                "Networks": [{"Mode": "host", "IP": "10.0.0.1"}],
+                "Ports": [{"Label": "http", "Value": 24561, "HostIP": "10.0.0.1"},
+                          {"Label": "db", "Value": 5432, "To": 5433, "HostIP": "10.0.0.1"}]
+            }}
+        }))
+        .unwrap();
+        assert_eq!(
+            addresses(&alloc).unwrap(),
+            "Allocation Addresses (mode = \"host\"):\nLabel  Dynamic  Address\n*http  yes      10.0.0.1:24561\n*db    yes      10.0.0.1:5432 -> 5433"
+        );
+        assert!(addresses(&Allocation::default()).is_none());
+    }
 
     fn event(event_type: &str) -> TaskEvent {
         TaskEvent {

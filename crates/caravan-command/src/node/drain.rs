@@ -158,7 +158,7 @@ pub fn drain(args: &[String]) -> CommandResult {
             .map_err(|error| CommandError::call(doing, error))?;
         if monitor {
             if node.drain_strategy.is_none() {
-                crate::outln!("No drain strategy set");
+                eprintln!("No drain strategy set");
                 return Ok(());
             }
             say(&format!(
@@ -238,6 +238,11 @@ fn say(message: &str) {
     crate::outln!("{}: {message}", ui::format_time(&Utc::now()));
 }
 
+/// A warning line (Nomad's `Ui.Warn`): on stderr, the command goes on.
+fn warn(message: &str) {
+    eprintln!("{}: {message}", ui::format_time(&Utc::now()));
+}
+
 /// Follows the drain of `node_id` until the node's drain is over and its
 /// allocations have stopped (Nomad's `MonitorDrain`). A drain that ends
 /// without completing (cancelled, by this or another user) ends the watch
@@ -304,7 +309,7 @@ async fn follow_node(client: &Client, node_id: &str, index: u64) -> Result<Drain
             return Ok(end);
         };
         if node.status == NODE_STATUS_DOWN {
-            say(&format!("Node {node_id:?} down"));
+            warn(&format!("Node {node_id:?} down"));
         }
         if last_strategy.as_ref().is_some_and(|last| *last != strategy) {
             say(&format!(
