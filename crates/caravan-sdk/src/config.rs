@@ -97,7 +97,7 @@ fn split_auth(auth: &str) -> (String, Option<String>) {
 
 /// `%40` as `@` and so on: credentials in a URL are percent-encoded (a
 /// malformed escape is kept as written, as the user typed it).
-fn percent_decode(text: &str) -> String {
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;

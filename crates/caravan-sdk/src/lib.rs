@@ -35,6 +35,6 @@ pub mod status;
 pub mod watch;
 
 pub use client::{Client, RawResponse, RAW_BODY_LIMIT};
-pub use config::Config;
+pub use config::{percent_decode, Config};
 pub use error::Error;
 pub use options::{QueryMeta, QueryOptions, WriteMeta, WriteOptions};

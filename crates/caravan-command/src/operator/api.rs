@@ -100,6 +100,13 @@ pub fn api(args: &[String]) -> CommandResult {
         None if body.is_some() => "POST".to_string(),
         None => "GET".to_string(),
     };
+    // An HTTP method is a word: nothing else reaches the request or the
+    // curl line `-dryrun` prints.
+    if !method.bytes().all(|byte| byte.is_ascii_alphabetic()) {
+        return Err(CommandError::failed(format!(
+            "Invalid HTTP method {method:?}"
+        )));
+    }
     let configured = client(&parsed)?;
     let mut target = Target::parse(path, configured.config())?;
     if let Some(filter) = parsed.get("filter").filter(|filter| !filter.is_empty()) {
@@ -107,9 +114,17 @@ pub fn api(args: &[String]) -> CommandResult {
     }
     if let Some(userinfo) = &target.userinfo {
         if !has_header(&headers, "authorization") {
+            // As Go's `SetBasicAuth` from a URL: escapes decoded, and
+            // always `user:password`.
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let credentials = format!(
+                "{}:{}",
+                caravan_sdk::percent_decode(user),
+                caravan_sdk::percent_decode(password)
+            );
             let encoded = base64::Engine::encode(
                 &base64::engine::general_purpose::STANDARD,
-                userinfo.as_bytes(),
+                credentials.as_bytes(),
             );
             headers.push(("Authorization".to_string(), format!("Basic {encoded}")));
         }
@@ -178,9 +193,34 @@ fn has_header(headers: &[(String, String)], name: &str) -> bool {
 
 /// A header's value as `-verbose` shows it: secrets redacted.
 fn shown_value<'a>(name: &str, value: &'a str) -> &'a str {
-    match name.eq_ignore_ascii_case("x-nomad-token") || name.eq_ignore_ascii_case("authorization") {
+    const SECRET: &[&str] = &[
+        "x-nomad-token",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-vault-token",
+        "x-consul-token",
+    ];
+    match SECRET
+        .iter()
+        .any(|secret| name.eq_ignore_ascii_case(secret))
+    {
         true => "<redacted>",
         false => value,
+    }
+}
+
+/// The most a request body may be (`-d @file`, stdin): more is refused
+/// rather than read into memory without end (`-d @/dev/zero`).
+const BODY_LIMIT: u64 = 64 * 1024 * 1024;
+
+fn too_big(bytes: &[u8], from: &str) -> Result<(), CommandError> {
+    match bytes.len() as u64 > BODY_LIMIT {
+        true => Err(CommandError::failed(format!(
+            "Error reading {from}: a request body may be at most 64 MiB"
+        ))),
+        false => Ok(()),
     }
 }
 
@@ -195,8 +235,10 @@ fn body(flag: Option<&str>, verbose: bool) -> Result<Option<Body>, CommandError>
     let read_stdin = || {
         let mut bytes = Vec::new();
         std::io::stdin()
+            .take(BODY_LIMIT + 1)
             .read_to_end(&mut bytes)
             .map_err(|error| CommandError::failed(format!("Error reading stdin: {error}")))?;
+        too_big(&bytes, "stdin")?;
         Ok::<_, CommandError>(Body {
             bytes,
             curl: "--data-binary @-".to_string(),
@@ -206,9 +248,13 @@ fn body(flag: Option<&str>, verbose: bool) -> Result<Option<Body>, CommandError>
         Some("-") => read_stdin().map(Some),
         Some(text) => match text.strip_prefix('@') {
             Some(file) => {
-                let bytes = std::fs::read(file).map_err(|error| {
-                    CommandError::failed(format!("Error reading {file}: {error}"))
-                })?;
+                let mut bytes = Vec::new();
+                std::fs::File::open(file)
+                    .and_then(|opened| opened.take(BODY_LIMIT + 1).read_to_end(&mut bytes))
+                    .map_err(|error| {
+                        CommandError::failed(format!("Error reading {file}: {error}"))
+                    })?;
+                too_big(&bytes, file)?;
                 let curl = format!("--data-binary {}", shell_quote(text));
                 Ok(Some(Body { bytes, curl }))
             }
@@ -263,10 +309,15 @@ impl Target {
                 userinfo: None,
             });
         }
+        // A scheme is only what comes before the first `/`, `?` or `#`
+        // (a query may hold `://` itself).
+        let head_end = text.find(['/', '?', '#']).unwrap_or(text.len());
         let (scheme, rest) = match text.split_once("://") {
-            Some((scheme, rest)) if scheme == "http" || scheme == "https" => (scheme, rest),
-            Some(_) => return Err(failed("only http:// and https:// URLs are supported")),
-            None => (inferred_scheme(config), text),
+            Some((scheme, rest)) if scheme.len() < head_end => match scheme {
+                "http" | "https" => (scheme, rest),
+                _ => return Err(failed("only http:// and https:// URLs are supported")),
+            },
+            _ => (inferred_scheme(config), text),
         };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, remainder) = rest.split_at(end);
@@ -280,12 +331,9 @@ impl Target {
             None => (None, authority),
         };
         if host.is_empty() {
-            // Nomad fills in the configured host.
-            return Ok(Self {
-                origin: None,
-                path_and_query,
-                userinfo,
-            });
+            // Refused rather than sent to the configured host under another
+            // scheme than the URL's (with its credentials in the clear).
+            return Err(failed("the URL has no host; give a path or a whole URL"));
         }
         Ok(Self {
             origin: Some(format!("{scheme}://{host}")),
@@ -317,13 +365,23 @@ impl Target {
         let Some(origin) = &self.origin else {
             return Ok((configured.clone(), false));
         };
-        let mut config = configured.clone().with_address(origin)?;
-        let mut dropped = false;
-        if origin_key(origin) != origin_key(&configured.address) {
-            dropped = config.token.is_some() || config.http_auth.is_some();
-            config.token = None;
-            config.http_auth = None;
+        // The same agent only when both addresses read as a scheme, host
+        // and port and those are equal: anything unreadable is another host.
+        let same = matches!(
+            (origin_key(origin), origin_key(&configured.address)),
+            (Some(url), Some(agent)) if url == agent
+        );
+        let mut config = configured.clone();
+        if same {
+            // The configured agent: its settings as they are, credentials
+            // from its address included.
+            config.address = origin.clone();
+            return Ok((config, false));
         }
+        config = config.with_address(origin)?;
+        let dropped = config.token.is_some() || config.http_auth.is_some();
+        config.token = None;
+        config.http_auth = None;
         Ok((config, dropped))
     }
 
@@ -382,7 +440,7 @@ fn origin_key(address: &str) -> Option<(String, String, u16)> {
             None => (host_port, None),
         },
     };
-    let port = match port {
+    let port = match port.filter(|port| !port.is_empty()) {
         Some(port) => port.parse().ok()?,
         None if scheme == "https" => 443,
         None => 80,
@@ -442,6 +500,11 @@ fn curl(
         parts.push("--insecure".to_string());
     }
     for (name, value) in headers {
+        // Basic auth built from a URL's credentials is not printed.
+        let value = match name.eq_ignore_ascii_case("authorization") && target.userinfo.is_some() {
+            true => "<redacted>",
+            false => value.as_str(),
+        };
         parts.push(format!("-H {}", shell_quote(&format!("{name}: {value}"))));
     }
     // The configured token only when it goes to this address at all.
@@ -509,6 +572,11 @@ mod tests {
         assert_eq!(auth.userinfo.as_deref(), Some("u:p"));
         assert_eq!(auth.path_and_query, "/?x=1");
         assert!(Target::parse("unix:///tmp/s/v1/jobs", &local).is_err());
+        // `://` in the query is not a scheme; a URL with no host is refused.
+        let query = Target::parse("localhost:4646/v1/x?next=http://y", &local).unwrap();
+        assert_eq!(query.origin.as_deref(), Some("http://localhost:4646"));
+        assert!(Target::parse("https:///v1/jobs", &local).is_err());
+        assert!(Target::parse("https://u:p@/v1/jobs", &local).is_err());
     }
 
     #[test]
@@ -537,6 +605,21 @@ mod tests {
         let (other, dropped) = other.config(&local).unwrap();
         assert_eq!((other.token, dropped), (None, true));
         assert_eq!(other.address, "http://elsewhere:4646");
+        // An empty port is the scheme's: not a wildcard that matches any
+        // host.
+        let mut blank_port = config("https://nomad.example:443");
+        blank_port.token = Some("secret".into());
+        let evil = Target::parse("https://evil.example:/v1/jobs", &blank_port).unwrap();
+        let (evil, dropped) = evil.config(&blank_port).unwrap();
+        assert_eq!((evil.token, dropped), (None, true));
+        // The configured agent by URL keeps credentials from its address.
+        let mut with_auth = config("http://127.0.0.1:4646");
+        with_auth.http_auth = Some(("ops".into(), Some("pw".into())));
+        with_auth.http_auth_from_address = true;
+        let same = Target::parse("http://127.0.0.1:4646/v1/jobs", &with_auth).unwrap();
+        let (same, dropped) = same.config(&with_auth).unwrap();
+        assert!(!dropped);
+        assert_eq!(same.http_auth, Some(("ops".into(), Some("pw".into()))));
     }
 
     #[test]
