@@ -218,9 +218,7 @@ impl Jobs<'_> {
         id: &str,
         options: &QueryOptions,
     ) -> Result<(Vec<AllocListStub>, QueryMeta), Error> {
-        self.client
-            .get(&job_path(id, "/allocations"), &[], options)
-            .await
+        self.allocations_all(id, false, options).await
     }
 
     /// The job's evaluations.
