@@ -298,6 +298,13 @@ fn relay(
         };
         let text = match message {
             Message::Text(text) => text.to_string(),
+            // The agent says why a command could not start.
+            Message::Close(Some(frame)) if !frame.reason.is_empty() => {
+                return Err(CommandError::failed(format!(
+                    "Error starting the exec session: {}",
+                    frame.reason
+                )))
+            }
             Message::Close(_) => {
                 return Err(CommandError::failed(
                     "The exec session closed before the command exited",

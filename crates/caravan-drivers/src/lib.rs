@@ -256,7 +256,7 @@ pub mod usage;
 pub use docker::Docker;
 pub use exec::Exec;
 pub use raw_exec::RawExec;
-pub use session::{ExecOutput, ExecRequest, ExecSession};
+pub use session::{ExecOutput, ExecRequest, ExecSession, TerminalSize};
 pub use usage::{ProcessUsage, TaskUsage};
 
 /// A mutex's guard, even if a holder panicked (what it guards stays

@@ -36,6 +36,35 @@ pub struct ExecRequest {
     /// Whether the command runs on a terminal (then its output is all on
     /// stdout, as a terminal's is).
     pub tty: bool,
+    /// The terminal's size when the command starts (a program such as
+    /// `top` reads it once, before any resize could reach it).
+    pub size: Option<TerminalSize>,
+}
+
+/// A terminal's size in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalSize {
+    pub width: u16,
+    pub height: u16,
+}
+
+impl TerminalSize {
+    fn winsize(self) -> nix::libc::winsize {
+        nix::libc::winsize {
+            ws_row: self.height,
+            ws_col: self.width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }
+    }
+}
+
+/// Sets the size of the terminal whose master is `master`.
+fn set_size(master: &impl AsRawFd, size: TerminalSize) {
+    // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+    unsafe {
+        nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCSWINSZ, &size.winsize());
+    }
 }
 
 /// A piece of the command's output.
@@ -111,10 +140,10 @@ fn exit_of(
 /// session, on a terminal when `tty`.
 pub(crate) fn spawn_session(
     mut command: tokio::process::Command,
-    tty: bool,
+    request: &ExecRequest,
 ) -> Result<ExecSession, DriverError> {
-    if tty {
-        return spawn_on_terminal(command);
+    if request.tty {
+        return spawn_on_terminal(command, request.size);
     }
     command
         .stdin(Stdio::piped())
@@ -176,10 +205,16 @@ fn open_terminal() -> std::io::Result<(std::fs::File, std::fs::File)> {
 /// Runs `command` on a new pseudo-terminal: its output (stdout and
 /// stderr alike, as on a terminal) is read from the terminal's master,
 /// its input written there, and the terminal resized on request.
-fn spawn_on_terminal(mut command: tokio::process::Command) -> Result<ExecSession, DriverError> {
+fn spawn_on_terminal(
+    mut command: tokio::process::Command,
+    size: Option<TerminalSize>,
+) -> Result<ExecSession, DriverError> {
     let failed =
         |error: std::io::Error| DriverError::Start(format!("failed to exec into task: {error}"));
     let (master, terminal) = open_terminal().map_err(failed)?;
+    if let Some(size) = size {
+        set_size(&master, size);
+    }
     command
         .stdin(Stdio::from(terminal.try_clone().map_err(failed)?))
         .stdout(Stdio::from(terminal.try_clone().map_err(failed)?))
@@ -218,16 +253,7 @@ fn spawn_on_terminal(mut command: tokio::process::Command) -> Result<ExecSession
         })
         .boxed();
     let resize: Resize = Box::new(move |width: u16, height: u16| {
-        let size = nix::libc::winsize {
-            ws_row: height,
-            ws_col: width,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
-        unsafe {
-            nix::libc::ioctl(master_fd.as_raw_fd(), nix::libc::TIOCSWINSZ, &size);
-        }
+        set_size(&*master_fd, TerminalSize { width, height });
         Box::pin(std::future::ready(()))
     });
     Ok(ExecSession {

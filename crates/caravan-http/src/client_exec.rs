@@ -5,6 +5,11 @@
 //! `{"stdout":{"data":...}}`, `{"stderr":{"data":...}}`, then
 //! `{"exited":true,"result":{"exit_code":N}}` and closes.
 //!
+//! The command starts once the socket is open; on a terminal, at the size
+//! the caller's first frame gives (Nomad starts it at once, so a program
+//! that reads its size at start could see 0×0). A command that cannot
+//! start then ends the socket with a close frame saying why.
+//!
 //! Answered by the agent whose client holds the allocation (the Go `api`
 //! package, and so the `nomad` CLI, dials the node's own address first);
 //! any other agent relays the websocket there byte for byte. The caller
@@ -109,7 +114,13 @@ fn parse_request(request: &Request) -> Result<(String, ExecRequest), ApiError> {
         return Err(ApiError::bad_request("command is not present"));
     }
     let tty = matches!(request.query_value("tty"), Some("true" | "1"));
-    Ok((task, ExecRequest { command, tty }))
+    let request = ExecRequest {
+        command,
+        tty,
+        // Given by the caller's first frame, once the socket is open.
+        size: None,
+    };
+    Ok((task, request))
 }
 
 async fn exec(mut request: Request) -> Result<Reply, ApiError> {
@@ -151,23 +162,77 @@ async fn exec(mut request: Request) -> Result<Reply, ApiError> {
             .await
             .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?
     };
+    // Checked before the upgrade too, so a task that is not running gets
+    // a status rather than a closed websocket.
+    manager.check_running(&alloc_id, &task).map_err(lifecycle)?;
     let slot = SessionSlot::take().ok_or_else(|| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("too many exec sessions on this agent (at most {MAX_SESSIONS})"),
         )
     })?;
-    let session = manager
-        .exec(&alloc_id, &task, exec_request)
-        .await
-        .map_err(lifecycle)?;
+    let manager = std::sync::Arc::clone(manager);
     let response = upgrade
         .max_message_size(MAX_FRAME)
         .on_upgrade(move |socket| async move {
-            pump(socket, session).await;
+            run_session(socket, &manager, &alloc_id, &task, exec_request).await;
             drop(slot);
         });
     Ok(Reply::handover(response))
+}
+
+/// How long a terminal session waits for the caller's first frame (the
+/// CLI's is its terminal's size) before the command starts anyway.
+const FIRST_FRAME_WAIT: Duration = Duration::from_secs(2);
+
+/// Starts the command once the socket is open: on a terminal, of the size
+/// the caller's first frame gives (a program reads it at start, before a
+/// later resize could reach it), then runs the session.
+async fn run_session(
+    mut socket: WebSocket,
+    manager: &caravan_client::runner::AllocManager,
+    alloc_id: &str,
+    task: &str,
+    mut request: ExecRequest,
+) {
+    let mut early = None;
+    if request.tty {
+        match tokio::time::timeout(FIRST_FRAME_WAIT, socket.recv()).await {
+            Err(_) => {}
+            Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => return,
+            Ok(Some(Ok(message))) => match parse_input(&message).and_then(|input| input.tty_size) {
+                Some(size) if size.width > 0 && size.height > 0 => {
+                    request.size = Some(caravan_drivers::TerminalSize {
+                        width: size.width,
+                        height: size.height,
+                    })
+                }
+                _ => early = Some(message),
+            },
+        }
+    }
+    let session = match manager.exec(alloc_id, task, request).await {
+        Ok(session) => session,
+        Err(error) => {
+            let error = crate::client_allocs::lifecycle_error(error);
+            let _ = socket.send(close_frame(&error.message)).await;
+            return;
+        }
+    };
+    pump(socket, session, early).await;
+}
+
+/// A close frame for a session that could not start, with the reason (a
+/// close frame's reason holds at most 123 bytes).
+fn close_frame(reason: &str) -> Message {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: axum::extract::ws::close_code::ERROR,
+        reason: reason[..end].to_string().into(),
+    }))
 }
 
 /// Headers of the websocket handshake passed on, each way.
@@ -279,7 +344,7 @@ fn feed_input(
 /// Moves input to the command and its output to the caller until the
 /// command has exited and its output is drained (bounded), or the caller
 /// has gone (dropping the session kills the command).
-async fn pump(mut socket: WebSocket, session: ExecSession) {
+async fn pump(mut socket: WebSocket, session: ExecSession, early: Option<Message>) {
     let ExecSession {
         input,
         mut output,
@@ -287,6 +352,9 @@ async fn pump(mut socket: WebSocket, session: ExecSession) {
         resize,
     } = session;
     let mut stdin = Some(feed_input(input));
+    if let Some(message) = early {
+        handle_input(message, &mut stdin, resize.as_ref());
+    }
     let mut exit = futures::FutureExt::fuse(exit);
     let mut exit_code = None;
     let mut output_open = true;
@@ -343,18 +411,22 @@ async fn pump(mut socket: WebSocket, session: ExecSession) {
     let _ = socket.send(Message::Close(None)).await;
 }
 
+/// A caller's frame; anything else (a ping, a handshake frame, an unknown
+/// key) is none.
+fn parse_input(message: &Message) -> Option<Input> {
+    match message {
+        Message::Text(text) => serde_json::from_str(text.as_str()).ok(),
+        Message::Binary(bytes) => serde_json::from_slice(bytes).ok(),
+        _ => None,
+    }
+}
+
 fn handle_input(
     message: Message,
     stdin: &mut Option<tokio::sync::mpsc::Sender<Stdin>>,
     resize: Option<&caravan_drivers::session::Resize>,
 ) {
-    let text = match message {
-        Message::Text(text) => text.to_string(),
-        Message::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        _ => return,
-    };
-    // Anything else (a handshake frame, an unknown key) is ignored.
-    let Ok(frame) = serde_json::from_str::<Input>(&text) else {
+    let Some(frame) = parse_input(&message) else {
         return;
     };
     if let Some(input) = frame.stdin {

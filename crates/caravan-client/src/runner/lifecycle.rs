@@ -288,6 +288,19 @@ impl AllocManager {
         }
     }
 
+    /// Whether `task` of `alloc_id` runs, so a command could be run in it
+    /// (checked before a websocket is upgraded, to answer with a status).
+    pub fn check_running(&self, alloc_id: &str, task: &str) -> Result<(), LifecycleError> {
+        let shared = self.shared(alloc_id)?;
+        let targets = Self::targets(&shared, task)?;
+        let [target] = targets.as_slice() else {
+            return Err(LifecycleError::TaskNotFound);
+        };
+        self.running(&shared, target)
+            .map(|_| ())
+            .ok_or(LifecycleError::TaskNotRunning)
+    }
+
     /// Runs a command inside the running `task` (`nomad alloc exec`).
     pub async fn exec(
         &self,

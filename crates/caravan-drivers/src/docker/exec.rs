@@ -28,6 +28,11 @@ impl Docker {
             attach_stderr: Some(true),
             tty: Some(request.tty),
             cmd: Some(request.command.clone()),
+            // The engine's order: height, then width.
+            console_size: request
+                .size
+                .filter(|_| request.tty)
+                .map(|size| vec![usize::from(size.height), usize::from(size.width)]),
             ..Default::default()
         };
         let created = match engine.create_exec(&state.container_id, config).await {

@@ -132,7 +132,7 @@ pub(crate) fn exec_in_process(
             enter_isolated(&mut command, &process, cgroup_procs, uid, gid)?;
         }
     }
-    spawn_session(command, request.tty)
+    spawn_session(command, request)
 }
 
 /// Prepares `command` to join the task (see the module's documentation).
