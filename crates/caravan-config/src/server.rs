@@ -20,6 +20,14 @@ pub struct ServerConfig {
     pub max_heartbeats_per_second: f64,
     pub failover_heartbeat_ttl: Duration,
     pub node_gc_threshold: Duration,
+    /// How often the leader collects garbage (`job_gc_interval`).
+    pub job_gc_interval: Duration,
+    pub job_gc_threshold: Duration,
+    pub eval_gc_threshold: Duration,
+    pub batch_eval_gc_threshold: Duration,
+    /// Accepted for Nomad's configurations; Caravan has no deployments yet.
+    pub deployment_gc_threshold: Duration,
+    pub acl_token_gc_threshold: Duration,
     pub raft_protocol: u32,
     pub raft_multiplier: u32,
     pub raft_snapshot_threshold: u64,
@@ -50,6 +58,12 @@ impl ServerConfig {
             max_heartbeats_per_second: 50.0,
             failover_heartbeat_ttl: Duration::from_secs(300),
             node_gc_threshold: Duration::from_secs(24 * 3600),
+            job_gc_interval: Duration::from_secs(300),
+            job_gc_threshold: Duration::from_secs(4 * 3600),
+            eval_gc_threshold: Duration::from_secs(3600),
+            batch_eval_gc_threshold: Duration::from_secs(24 * 3600),
+            deployment_gc_threshold: Duration::from_secs(3600),
+            acl_token_gc_threshold: Duration::from_secs(3600),
             raft_protocol: 3,
             raft_multiplier: 1,
             raft_snapshot_threshold: 8192,
@@ -111,6 +125,46 @@ impl ServerConfig {
             &file.node_gc_threshold,
             "server.node_gc_threshold",
         )?;
+        for (value, given, key) in [
+            (
+                &mut server.job_gc_threshold,
+                &file.job_gc_threshold,
+                "server.job_gc_threshold",
+            ),
+            (
+                &mut server.eval_gc_threshold,
+                &file.eval_gc_threshold,
+                "server.eval_gc_threshold",
+            ),
+            (
+                &mut server.batch_eval_gc_threshold,
+                &file.batch_eval_gc_threshold,
+                "server.batch_eval_gc_threshold",
+            ),
+            (
+                &mut server.deployment_gc_threshold,
+                &file.deployment_gc_threshold,
+                "server.deployment_gc_threshold",
+            ),
+            (
+                &mut server.acl_token_gc_threshold,
+                &file.acl_token_gc_threshold,
+                "server.acl_token_gc_threshold",
+            ),
+        ] {
+            set_duration(value, given, key)?;
+        }
+        set_duration(
+            &mut server.job_gc_interval,
+            &file.job_gc_interval,
+            "server.job_gc_interval",
+        )?;
+        if server.job_gc_interval.is_zero() {
+            return Err((
+                "server.job_gc_interval".to_string(),
+                "must be greater than zero".to_string(),
+            ));
+        }
         set(&mut server.raft_protocol, &file.raft_protocol);
         if !(2..=3).contains(&server.raft_protocol) {
             return Err((

@@ -32,7 +32,7 @@ pub fn config_json(config: &AgentConfig, advertised: &AdvertisedAddresses) -> Va
             .map(|dir| dir.display().to_string())
             .unwrap_or_default()
     };
-    json!({
+    let mut rendered = json!({
         "Region": config.region,
         "Datacenter": config.datacenter,
         "NodeName": config.node_name,
@@ -140,5 +140,18 @@ pub fn config_json(config: &AgentConfig, advertised: &AdvertisedAddresses) -> Va
         "HTTPAPIResponseHeaders": config.http_api_response_headers,
         "LeaveOnInt": config.leave_on_interrupt,
         "LeaveOnTerm": config.leave_on_terminate,
-    })
+    });
+    // Apart: one json! of everything passes the macro's recursion limit.
+    let gc = json!({
+        "JobGCInterval": go_duration(server.job_gc_interval),
+        "JobGCThreshold": go_duration(server.job_gc_threshold),
+        "EvalGCThreshold": go_duration(server.eval_gc_threshold),
+        "BatchEvalGCThreshold": go_duration(server.batch_eval_gc_threshold),
+        "DeploymentGCThreshold": go_duration(server.deployment_gc_threshold),
+        "ACLTokenGCThreshold": go_duration(server.acl_token_gc_threshold),
+    });
+    if let (Some(section), Value::Object(gc)) = (rendered["Server"].as_object_mut(), gc) {
+        section.extend(gc);
+    }
+    rendered
 }

@@ -35,6 +35,7 @@ mod render;
 pub mod reply;
 pub mod route;
 pub mod status;
+pub mod system;
 pub mod version;
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub fn routes() -> Vec<Route> {
         client_fs::routes(),
         evals::routes(),
         operator::routes(),
+        system::routes(),
     ]
     .into_iter()
     .flatten()

@@ -42,4 +42,6 @@ pub struct ServerOptions {
     /// The job types this server's workers schedule (`enabled_schedulers`;
     /// empty: all of them).
     pub enabled_schedulers: Vec<String>,
+    /// Garbage collection's interval and thresholds.
+    pub gc: crate::leader::core_gc::GcConfig,
 }

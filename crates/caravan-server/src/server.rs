@@ -389,6 +389,10 @@ impl LeaderServer for Server {
     fn enabled_schedulers(&self) -> &[String] {
         &self.options.enabled_schedulers
     }
+
+    fn gc_config(&self) -> crate::leader::core_gc::GcConfig {
+        self.options.gc
+    }
 }
 
 impl AutopilotServer for Server {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::job_commands::{
-    AllocsClientUpdate, AllocsTransition, JobDeregister, JobRegister, PlanResult,
+    AllocsClientUpdate, AllocsTransition, GcCollect, JobDeregister, JobRegister, PlanResult,
 };
 
 /// One replicated write. Neither `Debug` nor `Display` shows a secret:
@@ -120,6 +120,12 @@ pub enum Command {
     AllocsClientUpdate(Box<AllocsClientUpdate>),
     /// Desired transitions (stop, migrate, reschedule) and their evals.
     AllocsTransition(Box<AllocsTransition>),
+    /// Garbage collection: what was old and finished when decided, removed
+    /// only where it has not changed since.
+    GcCollect(Box<GcCollect>),
+    /// Every job summary counted again from the allocations
+    /// (`PUT /v1/system/reconcile/summaries`).
+    JobSummariesReconcile,
     /// A command of a newer version that this one does not know, which
     /// that version flagged ignorable: applied as a no-op. Never written by
     /// this version; the Raft log and replication carry its original JSON
@@ -161,6 +167,8 @@ impl Command {
             Command::PlanApply(_) => "PlanApply",
             Command::AllocsClientUpdate(_) => "AllocsClientUpdate",
             Command::AllocsTransition(_) => "AllocsTransition",
+            Command::GcCollect(_) => "GcCollect",
+            Command::JobSummariesReconcile => "JobSummariesReconcile",
             Command::Unknown { .. } => "Unknown",
         }
     }
@@ -256,6 +264,14 @@ impl std::fmt::Display for Command {
             Command::AllocsTransition(transition) => {
                 write!(f, "{kind}(allocs={})", transition.transitions.len())
             }
+            Command::GcCollect(collect) => write!(
+                f,
+                "{kind}(jobs={}, nodes={}, tokens={})",
+                collect.jobs.len(),
+                collect.nodes.len(),
+                collect.tokens.len()
+            ),
+            Command::JobSummariesReconcile => write!(f, "{kind}"),
             Command::Unknown { variant, .. } => write!(f, "{kind}(variant={variant:?})"),
         }
     }

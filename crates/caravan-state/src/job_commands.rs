@@ -94,3 +94,52 @@ pub struct AllocsTransition {
     pub evals: Vec<Evaluation>,
     pub now: i64,
 }
+
+/// An object garbage collection removes, as it was when collection was
+/// decided: removed only if its `ModifyIndex` is still this one (a
+/// decision made on an older snapshot never removes what changed since).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collected {
+    pub id: String,
+    pub modify_index: u64,
+}
+
+/// What garbage collection removes of one job: terminal evaluations and
+/// allocations, and with `purge` the job itself (its versions and summary
+/// too), only once nothing else of it is left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCollected {
+    pub namespace: String,
+    pub job_id: String,
+    /// The job's `ModifyIndex` when decided (none: the job was gone). If
+    /// the job has changed since, nothing of it is removed.
+    pub job_modify_index: Option<u64>,
+    pub evals: Vec<Collected>,
+    pub allocs: Vec<Collected>,
+    pub purge: bool,
+}
+
+/// One garbage collection write (Nomad's core scheduler's deletes): per
+/// job, then down nodes with no live allocation, then expired ACL tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcCollect {
+    pub jobs: Vec<JobCollected>,
+    pub nodes: Vec<Collected>,
+    pub tokens: Vec<Collected>,
+}
+
+impl GcCollect {
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.nodes.is_empty() && self.tokens.is_empty()
+    }
+
+    /// How many objects it names (a write is kept to a bounded size).
+    pub fn len(&self) -> usize {
+        self.jobs
+            .iter()
+            .map(|job| job.evals.len() + job.allocs.len() + usize::from(job.purge))
+            .sum::<usize>()
+            + self.nodes.len()
+            + self.tokens.len()
+    }
+}

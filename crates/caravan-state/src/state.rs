@@ -13,6 +13,7 @@ use crate::nodes::{self, DrainUpdate, NODE_NOT_FOUND};
 use crate::table::{Index, IndexedTable, Schema, Touched};
 
 mod alloc_nodes;
+mod gc;
 pub mod jobs;
 
 /// The tables of the state, each with its own Raft index (Nomad's `index`
@@ -472,6 +473,8 @@ impl State {
             Command::AllocsTransition(transition) => {
                 self.apply_allocs_transition(transition, index, touched)
             }
+            Command::GcCollect(collect) => self.apply_gc_collect(collect, index, touched),
+            Command::JobSummariesReconcile => self.apply_summaries_reconcile(index, touched),
             // An ignorable command of a newer version: nothing changes.
             Command::Unknown { .. } => CommandResult::Done,
         }

@@ -428,6 +428,16 @@ async fn start_server(
         rpc_tls: config.tls.rpc,
         num_schedulers: config.server.num_schedulers as usize,
         enabled_schedulers: config.server.enabled_schedulers.clone(),
+        gc: caravan_server::leader::core_gc::GcConfig {
+            interval: config.server.job_gc_interval,
+            thresholds: caravan_server::leader::core_gc::Thresholds {
+                eval: config.server.eval_gc_threshold,
+                batch_eval: config.server.batch_eval_gc_threshold,
+                job: config.server.job_gc_threshold,
+                node: config.server.node_gc_threshold,
+                acl_token: config.server.acl_token_gc_threshold,
+            },
+        },
     };
     let transport = Arc::new(HttpTransport::new(rpc_client.clone()));
     Server::start(

@@ -27,4 +27,8 @@ pub trait LeaderServer: Send + Sync + 'static {
     fn enabled_schedulers(&self) -> &[String] {
         &[]
     }
+    /// When garbage collection runs and what it collects.
+    fn gc_config(&self) -> crate::leader::core_gc::GcConfig {
+        crate::leader::core_gc::GcConfig::default()
+    }
 }

@@ -17,8 +17,8 @@ use crate::server::Server;
 
 impl Server {
     /// Registers what the leader does while it leads: heartbeat timers,
-    /// the drainer and autopilot (the eval broker, blocked evals, plan
-    /// applier, deployment watcher and GC will join them the same way).
+    /// the drainer, autopilot, the evaluation pipeline and garbage
+    /// collection (the deployment watcher will join them the same way).
     pub(crate) fn register_leader_duties(&self) {
         self.leadership
             .register_fn("heartbeat timers", |server: Arc<Server>, token| {
@@ -45,6 +45,8 @@ impl Server {
             "evaluation pipeline",
             crate::leader::scheduling::run::<Server>,
         );
+        self.leadership
+            .register_fn("garbage collection", crate::leader::core_gc::run::<Server>);
     }
 
     /// Watches for this server becoming leader and does what a new leader

@@ -5,6 +5,7 @@
 
 mod clock;
 pub mod context;
+pub mod core_gc;
 mod deliveries;
 pub mod drainer;
 mod establish;

@@ -308,6 +308,7 @@ pub async fn run_server(
         rpc_tls: false,
         num_schedulers: 0,
         enabled_schedulers: Vec::new(),
+        gc: Default::default(),
     };
     let server = Server::start(
         options,

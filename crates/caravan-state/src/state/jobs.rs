@@ -151,7 +151,10 @@ impl Schema for AllocsTable {
 }
 
 /// The summary counter an allocation's client status counts under.
-fn counter<'a>(summary: &'a mut TaskGroupSummary, client_status: &str) -> Option<&'a mut i64> {
+pub(super) fn counter<'a>(
+    summary: &'a mut TaskGroupSummary,
+    client_status: &str,
+) -> Option<&'a mut i64> {
     match client_status {
         ALLOC_CLIENT_PENDING => Some(&mut summary.starting),
         ALLOC_CLIENT_RUNNING => Some(&mut summary.running),
@@ -296,8 +299,10 @@ impl State {
 
     /// Nomad's job status: system, periodic and parameterized jobs run
     /// until stopped; others run while an allocation is not terminal, are
-    /// pending while an evaluation is, and are dead after that.
-    fn job_status(&self, job: &Job) -> &'static str {
+    /// pending while an evaluation is, and are dead after that; a job with
+    /// neither is pending, unless they were deleted (collected), when it is
+    /// dead.
+    fn job_status(&self, job: &Job, deleted: bool) -> &'static str {
         if job.job_type == JOB_TYPE_SYSTEM || job.is_template() {
             return if job.stop {
                 JOB_STATUS_DEAD
@@ -318,7 +323,7 @@ impl State {
                 return JOB_STATUS_PENDING;
             }
         }
-        if seen {
+        if seen || deleted {
             JOB_STATUS_DEAD
         } else {
             JOB_STATUS_PENDING
@@ -327,12 +332,38 @@ impl State {
 
     /// Re-derives the status of each job in `keys`, storing those that
     /// changed (a status change moves `ModifyIndex`, not `JobModifyIndex`).
-    fn refresh_job_statuses(&mut self, keys: &BTreeSet<String>, index: u64, touched: &mut Touched) {
+    pub(super) fn refresh_job_statuses(
+        &mut self,
+        keys: &BTreeSet<String>,
+        index: u64,
+        touched: &mut Touched,
+    ) {
+        self.refresh_statuses(keys, false, index, touched);
+    }
+
+    /// [`Self::refresh_job_statuses`] after evaluations or allocations of
+    /// these jobs were deleted (Nomad's `evalDelete`).
+    pub(super) fn refresh_job_statuses_after_delete(
+        &mut self,
+        keys: &BTreeSet<String>,
+        index: u64,
+        touched: &mut Touched,
+    ) {
+        self.refresh_statuses(keys, true, index, touched);
+    }
+
+    fn refresh_statuses(
+        &mut self,
+        keys: &BTreeSet<String>,
+        deleted: bool,
+        index: u64,
+        touched: &mut Touched,
+    ) {
         for key in keys {
             let Some(job) = self.jobs.get(key).cloned() else {
                 continue;
             };
-            let status = self.job_status(&job);
+            let status = self.job_status(&job, deleted);
             if job.status != status {
                 let mut changed = (*job).clone();
                 changed.status = status.into();
@@ -590,22 +621,7 @@ impl State {
         };
         let mut jobs = BTreeSet::from([key.clone()]);
         if deregister.purge {
-            self.jobs.remove(&key, touched);
-            let versions: Vec<u64> = self
-                .job_versions
-                .by_index(VERSIONS_BY_JOB, &key)
-                .map(|version| version.version)
-                .collect();
-            for version in versions {
-                self.job_versions.remove(
-                    &version_key(&existing.namespace, &existing.id, version),
-                    touched,
-                );
-            }
-            self.job_summaries.remove(&key, touched);
-            self.touch(Table::Jobs, index, touched);
-            self.touch(Table::JobVersions, index, touched);
-            self.touch(Table::JobSummaries, index, touched);
+            self.purge_job(&existing, index, touched);
         } else if !existing.stop {
             let mut job = (*existing).clone();
             job.stop = true;
@@ -621,6 +637,26 @@ impl State {
         }
         self.refresh_job_statuses(&jobs, index, touched);
         CommandResult::Done
+    }
+
+    /// Removes a job with its versions and summary (its evaluations and
+    /// allocations stay until collected).
+    pub(super) fn purge_job(&mut self, job: &Job, index: u64, touched: &mut Touched) {
+        let key = ns_key(&job.namespace, &job.id);
+        self.jobs.remove(&key, touched);
+        let versions: Vec<u64> = self
+            .job_versions
+            .by_index(VERSIONS_BY_JOB, &key)
+            .map(|version| version.version)
+            .collect();
+        for version in versions {
+            self.job_versions
+                .remove(&version_key(&job.namespace, &job.id, version), touched);
+        }
+        self.job_summaries.remove(&key, touched);
+        self.touch(Table::Jobs, index, touched);
+        self.touch(Table::JobVersions, index, touched);
+        self.touch(Table::JobSummaries, index, touched);
     }
 
     pub(super) fn apply_evals_upsert(
@@ -657,7 +693,7 @@ impl State {
         }
         self.touch(Table::Evals, index, touched);
         self.touch(Table::Allocs, index, touched);
-        self.refresh_job_statuses(&jobs, index, touched);
+        self.refresh_job_statuses_after_delete(&jobs, index, touched);
         CommandResult::Done
     }
 
