@@ -130,7 +130,8 @@ pub fn summary(verdict: &Verdict) -> String {
     let mut parts = Vec::new();
     if !collect.is_empty() {
         parts.push(format!(
-            "removed {jobs} jobs, {evals} evaluations, {allocs} allocations, {} nodes, {} expired ACL tokens",
+            "removed jobs={jobs} evaluations={evals} allocations={allocs} nodes={} \
+             expired_acl_tokens={}",
             collect.nodes.len(),
             collect.tokens.len()
         ));
@@ -138,10 +139,10 @@ pub fn summary(verdict: &Verdict) -> String {
     let kept: Vec<String> = verdict
         .kept
         .iter()
-        .map(|(reason, count)| format!("{count} {reason}"))
+        .map(|(reason, count)| format!("{reason}: {count}"))
         .collect();
     if !kept.is_empty() {
-        parts.push(format!("kept {}", kept.join(", ")));
+        parts.push(format!("kept ({})", kept.join(", ")));
     }
     parts.join("; ")
 }
