@@ -49,6 +49,7 @@ mod operator;
 mod prompt;
 mod server;
 mod status;
+mod system;
 
 use std::process::ExitCode;
 
@@ -270,6 +271,16 @@ pub const COMMANDS: &[Command] = &[
         "Remove a gossip encryption key",
     ),
     cmd("operator api", operator::api, "Query the HTTP API"),
+    cmd(
+        "system gc",
+        system::gc,
+        "Run the system garbage collection process",
+    ),
+    cmd(
+        "system reconcile summaries",
+        system::reconcile_summaries,
+        "Reconciles the summaries of all registered jobs",
+    ),
 ];
 
 const fn cmd(

@@ -437,4 +437,9 @@ impl Client {
     pub fn operator(&self) -> crate::operator::Operator<'_> {
         crate::operator::Operator { client: self }
     }
+
+    /// The system endpoints (garbage collection, summary reconciliation).
+    pub fn system(&self) -> crate::system::System<'_> {
+        crate::system::System { client: self }
+    }
 }

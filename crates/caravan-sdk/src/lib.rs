@@ -32,6 +32,7 @@ pub mod jobs;
 pub mod nodes;
 pub mod operator;
 pub mod status;
+pub mod system;
 pub mod watch;
 
 pub use client::{Client, RawResponse, RAW_BODY_LIMIT};
