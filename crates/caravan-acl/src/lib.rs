@@ -51,17 +51,27 @@ fn merge_rule(rules: &mut Vec<(String, BTreeSet<String>)>, name: &str, granted: 
 /// rule wins over globs; among globs the one with the longest literal
 /// text wins; `deny` in the winning rule denies all.
 fn rule_allows(rules: &[(String, BTreeSet<String>)], name: &str, capability: &str) -> bool {
-    let exact = rules.iter().find(|(rule, _)| rule == name);
-    let chosen = exact.or_else(|| {
-        rules
-            .iter()
-            .filter(|(pattern, _)| pattern.contains('*') && glob_matches(pattern, name))
-            .max_by_key(|(pattern, _)| pattern.replace('*', "").len())
-    });
-    match chosen {
-        Some((_, granted)) => !granted.contains("deny") && granted.contains(capability),
+    match winning_rule(rules, name) {
+        Some(granted) => !granted.contains("deny") && granted.contains(capability),
         None => false,
     }
+}
+
+/// The rule that decides for `name`: an exact one, else the glob with the
+/// longest literal text.
+fn winning_rule<'a>(
+    rules: &'a [(String, BTreeSet<String>)],
+    name: &str,
+) -> Option<&'a BTreeSet<String>> {
+    let exact = rules.iter().find(|(rule, _)| rule == name);
+    exact
+        .or_else(|| {
+            rules
+                .iter()
+                .filter(|(pattern, _)| pattern.contains('*') && glob_matches(pattern, name))
+                .max_by_key(|(pattern, _)| pattern.replace('*', "").len())
+        })
+        .map(|(_, granted)| granted)
 }
 
 /// What a `host_volume` policy level grants (Nomad's expansion).
@@ -235,6 +245,14 @@ impl AclSet {
     /// the longest literal text wins; `deny` in the winning rule denies all.
     pub fn allows_namespace(&self, namespace: &str, capability: &str) -> bool {
         self.management || rule_allows(&self.namespaces, namespace, capability)
+    }
+
+    /// Whether this set grants anything at all in `namespace` (Nomad's
+    /// `AllowNamespace`: who may see the namespace itself).
+    pub fn allows_any_in_namespace(&self, namespace: &str) -> bool {
+        self.management
+            || winning_rule(&self.namespaces, namespace)
+                .is_some_and(|granted| !granted.is_empty() && !granted.contains("deny"))
     }
 
     /// Whether a job may mount the host volume `name` (`read_only` asks

@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod duration;
 pub mod eval;
 pub mod job;
+pub mod namespace;
 pub mod node;
 pub mod operator;
 pub mod sync;

@@ -25,6 +25,7 @@ pub mod evals;
 mod forward;
 pub mod jobs;
 pub mod keyring;
+pub mod namespaces;
 mod node_stubs;
 pub mod nodes;
 pub mod operator;
@@ -66,6 +67,7 @@ pub fn routes() -> Vec<Route> {
         evals::routes(),
         operator::routes(),
         system::routes(),
+        namespaces::routes(),
     ]
     .into_iter()
     .flatten()

@@ -3,6 +3,7 @@
 
 use caravan_api_types::acl::{AclPolicy, AclToken};
 use caravan_api_types::eval::Evaluation;
+use caravan_api_types::namespace::Namespace;
 use caravan_api_types::node::{DrainSpec, Node, NodeEvent};
 use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
 use chrono::{DateTime, Utc};
@@ -126,6 +127,17 @@ pub enum Command {
     /// Every job summary counted again from the allocations
     /// (`PUT /v1/system/reconcile/summaries`).
     JobSummariesReconcile,
+    /// Namespaces created or replaced.
+    NamespaceUpsert {
+        namespaces: Vec<Namespace>,
+    },
+    /// Namespaces removed; refused while one holds live jobs or
+    /// allocations, or names `default`.
+    NamespaceDelete {
+        names: Vec<String>,
+        /// The servers' region, named in a refusal.
+        region: String,
+    },
     /// A command of a newer version that this one does not know, which
     /// that version flagged ignorable: applied as a no-op. Never written by
     /// this version; the Raft log and replication carry its original JSON
@@ -169,6 +181,8 @@ impl Command {
             Command::AllocsTransition(_) => "AllocsTransition",
             Command::GcCollect(_) => "GcCollect",
             Command::JobSummariesReconcile => "JobSummariesReconcile",
+            Command::NamespaceUpsert { .. } => "NamespaceUpsert",
+            Command::NamespaceDelete { .. } => "NamespaceDelete",
             Command::Unknown { .. } => "Unknown",
         }
     }
@@ -272,6 +286,11 @@ impl std::fmt::Display for Command {
                 collect.tokens.len()
             ),
             Command::JobSummariesReconcile => write!(f, "{kind}"),
+            Command::NamespaceUpsert { namespaces } => {
+                let names: Vec<&str> = namespaces.iter().map(|ns| ns.name.as_str()).collect();
+                write!(f, "{kind}(names={names:?})")
+            }
+            Command::NamespaceDelete { names, .. } => write!(f, "{kind}(names={names:?})"),
             Command::Unknown { variant, .. } => write!(f, "{kind}(variant={variant:?})"),
         }
     }

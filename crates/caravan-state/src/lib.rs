@@ -28,9 +28,9 @@ use tokio::sync::watch as channel;
 pub use command::{Command, CommandResult};
 pub use snapshot::{SectionError, SectionSink, StateRestore};
 pub use state::jobs::{
-    new_eval, ns_key, version_key, AllocsTable, EvalsTable, JobSummariesTable, JobVersionsTable,
-    JobsTable, ALLOCS_BY_EVAL, ALLOCS_BY_JOB, EVALS_BY_JOB, EVALS_BY_STATUS, JOBS_BY_PARENT,
-    JOBS_BY_TYPE, JOB_TRACKED_VERSIONS, VERSIONS_BY_JOB,
+    new_eval, nonexistent_namespace, ns_key, version_key, AllocsTable, EvalsTable,
+    JobSummariesTable, JobVersionsTable, JobsTable, ALLOCS_BY_EVAL, ALLOCS_BY_JOB, EVALS_BY_JOB,
+    EVALS_BY_STATUS, JOBS_BY_PARENT, JOBS_BY_TYPE, JOB_TRACKED_VERSIONS, VERSIONS_BY_JOB,
 };
 pub use state::{
     secret_digest, secrets_equal, AclPoliciesTable, AclTokensTable, NodesTable, State, Table,

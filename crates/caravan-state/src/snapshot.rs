@@ -26,6 +26,7 @@ use crate::table::{IndexedTable, Schema};
 /// The section holding the state's scalar parts.
 pub const SECTION_META: &str = "meta";
 pub const SECTION_ACL_POLICIES: &str = "acl_policies";
+pub const SECTION_NAMESPACES: &str = "namespaces";
 pub const SECTION_ACL_TOKENS: &str = "acl_tokens";
 pub const SECTION_NODES: &str = "nodes";
 pub const SECTION_JOBS: &str = "jobs";
@@ -124,6 +125,7 @@ impl State {
         )?;
         write_table(SECTION_EVALS, &self.evals, sink, &mut buffer)?;
         write_table(SECTION_ALLOCS, &self.allocs, sink, &mut buffer)?;
+        write_table(SECTION_NAMESPACES, &self.namespaces, sink, &mut buffer)?;
         sink.section(
             SECTION_ALLOC_NODE_INDEXES,
             self.alloc_node_indexes.len() as u64,
@@ -222,6 +224,9 @@ impl StateRestore {
             }
             SECTION_ALLOCS => {
                 self.state.allocs = read_table(name, rows, next_row)?;
+            }
+            SECTION_NAMESPACES => {
+                self.state.namespaces = read_table(name, rows, next_row)?;
             }
             SECTION_ALLOC_NODE_INDEXES => {
                 for row in 0..rows {

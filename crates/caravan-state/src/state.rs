@@ -15,6 +15,7 @@ use crate::table::{Index, IndexedTable, Schema, Touched};
 mod alloc_nodes;
 mod gc;
 pub mod jobs;
+pub mod namespaces;
 
 /// The tables of the state, each with its own Raft index (Nomad's `index`
 /// table), which blocking queries compare against `?index=`.
@@ -30,6 +31,7 @@ pub enum Table {
     JobVersions,
     JobSummaries,
     Evals,
+    Namespaces,
 }
 
 impl Table {
@@ -44,6 +46,7 @@ impl Table {
         Table::JobVersions,
         Table::JobSummaries,
         Table::Evals,
+        Table::Namespaces,
     ];
 }
 
@@ -119,6 +122,8 @@ pub struct State {
     /// Per node with allocations, the index of the last write to them
     /// (see `alloc_nodes`): what its client's blocking read answers.
     pub(crate) alloc_node_indexes: imbl::OrdMap<String, u64>,
+    /// Namespaces written by users (`default` exists without a row).
+    pub(crate) namespaces: IndexedTable<namespaces::NamespacesTable>,
     /// The index of the last write that freed room on a node (an
     /// allocation turned terminal, or a live one removed): what tells the
     /// leader that blocked evaluations may now fit. Not replicated state
@@ -472,6 +477,12 @@ impl State {
             }
             Command::AllocsTransition(transition) => {
                 self.apply_allocs_transition(transition, index, touched)
+            }
+            Command::NamespaceUpsert { namespaces } => {
+                self.apply_namespace_upsert(namespaces, index, touched)
+            }
+            Command::NamespaceDelete { names, region } => {
+                self.apply_namespace_delete(names, region, index, touched)
             }
             Command::GcCollect(collect) => self.apply_gc_collect(collect, index, touched),
             Command::JobSummariesReconcile => self.apply_summaries_reconcile(index, touched),

@@ -160,6 +160,15 @@ fn populated() -> StateStore {
             now: now(),
         },
     );
+    store.apply(
+        7,
+        &Command::NamespaceUpsert {
+            namespaces: vec![caravan_api_types::namespace::Namespace {
+                name: "team".into(),
+                ..Default::default()
+            }],
+        },
+    );
     store.note_index(9);
     store
 }
@@ -174,6 +183,7 @@ fn snapshot_round_trip_restores_everything() {
     assert_eq!(original.acl_policies().count(), 1);
     assert_eq!(original.node_count(), 1);
     assert_eq!(original.acl_bootstrap_index(), 3);
+    assert_eq!(original.namespaces().len(), 2);
     let bytes = store.to_snapshot_bytes().unwrap();
     let restored = StateStore::new();
     restored.restore(&bytes).unwrap();

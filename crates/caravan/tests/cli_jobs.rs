@@ -504,6 +504,9 @@ fn one_job_id_in_two_namespaces_is_never_guessed() {
     let agent = dev_agent();
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "twin.hcl", &sleep_job("twin", &marker));
+    // A namespace must exist before a job goes into it.
+    let created = agent.put("/v1/namespace/other", r#"{"Name": "other"}"#);
+    assert_eq!(created.status, 200, "{}", created.text);
     for namespace in ["default", "other"] {
         let run = caravan(
             &agent,

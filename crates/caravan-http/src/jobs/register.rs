@@ -119,6 +119,13 @@ pub(super) async fn register(request: Request, path_id: Option<String>) -> Resul
             "Job registration, dispatch, and scale are disabled by the scheduler configuration",
         ));
     }
+    if !state.namespace_exists(&job.namespace) {
+        // Nomad's RPC error (a 500); the state machine refuses it too.
+        return Err(ApiError::internal(caravan_state::nonexistent_namespace(
+            &job.id,
+            &job.namespace,
+        )));
+    }
     let existing = state.job(&job.namespace, &job.id).cloned();
     drop(state);
     if let Some(existing) = &existing {

@@ -166,6 +166,11 @@ pub(super) fn counter<'a>(
     }
 }
 
+/// Nomad's refusal of a job in a namespace that does not exist.
+pub fn nonexistent_namespace(job_id: &str, namespace: &str) -> String {
+    format!("job {job_id:?} is in nonexistent namespace {namespace:?}")
+}
+
 /// The text of an `EnforceIndex` refusal (jobs-api.md §1.8).
 fn enforce_refusal(expected: u64, stored: Option<u64>) -> Option<String> {
     let prefix = format!("Enforcing job modify index {expected}");
@@ -562,6 +567,12 @@ impl State {
         touched: &mut Touched,
     ) -> CommandResult {
         let incoming = &register.job;
+        if !self.namespace_exists(&incoming.namespace) {
+            return CommandResult::Refused(nonexistent_namespace(
+                &incoming.id,
+                &incoming.namespace,
+            ));
+        }
         let key = ns_key(&incoming.namespace, &incoming.id);
         let existing = self.jobs.get(&key).cloned();
         if let Some(expected) = register.enforce_index {
