@@ -74,6 +74,76 @@ impl Namespace {
     }
 }
 
+/// Go's `%q` of a list of strings: `["a" "b"]`.
+fn quoted_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|item| format!("{item:?}")).collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+/// Whether `capabilities` lets `used` (a driver or network mode) in: an
+/// enabled list limits, a disabled list excludes.
+fn permits(enabled: &Option<Vec<String>>, disabled: &Option<Vec<String>>, used: &str) -> bool {
+    let listed = |list: &Option<Vec<String>>| {
+        list.as_ref()
+            .is_some_and(|list| list.iter().any(|item| item == used))
+    };
+    let enabled_empty = enabled.as_ref().is_none_or(|list| list.is_empty());
+    (enabled_empty || listed(enabled)) && !listed(disabled)
+}
+
+impl Namespace {
+    /// Why `job` may not run in this namespace (its task drivers or group
+    /// network modes), in Nomad's words; none when it may.
+    pub fn job_refusal(&self, job: &crate::job::Job) -> Option<String> {
+        let capabilities = self.capabilities.as_ref()?;
+        let refused = |what: &str, used: Vec<String>| match used.as_slice() {
+            [] => None,
+            [one] => Some(format!(
+                "used {what} {one:?} is not allowed in namespace {:?}",
+                self.name
+            )),
+            many => Some(format!(
+                "used {what}s {} are not allowed in namespace {:?}",
+                quoted_list(many),
+                self.name
+            )),
+        };
+        let drivers: Vec<String> = job
+            .task_groups
+            .iter()
+            .flat_map(|group| &group.tasks)
+            .filter(|task| {
+                !permits(
+                    &capabilities.enabled_task_drivers,
+                    &capabilities.disabled_task_drivers,
+                    &task.driver,
+                )
+            })
+            .map(|task| task.driver.clone())
+            .collect();
+        if let Some(refusal) = refused("task driver", drivers) {
+            return Some(refusal);
+        }
+        let modes: Vec<String> = job
+            .task_groups
+            .iter()
+            .flat_map(|group| group.networks.iter().flatten())
+            .map(|network| match network.mode.as_str() {
+                "" => "host".to_string(),
+                mode => mode.to_string(),
+            })
+            .filter(|mode| {
+                !permits(
+                    &capabilities.enabled_network_modes,
+                    &capabilities.disabled_network_modes,
+                    mode,
+                )
+            })
+            .collect();
+        refused("group network mode", modes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +166,49 @@ mod tests {
             ..named("ok")
         };
         assert_eq!(long.problems(), ["description longer than 256"]);
+    }
+
+    #[test]
+    fn drivers_and_network_modes_are_refused_in_nomads_words() {
+        let mut job = crate::job::Job::default();
+        for driver in ["exec", "raw_exec", "docker"] {
+            let mut group = crate::job::TaskGroup::default();
+            group.tasks.push(crate::job::Task {
+                driver: driver.into(),
+                ..Default::default()
+            });
+            job.task_groups.push(group);
+        }
+        let limited = |enabled: &[&str], disabled: &[&str]| Namespace {
+            name: "default".into(),
+            capabilities: Some(NamespaceCapabilities {
+                enabled_task_drivers: Some(enabled.iter().map(|d| d.to_string()).collect()),
+                disabled_task_drivers: Some(disabled.iter().map(|d| d.to_string()).collect()),
+                ..Default::default()
+            }),
+            ..Namespace::default()
+        };
+        assert_eq!(limited(&[], &[]).job_refusal(&job), None);
+        assert_eq!(Namespace::default_namespace().job_refusal(&job), None);
+        assert_eq!(
+            limited(&["exec", "docker"], &[]).job_refusal(&job).unwrap(),
+            "used task driver \"raw_exec\" is not allowed in namespace \"default\""
+        );
+        assert_eq!(
+            limited(&[], &["exec", "raw_exec"])
+                .job_refusal(&job)
+                .unwrap(),
+            "used task drivers [\"exec\" \"raw_exec\"] are not allowed in namespace \"default\""
+        );
+        let mut hosted = limited(&[], &[]);
+        if let Some(capabilities) = hosted.capabilities.as_mut() {
+            capabilities.disabled_network_modes = Some(vec!["host".into()]);
+        }
+        job.task_groups[0].networks = Some(vec![Default::default()]);
+        assert_eq!(
+            hosted.job_refusal(&job).unwrap(),
+            "used group network mode \"host\" is not allowed in namespace \"default\""
+        );
     }
 
     #[test]

@@ -107,12 +107,17 @@ fn jobs_go_only_into_namespaces_that_exist_and_keep_theirs() {
         "job \"app\" is in nonexistent namespace \"team\""
     );
 
+    // A namespace that allows only docker refuses a raw_exec task.
+    let locked = r#"{"Name": "locked", "Capabilities": {"EnabledTaskDrivers": ["docker"]}}"#;
+    assert_eq!(agent.put("/v1/namespace/locked", locked).status, 200);
+    let refused = agent.put("/v1/jobs", &job("locked").to_string());
+    assert_eq!(refused.status, 500);
     assert_eq!(
-        agent
-            .put("/v1/namespace/team", r#"{"Name": "team"}"#)
-            .status,
-        200
+        refused.text,
+        "used task driver \"raw_exec\" is not allowed in namespace \"locked\""
     );
+    let created = agent.put("/v1/namespace/team", r#"{"Name": "team"}"#);
+    assert_eq!(created.status, 200);
     register(&agent, &{
         let mut spec = shell_job("app", "service", 1, "sleep 600 & wait", &marker);
         spec["Namespace"] = json!("team");

@@ -119,12 +119,16 @@ pub(super) async fn register(request: Request, path_id: Option<String>) -> Resul
             "Job registration, dispatch, and scale are disabled by the scheduler configuration",
         ));
     }
-    if !state.namespace_exists(&job.namespace) {
-        // Nomad's RPC error (a 500); the state machine refuses it too.
+    // Nomad's RPC errors (500s); the state machine refuses a missing
+    // namespace too.
+    let Some(namespace) = state.namespace(&job.namespace) else {
         return Err(ApiError::internal(caravan_state::nonexistent_namespace(
             &job.id,
             &job.namespace,
         )));
+    };
+    if let Some(refusal) = namespace.job_refusal(&job) {
+        return Err(ApiError::internal(refusal));
     }
     let existing = state.job(&job.namespace, &job.id).cloned();
     drop(state);
