@@ -45,6 +45,8 @@ pub struct AgentConfig {
     pub limits: limits::Limits,
     /// TLS on the HTTP and RPC ports (Nomad's `tls`).
     pub tls: tls::TlsConfig,
+    /// What Caravan honours of Nomad's `telemetry` block.
+    pub telemetry: crate::telemetry::Telemetry,
     /// The configuration files that were loaded, in order.
     pub files: Vec<String>,
     /// Nomad keys that were set but have no effect in Caravan yet.
@@ -154,6 +156,7 @@ impl AgentConfig {
             leave_on_terminate: false,
             limits: limits::Limits::default(),
             tls: tls::TlsConfig::default(),
+            telemetry: crate::telemetry::Telemetry::default(),
             files: Vec::new(),
             keys_without_effect: Vec::new(),
         }
@@ -272,10 +275,23 @@ impl AgentConfig {
         {
             self.client.raw_exec_enabled = enabled;
         }
+        if let Some(telemetry) = &file.telemetry {
+            self.telemetry
+                .apply(telemetry)
+                .map_err(|(key, message)| key_error(&key, message))?;
+        }
         let raw = serde_json::to_value(FileKeys::from(file)).unwrap_or(Value::Null);
         self.keys_without_effect = file::ACCEPTED_WITHOUT_EFFECT
             .iter()
             .filter(|key| raw.get(**key).is_some_and(|value| !value.is_null()))
+            // A telemetry block of the keys Caravan honours has its effect.
+            .filter(|key| {
+                **key != "telemetry"
+                    || file
+                        .telemetry
+                        .as_ref()
+                        .is_some_and(crate::telemetry::Telemetry::has_unhonoured_keys)
+            })
             // A plugin block that only enables raw_exec has its effect.
             .filter(|key| {
                 **key != "plugin"

@@ -21,6 +21,7 @@ pub mod limits;
 mod merge;
 mod network;
 mod server;
+pub mod telemetry;
 pub mod tls;
 
 pub use acl::AclConfig;

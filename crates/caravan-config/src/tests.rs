@@ -219,3 +219,39 @@ fn gossip_keys_are_checked() {
         assert!(error.contains("encrypt"), "{error}");
     }
 }
+
+#[test]
+fn telemetry_keys_caravan_honours_take_effect_and_sinks_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let honoured = write(
+        &dir,
+        "metrics.hcl",
+        "telemetry {\n  prometheus_metrics = true\n  publish_node_metrics = true\n}\n",
+    );
+    let config = AgentConfig::from_args(&args(&["-dev", "-config", &honoured])).unwrap();
+    assert!(config.telemetry.prometheus_metrics);
+    assert!(config.telemetry.publish_node_metrics);
+    assert!(!config.telemetry.publish_allocation_metrics);
+    assert!(!config
+        .keys_without_effect
+        .contains(&"telemetry".to_string()));
+    let sink = write(
+        &dir,
+        "statsd.hcl",
+        "telemetry {\n  statsd_address = \"127.0.0.1:8125\"\n}\n",
+    );
+    let config = AgentConfig::from_args(&args(&["-dev", "-config", &sink])).unwrap();
+    assert!(config
+        .keys_without_effect
+        .contains(&"telemetry".to_string()));
+    let wrong = write(
+        &dir,
+        "wrong.hcl",
+        "telemetry {\n  prometheus_metrics = \"yes\"\n}\n",
+    );
+    let error = AgentConfig::from_args(&args(&["-dev", "-config", &wrong])).unwrap_err();
+    assert!(
+        error.to_string().contains("telemetry.prometheus_metrics"),
+        "{error}"
+    );
+}

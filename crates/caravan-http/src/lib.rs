@@ -25,6 +25,7 @@ pub mod evals;
 mod forward;
 pub mod jobs;
 pub mod keyring;
+pub mod metrics;
 pub mod namespaces;
 mod node_stubs;
 pub mod nodes;
@@ -68,6 +69,7 @@ pub fn routes() -> Vec<Route> {
         operator::routes(),
         system::routes(),
         namespaces::routes(),
+        metrics::routes(),
     ]
     .into_iter()
     .flatten()

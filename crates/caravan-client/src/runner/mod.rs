@@ -203,6 +203,23 @@ impl AllocManager {
         })
     }
 
+    /// How many of this node's allocations are in each client status
+    /// (`pending`, `running`, `complete`, ...), for metrics.
+    pub fn client_statuses(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for runner in lock(&self.runners).values() {
+            // From the tasks as this client runs them (what it reports),
+            // not the servers' copy, which lags behind its reports.
+            let tasks = runner.shared.task_states();
+            let status = match tasks.is_empty() {
+                true => runner.shared.alloc().client_status,
+                false => alloc::client_status(&tasks).0.to_string(),
+            };
+            *counts.entry(status).or_default() += 1;
+        }
+        counts
+    }
+
     /// How many allocations this node runs or keeps.
     pub fn len(&self) -> usize {
         lock(&self.runners).len()
