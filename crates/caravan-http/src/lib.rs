@@ -271,6 +271,23 @@ mod route_table_tests {
             ("GET", "/v1/client/fs/stream/{alloc}", InHandler),
             ("GET", "/v1/client/fs/logs/{alloc}", InHandler),
             ("GET", "/v1/client/fs/{*rest}", InHandler),
+            ("PUT", "/v1/system/gc", Require(Management)),
+            (
+                "PUT",
+                "/v1/system/reconcile/summaries",
+                Require(Management),
+            ),
+            // Listing and reading show only the namespaces the token has
+            // rights in (Nomad's AllowNamespace), decided per namespace.
+            ("GET", "/v1/namespaces", InHandler),
+            ("GET", "/v1/namespace/{name}", InHandler),
+            ("PUT", "/v1/namespace", Require(Management)),
+            ("POST", "/v1/namespace", Require(Management)),
+            ("PUT", "/v1/namespace/{name}", Require(Management)),
+            ("POST", "/v1/namespace/{name}", Require(Management)),
+            ("DELETE", "/v1/namespace/{name}", Require(Management)),
+            // Nomad's metrics need no token (scrapers send none).
+            ("GET", "/v1/metrics", Open),
         ]
     }
 
