@@ -44,6 +44,7 @@ mod alloc_exec;
 mod eval;
 mod job;
 mod monitor;
+mod namespace;
 mod node;
 mod operator;
 mod prompt;
@@ -210,6 +211,23 @@ pub const COMMANDS: &[Command] = &[
         acl::token_delete,
         "Delete an existing ACL token",
     ),
+    cmd(
+        "namespace apply",
+        namespace::apply,
+        "Create or update a namespace",
+    ),
+    cmd("namespace list", namespace::list, "List namespaces"),
+    cmd(
+        "namespace status",
+        namespace::status,
+        "Display a namespace's status",
+    ),
+    cmd(
+        "namespace inspect",
+        namespace::inspect,
+        "Inspect a namespace",
+    ),
+    cmd("namespace delete", namespace::delete, "Delete a namespace"),
     cmd(
         "operator raft list-peers",
         operator::raft_list_peers,

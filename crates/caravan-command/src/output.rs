@@ -20,9 +20,8 @@ pub fn json_or_template<T: Serialize>(parsed: &Parsed, data: &T) -> Result<bool,
             "Both json and template formatting are not allowed",
         )),
         (true, None) => {
-            let text = serde_json::to_string_pretty(&value()?).map_err(|error| {
-                CommandError::failed(format!("Error formatting the output: {error}"))
-            })?;
+            // Nomad indents -json output with four spaces.
+            let text = pretty_json(&value()?)?;
             crate::outln!("{text}");
             Ok(true)
         }

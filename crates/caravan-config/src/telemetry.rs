@@ -4,10 +4,11 @@
 
 use serde_json::Value;
 
-/// The keys of `telemetry` Caravan honours.
+/// The keys of `telemetry` Caravan honours. `disable_hostname` and
+/// `collection_interval` are met as they stand: no name carries the host,
+/// and every figure is read when asked.
 pub const HONOURED: &[&str] = &[
     "prometheus_metrics",
-    "publish_allocation_metrics",
     "publish_node_metrics",
     "disable_hostname",
     "collection_interval",
@@ -17,8 +18,6 @@ pub const HONOURED: &[&str] = &[
 pub struct Telemetry {
     /// `/v1/metrics?format=prometheus` answers (Nomad: 415 otherwise).
     pub prometheus_metrics: bool,
-    /// Per-allocation resource gauges from the client.
-    pub publish_allocation_metrics: bool,
     /// Host gauges (memory, CPU, disk, uptime) from the client.
     pub publish_node_metrics: bool,
 }
@@ -29,10 +28,6 @@ impl Telemetry {
     pub fn apply(&mut self, block: &Value) -> Result<(), (String, String)> {
         for (key, slot) in [
             ("prometheus_metrics", &mut self.prometheus_metrics),
-            (
-                "publish_allocation_metrics",
-                &mut self.publish_allocation_metrics,
-            ),
             ("publish_node_metrics", &mut self.publish_node_metrics),
         ] {
             match block.get(key) {

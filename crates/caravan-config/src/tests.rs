@@ -231,7 +231,6 @@ fn telemetry_keys_caravan_honours_take_effect_and_sinks_are_reported() {
     let config = AgentConfig::from_args(&args(&["-dev", "-config", &honoured])).unwrap();
     assert!(config.telemetry.prometheus_metrics);
     assert!(config.telemetry.publish_node_metrics);
-    assert!(!config.telemetry.publish_allocation_metrics);
     assert!(!config
         .keys_without_effect
         .contains(&"telemetry".to_string()));

@@ -272,11 +272,7 @@ mod route_table_tests {
             ("GET", "/v1/client/fs/logs/{alloc}", InHandler),
             ("GET", "/v1/client/fs/{*rest}", InHandler),
             ("PUT", "/v1/system/gc", Require(Management)),
-            (
-                "PUT",
-                "/v1/system/reconcile/summaries",
-                Require(Management),
-            ),
+            ("PUT", "/v1/system/reconcile/summaries", Require(Management)),
             // Listing and reading show only the namespaces the token has
             // rights in (Nomad's AllowNamespace), decided per namespace.
             ("GET", "/v1/namespaces", InHandler),

@@ -442,4 +442,9 @@ impl Client {
     pub fn system(&self) -> crate::system::System<'_> {
         crate::system::System { client: self }
     }
+
+    /// The namespace endpoints.
+    pub fn namespaces(&self) -> crate::namespaces::Namespaces<'_> {
+        crate::namespaces::Namespaces { client: self }
+    }
 }

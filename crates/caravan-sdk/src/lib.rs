@@ -29,6 +29,7 @@ pub mod allocations;
 pub mod client_endpoints;
 pub mod evaluations;
 pub mod jobs;
+pub mod namespaces;
 pub mod nodes;
 pub mod operator;
 pub mod status;

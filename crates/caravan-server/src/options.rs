@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use caravan_api_types::operator::{AutopilotConfiguration, SchedulerConfiguration};
 use caravan_rpc::ClusterKey;
@@ -43,5 +44,66 @@ pub struct ServerOptions {
     /// empty: all of them).
     pub enabled_schedulers: Vec<String>,
     /// Garbage collection's interval and thresholds.
-    pub gc: crate::leader::core_gc::GcConfig,
+    pub gc: GcConfig,
+}
+
+/// How old finished things must be before they are collected (Nomad's
+/// server options and defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// `eval_gc_threshold`.
+    pub eval: Duration,
+    /// `batch_eval_gc_threshold`.
+    pub batch_eval: Duration,
+    /// `job_gc_threshold`.
+    pub job: Duration,
+    /// `node_gc_threshold`.
+    pub node: Duration,
+    /// `acl_token_gc_threshold`.
+    pub acl_token: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        let hours = |count: u64| Duration::from_secs(count * 3600);
+        Self {
+            eval: hours(1),
+            batch_eval: hours(24),
+            job: hours(4),
+            node: hours(24),
+            acl_token: hours(1),
+        }
+    }
+}
+
+impl Thresholds {
+    /// A forced collection's (`PUT /v1/system/gc`): anything finished at
+    /// all, as Nomad's 1 ms threshold.
+    pub fn forced() -> Self {
+        let moment = Duration::from_millis(1);
+        Self {
+            eval: moment,
+            batch_eval: moment,
+            job: moment,
+            node: moment,
+            acl_token: moment,
+        }
+    }
+}
+
+/// When collection runs and what it collects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcConfig {
+    /// `job_gc_interval` (Nomad runs every collector every 5 minutes).
+    pub interval: Duration,
+    pub thresholds: Thresholds,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(300),
+            thresholds: Thresholds::default(),
+        }
+    }
 }

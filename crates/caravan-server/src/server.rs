@@ -390,7 +390,7 @@ impl LeaderServer for Server {
         &self.options.enabled_schedulers
     }
 
-    fn gc_config(&self) -> crate::leader::core_gc::GcConfig {
+    fn gc_config(&self) -> crate::options::GcConfig {
         self.options.gc
     }
 }

@@ -23,8 +23,10 @@ Other commands:
     acl         Interact with ACL policies and tokens
     agent-info  Display status information about the local agent
     eval        Interact with evaluations
+    namespace   Interact with namespaces
     operator    Provides cluster-level tools (raft, autopilot, scheduler, gossip keyring)
     server      Interact with servers
+    system      Interact with the system API (garbage collection, summaries)
     tls         Certificates for TLS: `tls ca create`, `tls cert create -server|-client|-cli`
     version     Prints the Caravan version
     node-sim    Registers and heartbeats many simulated nodes against a server

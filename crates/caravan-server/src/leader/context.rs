@@ -28,7 +28,7 @@ pub trait LeaderServer: Send + Sync + 'static {
         &[]
     }
     /// When garbage collection runs and what it collects.
-    fn gc_config(&self) -> crate::leader::core_gc::GcConfig {
-        crate::leader::core_gc::GcConfig::default()
+    fn gc_config(&self) -> crate::options::GcConfig {
+        crate::options::GcConfig::default()
     }
 }

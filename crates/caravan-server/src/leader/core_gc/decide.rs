@@ -38,49 +38,7 @@ use caravan_state::job_commands::{Collected, GcCollect, JobCollected};
 use caravan_state::State;
 use chrono::{DateTime, Utc};
 
-/// How old finished things must be before they are collected (Nomad's
-/// server options and defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Thresholds {
-    /// `eval_gc_threshold`.
-    pub eval: Duration,
-    /// `batch_eval_gc_threshold`.
-    pub batch_eval: Duration,
-    /// `job_gc_threshold`.
-    pub job: Duration,
-    /// `node_gc_threshold`.
-    pub node: Duration,
-    /// `acl_token_gc_threshold`.
-    pub acl_token: Duration,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        let hours = |count: u64| Duration::from_secs(count * 3600);
-        Self {
-            eval: hours(1),
-            batch_eval: hours(24),
-            job: hours(4),
-            node: hours(24),
-            acl_token: hours(1),
-        }
-    }
-}
-
-impl Thresholds {
-    /// A forced collection's (`PUT /v1/system/gc`): anything finished at
-    /// all, as Nomad's 1 ms threshold.
-    pub fn forced() -> Self {
-        let moment = Duration::from_millis(1);
-        Self {
-            eval: moment,
-            batch_eval: moment,
-            job: moment,
-            node: moment,
-            acl_token: moment,
-        }
-    }
-}
+pub use crate::options::Thresholds;
 
 /// What one pass removes, and how much it kept for each reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,7 +7,6 @@
 //! (`GcCollect`), so a decision made on a stale snapshot is safe.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use caravan_state::job_commands::GcCollect;
 use caravan_state::{Command, State};
@@ -18,28 +17,12 @@ use crate::leader::lifecycle::LeaderToken;
 
 pub mod decide;
 
+pub use crate::options::GcConfig;
 pub use decide::{decide, Thresholds, Verdict};
 
 /// At most this many objects are removed by one Raft entry (a job's
 /// evaluations and allocations are never split between entries).
 const OBJECTS_PER_ENTRY: usize = 5_000;
-
-/// When collection runs and what it collects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GcConfig {
-    /// `job_gc_interval` (Nomad runs every collector every 5 minutes).
-    pub interval: Duration,
-    pub thresholds: Thresholds,
-}
-
-impl Default for GcConfig {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(300),
-            thresholds: Thresholds::default(),
-        }
-    }
-}
 
 /// Collects every `interval` until `token`'s term of leadership ends.
 pub async fn run<S: LeaderServer + ?Sized>(server: Arc<S>, token: LeaderToken) {
