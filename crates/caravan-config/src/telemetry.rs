@@ -18,7 +18,7 @@ pub const HONOURED: &[&str] = &[
 pub struct Telemetry {
     /// `/v1/metrics?format=prometheus` answers (Nomad: 415 otherwise).
     pub prometheus_metrics: bool,
-    /// Host gauges (memory, CPU, disk, uptime) from the client.
+    /// Host gauges (memory, CPUs, uptime) from the client.
     pub publish_node_metrics: bool,
 }
 

@@ -197,25 +197,34 @@ async fn run_session(
 ) {
     let mut early = None;
     if request.tty {
-        match tokio::time::timeout(FIRST_FRAME_WAIT, socket.recv()).await {
-            Err(_) => {}
-            Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => return,
-            Ok(Some(Ok(message))) => match parse_input(&message).and_then(|input| input.tty_size) {
-                Some(size) if size.width > 0 && size.height > 0 => {
-                    request.size = Some(caravan_drivers::TerminalSize {
-                        width: size.width,
-                        height: size.height,
-                    })
+        let deadline = tokio::time::Instant::now() + FIRST_FRAME_WAIT;
+        // The first frame that says something (pings are answered by the
+        // socket and skipped); it is handled in full once the command
+        // runs (input it carries too), its size applied before.
+        while early.is_none() {
+            match tokio::time::timeout_at(deadline, socket.recv()).await {
+                Err(_) => break,
+                Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(message))) => {
+                    if let Some(size) = parse_input(&message).and_then(|input| input.tty_size) {
+                        if size.width > 0 && size.height > 0 {
+                            request.size = Some(caravan_drivers::TerminalSize {
+                                width: size.width,
+                                height: size.height,
+                            });
+                        }
+                    }
+                    early = Some(message);
                 }
-                _ => early = Some(message),
-            },
+            }
         }
     }
     let session = match manager.exec(alloc_id, task, request).await {
         Ok(session) => session,
         Err(error) => {
             let error = crate::client_allocs::lifecycle_error(error);
-            let _ = socket.send(close_frame(&error.message)).await;
+            let _ = socket.send(close_frame(&error)).await;
             return;
         }
     };
@@ -223,14 +232,20 @@ async fn run_session(
 }
 
 /// A close frame for a session that could not start, with the reason (a
-/// close frame's reason holds at most 123 bytes).
-fn close_frame(reason: &str) -> Message {
+/// close frame's reason holds at most 123 bytes) and Nomad's code: 1011
+/// for a server error, 1008 (policy) for a refusal.
+fn close_frame(error: &ApiError) -> Message {
+    let reason = error.message.as_str();
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
+    let code = match error.status {
+        StatusCode::INTERNAL_SERVER_ERROR => axum::extract::ws::close_code::ERROR,
+        _ => axum::extract::ws::close_code::POLICY,
+    };
     Message::Close(Some(axum::extract::ws::CloseFrame {
-        code: axum::extract::ws::close_code::ERROR,
+        code,
         reason: reason[..end].to_string().into(),
     }))
 }

@@ -243,7 +243,8 @@ async fn client_metrics(request: &Request, metrics: &mut Metrics) {
     for (figure, value) in [
         ("running", count(&["running"])),
         ("pending", count(&["pending"])),
-        ("terminal", count(&["complete", "failed", "lost"])),
+        // Nomad's count of finished ones: complete and failed.
+        ("terminal", count(&["complete", "failed"])),
         // Caravan has no blocked or migrating allocation states on the
         // client (Nomad's wait for a previous allocation's data).
         ("blocked", 0.0),

@@ -74,10 +74,15 @@ async fn get(request: Request) -> Result<Reply, ApiError> {
         return Err(ApiError::permission_denied());
     }
     let (index, namespace) = blocking_query(&request, &[Table::Namespaces.into()], |state| {
-        Ok((
-            state.table_index(Table::Namespaces).max(1),
-            state.namespace(&name),
-        ))
+        let namespace = state.namespace(&name);
+        // The namespace's own index, as Nomad answers; the table's when
+        // it does not exist.
+        let index = namespace
+            .as_ref()
+            .map_or(state.table_index(Table::Namespaces), |namespace| {
+                namespace.modify_index
+            });
+        Ok((index.max(1), namespace))
     })
     .await?;
     let namespace = namespace.ok_or_else(|| ApiError::not_found("Namespace not found"))?;

@@ -19,6 +19,11 @@ pub struct JobRegister {
     /// `EnforceIndex`: register only if the stored `JobModifyIndex` equals
     /// this (0: only if the job does not exist).
     pub enforce_index: Option<u64>,
+    /// Refuse the job if its namespace does not exist. Entries written
+    /// before namespaces existed read as `false` and apply as they did
+    /// then, so every server replays them alike.
+    #[serde(default)]
+    pub namespace_checked: bool,
 }
 
 /// A job stopped (a new version with `Stop: true`) or, with `purge`, deleted.

@@ -23,6 +23,10 @@ use crate::codec::{self, CodecError};
 use crate::state::{State, Table};
 use crate::table::{IndexedTable, Schema};
 
+/// Tables added after snapshot version 3 was first released, whose index
+/// the meta section leaves out (see [`State::write_sections`]).
+const ADDED_TABLES: &[Table] = &[Table::Namespaces];
+
 /// The section holding the state's scalar parts.
 pub const SECTION_META: &str = "meta";
 pub const SECTION_ACL_POLICIES: &str = "acl_policies";
@@ -99,9 +103,18 @@ impl State {
     /// Writes every section of the state into `sink`.
     pub fn write_sections(&self, sink: &mut impl SectionSink) -> Result<(), SectionError> {
         let mut buffer = Vec::new();
+        // Tables added since snapshot version 3 was first written keep
+        // their index out of the meta section: a server of the previous
+        // release decodes its keys as the tables it knows, and would fail
+        // on a new one rather than skip the new table's section.
+        let table_indexes = ADDED_TABLES
+            .iter()
+            .fold(self.table_indexes.clone(), |indexes, table| {
+                indexes.without(table)
+            });
         let meta = MetaRef {
             latest_index: self.latest_index,
-            table_indexes: &self.table_indexes,
+            table_indexes: &table_indexes,
             scheduler_config: &self.scheduler_config,
             autopilot_config: &self.autopilot_config,
             acl_bootstrap_index: self.acl_bootstrap_index,
@@ -257,6 +270,20 @@ impl StateRestore {
     /// before the snapshot.
     pub fn finish(mut self) -> State {
         self.state.share_alloc_jobs();
+        // A table whose index the meta section does not carry takes the
+        // newest index of its rows (a blocking query waiting past that
+        // index sees the next change, as it would have).
+        if !self.state.table_indexes.contains_key(&Table::Namespaces) {
+            if let Some(newest) = self
+                .state
+                .namespaces
+                .values()
+                .map(|namespace| namespace.modify_index)
+                .max()
+            {
+                self.state.table_indexes.insert(Table::Namespaces, newest);
+            }
+        }
         self.state
     }
 }

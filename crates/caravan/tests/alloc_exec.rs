@@ -514,6 +514,18 @@ fn the_cli_runs_a_command_in_a_task_and_exits_with_its_code() {
     );
     let run = common::cli::caravan(&agent, &["alloc", "exec", &alloc_id]);
     assert!(run.failed().contains("at least two arguments"), "{run:?}");
+    // A command that cannot start: the agent closes the session saying
+    // why, and the CLI prints it.
+    let run = common::cli::caravan(
+        &agent,
+        &["alloc", "exec", "-i=false", &alloc_id, "/no/such/program"],
+    );
+    let stderr = run.failed();
+    assert!(
+        stderr.starts_with("Error starting the exec session: ")
+            && stderr.contains("failed to exec into task: No such file or directory"),
+        "{run:?}"
+    );
 }
 
 /// An agent whose HTTP API requires TLS and client certificates, secured

@@ -84,6 +84,17 @@ fn namespaces_are_written_read_listed_and_deleted_as_nomads() {
         "{}",
         default.text
     );
+    let missing = agent.request("DELETE", "/v1/namespace/nope", None);
+    assert_eq!(
+        (missing.status, missing.text.as_str()),
+        (500, "namespace not found")
+    );
+    // Quotas are Nomad Enterprise's: none exists to be named.
+    let quota = agent.put("/v1/namespace/team", r#"{"Name": "team", "Quota": "q"}"#);
+    assert_eq!(
+        (quota.status, quota.text.as_str()),
+        (500, "namespace \"team\" using non-existent quota \"q\"")
+    );
     let deleted = agent.request("DELETE", "/v1/namespace/team", None);
     assert_eq!(deleted.status, 200, "{}", deleted.text);
     assert_eq!(agent.get("/v1/namespace/team").status, 404);

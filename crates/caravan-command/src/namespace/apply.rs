@@ -23,9 +23,6 @@ const USAGE: &str = "Usage: caravan namespace apply [options] <input>
 
   If ACLs are enabled, this command requires a management ACL token.
 
-  This build reads specification files as JSON: HCL's JSON form
-  ({\"name\": ..., \"capabilities\": {...}}), or the API's with -json.
-
 Apply Options:
 
   -quota

@@ -4,11 +4,9 @@
 //! HCL specification (`name`, `description`, `quota`, `capabilities {}`,
 //! `node_pool_config {}`, `vault {}`, `consul {}`, `meta {}`).
 //!
-//! Without `-json` only HCL's JSON form is read here (a file whose first
-//! character is `{`, which Nomad's HCL parser also takes as JSON): the CLI
-//! crate has no HCL parser of its own, and an HCL file is refused with a
-//! reason rather than guessed at. [`from_hcl_value`] takes the value an HCL
-//! parser produces, so native HCL is a parser call away.
+//! Without `-json` a file whose first character is `{` is HCL's JSON form
+//! (as Nomad's HCL parser takes it); anything else is native HCL. Both
+//! become the same value, read by [`from_hcl_value`].
 
 use caravan_api_types::namespace::{Namespace, NamespaceCapabilities};
 use serde_json::{Map, Value};

@@ -171,6 +171,7 @@ pub(super) async fn register(request: Request, path_id: Option<String>) -> Resul
         job: Arc::new(job),
         eval,
         enforce_index: body.enforce_index.then_some(body.job_modify_index),
+        namespace_checked: true,
     }));
     let index = apply_write(&request, command).await?;
     let job_modify_index = request

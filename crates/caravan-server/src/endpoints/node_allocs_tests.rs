@@ -56,6 +56,7 @@ fn store_with(spec: &Job, allocs: Vec<Allocation>) -> StateStore {
             job: Arc::new(spec.clone()),
             eval: Some(new_eval(spec, TRIGGER_JOB_REGISTER, "e1".into(), 1)),
             enforce_index: None,
+            namespace_checked: false,
         })),
     );
     let stored = store

@@ -129,6 +129,7 @@ mod tests {
                 job: std::sync::Arc::new(job),
                 eval: Some(eval.clone()),
                 enforce_index: None,
+                namespace_checked: false,
             })),
         );
         let state = store.snapshot();

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use caravan_api_types::namespace::Namespace;
 use caravan_state::Command;
 use openraft::async_runtime::WatchReceiver;
 use openraft::{ChangeMembers, ServerState};
@@ -102,7 +103,43 @@ impl Server {
                 .await
                 .map_err(|error| ServerError::Raft(error.to_string()))?;
         }
+        if let Some(command) = self.namespaces_in_use() {
+            self.raft
+                .client_write(RaftRequest(command))
+                .await
+                .map_err(|error| ServerError::Raft(error.to_string()))?;
+        }
         Ok(())
+    }
+
+    /// Jobs registered before namespaces existed could name any namespace:
+    /// each such namespace (that a namespace may be called) is written, so
+    /// its jobs stay in a namespace that exists and can be updated.
+    fn namespaces_in_use(&self) -> Option<Command> {
+        let state = self.store().snapshot();
+        let names: std::collections::BTreeSet<&str> = state
+            .jobs()
+            .map(|job| job.namespace.as_str())
+            .filter(|name| !state.namespace_exists(name))
+            .collect();
+        let namespaces: Vec<Namespace> = names
+            .into_iter()
+            .map(|name| Namespace {
+                name: name.to_string(),
+                ..Namespace::default()
+            })
+            .filter(|namespace| {
+                let valid = namespace.problems().is_empty();
+                if !valid {
+                    tracing::warn!(
+                        namespace = %namespace.name,
+                        "jobs are stored in a namespace whose name a namespace may not have"
+                    );
+                }
+                valid
+            })
+            .collect();
+        (!namespaces.is_empty()).then_some(Command::NamespaceUpsert { namespaces })
     }
 
     /// A server restarted with other addresses updates its own entry in the

@@ -169,6 +169,7 @@ impl World {
             job: Arc::new(job),
             eval: Some(eval),
             enforce_index: None,
+            namespace_checked: false,
         })));
         eval_id
     }

@@ -62,6 +62,7 @@ fn cluster() -> (StateStore, u64) {
                 job: Arc::new(spec.clone()),
                 eval: Some(eval.clone()),
                 enforce_index: None,
+                namespace_checked: false,
             })),
         );
         eval.status = "complete".into();

@@ -80,6 +80,13 @@ pub(crate) fn full_state_with(nodes: usize) -> Arc<State> {
                 ..AclToken::default()
             }],
         },
+        Command::NamespaceUpsert {
+            namespaces: vec![caravan_api_types::namespace::Namespace {
+                name: "team".into(),
+                description: "a namespace".into(),
+                ..Default::default()
+            }],
+        },
     ];
     let mut index = 1;
     for command in commands {
@@ -121,6 +128,7 @@ pub(crate) fn bytes_of(meta: &SnapshotMeta, state: &State) -> Vec<u8> {
 fn every_table_round_trips_and_indexes_are_rebuilt() {
     let state = full_state();
     assert!(state.node_count() == 50 && state.acl_tokens().count() == 2);
+    assert_eq!(state.namespaces().len(), 2);
     let bytes = bytes_of(&meta(60), &state);
     assert!(bytes.starts_with(b"CARAVAN-SNAPSHOT 3\n"));
     let loaded = read(bytes.as_slice(), Some(&meta(60))).unwrap();

@@ -76,6 +76,7 @@ fn store() -> StateStore {
             eval: Some(new_eval(&spec, TRIGGER_JOB_REGISTER, "e1".into(), 1)),
             job: Arc::new(spec),
             enforce_index: None,
+            namespace_checked: false,
         })),
     );
     place(

@@ -140,8 +140,16 @@ impl State {
             for group in &job.task_groups {
                 summary.summary.entry(group.name.clone()).or_default();
             }
+            // Allocations of an earlier job of the same ID (purged and
+            // registered again) are not this job's (Nomad's #2304).
             let allocs: Vec<_> = self
                 .allocs_by_job(&job.namespace, &job.id)
+                .filter(|alloc| {
+                    alloc
+                        .job
+                        .as_ref()
+                        .is_none_or(|own| own.create_index == job.create_index)
+                })
                 .map(Arc::clone)
                 .collect();
             for alloc in allocs {

@@ -567,7 +567,7 @@ impl State {
         touched: &mut Touched,
     ) -> CommandResult {
         let incoming = &register.job;
-        if !self.namespace_exists(&incoming.namespace) {
+        if register.namespace_checked && !self.namespace_exists(&incoming.namespace) {
             return CommandResult::Refused(nonexistent_namespace(
                 &incoming.id,
                 &incoming.namespace,

@@ -98,6 +98,17 @@ impl State {
         }) {
             return CommandResult::Refused(problem);
         }
+        // No quotas exist (they are Nomad Enterprise's): naming one is
+        // refused, as Nomad's community edition refuses it.
+        if let Some(namespace) = namespaces
+            .iter()
+            .find(|namespace| !namespace.quota.is_empty())
+        {
+            return CommandResult::Refused(format!(
+                "namespace {:?} using non-existent quota {:?}",
+                namespace.name, namespace.quota
+            ));
+        }
         for namespace in namespaces {
             // The built-in `default` was created with the cluster (index 1).
             let create_index = match self.namespaces.get(&namespace.name) {
@@ -126,6 +137,9 @@ impl State {
         index: u64,
         touched: &mut Touched,
     ) -> CommandResult {
+        if names.iter().any(|name| !self.namespace_exists(name)) {
+            return CommandResult::Refused("namespace not found".into());
+        }
         if let Some(refusal) = names
             .iter()
             .find_map(|name| self.namespace_delete_refusal(name, region))

@@ -30,6 +30,7 @@ fn register(store: &StateStore, index: u64, namespace: &str) -> CommandResult {
             job: Arc::new(job),
             eval: None,
             enforce_index: None,
+            namespace_checked: true,
         })),
     )
 }
@@ -109,4 +110,63 @@ fn an_invalid_namespace_is_refused_whole() {
     );
     assert!(matches!(result, CommandResult::Refused(_)), "{result:?}");
     assert!(!store.snapshot().namespace_exists("fine"));
+}
+
+#[test]
+fn an_entry_from_before_namespaces_applies_as_it_did() {
+    // Written before namespaces existed: not checked, so every server
+    // replaying it reaches the same state.
+    let store = StateStore::new();
+    let job = Job {
+        id: "old".into(),
+        namespace: "legacy".into(),
+        job_type: "batch".into(),
+        ..Job::default()
+    };
+    let result = store.apply(
+        1,
+        &Command::JobRegister(Box::new(JobRegister {
+            job: Arc::new(job),
+            eval: None,
+            enforce_index: None,
+            namespace_checked: false,
+        })),
+    );
+    assert_eq!(result, CommandResult::Done);
+    assert!(store.snapshot().job("legacy", "old").is_some());
+}
+
+#[test]
+fn the_snapshot_meta_section_names_no_table_an_older_release_lacks() {
+    struct Sections(Vec<(String, Vec<Vec<u8>>)>);
+    impl crate::SectionSink for Sections {
+        fn section(&mut self, name: &str, _rows: u64) -> std::io::Result<()> {
+            self.0.push((name.to_string(), Vec::new()));
+            Ok(())
+        }
+        fn row(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            if let Some((_, rows)) = self.0.last_mut() {
+                rows.push(bytes.to_vec());
+            }
+            Ok(())
+        }
+    }
+    let store = StateStore::new();
+    store.apply(
+        3,
+        &Command::NamespaceUpsert {
+            namespaces: vec![namespace("team")],
+        },
+    );
+    let state = store.snapshot();
+    let mut sections = Sections(Vec::new());
+    state.write_sections(&mut sections).unwrap();
+    let (name, rows) = &sections.0[0];
+    assert_eq!(name, crate::snapshot::SECTION_META);
+    let meta: serde_json::Value = crate::codec::decode(&rows[0]).unwrap();
+    assert!(!meta.to_string().contains("Namespaces"), "{meta}");
+    assert!(sections
+        .0
+        .iter()
+        .any(|(name, rows)| name == "namespaces" && rows.len() == 1));
 }

@@ -19,7 +19,8 @@
 //!   interval; never under an unlimited policy).
 //! - **Nodes** that are down, last changed status before
 //!   `node_gc_threshold`, with no live allocation.
-//! - **ACL tokens** that expired before `acl_token_gc_threshold`.
+//! - **ACL tokens** that have expired and were created before
+//!   `acl_token_gc_threshold`.
 //!
 //! What stays for a reason a user may wonder about is counted in
 //! [`Verdict::kept`] (Nomad's layered thresholds confuse its users: the
@@ -76,10 +77,13 @@ pub fn decide(state: &State, now: DateTime<Utc>, thresholds: &Thresholds) -> Ver
         batch: before(thresholds.batch_eval),
     };
     collect_evals(state, now_nanos, cutoffs, &collected_jobs, &mut verdict);
-    collect_nodes(state, now_nanos, before(thresholds.node), &mut verdict);
+    collect_nodes(state, before(thresholds.node), &mut verdict);
+    // Nomad's rule: expired, and created before the threshold.
     let token_cutoff = now - chrono::Duration::from_std(thresholds.acl_token).unwrap_or_default();
     for token in state.acl_tokens() {
-        if token.expiration_time.is_some_and(|at| at < token_cutoff) {
+        let expired = token.expiration_time.is_some_and(|at| at < now);
+        let old_enough = token.create_time.is_none_or(|at| at < token_cutoff);
+        if expired && old_enough {
             verdict.collect.tokens.push(Collected {
                 id: token.accessor_id.clone(),
                 modify_index: token.modify_index,
@@ -253,8 +257,10 @@ fn eval_verdict(
     if eval.eval_type == JOB_TYPE_BATCH {
         if let Some(job) = job.filter(|job| !batch_job_over(job, whole_job)) {
             // Only allocations of versions older than the job's current
-            // one, finished and old enough.
-            let older = state
+            // one, finished and old enough; the evaluation goes too when
+            // those are all it made (or it made none), as Nomad's does.
+            let made = state.allocs_by_eval(&eval.id).count();
+            let older: Vec<Collected> = state
                 .allocs_by_eval(&eval.id)
                 .filter(|alloc| {
                     alloc.create_index < job.job_modify_index
@@ -263,7 +269,7 @@ fn eval_verdict(
                 })
                 .map(|alloc| collected(&alloc.id, alloc.modify_index))
                 .collect();
-            return (false, older);
+            return (older.len() == made, older);
         }
     }
     let mut goes = true;
@@ -315,9 +321,8 @@ fn alloc_collectable(alloc: &Allocation, job: Option<&Job>, now: i64, cutoff: i6
 }
 
 /// Down nodes with nothing live on them.
-fn collect_nodes(state: &State, now: i64, cutoff: i64, verdict: &mut Verdict) {
+fn collect_nodes(state: &State, cutoff: i64, verdict: &mut Verdict) {
     // StatusUpdatedAt is in seconds.
-    let _ = now;
     let cutoff_seconds = cutoff.div_euclid(1_000_000_000);
     for node in state.nodes() {
         if node.status != NODE_STATUS_DOWN {

@@ -77,6 +77,7 @@ impl World {
             job: Arc::new(job),
             eval: Some(eval),
             enforce_index: None,
+            namespace_checked: false,
         })));
         self.run_evals();
     }
@@ -198,12 +199,13 @@ fn a_finished_batch_job_goes_whole_once_past_the_job_threshold() {
 }
 
 #[test]
-fn a_running_batch_job_keeps_its_evaluations_and_loses_only_older_versions() {
+fn a_running_batch_job_keeps_its_current_evaluation_and_loses_only_older_versions() {
     let mut world = World::new();
     world.register(batch("etl"));
     world.report("etl", ALLOC_CLIENT_COMPLETE);
-    // A new version that runs: the old version's allocations may go, the
-    // evaluations stay (or the scheduler would run the work again).
+    // A new version that runs: the old version's allocations may go, and
+    // the evaluation that made only those; the current one stays (or the
+    // scheduler would run the work again).
     let mut second = batch("etl");
     second.meta = Some([("v".to_string(), "2".to_string())].into());
     world.register(second);
@@ -220,7 +222,12 @@ fn a_running_batch_job_keeps_its_evaluations_and_loses_only_older_versions() {
         "{verdict:?}"
     );
     let state = world.state();
-    assert_eq!(state.evals_by_job(NS, "etl").count(), 2);
+    let evals: Vec<_> = state.evals_by_job(NS, "etl").collect();
+    assert_eq!(evals.len(), 1, "{evals:?}");
+    assert!(
+        state.allocs_by_eval(&evals[0].id).count() == 2,
+        "the current version's evaluation stays"
+    );
     let left: Vec<_> = state.allocs_by_job(NS, "etl").collect();
     assert!(left
         .iter()

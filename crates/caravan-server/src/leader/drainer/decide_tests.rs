@@ -84,6 +84,7 @@ impl Sim {
             job: Arc::new(job),
             eval: Some(eval),
             enforce_index: None,
+            namespace_checked: false,
         })));
         self.settle();
     }

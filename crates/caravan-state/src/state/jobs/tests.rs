@@ -36,6 +36,7 @@ fn register(store: &StateStore, index: u64, job: Job, eval_id: &str) -> CommandR
             job: Arc::new(job),
             eval: Some(eval),
             enforce_index: None,
+            namespace_checked: false,
         })),
     )
 }
@@ -109,6 +110,7 @@ fn enforce_index_conflicts_use_nomads_texts() {
                 job: Arc::new(job("web", 1)),
                 eval: None,
                 enforce_index: Some(expected),
+                namespace_checked: false,
             })),
         )
     };
