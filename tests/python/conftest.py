@@ -111,3 +111,27 @@ def agent():
     started = Agent(["-dev", "-node", "pynomad1"])
     yield started
     started.stop()
+
+
+def wait_for(predicate, what, timeout=30):
+    """`predicate()`'s first true value, asked every 0.1 s (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ready_dev_agent():
+    """A `-dev` agent whose own node is ready: work is placed there, and a
+    job registered before the node is ready is blocked first (its
+    evaluations then differ), so the tests wait as a user would."""
+    import nomad
+
+    started = Agent(["-dev"])
+    client = nomad.Nomad(address=started.address, timeout=10)
+    wait_for(lambda: any(n["Status"] == "ready" for n in client.nodes.get_nodes()),
+             "the dev node to be ready")
+    return started

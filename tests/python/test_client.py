@@ -14,7 +14,7 @@ import time
 import nomad
 import pytest
 
-from conftest import Agent
+from conftest import ready_dev_agent, wait_for
 
 SCRIPT = (
     "echo hello-stdout; echo hello-stderr >&2; "
@@ -22,16 +22,6 @@ SCRIPT = (
     "trap 'echo got-usr1 >> $NOMAD_ALLOC_DIR/data/signals.txt' USR1; "
     "while true; do sleep 1; done"
 )
-
-
-def wait_for(predicate, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 TASK_IMAGE = "caravan-busybox:test"
@@ -60,10 +50,8 @@ def running(request):
     driver = request.param
     if driver == "docker" and not docker_ready():
         pytest.skip(f"SKIPPED: no Docker engine with {TASK_IMAGE} here (it runs under CI)")
-    agent = Agent(["-dev"])
+    agent = ready_dev_agent()
     client = nomad.Nomad(address=agent.address, timeout=10)
-    wait_for(lambda: any(n["Status"] == "ready" for n in client.nodes.get_nodes()),
-             "the dev node")
     job = {
         "ID": "files",
         "TaskGroups": [{

@@ -6,18 +6,12 @@
 import nomad
 import pytest
 
-from conftest import Agent
+from conftest import ready_dev_agent, wait_for
 
 
 @pytest.fixture(scope="module")
 def job_agent():
-    started = Agent(["-dev"])
-    # Jobs are placed on the dev agent's own node: wait until it is ready,
-    # as a user would before submitting work (a job registered before it
-    # is blocked first, and its evaluations then differ).
-    client = nomad.Nomad(address=started.address, timeout=10)
-    wait_for(lambda: any(n["Status"] == "ready" for n in client.nodes.get_nodes()),
-             "the dev node to be ready")
+    started = ready_dev_agent()
     yield started
     started.stop()
 
@@ -174,17 +168,6 @@ def test_parse_hcl_keeps_runtime_interpolations(job_agent):
     with pytest.raises(nomad.api.exceptions.BadRequestNomadException) as refused:
         client.jobs.parse('job "x" {\n  group "g" {\n    count = \n  }\n}\n')
     assert refused.value.nomad_resp.text.startswith("Failed to parse job: input.hcl:3,")
-
-
-def wait_for(predicate, what, timeout=30):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def live(allocs):

@@ -3,32 +3,17 @@
 `delete_namespace`) against a real Caravan dev agent, and a job registered
 into a namespace created that way."""
 
-import time
 
 import nomad
 import nomad.api.exceptions as errors
 import pytest
 
-from conftest import Agent
-
-
-def wait_for(predicate, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from conftest import ready_dev_agent, wait_for
 
 
 @pytest.fixture(scope="module")
 def namespace_agent():
-    started = Agent(["-dev"])
-    # The job is placed on the dev agent's own node: wait until it is ready.
-    client = nomad.Nomad(address=started.address, timeout=10)
-    wait_for(lambda: any(n["Status"] == "ready" for n in client.nodes.get_nodes()),
-             "the dev node to be ready")
+    started = ready_dev_agent()
     yield started
     started.stop()
 

@@ -1,12 +1,11 @@
 """python-nomad's node calls against a real Caravan agent with a client."""
 
-import time
 
 import nomad
 import nomad.api.exceptions as errors
 import pytest
 
-from conftest import Agent
+from conftest import Agent, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -14,16 +13,6 @@ def node_agent():
     started = Agent(["-dev", "-node", "pynode1"])
     yield started
     started.stop()
-
-
-def wait_for(predicate, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_node_calls(node_agent):
